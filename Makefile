@@ -1,0 +1,58 @@
+# monalisa — two commands do everything from a fresh clone: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+MPVENV := .venv-mp
+BIN := $(VENV)/bin
+# Debian packages the test suite drives for real (sshd, systemd's analyzers, debootstrap, Xvfb)
+# and the headers systemd-python builds against.
+SYSDEPS := openssh-server openssh-client debootstrap systemd libsystemd-dev pkg-config xvfb \
+           xauth
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: demo test lint typecheck unit bench soak frames sysdeps clean
+
+$(VENV)/.stamp: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# MediaPipe 0.10.21 (needs numpy<2) in its own venv: the reference the detector is tested against.
+$(MPVENV)/.stamp:
+	test -x $(MPVENV)/bin/python || $(PYTHON) -m venv $(MPVENV)
+	$(MPVENV)/bin/pip install -q 'mediapipe==0.10.21' 'numpy<2' 'scikit-image<0.25'
+	touch $@
+
+# Install missing Debian packages (CI runs as root on a clean machine).
+sysdeps:
+	@missing=""; for p in $(SYSDEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(VENV)/.stamp-test: $(VENV)/.stamp sysdeps
+	$(BIN)/pip install -q systemd-python
+	touch $@
+
+demo: $(VENV)/.stamp
+	$(BIN)/monalisa demo
+
+lint: $(VENV)/.stamp
+	$(BIN)/ruff check appliance tests benchmarks
+	$(BIN)/ruff format --check appliance tests benchmarks
+
+typecheck: $(VENV)/.stamp
+	$(BIN)/mypy
+
+unit: $(VENV)/.stamp-test $(MPVENV)/.stamp
+	MONALISA_MP_PYTHON=$(abspath $(MPVENV))/bin/python $(BIN)/pytest -q
+
+test: lint typecheck unit
+
+bench: $(VENV)/.stamp $(MPVENV)/.stamp
+	MONALISA_MP_PYTHON=$(abspath $(MPVENV))/bin/python $(BIN)/python benchmarks/detect.py
+
+clean:
+	rm -rf $(VENV) $(MPVENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
