@@ -7,10 +7,10 @@ BIN := $(VENV)/bin
 # Debian packages the test suite drives for real (sshd, systemd's analyzers, debootstrap, Xvfb)
 # and the headers systemd-python builds against.
 SYSDEPS := openssh-server openssh-client debootstrap systemd libsystemd-dev pkg-config xvfb \
-           xauth
+           xauth strace
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test lint typecheck unit bench soak frames sysdeps clean
+.PHONY: demo test lint typecheck unit bench soak frames sysdeps clean clip
 
 $(VENV)/.stamp: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,30 @@ test: lint typecheck unit
 
 bench: $(VENV)/.stamp $(MPVENV)/.stamp
 	MONALISA_MP_PYTHON=$(abspath $(MPVENV))/bin/python $(BIN)/python benchmarks/detect.py
+	$(BIN)/python benchmarks/display.py
+	$(BIN)/python benchmarks/framebuild.py
+	$(BIN)/python benchmarks/gaze.py
+
+# Hours of camera frames through the real appliance (about 40 min here): table, plot, JSON in out/soak.
+SOAK_FRAMES ?= 500000
+soak: $(VENV)/.stamp
+	SDL_VIDEODRIVER=dummy $(BIN)/python benchmarks/soak.py --frames $(SOAK_FRAMES) --out out/soak
+
+# The default frame set: the appliance's portrait is scikit-image's astronaut (NASA, public
+# domain). Eye points are given so the build does not depend on the detector's float
+# rounding on this CPU: `make frames` reproduces frames/ byte for byte.
+FRAMES_COUNT ?= 33
+frames: $(VENV)/.stamp
+	mkdir -p build
+	$(BIN)/python -c "import numpy, skimage.data, PIL.Image; \
+	  PIL.Image.fromarray(numpy.ascontiguousarray(skimage.data.astronaut())).save( \
+	  'build/astronaut.png', compress_level=6)"
+	$(BIN)/monalisa frames build build/astronaut.png --out frames --mode synthesize \
+	  --count $(FRAMES_COUNT) --eyes 203,101,246,103 --force
+	$(BIN)/monalisa frames check frames
 
 clean:
 	rm -rf $(VENV) $(MPVENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+
+clip: $(VENV)/.stamp
+	$(BIN)/python tests/data/make_demo_clip.py tests/data/clips/demo

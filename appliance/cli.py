@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 from appliance import __version__
@@ -52,11 +53,402 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run the appliance: camera → detector → gaze → portrait")
+    _add_run_options(p)
+    p.set_defaults(handler=_cmd_run)
+    d = sub.add_parser(
+        "demo", help="run on the bundled replay clip and default frames; print a summary"
+    )
+    d.add_argument("--display", choices=["auto", "window", "headless"], default="auto")
+    d.add_argument("--out", default="out", help="folder for the screenshot, trace and status")
+    d.add_argument("--replay-speed", choices=["realtime", "max"], default="realtime")
+    d.set_defaults(handler=_cmd_demo)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML config file (default: built-in defaults)")
+    p.add_argument("--camera", help="picamera2 | webcam[:N] | replay:DIR (overrides config)")
+    p.add_argument(
+        "--display", choices=["auto", "kmsdrm", "window", "headless"], help="video driver"
+    )
+    p.add_argument("--frames", help="frame set folder (overrides config)")
+    p.add_argument("--trace", help="write one JSON line per processed camera frame here")
+    p.add_argument("--replay-speed", choices=["realtime", "max"], help="replay pacing")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--screenshot", help="save the screen as PNG when the run ends")
+    p.add_argument("--status-file", help="status JSON path (overrides config)")
+    p.add_argument("--debug-overlay", action="store_true", help="start with the overlay on")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from appliance.runner import run_from_args
+
+    return run_from_args(args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from appliance.runner import demo
+
+    return demo(args)
+
+
+def _add_health_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "health",
+        help="check the running appliance (Nagios plugin: exit 0 OK, 1 WARNING, 2 CRITICAL, "
+        "3 UNKNOWN)",
+        description="Read the status file the running appliance writes once a second and "
+        "print one Nagios-style line. Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. "
+        "Thresholds come from the [health] section of the config file.",
+    )
+    p.add_argument(
+        "--status-file",
+        metavar="PATH",
+        help="status file to read (default: [service] status_file, /run/monalisa/status.json)",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config file with the [health] thresholds (default: /etc/monalisa/config.toml "
+        "if it is readable, else the built-in thresholds)",
+    )
+    p.add_argument("--json", action="store_true", help="print the checks and values as JSON")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="after the summary, one line per check"
+    )
+    p.set_defaults(handler=_cmd_health)
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from appliance.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+    from appliance.health import UNKNOWN, check
+
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="replace")
+    config_path = args.config
+    if config_path is None and os.access(DEFAULT_CONFIG_PATH, os.R_OK):
+        config_path = str(DEFAULT_CONFIG_PATH)
+    try:
+        cfg = load_config(config_path) if config_path else Config()
+    except ConfigError as err:
+        print(f"MONALISA UNKNOWN - {err.lines[0]}")
+        for line in err.lines[1:]:
+            print(line)
+        return UNKNOWN
+    result = check(args.status_file or cfg.service.status_file, cfg.health)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print(result.line)
+        if args.verbose:
+            for c in result.checks:
+                print(f"{c.state:<8} {c.name:<12} {c.message}")
+    return result.code
+
+
+def _add_frames_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("frames", help="build or check a frame set (the portrait's gaze frames)")
+    fsub = p.add_subparsers(dest="frames_command", required=True)
+    b = fsub.add_parser(
+        "build",
+        help="build a frame set from a painting",
+        description="Build a frame set: frame_NN.png (index 0 looks toward the visitor's left), "
+        "frames.toml and contact_sheet.png. 'synthesize' moves the painting's irises on the "
+        "CPU; 'blend' blends animated head frames (--heads) into the painting. Exit 2 on bad "
+        "input.",
+    )
+    b.add_argument("painting", help="the portrait image (PNG, JPEG, ...)")
+    b.add_argument("--out", required=True, help="output folder (must be empty unless --force)")
+    b.add_argument("--mode", choices=["synthesize", "blend"], default="synthesize")
+    b.add_argument("--count", type=int, default=33, help="number of frames (default 33)")
+    b.add_argument("--heads", help="blend: folder of head frames, eyes sweeping side to side")
+    b.add_argument(
+        "--eyes", metavar="X1,Y1,X2,Y2", help="eye centres in the painting, pixels (no detector)"
+    )
+    b.add_argument(
+        "--max-angle",
+        type=float,
+        default=30.0,
+        help="synthesize: gaze range ±degrees (default 30)",
+    )
+    b.add_argument(
+        "--head-box", metavar="X0,Y0,X1,Y1", help="blend: where the head frames go in the painting"
+    )
+    b.add_argument(
+        "--blend-j", type=float, default=0.06, help="blend: sigmoid steepness, 512-px head"
+    )
+    b.add_argument(
+        "--blend-k", type=float, default=180.0, help="blend: sigmoid midpoint, px of a 512-px head"
+    )
+    b.add_argument(
+        "--no-colour-match", action="store_true", help="blend: keep the head frames' colours"
+    )
+    b.add_argument("--force", action="store_true", help="replace a frame set in --out")
+    b.set_defaults(handler=_cmd_frames_build)
+    c = fsub.add_parser(
+        "check",
+        help="validate a frame set as the appliance does at start-up (exit 78 if broken)",
+    )
+    c.add_argument("directory", help="frame set folder (with frames.toml)")
+    c.add_argument("--json", action="store_true", help="print the summary as JSON")
+    c.set_defaults(handler=_cmd_frames_check)
+
+
+def _cmd_frames_build(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from appliance.framebuild import FrameBuildError
+    from appliance.framebuild.build import BuildOptions, build
+
+    opts = BuildOptions(
+        painting=Path(args.painting),
+        out=Path(args.out),
+        mode=args.mode,
+        count=args.count,
+        max_angle=args.max_angle,
+        eyes=args.eyes,
+        heads=Path(args.heads) if args.heads else None,
+        head_box=args.head_box,
+        blend_j=args.blend_j,
+        blend_k=args.blend_k,
+        colour_match=not args.no_colour_match,
+        force=args.force,
+    )
+    try:
+        result = build(opts)
+    except FrameBuildError as err:
+        print(f"monalisa frames build: {err}", file=sys.stderr)
+        return 2
+    print(
+        f"{result.out}: {len(result.files)} frames, gaze {result.angles[0]:+.1f}° .. "
+        f"{result.angles[-1]:+.1f}°, rest {result.rest_index}; review {result.contact_sheet}"
+    )
+    return 0
+
+
+def _cmd_frames_check(args: argparse.Namespace) -> int:
+    import json
+
+    from appliance.config import EX_CONFIG
+    from appliance.frames import FrameSet, FrameSetError
+
+    try:
+        fs = FrameSet.load(args.directory)
+    except FrameSetError as err:
+        if args.json:
+            print(json.dumps({"ok": False, "error": str(err)}))
+        print(f"monalisa frames check: {err}", file=sys.stderr)
+        return EX_CONFIG
+    info = fs.summary()
+    if args.json:
+        print(json.dumps({"ok": True, **info}, indent=2))
+        return 0
+    mib = 1024 * 1024
+    w, h = fs.size
+    hb = [int(v) for v in fs.head_box.as_list(0)]
+    print(
+        f"{fs.directory}: OK - {fs.count} frames {w}x{h}, gaze {fs.angles[0]:+.1f}° .. "
+        f"{fs.angles[-1]:+.1f}°, rest {fs.rest_index} ({fs.angles[fs.rest_index]:+.1f}°), "
+        f"head box {hb}, memory {fs.memory_bytes() / mib:.1f} MiB "
+        f"(full frames {fs.full_frames_bytes() / mib:.1f} MiB)"
+    )
+    return 0
+
+
+def _add_detect_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "detect",
+        help="find faces in image files with BlazeFace",
+        description="Find faces in image files. Prints a table, or with --json one line per "
+        'image: {"image": PATH, "faces": [{"score", "box": [x0, y0, x1, y1], "keypoints": '
+        "[[x, y] × 6]}]} in image pixels; keypoints: right eye, left eye, nose tip, mouth "
+        "centre, right ear tragion, left ear tragion (the subject's own right/left). "
+        "Exit status 2 if any file could not be read.",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    p.add_argument(
+        "--model",
+        default="full",
+        help="full (full range, default), short (short range) or a .tflite path",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--threads", type=int, default=1, metavar="N", help="interpreter threads")
+    p.set_defaults(handler=_cmd_detect)
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    from appliance.detector import Detector, DetectorError
+
+    try:
+        detector = Detector(args.model, num_threads=args.threads)
+    except (DetectorError, ValueError) as err:
+        print(f"monalisa detect: {err}", file=sys.stderr)
+        return 2
+    status = 0
+    for path in args.images:
+        try:
+            with Image.open(path) as im:
+                rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+        except (OSError, ValueError, Image.DecompressionBombError) as err:
+            reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+            print(f"monalisa detect: {path}: cannot read image: {reason}", file=sys.stderr)
+            status = 2
+            continue
+        faces = detector.detect(rgb)
+        if args.json:
+            record = {
+                "image": path,
+                "faces": [
+                    {
+                        "score": round(f.score, 4),
+                        "box": f.box.as_list(),
+                        "keypoints": [p.as_list() for p in f.keypoints],
+                    }
+                    for f in faces
+                ],
+            }
+            print(json.dumps(record), flush=True)
+            continue
+        height, width = rgb.shape[:2]
+        noun = "face" if len(faces) == 1 else "faces"
+        print(f"{path}  {width}×{height}  {len(faces)} {noun}")
+        for i, f in enumerate(faces, 1):
+            b, r, le = f.box, f.right_eye, f.left_eye
+            print(
+                f"  {i:>2}  score {f.score:.2f}  box ({b.x0:.1f}, {b.y0:.1f})–({b.x1:.1f}, "
+                f"{b.y1:.1f})  eyes R ({r.x:.1f}, {r.y:.1f}) L ({le.x:.1f}, {le.y:.1f})"
+            )
+    return status
+
+
+def _add_finder_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "band",
+        help="compute the finder's head band for a camera's height and tilt",
+        description="Print the [finder] band_top/band_bottom that cover faces of visitors "
+        "with eyes EYE_MIN..EYE_MAX m above the floor, NEAR..FAR m from the camera, for the "
+        "camera of the configuration (size, field of view), and how many tiles that makes.",
+    )
+    p.add_argument("--config", metavar="FILE", help="configuration to read [camera] from")
+    p.add_argument(
+        "--camera-height", type=float, required=True, metavar="M", help="lens height above floor"
+    )
+    p.add_argument("--tilt", type=float, default=0.0, metavar="DEG", help="downward tilt")
+    p.add_argument("--eye-min", type=float, default=1.2, metavar="M", help="lowest eyes (1.2)")
+    p.add_argument("--eye-max", type=float, default=1.95, metavar="M", help="highest eyes")
+    p.add_argument("--near", type=float, default=1.2, metavar="M", help="nearest visitor (1.2)")
+    p.add_argument("--far", type=float, default=5.0, metavar="M", help="farthest visitor (5)")
+    p.set_defaults(handler=_cmd_band)
+
+
+def _cmd_band(args: argparse.Namespace) -> int:
+    import math
+
+    from appliance.config import EX_CONFIG, ConfigError, load_config
+    from appliance.finder import band_from_geometry, tile_grid
+    from appliance.types import Box
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as err:
+        for line in err.lines:
+            print(line, file=sys.stderr)
+        return EX_CONFIG
+    cam, fc = cfg.camera, cfg.finder
+    try:
+        top, bottom = band_from_geometry(
+            width=cam.width,
+            height=cam.height,
+            hfov_deg=cam.hfov_deg,
+            camera_height_m=args.camera_height,
+            tilt_deg=args.tilt,
+            eye_min_m=args.eye_min,
+            eye_max_m=args.eye_max,
+            near_m=args.near,
+            far_m=args.far,
+        )
+    except ValueError as err:
+        print(f"monalisa {err}", file=sys.stderr)
+        return 2
+    band = Box(0.0, round(top * cam.height), float(cam.width), round(bottom * cam.height))
+    tile_px = max(16, round(fc.tile_size * cam.width))
+    tiles = tile_grid(cam.width, cam.height, band, tile_px, fc.tile_overlap * tile_px)
+    sweep = len(tiles) + (1 if fc.whole_pass else 0)
+    per = max(1, fc.inferences_per_frame)
+    f_px = cam.width / 2 / math.tan(math.radians(cam.hfov_deg) / 2)
+    reach = f_px * 0.063 / (8.0 * tile_px / 192)  # eyes 8 px apart in the model input
+    print("[finder]")
+    print('mode = "band"')
+    print(f"band_top = {top:.2f}")
+    print(f"band_bottom = {bottom:.2f}")
+    print(
+        f"# camera {cam.width}x{cam.height}, {cam.hfov_deg:g}°, {args.camera_height:g} m high, "
+        f"tilted {args.tilt:g}° down; eyes {args.eye_min:g}-{args.eye_max:g} m, "
+        f"visitors {args.near:g}-{args.far:g} m away"
+    )
+    print(
+        f"# {len(tiles)} tiles of {tile_px} px (+ whole frame: {fc.whole_pass}): a full sweep "
+        f"every {math.ceil(sweep / per)} frames searching, {math.ceil(sweep / max(1, per - 1))} "
+        f"while following; tiles reach about {reach:.1f} m"
+    )
+    return 0
+
+
+def _add_trace_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("trace", help="look at a gaze trace written by `monalisa run --trace`")
+    tsub = p.add_subparsers(dest="trace_command", required=True)
+    pl = tsub.add_parser(
+        "plot",
+        help="draw raw and smoothed angle, frame index and faces over time, states shaded",
+        description="Draw a trace (JSON Lines from `monalisa run --trace`) to an image: raw "
+        "and smoothed gaze angle, frame index and faces over time, with the tracking/holding/"
+        "idle states shaded and viewer switches marked. Lines that are cut short or corrupt "
+        "are skipped and reported with their line numbers. Needs matplotlib: pip install "
+        "'monalisa[plot]'. Exit 2 if the trace has no usable line or the image cannot be "
+        "written.",
+    )
+    pl.add_argument("trace", metavar="TRACE.jsonl", help="the trace file")
+    pl.add_argument("-o", "--out", required=True, metavar="PLOT.png", help="image to write")
+    pl.add_argument("--title", help="figure title (default: the trace's file name)")
+    pl.set_defaults(handler=_cmd_trace_plot)
+
+
+def _cmd_trace_plot(args: argparse.Namespace) -> int:
+    from appliance.traceplot import TraceError, load_trace, plot_trace
+
+    try:
+        trace = load_trace(args.trace)
+        plot_trace(trace, args.out, title=args.title)
+    except TraceError as err:
+        print(f"monalisa trace plot: {err}", file=sys.stderr)
+        return 2
+    for line in trace.warnings():
+        print(f"monalisa trace plot: {line}", file=sys.stderr)
+    print(f"{args.out}: {len(trace)} camera frames plotted")
+    return 0
+
+
 # Sub-command registration. Each entry adds its parser(s) and sets ``handler``.
 # Keep imports of heavy modules inside the handlers so `monalisa --help` stays fast.
 # >>> command registry (add one line per command group; keep this marker)
 _REGISTRY: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_config_commands,
+    _add_run_commands,
+    _add_health_commands,
+    _add_frames_commands,
+    _add_detect_commands,
+    _add_finder_commands,
+    _add_trace_commands,
 ]
 # <<< command registry
 
@@ -85,6 +477,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as err:  # a bug: one line for the journal, the traceback only with -v
+        print(f"monalisa: internal error: {type(err).__name__}: {err}", file=sys.stderr)
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 EX_CONFIG = 78
 """Exit status for a configuration error (sysexits.h ``EX_CONFIG``)."""
@@ -93,19 +93,202 @@ class DetectorConfig(Section):
 
 
 class FinderConfig(Section):
-    """Where in a camera frame to run the detector (owned by appliance/finder.py)."""
+    """Where in a camera frame to run the detector (owned by appliance/finder.py).
+
+    'band' mode searches the head band in tiles small enough for distant faces (one or two
+    tiles per frame, round-robin) and follows the viewer with one crop per frame sized from
+    their face: about ``inferences_per_frame`` inferences per frame whatever the room.
+    """
 
     mode: Literal["whole", "band"] = Field(
-        "whole", description="'whole': one inference on the whole frame; 'band': tiles + follow."
+        "band",
+        description="'whole': one inference on the whole frame (close, small installs); "
+        "'band': head-band tiles + follow crop (gallery rooms, visitors out to ~4.5 m).",
     )
+    band_top: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.35, description="Top of the head band as a fraction of the image height, 0-1."
+    )
+    band_bottom: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        0.80, description="Bottom of the head band as a fraction of the image height, 0-1."
+    )
+    band_learn: bool = Field(
+        False,
+        description="Narrow/widen the band to where faces have been seen (in memory; "
+        "starts from band_top/band_bottom after each start).",
+    )
+    band_learn_faces: Annotated[int, Field(ge=10, le=1_000_000)] = Field(
+        200, description="Faces seen before the learned band replaces the configured one."
+    )
+    band_learn_margin: Annotated[float, Field(ge=0.0, le=0.5)] = Field(
+        0.05, description="Margin added above and below the learned band, fraction of height."
+    )
+    tile_size: Annotated[float, Field(ge=0.05, le=1.0)] = Field(
+        0.25,
+        description="Tile side as a fraction of the image width (0.25 at 66° reaches ~4.5 m).",
+    )
+    tile_overlap: Annotated[float, Field(ge=0.0, le=0.75)] = Field(
+        0.4,
+        description="Overlap of neighbouring tiles, fraction of the tile side (>= the largest "
+        "face the tiles must see whole).",
+    )
+    whole_pass: bool = Field(
+        True,
+        description="Also run the whole frame once per sweep, for visitors so close their "
+        "face is bigger than the tile overlap.",
+    )
+    motion_first: bool = Field(
+        True,
+        description="Sweep first the tiles where the picture changed since the last frame "
+        "(newcomers move); false = plain round-robin.",
+    )
+    inferences_per_frame: Annotated[int, Field(ge=1, le=16)] = Field(
+        2,
+        description="Detector runs per frame in 'band' mode: the follow crop (if any) plus "
+        "sweep tiles (at least one).",
+    )
+    follow_crop: Annotated[float, Field(ge=1.5, le=12.0)] = Field(
+        3.5, description="Side of the follow crop in face-box widths, 1.5-12."
+    )
+    follow_min_px: Annotated[int, Field(ge=32, le=4096)] = Field(
+        96, description="Smallest follow crop side, pixels."
+    )
+    nms_iou: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        0.3, description="Overlap (IoU) above which detections from tiles are merged, 0-1."
+    )
+
+    @model_validator(mode="after")
+    def _band_order(self) -> FinderConfig:
+        if self.band_top >= self.band_bottom:
+            raise ValueError(
+                f"band_top ({self.band_top}) must be above band_bottom ({self.band_bottom})"
+            )
+        return self
+
+
+_Seconds = Annotated[float, Field(ge=0.0, le=600.0)]
 
 
 class GazeConfig(Section):
-    """Viewer choice, geometry, smoothing, hysteresis and idle behaviour (see gaze.py)."""
+    """Viewer choice, geometry, smoothing, hysteresis and idle behaviour (see appliance/gaze).
+
+    Camera geometry (field of view, mirroring, offset from the portrait's eyes) is in
+    :class:`CameraConfig`. Angles are degrees, negative = toward the visitor's left.
+    """
 
     mode: Literal["geometry", "linear"] = Field(
-        "geometry", description="'geometry': true angles; 'linear': x across width -> index."
+        "geometry",
+        description="'geometry': the true angle from the portrait's eyes to the visitor's "
+        "(field of view, offset, distance from eye spacing); 'linear': the eye midpoint across "
+        "the image width mapped straight to the frame range (the original web version).",
     )
+    policy: Literal["sticky", "nearest", "central"] = Field(
+        "sticky",
+        description="Which visitor to follow: 'sticky' keeps the current one while seen; "
+        "'nearest' the closest (largest face); 'central' the one most straight ahead.",
+    )
+    lost_after_s: _Seconds = Field(
+        1.0,
+        description="A viewer unseen this long is dropped and another visitor may be followed, "
+        "seconds (0-600).",
+    )
+    switch_margin: Annotated[float, Field(ge=0.0, le=5.0)] = Field(
+        0.3,
+        description="'sticky'/'nearest': another face must be this fraction larger (closer) "
+        "than the viewer's to take over, 0-5 (0.3 = 30 %).",
+    )
+    switch_angle_deg: Annotated[float, Field(ge=0.0, le=90.0)] = Field(
+        5.0,
+        description="'central': another visitor must be this many degrees nearer straight "
+        "ahead to take over, 0-90.",
+    )
+    switch_time_s: _Seconds = Field(
+        2.0,
+        description="'sticky'/'central': the other visitor must stay ahead by the margin this "
+        "long before the eyes switch, seconds (0-600). 'nearest' switches at once.",
+    )
+    ipd_mm: Annotated[float, Field(ge=40.0, le=90.0)] = Field(
+        63.0,
+        description="Visitors' interpupillary distance used to estimate their distance, mm "
+        "(adult mean 63; 40-90).",
+    )
+    angle_range_deg: Annotated[float, Field(gt=0.0, le=90.0)] = Field(
+        30.0,
+        description="For a frame set without angles: frames spread evenly over -this..+this "
+        "degrees (0-90).",
+    )
+    filter: Literal["exp", "one_euro", "none"] = Field(
+        "one_euro",
+        description="Smoothing of the angle: 'exp' exponential (tau_s), 'one_euro' adaptive "
+        "(min_cutoff, beta, d_cutoff; calm when still, quick on moves), 'none'.",
+    )
+    tau_s: Annotated[float, Field(gt=0.0, le=10.0)] = Field(
+        0.08,
+        description="'exp': time constant in seconds; alpha = 1 - exp(-dt / tau_s) (0-10].",
+    )
+    min_cutoff: Annotated[float, Field(gt=0.0, le=100.0)] = Field(
+        1.0, description="'one_euro': cutoff frequency when still, Hz (0-100]; lower = calmer."
+    )
+    beta: Annotated[float, Field(ge=0.0, le=10.0)] = Field(
+        0.05,
+        description="'one_euro': cutoff increase per degree/s of movement, Hz per °/s (0-10); "
+        "higher = less lag on moves.",
+    )
+    d_cutoff: Annotated[float, Field(gt=0.0, le=100.0)] = Field(
+        1.0, description="'one_euro': cutoff of the speed estimate, Hz (0-100]."
+    )
+    hysteresis: Annotated[float, Field(ge=0.0, le=10.0)] = Field(
+        0.25,
+        description="Change frame only once the smoothed angle is this far past the midpoint "
+        "between two frames; in hysteresis_unit (a fraction is capped at 0.45, degrees at "
+        "0.45 of the frame spacing).",
+    )
+    hysteresis_unit: Literal["fraction", "deg"] = Field(
+        "fraction",
+        description="'fraction': of the spacing between the two frames (0-0.45); 'deg': degrees.",
+    )
+    hold_s: _Seconds = Field(
+        0.5,
+        description="A viewer missed for less than this is still reported (and the finder "
+        "keeps looking there); the gaze holds meanwhile, seconds (0-600).",
+    )
+    idle_after_s: _Seconds = Field(
+        3.0, description="No viewer for this long: the eyes return to rest, seconds (0-600)."
+    )
+    idle_return_s: _Seconds = Field(
+        1.5, description="How long the eyes take to ease back to the rest frame, seconds."
+    )
+    glance: bool = Field(
+        False, description="When idle, glance around now and then (saccades with random holds)."
+    )
+    glance_interval_s: tuple[_Seconds, _Seconds] = Field(
+        (4.0, 12.0), description="(min, max) time at rest between glances, seconds (random)."
+    )
+    glance_hold_s: tuple[_Seconds, _Seconds] = Field(
+        (0.4, 1.5), description="(min, max) time a glance stays away from rest, seconds."
+    )
+    glance_range_deg: Annotated[float, Field(ge=0.0, le=90.0)] = Field(
+        15.0, description="Glances go up to this many degrees either side of rest (0-90)."
+    )
+    glance_move_s: Annotated[float, Field(ge=0.0, le=5.0)] = Field(
+        0.12, description="Duration of one glance movement (a saccade), seconds (0-5)."
+    )
+
+    @model_validator(mode="after")
+    def _ranges(self) -> GazeConfig:
+        for name in ("glance_interval_s", "glance_hold_s"):
+            lo, hi = getattr(self, name)
+            if lo > hi:
+                raise ValueError(f"{name}: min ({lo}) is greater than max ({hi})")
+        if self.hysteresis_unit == "fraction" and self.hysteresis > 0.45:
+            raise ValueError(
+                f"hysteresis = {self.hysteresis} is more than 0.45 of the frame spacing; "
+                "the eyes could never reach some frames"
+            )
+        return self
+
+
+_Channel = Annotated[int, Field(ge=0, le=255)]
+_Pixels = Annotated[int, Field(ge=16, le=16384)]
 
 
 class DisplayConfig(Section):
@@ -120,17 +303,21 @@ class DisplayConfig(Section):
     fit: Literal["fit", "fill"] = Field(
         "fit", description="'fit': whole portrait with borders; 'fill': cover the screen, crop."
     )
-    background: tuple[int, int, int] = Field(
+    background: tuple[_Channel, _Channel, _Channel] = Field(
         (0, 0, 0), description="Border colour, RGB 0-255."
     )
     crossfade_ms: Annotated[int, Field(ge=0, le=1000)] = Field(
         0, description="Cross-fade between neighbouring frames in ms; 0 = cut."
     )
-    window_size: tuple[int, int] = Field(
-        (540, 800), description="Window size in pixels (width, height) for the 'window' driver."
+    window_size: tuple[_Pixels, _Pixels] = Field(
+        (540, 800),
+        description="(width, height) in pixels of the 'window' and of the 'headless' surface.",
     )
     max_fps: Annotated[float, Field(gt=0, le=240)] = Field(
         60.0, description="Upper bound on redraws per second."
+    )
+    debug_overlay: bool = Field(
+        False, description="Start with the debug overlay (fps, faces, viewer, index) shown."
     )
 
 
@@ -151,13 +338,38 @@ class ServiceConfig(Section):
     status_interval_s: Annotated[float, Field(gt=0, le=60)] = Field(
         1.0, description="Seconds between status file writes and STATUS= updates."
     )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Least important log lines kept: 'debug', 'info', 'warning', 'error'."
+    )
 
 
 class HealthConfig(Section):
     """Thresholds for `monalisa health` (owned by appliance/health.py)."""
 
-    stale_after_s: Annotated[float, Field(gt=0)] = Field(
-        5.0, description="Status older than this is CRITICAL, seconds."
+    stale_after_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        5.0, description="Status older than this is CRITICAL (the appliance is not running), s."
+    )
+    startup_grace_s: Annotated[float, Field(ge=0, le=3600)] = Field(
+        30.0,
+        description="Seconds after start before a missing portrait is CRITICAL and low fps warns.",
+    )
+    camera_failed_critical_s: Annotated[float, Field(ge=0, le=86400)] = Field(
+        60.0,
+        description="A camera failing this long is CRITICAL (shorter: WARNING), seconds.",
+    )
+    min_fps_warning: Annotated[float, Field(ge=0, le=240)] = Field(
+        10.0, description="Camera frames processed per second below this is a WARNING."
+    )
+    temp_warning_c: Annotated[float, Field(gt=0, le=120)] = Field(
+        75.0, description="SoC temperature at or above this is a WARNING, °C (Pi caps at 80)."
+    )
+    warn_on_past_throttling: bool = Field(
+        False,
+        description="Also WARN when under-voltage/throttling happened earlier since boot.",
+    )
+    no_viewer_warning_s: Annotated[float, Field(ge=0)] = Field(
+        86400.0,
+        description="No viewer followed for this long is a WARNING, seconds; 0 disables.",
     )
 
 

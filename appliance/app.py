@@ -1,0 +1,523 @@
+"""The main loop: newest camera frame → find faces → gaze → draw, with status and trace.
+
+The loop never dies on a bad camera frame, a missing face or a transient error: each is counted,
+logged at most once per interval, and the portrait stays on screen in whatever gaze state the
+filter reaches (the eyes ease back to rest while the camera is away). Camera frames exist only in
+memory; the trace records numbers (boxes, scores, eye points), never pixels.
+
+Progress is reported to systemd from this loop only: ``WATCHDOG=1`` is sent when an iteration
+completes, so a loop that hangs stops the pings and systemd restarts the service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import signal
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, Protocol
+
+import numpy as np
+
+from appliance import __version__
+from appliance.camera import Capture, Frame
+from appliance.faults import FaultPlan, InjectedFault, nan_face
+from appliance.types import Box, Face
+
+log = logging.getLogger(__name__)
+
+
+class FinderLike(Protocol):
+    """What the loop needs of the finder (see :mod:`appliance.finder`)."""
+
+    def find(self, frame: np.ndarray, follow: Box | None = None) -> Any:
+        """Return an object with ``faces``, ``inferences``, ``regions`` and ``band``."""
+
+
+class GazeLike(Protocol):
+    """What the loop needs of the gaze model (see :mod:`appliance.gaze`)."""
+
+    def update(self, faces: Any, t: float, image_size: tuple[int, int]) -> Any:
+        """Return a record with viewer, viewer_box, angle_raw, angle, index and state."""
+
+
+class DisplayLike(Protocol):
+    """What the loop needs of the display (see :mod:`appliance.display`)."""
+
+    def show(self, index: int, now: float) -> bool:
+        """Draw frame ``index`` if it is not already shown; True if it drew."""
+
+    def poll(self) -> list[str]:
+        """Return pending user actions (``quit``, ``toggle_debug``)."""
+
+    def screenshot(self, path: str | Path) -> None:
+        """Save the screen as PNG."""
+
+    def close(self) -> None:
+        """Release the screen."""
+
+
+class NotifierLike(Protocol):
+    """What the loop needs of the service manager link (see :mod:`appliance.service`)."""
+
+    def ready(self) -> None: ...  # noqa: D102
+    def watchdog(self) -> None: ...  # noqa: D102
+    def status(self, text: str) -> None: ...  # noqa: D102
+    def stopping(self) -> None: ...  # noqa: D102
+
+
+class RateLimitedLog:
+    """Logs a repeating problem once, then a count every ``interval_s`` seconds.
+
+    Args:
+        logger: Where to log.
+        interval_s: Least time between two lines about the same key, seconds.
+    """
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 60.0) -> None:
+        self.logger = logger
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warning(self, key: str, message: str) -> None:
+        """Log ``message`` under ``key`` unless the key was logged within the interval."""
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval_s:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return
+        extra = self._suppressed.pop(key, 0)
+        suffix = ""
+        if extra and last is not None:
+            suffix = f" (and {extra} more like it in the last {now - last:.0f} s)"
+        self._last[key] = now
+        self.logger.warning("%s%s", message, suffix)
+
+
+@dataclass
+class Stats:
+    """Running figures for the status file (reset windows are in seconds)."""
+
+    started: float = field(default_factory=time.monotonic)
+    frames: int = 0
+    draws: int = 0
+    errors: int = 0
+    bad_frames: int = 0
+    detect_ms: deque[float] = field(default_factory=lambda: deque(maxlen=120))
+    frame_times: deque[float] = field(default_factory=lambda: deque(maxlen=240))
+    draw_times: deque[float] = field(default_factory=lambda: deque(maxlen=240))
+    viewer_seen: dict[int, float] = field(default_factory=dict)
+    faces_seen: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
+    last_viewer_at: float | None = None
+    last_error: str | None = None
+
+    @staticmethod
+    def rate(times: deque[float], now: float, window: float = 2.0) -> float:
+        """Events per second over the last ``window`` seconds."""
+        recent = [t for t in times if now - t <= window]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(now - recent[0], 1e-6)
+
+
+@dataclass
+class RunOptions:
+    """Per-run choices from the command line.
+
+    Attributes:
+        trace: Write one JSON line per processed camera frame here (None: no trace).
+        duration_s: Stop after this many seconds of wall time (None: run until stopped).
+        screenshot: Save what is on screen here when the run ends.
+        status_interval_s: Seconds between status updates.
+        faults: Injected faults (tests only).
+    """
+
+    trace: Path | None = None
+    duration_s: float | None = None
+    screenshot: Path | None = None
+    status_interval_s: float = 1.0
+    faults: FaultPlan = field(default_factory=FaultPlan)
+
+
+def _finite_face(face: Face) -> bool:
+    values = [face.score, face.box.x0, face.box.y0, face.box.x1, face.box.y1]
+    values += [c for p in face.keypoints for c in (p.x, p.y)]
+    return all(math.isfinite(v) for v in values) and 0.0 <= face.score <= 1.0
+
+
+def check_frame(image: Any) -> str | None:
+    """Return why a camera frame cannot be used, or None if it is a usable RGB image."""
+    if not isinstance(image, np.ndarray):
+        return f"not an array ({type(image).__name__})"
+    if image.dtype != np.uint8:
+        return f"dtype {image.dtype}, expected uint8"
+    if image.ndim != 3 or image.shape[2] != 3:
+        return f"shape {image.shape}, expected H×W×3"
+    if image.shape[0] < 16 or image.shape[1] < 16:
+        return f"size {image.shape[1]}×{image.shape[0]} is too small"
+    return None
+
+
+class App:
+    """The appliance's main loop; built and wired by :mod:`appliance.cli`.
+
+    Args:
+        capture: The camera thread (not yet started).
+        finder: Runs the detector on the right parts of each frame.
+        gaze: Turns faces into the frame index to show.
+        display: Draws the portrait.
+        notifier: systemd notifications (a no-op outside systemd).
+        rest_index: The frame shown before the first camera frame.
+        frame_count: Number of portrait frames (for the trace).
+        options: Trace, duration, screenshot, status interval, faults.
+        status_sink: Called about once per ``status_interval_s`` with the status dict.
+        overlay: Called with (frame, find result, gaze record, stats) to update a debug
+            overlay, or None.
+    """
+
+    def __init__(
+        self,
+        *,
+        capture: Capture,
+        finder: FinderLike,
+        gaze: GazeLike,
+        display: DisplayLike,
+        notifier: NotifierLike,
+        rest_index: int,
+        frame_count: int,
+        options: RunOptions,
+        status_sink: Callable[[dict[str, Any]], None] | None = None,
+        overlay: Callable[..., None] | None = None,
+    ) -> None:
+        self.capture = capture
+        self.finder = finder
+        self.gaze = gaze
+        self.display = display
+        self.notifier = notifier
+        self.rest_index = rest_index
+        self.frame_count = frame_count
+        self.options = options
+        self.status_sink = status_sink
+        self.overlay = overlay
+        self.stats = Stats()
+        self.problems = RateLimitedLog(log)
+        self.index = rest_index
+        self.state = "idle"
+        self.viewer_box: Box | None = None
+        self._stop_reason: str | None = None
+        self._trace: IO[str] | None = None
+        self._last_frame_t = 0.0
+        self._last_frame_wall = time.monotonic()
+        self._image_size = (640, 480)
+        self._last_status = 0.0
+        self._last_watchdog = 0.0
+        self._last_idle_update = 0.0
+        self.last_record: Any = None
+
+    # -- control --------------------------------------------------------------------------
+    def request_stop(self, reason: str) -> None:
+        """Ask the loop to finish its iteration and stop (safe from a signal handler)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT stop the loop; SIGHUP is logged and ignored (restart to reload)."""
+
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            self.request_stop(signal.Signals(signum).name)
+
+        def hup(_signum: int, _frame: FrameType | None) -> None:
+            log.info("SIGHUP: configuration is read at start-up; restart the service to reload")
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hup)
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run until stopped, the duration ends or a replay clip ends; return the exit status.
+
+        Returns:
+            0 on a clean stop.
+        """
+        start = time.monotonic()
+        if self.options.trace is not None:
+            self._trace = self.options.trace.open("w", encoding="utf-8")
+        try:
+            self.capture.start()
+            self.display.show(self.rest_index, start)
+            self.stats.draw_times.append(start)
+            self.notifier.ready()
+            log.info("monalisa %s running: camera %s", __version__, self.capture.source.name)
+            seq = 0
+            while self._stop_reason is None:
+                now = time.monotonic()
+                for action in self.display.poll():
+                    if action == "quit":
+                        self.request_stop("quit key")
+                frame = self.capture.latest(timeout=0.02)
+                if frame is not None:
+                    self._process(frame, seq)
+                    seq += 1
+                    hang_after = self.options.faults.hang_after
+                    if hang_after is not None and seq >= hang_after:
+                        self._hang()
+                else:
+                    if self.capture.ended:
+                        self.request_stop("end of replay")
+                        break
+                    self.capture.stall_check(now)
+                    self._idle_tick(now)
+                    if self.display.show(self.index, now):
+                        self.stats.draw_times.append(now)
+                self._tick(now)
+                if self.options.duration_s is not None and now - start >= self.options.duration_s:
+                    self.request_stop("duration reached")
+        finally:
+            self._shutdown()
+        return 0
+
+    def _hang(self) -> None:
+        """Injected fault: stop making progress (no watchdog pings) until asked to stop."""
+        log.warning("fault injection: the main loop now hangs")
+        while self._stop_reason is None:
+            time.sleep(0.05)
+
+    def _idle_tick(self, now: float) -> None:
+        """Without camera frames, keep the gaze clock running so the eyes ease to rest."""
+        if self.capture.state == "running" or now - self._last_idle_update < 0.1:
+            return
+        self._last_idle_update = now
+        t = self._last_frame_t + (now - self._last_frame_wall)
+        try:
+            rec = self.gaze.update([], t, self._image_size)
+        except Exception as err:
+            self._error("gaze", f"gaze update failed: {err!r}")
+            return
+        self.index, self.state = rec.index, rec.state
+        self.last_record = rec
+
+    def _process(self, frame: Frame, seq: int) -> None:
+        faults = self.options.faults
+        picked = time.monotonic()
+        capture_ms = (picked - frame.arrived) * 1000.0
+        faces: list[Face] = []
+        inferences = 0
+        result: Any = None
+        problem = check_frame(frame.image)
+        t0 = time.perf_counter()
+        if problem is not None:
+            self.stats.bad_frames += 1
+            self._error("bad_frame", f"camera frame {frame.seq} ignored: {problem}")
+        else:
+            self._image_size = (frame.image.shape[1], frame.image.shape[0])
+            try:
+                if frame.seq in faults.detector_raise_at:
+                    raise InjectedFault(f"injected detector error at frame {frame.seq}")
+                result = self.finder.find(frame.image, follow=self.viewer_box)
+                found = list(result.faces)
+                if frame.seq in faults.detector_nan_at:
+                    found.append(nan_face())
+                inferences = int(result.inferences)
+                faces = [f for f in found if _finite_face(f)]
+                if len(faces) != len(found):
+                    self._error("nan", f"detector returned {len(found) - len(faces)} bad faces")
+            except Exception as err:
+                self._error("detect", f"detector failed on frame {frame.seq}: {err}")
+        t1 = time.perf_counter()
+        try:
+            rec = self.gaze.update(faces, frame.t, self._image_size)
+            self.index, self.state = rec.index, rec.state
+            self.viewer_box = rec.viewer_box
+            self.last_record = rec
+        except Exception as err:
+            rec = None
+            self._error("gaze", f"gaze update failed: {err!r}")
+        t2 = time.perf_counter()
+        now = time.monotonic()
+        if self.overlay is not None:
+            try:
+                self.overlay(frame, result, rec, self)
+            except Exception as err:
+                self._error("overlay", f"overlay failed: {err!r}")
+        drew = self.display.show(self.index, now)
+        t3 = time.perf_counter()
+        shown = time.monotonic()
+        self._last_frame_t, self._last_frame_wall = frame.t, shown
+        st = self.stats
+        st.frames += 1
+        st.frame_times.append(shown)
+        if drew:
+            st.draw_times.append(shown)
+        detect_ms = (t1 - t0) * 1000.0
+        st.detect_ms.append(detect_ms)
+        if faces:
+            st.faces_seen.append(shown)
+        if rec is not None and rec.viewer is not None:
+            st.viewer_seen[int(rec.viewer)] = shown
+            st.last_viewer_at = shown
+        if self._trace is not None:
+            self._write_trace(
+                frame,
+                seq,
+                faces,
+                rec,
+                inferences,
+                result,
+                {
+                    "capture": capture_ms,
+                    "detect": detect_ms,
+                    "gaze": (t2 - t1) * 1000.0,
+                    "draw": (t3 - t2) * 1000.0,
+                    "latency": (shown - frame.arrived) * 1000.0,
+                },
+            )
+
+    def _write_trace(
+        self,
+        frame: Frame,
+        seq: int,
+        faces: list[Face],
+        rec: Any,
+        inferences: int,
+        result: Any,
+        ms: dict[str, float],
+    ) -> None:
+        assert self._trace is not None
+        line = {
+            "t": round(frame.t, 4),
+            "seq": seq,
+            "faces": [
+                {
+                    "box": f.box.as_list(),
+                    "score": round(f.score, 4),
+                    "eyes": [f.right_eye.as_list(), f.left_eye.as_list()],
+                }
+                for f in faces
+            ],
+            "viewer": None if rec is None else rec.viewer,
+            "angle_raw": None
+            if rec is None or rec.angle_raw is None
+            else round(float(rec.angle_raw), 3),
+            "angle": None if rec is None else round(float(rec.angle), 3),
+            "index": self.index,
+            "frame_count": self.frame_count,
+            "state": self.state,
+            "inferences": inferences,
+            "camera": self.capture.state,
+            "ms": {k: round(v, 3) for k, v in ms.items()},
+        }
+        try:
+            self._trace.write(json.dumps(line, separators=(",", ":")) + "\n")
+        except OSError as err:
+            self._drop_trace(err)
+
+    def _drop_trace(self, err: OSError) -> None:
+        """The trace cannot be written (disk full...): say so once, stop tracing, go on."""
+        trace, self._trace = self._trace, None
+        if trace is not None:
+            with contextlib.suppress(OSError):
+                trace.close()
+        self._error("trace", f"cannot write the trace {self.options.trace}: {err}; trace stopped")
+
+    def _error(self, key: str, message: str) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = message
+        self.problems.warning(key, message)
+
+    # -- once a second ---------------------------------------------------------------------
+    def _tick(self, now: float) -> None:
+        if now - self._last_watchdog >= 0.5:
+            self._last_watchdog = now
+            self.notifier.watchdog()
+        if now - self._last_status < self.options.status_interval_s:
+            return
+        self._last_status = now
+        if self._trace is not None:
+            try:
+                self._trace.flush()
+            except OSError as err:
+                self._drop_trace(err)
+        status = self.status(now)
+        cam = status["camera"]
+        viewers = status["viewers_last_minute"]
+        self.notifier.status(
+            f"{status['gaze_state']}, {status['loop_fps']:.1f} fps, camera {cam['state']}, "
+            f"{viewers} viewer{'s' if viewers != 1 else ''} in the last minute"
+        )
+        if self.status_sink is not None:
+            try:
+                self.status_sink(status)
+            except Exception as err:
+                self._error("status", f"cannot write the status: {err}")
+
+    def status(self, now: float | None = None) -> dict[str, Any]:
+        """The figures for the status file and ``STATUS=``, as a JSON-ready dict."""
+        now = time.monotonic() if now is None else now
+        st = self.stats
+        cap = self.capture
+        for vid, seen in list(st.viewer_seen.items()):
+            if now - seen > 60:
+                del st.viewer_seen[vid]
+        frame_age = None if cap.last_frame_at is None else now - cap.last_frame_at
+        failed_for = None if cap.failed_since is None else now - cap.failed_since
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_s": round(now - st.started, 1),
+            "camera": {
+                "source": cap.source.name,
+                "state": cap.state,
+                "fps": round(cap.fps, 2),
+                "last_frame_age_s": None if frame_age is None else round(frame_age, 2),
+                "failed_for_s": None if failed_for is None else round(failed_for, 1),
+                "failures": cap.failures,
+                "last_error": cap.last_error,
+            },
+            "detector_ms": round(statistics.median(st.detect_ms), 2) if st.detect_ms else None,
+            "loop_fps": round(Stats.rate(st.frame_times, now), 2),
+            "display_fps": round(Stats.rate(st.draw_times, now), 2),
+            "frame_index": self.index,
+            "frame_count": self.frame_count,
+            "gaze_state": self.state,
+            "viewers_last_minute": len(st.viewer_seen),
+            "faces_frames_last_minute": sum(1 for t in st.faces_seen if now - t <= 60),
+            "last_viewer_age_s": None
+            if st.last_viewer_at is None
+            else round(now - st.last_viewer_at, 1),
+            "frames": st.frames,
+            "bad_frames": st.bad_frames,
+            "errors": st.errors,
+            "last_error": st.last_error,
+        }
+
+    def _shutdown(self) -> None:
+        reason = self._stop_reason or "error"
+        log.info("stopping: %s", reason)
+        self.notifier.stopping()
+        self.capture.stop()
+        if self.options.screenshot is not None:
+            try:
+                self.display.screenshot(self.options.screenshot)
+            except Exception as err:
+                text = str(err)
+                if str(self.options.screenshot) not in text:
+                    text = f"cannot save the screenshot {self.options.screenshot}: {text}"
+                log.error("%s", text)
+        if self._trace is not None:
+            try:
+                self._trace.close()
+            except OSError as err:
+                self._drop_trace(err)
+            self._trace = None
+        self.display.close()

@@ -1,0 +1,172 @@
+"""Fault injection for the test suite, driven by the ``MONALISA_FAULT`` environment variable.
+
+The real appliance is started by the tests as a separate process, so faults are asked for by
+environment rather than by patching. Without the variable nothing here is active. The spec is a
+comma-separated list of items:
+
+* ``camera_raise_at:N`` — the camera's read raises once, at frame N.
+* ``camera_fail_for:N:S`` — from frame N, every open and read fails for S seconds.
+* ``camera_stall_at:N:S`` — at frame N the camera delivers nothing for S seconds.
+* ``camera_bad_at:N:KIND`` — frame N is replaced by a bad one; KIND is ``black``, ``white``,
+  ``shape`` (2-D), ``tiny`` (1×1), ``truncated`` (half its rows) or ``float``.
+* ``detector_raise_at:N`` — the detector raises on frame N.
+* ``detector_nan_at:N`` — the detector returns a face with NaN score and keypoints on frame N.
+* ``hang_after:N`` — the main loop stops making progress after N frames (a hung loop).
+* ``leak_per_frame:B`` — the camera keeps B bytes per frame forever (a memory leak, to prove
+  the soak benchmark catches one).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from appliance.camera import CameraError, CameraSource
+from appliance.types import Box, Face, Point
+
+ENV = "MONALISA_FAULT"
+
+
+class InjectedFault(RuntimeError):
+    """An error raised on purpose by a fault spec."""
+
+
+@dataclass
+class FaultPlan:
+    """The faults asked for, by frame number (0-based)."""
+
+    camera_raise_at: set[int] = field(default_factory=set)
+    camera_fail: tuple[int, float] | None = None
+    camera_stall: tuple[int, float] | None = None
+    camera_bad: dict[int, str] = field(default_factory=dict)
+    detector_raise_at: set[int] = field(default_factory=set)
+    detector_nan_at: set[int] = field(default_factory=set)
+    hang_after: int | None = None
+    leak_per_frame: int = 0
+
+    @property
+    def touches_camera(self) -> bool:
+        """True if the camera source must be wrapped."""
+        return bool(
+            self.camera_raise_at
+            or self.camera_fail
+            or self.camera_stall
+            or self.camera_bad
+            or self.leak_per_frame
+        )
+
+
+def parse(spec: str | None) -> FaultPlan:
+    """Parse a ``MONALISA_FAULT`` spec; an empty or missing spec means no faults.
+
+    Raises:
+        ValueError: An item that is not understood (the message names it).
+    """
+    plan = FaultPlan()
+    for item in (spec or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, *args = item.split(":")
+        try:
+            if name == "camera_raise_at":
+                plan.camera_raise_at.add(int(args[0]))
+            elif name == "camera_fail_for":
+                plan.camera_fail = (int(args[0]), float(args[1]))
+            elif name == "camera_stall_at":
+                plan.camera_stall = (int(args[0]), float(args[1]))
+            elif name == "camera_bad_at":
+                plan.camera_bad[int(args[0])] = args[1]
+            elif name == "detector_raise_at":
+                plan.detector_raise_at.add(int(args[0]))
+            elif name == "detector_nan_at":
+                plan.detector_nan_at.add(int(args[0]))
+            elif name == "hang_after":
+                plan.hang_after = int(args[0])
+            elif name == "leak_per_frame":
+                plan.leak_per_frame = int(args[0])
+                if plan.leak_per_frame < 0:
+                    raise ValueError
+            else:
+                raise ValueError
+        except (ValueError, IndexError):
+            raise ValueError(f"{ENV}: cannot understand {item!r}") from None
+    return plan
+
+
+def from_env() -> FaultPlan:
+    """The plan from ``$MONALISA_FAULT`` (empty when unset)."""
+    return parse(os.environ.get(ENV))
+
+
+def bad_frame(image: np.ndarray, kind: str) -> np.ndarray:
+    """Return a broken version of ``image`` of the given kind (see the module docstring)."""
+    if kind == "black":
+        return np.zeros_like(image)
+    if kind == "white":
+        return np.full_like(image, 255)
+    if kind == "shape":
+        return np.ascontiguousarray(image[:, :, 0])
+    if kind == "tiny":
+        return image[:1, :1].copy()
+    if kind == "truncated":
+        return image[: image.shape[0] // 2].copy()
+    if kind == "float":
+        return image.astype(np.float64) / 255.0
+    raise ValueError(f"{ENV}: unknown bad frame kind {kind!r}")
+
+
+class FaultySource:
+    """Wraps a camera source and injects the plan's camera faults."""
+
+    def __init__(self, inner: CameraSource, plan: FaultPlan) -> None:
+        self.inner = inner
+        self.plan = plan
+        self.name = inner.name
+        self.lossless = inner.lossless
+        self._n = 0
+        self._fail_until: float | None = None
+        self._leaked: list[bytes] = []
+
+    def open(self) -> None:
+        """Open the inner source, unless inside a failure window."""
+        if self._fail_until is not None and time.monotonic() < self._fail_until:
+            raise CameraError(f"{self.name}: injected failure (open)")
+        self.inner.open()
+
+    def read(self) -> tuple[np.ndarray, float]:
+        """Read from the inner source and apply the faults due at this frame."""
+        n = self._n
+        if self._fail_until is not None and time.monotonic() < self._fail_until:
+            raise CameraError(f"{self.name}: injected failure (read)")
+        if self.plan.camera_fail and n == self.plan.camera_fail[0]:
+            self._n += 1
+            self._fail_until = time.monotonic() + self.plan.camera_fail[1]
+            raise CameraError(f"{self.name}: injected failure for {self.plan.camera_fail[1]} s")
+        if n in self.plan.camera_raise_at:
+            self._n += 1
+            raise CameraError(f"{self.name}: injected read error at frame {n}")
+        if self.plan.camera_stall and n == self.plan.camera_stall[0]:
+            time.sleep(self.plan.camera_stall[1])
+        image, t = self.inner.read()
+        self._n += 1
+        if self.plan.leak_per_frame:
+            self._leaked.append(os.urandom(self.plan.leak_per_frame))
+        if n in self.plan.camera_bad:
+            image = bad_frame(image, self.plan.camera_bad[n])
+        return image, t
+
+    def close(self) -> None:
+        """Close the inner source."""
+        self.inner.close()
+
+
+def nan_face() -> Face:
+    """A face whose score and points are NaN, as a broken detector might return."""
+    nan = math.nan
+    p = Point(nan, nan)
+    return Face(Box(nan, nan, nan, nan), nan, (p, p, p, p, p, p))

@@ -1,0 +1,418 @@
+"""Where in a camera frame to run the face detector: whole frame, head-band tiles, follow crop.
+
+BlazeFace sees a frame through a small square input (192×192 for the full-range model), so a
+visitor across a gallery room (eyes 14 px apart in a 1280×960 frame at 4.5 m) shrinks to a
+couple of pixels when the whole frame is fed to it. The :class:`Finder` instead feeds it crops
+at the scale it needs:
+
+* **Head band** — a horizontal strip of the image where heads can be (``band_top`` ..
+  ``band_bottom``, fractions of the height, set at installation or learned from where faces
+  have been seen), so floor and ceiling are never searched.
+* **Tiles** — squares ``tile_size × width`` pixels across the band, overlapping by
+  ``tile_overlap`` of their side so that any face smaller than the overlap is whole in at least
+  one tile. Detections cut by a tile's inner edge are dropped (the face is whole in a
+  neighbour); the others are mapped back to frame pixels and merged with weighted NMS, keeping
+  for each face the views that show it at the scale BlazeFace places keypoints best.
+* **Sweep** — tiles (and, with ``whole_pass``, the whole frame once per cycle, for visitors so
+  close that their face is bigger than the overlap) are visited longest-waiting first, a few per
+  frame; with ``motion_first`` tiles where the picture changed since the last frame go first.
+* **Follow** — when the app passes the current viewer's face box, one crop around them (sized
+  from their face, moved by their last motion) is detected every frame, plus one sweep tile to
+  discover newcomers: ``inferences_per_frame`` (default 2) inferences per frame in every case.
+
+Crops are numpy views (no copies); the detector letterboxes whatever size it is given. Nothing
+here touches the camera; between calls only a coarse grid of one channel of the last frame
+(about 160×120 samples, for motion) is kept, in memory.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from appliance.config import FinderConfig
+from appliance.detector import weighted_nms
+from appliance.types import Box, Face
+
+CUT_MARGIN_PX = 1.0
+"""A detection whose box reaches within this many pixels of a tile's inner edge is 'cut'."""
+
+BEST_MODEL_EYE_PX = 22.0
+"""Eye distance in the model input (pixels of 192) at which BlazeFace's keypoints are steadiest
+(measured on synthetic visitors: 15-40 px agree within a pixel or two; below 12 px they scatter
+by several frame pixels, above 45 px the detector starts to miss)."""
+
+SAME_SCALE_OCTAVES = 0.5
+"""Detections of one face within this many octaves of the best scale are averaged."""
+
+MOTION_GRID = 160
+"""Samples across the frame width compared between frames to find where things move."""
+
+MOTION_LEVEL = 24
+"""A sample 'moved' when it changed by more than this (0-255 levels; sensor noise is ~3)."""
+
+MOTION_MIN_SAMPLES = 3
+"""A tile 'moves' when at least this many of its samples moved."""
+
+LEARN_BINS = 200
+"""Resolution of the learned head band: the image height is split into this many bins."""
+
+
+class FaceDetector(Protocol):
+    """What the finder needs of a detector (``appliance.detector.Detector`` is one)."""
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in ``image`` (H×W×3 uint8 RGB of any size), in its pixels, best first."""
+        ...
+
+
+@dataclass(frozen=True)
+class FindResult:
+    """What the finder found in one frame.
+
+    Attributes:
+        faces: Faces in frame pixels, merged across regions, best first.
+        inferences: Detector runs spent on this frame (>= 1).
+        regions: Where the detector ran (frame pixels), follow crop first; for the overlay.
+        band: The head band searched (frame pixels), or None in 'whole' mode.
+    """
+
+    faces: list[Face]
+    inferences: int
+    regions: list[Box]
+    band: Box | None
+
+
+@dataclass
+class _Layout:
+    """The sweep schedule for one frame size and band (recomputed when either changes)."""
+
+    width: int
+    height: int
+    band: Box
+    tile_px: int
+    tiles: list[Box]
+    schedule: list[Box] = field(default_factory=list)
+    ages: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    """Frames since each schedule item last ran (the sweep visits the oldest first)."""
+
+
+def _positions(start: float, length: float, tile: int, overlap: float, limit: int) -> list[int]:
+    """Tile origins covering ``[start, start + length)`` inside ``[0, limit)``.
+
+    Evenly spaced, first and last flush with the ends of the range; neighbours overlap by at
+    least ``overlap`` pixels. A range shorter than a tile gets one tile centred on it.
+    """
+    if length <= tile:
+        centred = start + (length - tile) / 2.0
+        return [int(min(max(0.0, round(centred)), max(0, limit - tile)))]
+    stride = max(1.0, tile - overlap)
+    n = max(2, math.ceil((length - tile) / stride) + 1)
+    first, last = start, start + length - tile
+    out = [round(first + i * (last - first) / (n - 1)) for i in range(n)]
+    return [int(min(max(0, p), max(0, limit - tile))) for p in out]
+
+
+def tile_grid(width: int, height: int, band: Box, tile_px: int, overlap: float) -> list[Box]:
+    """Square tiles covering ``band`` (full width) of a ``width``×``height`` image.
+
+    Args:
+        width: Image width, pixels.
+        height: Image height, pixels.
+        band: The head band in pixels (its x range is ignored: tiles span the whole width).
+        tile_px: Tile side, pixels (capped to the image's smaller side).
+        overlap: Minimum overlap of neighbouring tiles, pixels (< tile_px).
+
+    Returns:
+        Tiles in row-major order (top row first, left to right), integer pixel boxes.
+    """
+    side = max(1, min(tile_px, width, height))
+    ov = min(overlap, side - 1.0)
+    xs = _positions(0.0, float(width), side, ov, width)
+    ys = _positions(band.y0, band.height, side, ov, height)
+    return [Box(x, y, x + side, y + side) for y in ys for x in xs]
+
+
+def band_from_geometry(
+    *,
+    width: int,
+    height: int,
+    hfov_deg: float,
+    camera_height_m: float,
+    tilt_deg: float = 0.0,
+    eye_min_m: float = 1.1,
+    eye_max_m: float = 1.95,
+    near_m: float = 1.0,
+    far_m: float = 5.0,
+) -> tuple[float, float]:
+    """The head band for an installation: where faces can appear, as fractions of the height.
+
+    Pinhole geometry (square pixels): a face whose eyes are between ``eye_min_m`` and
+    ``eye_max_m`` above the floor, between ``near_m`` and ``far_m`` from the camera, has its
+    box (from 5 cm above the eyes to 11 cm below them) inside the returned rows.
+
+    Args:
+        width: Camera image width, pixels.
+        height: Camera image height, pixels.
+        hfov_deg: Horizontal field of view, degrees.
+        camera_height_m: Height of the camera's lens above the floor, metres.
+        tilt_deg: Downward tilt of the camera, degrees (0 = level; negative = up).
+        eye_min_m: Lowest eye height to see (children), metres.
+        eye_max_m: Highest eye height to see, metres.
+        near_m: Nearest visitor distance to cover, metres (> 0).
+        far_m: Farthest visitor distance to cover, metres (>= near_m).
+
+    Returns:
+        ``(band_top, band_bottom)``, rounded outwards to 0.01 and clipped to [0, 1].
+
+    Raises:
+        ValueError: The ranges are empty or the camera sees none of them.
+    """
+    if not (0 < near_m <= far_m and eye_min_m <= eye_max_m and width > 0 and height > 0):
+        raise ValueError("band: need 0 < near <= far, eye_min <= eye_max and a positive size")
+    f = width / 2.0 / math.tan(math.radians(hfov_deg) / 2.0)
+    t = math.radians(tilt_deg)
+    rows: list[float] = []
+    for y_m in (eye_max_m + 0.05, eye_min_m - 0.11):
+        for z in (near_m, far_m):
+            dy = camera_height_m - y_m
+            depth = z * math.cos(t) + dy * math.sin(t)
+            if depth <= 0:
+                raise ValueError("band: the camera is tilted so far that it does not see visitors")
+            rows.append(height / 2.0 + f * (-z * math.sin(t) + dy * math.cos(t)) / depth)
+    top = max(0.0, math.floor(min(rows) / height * 100) / 100)
+    bottom = min(1.0, math.ceil(max(rows) / height * 100) / 100)
+    if bottom <= 0.0 or top >= 1.0:
+        raise ValueError("band: no visitor's face would be in the picture")
+    return top, bottom
+
+
+def _is_cut(face: Face, region: Box, width: int, height: int) -> bool:
+    """True if ``face`` reaches an edge of ``region`` that is not an edge of the frame."""
+    b, m = face.box, CUT_MARGIN_PX
+    return (
+        (region.x0 > 0 and b.x0 < region.x0 + m)
+        or (region.y0 > 0 and b.y0 < region.y0 + m)
+        or (region.x1 < width and b.x1 > region.x1 - m)
+        or (region.y1 < height and b.y1 > region.y1 - m)
+    )
+
+
+class Finder:
+    """Chooses where the detector runs in each frame and merges what it finds.
+
+    Args:
+        config: The ``[finder]`` settings.
+        detector: Anything with ``detect(image) -> list[Face]`` (the BlazeFace detector).
+    """
+
+    def __init__(self, config: FinderConfig, detector: FaceDetector) -> None:
+        self.config = config
+        self.detector = detector
+        self._layout: _Layout | None = None
+        self._last_follow: Box | None = None
+        self._prev_small: np.ndarray | None = None
+        self._band = (config.band_top, config.band_bottom)
+        self._tops = np.zeros(LEARN_BINS, np.int64)
+        self._bottoms = np.zeros(LEARN_BINS, np.int64)
+        self._learned_faces = 0
+
+    @property
+    def band_fraction(self) -> tuple[float, float]:
+        """The head band in use, (top, bottom) as fractions of the image height."""
+        return self._band
+
+    def reset(self) -> None:
+        """Forget the sweep position and the viewer's motion (the learned band is kept)."""
+        self._layout = None
+        self._last_follow = None
+        self._prev_small = None
+
+    def layout(self, width: int, height: int) -> _Layout:
+        """The band, tiles and sweep schedule for a ``width``×``height`` frame (cached)."""
+        top, bottom = self._band
+        band = Box(0.0, round(top * height), float(width), round(bottom * height))
+        lay = self._layout
+        if lay is not None and (lay.width, lay.height, lay.band) == (width, height, band):
+            return lay
+        tile_px = max(16, round(self.config.tile_size * width))
+        tiles = tile_grid(width, height, band, tile_px, self.config.tile_overlap * tile_px)
+        schedule = [Box(0.0, 0.0, float(width), float(height))] if self.config.whole_pass else []
+        schedule += tiles
+        # Oldest first: the first frames visit the schedule in order.
+        ages = np.arange(len(schedule), 0, -1, dtype=np.int64)
+        lay = _Layout(width, height, band, int(tiles[0].width), tiles, schedule, ages)
+        self._layout = lay
+        return lay
+
+    def follow_crop(self, follow: Box, width: int, height: int) -> Box:
+        """The square crop searched around the viewer, in integer frame pixels.
+
+        Its side is ``follow_crop`` face widths (at least ``follow_min_px``, at most the frame's
+        smaller side), centred where the face should be now: at the given box moved by the
+        viewer's last step (at most one face width). Shifted, not shrunk, at the frame edges.
+        """
+        want = max(float(self.config.follow_min_px), self.config.follow_crop * follow.width)
+        # Quantised to steps of 2^(1/4) (19 %) so the detector's per-size resampling plans are
+        # reused from frame to frame instead of rebuilt for every slightly different size.
+        steps = round(4.0 * math.log2(want / self.config.follow_min_px))
+        side = float(min(round(self.config.follow_min_px * 2.0 ** (steps / 4.0)), width, height))
+        c = follow.center
+        cx, cy = c.x, c.y
+        last = self._last_follow
+        if last is not None:
+            dx, dy = c.x - last.center.x, c.y - last.center.y
+            lim = follow.width
+            if math.hypot(dx, dy) <= 2 * lim:
+                cx += max(-lim, min(lim, dx))
+                cy += max(-lim, min(lim, dy))
+        x0 = min(max(0.0, round(cx - side / 2)), width - side)
+        y0 = min(max(0.0, round(cy - side / 2)), height - side)
+        return Box(x0, y0, x0 + side, y0 + side)
+
+    def find(self, frame: np.ndarray, follow: Box | None = None) -> FindResult:
+        """Run the detector where it is needed in ``frame`` and return the merged faces.
+
+        Args:
+            frame: H×W×3 uint8 RGB camera frame (gray H×W and RGBA also work).
+            follow: The current viewer's face box in frame pixels (from gaze), or None.
+
+        Returns:
+            The faces in frame pixels (best first), the number of inferences, the regions
+            searched and the band.
+
+        Raises:
+            ValueError: ``frame`` is not a non-empty 2-D or 3-D image array.
+        """
+        if frame.ndim not in (2, 3) or frame.shape[0] < 1 or frame.shape[1] < 1:
+            raise ValueError(f"finder: expected an H×W(×C) image, got shape {frame.shape}")
+        height, width = int(frame.shape[0]), int(frame.shape[1])
+        if self.config.mode == "whole":
+            whole = Box(0.0, 0.0, float(width), float(height))
+            return FindResult(self.detector.detect(frame), 1, [whole], None)
+        lay = self.layout(width, height)
+        regions: list[Box] = []
+        if follow is not None and follow.width > 0 and all(map(math.isfinite, follow.as_list(9))):
+            regions.append(self.follow_crop(follow, width, height))
+        self._last_follow = follow
+        sweeps = min(len(lay.schedule), max(1, self.config.inferences_per_frame - len(regions)))
+        moving = self._motion(frame, lay, regions[0] if regions else None)
+        regions += [lay.schedule[i] for i in self._pick(lay, sweeps, moving)]
+        found: list[tuple[Face, float]] = []
+        for r in regions:
+            x0, y0, x1, y1 = int(r.x0), int(r.y0), int(r.x1), int(r.y1)
+            for face in self.detector.detect(frame[y0:y1, x0:x1]):
+                f = face.translated(float(x0), float(y0))
+                if not _is_cut(f, r, width, height):
+                    found.append((f, max(r.width, r.height)))
+        faces = self._merge(found)
+        if self.config.band_learn:
+            self._learn(faces, height)
+        return FindResult(faces, len(regions), regions, lay.band)
+
+    def _pick(self, lay: _Layout, count: int, moving: np.ndarray | None) -> list[int]:
+        """Choose ``count`` schedule items: the longest unvisited, moving tiles first.
+
+        A tile where the picture changed jumps one whole cycle ahead, so a newcomer walking
+        into view is searched for within a frame or two; a tile that has waited more than a
+        cycle beyond that still comes first, so nothing is starved.
+        """
+        priority = lay.ages.copy()
+        if moving is not None:
+            priority += moving.astype(np.int64) * len(lay.schedule)
+        order = sorted(range(len(priority)), key=lambda i: (-int(priority[i]), i))[:count]
+        lay.ages += 1
+        lay.ages[order] = 0
+        return order
+
+    def _motion(self, frame: np.ndarray, lay: _Layout, exclude: Box | None) -> np.ndarray | None:
+        """Which schedule items saw the picture change since the last frame (None: unknown).
+
+        Compares a sparse grid of samples (about 160 across, one channel) with the previous
+        frame's; a sample counts when it changed by more than :data:`MOTION_LEVEL`, and a tile
+        moves when at least :data:`MOTION_MIN_SAMPLES` of its samples did. Changes inside
+        ``exclude`` (the followed viewer) and the whole-frame item are ignored. Only the small
+        sample grid of the previous frame is kept, in memory.
+        """
+        if not self.config.motion_first:
+            return None
+        step = max(1, round(lay.width / MOTION_GRID))
+        sample = frame[::step, ::step, 1] if frame.ndim == 3 else frame[::step, ::step]
+        small = sample.astype(np.int16)
+        prev, self._prev_small = self._prev_small, small
+        if prev is None or prev.shape != small.shape:
+            return None
+        changed = np.abs(small - prev) > MOTION_LEVEL
+        if exclude is not None:
+            ex0, ey0 = int(exclude.x0) // step, int(exclude.y0) // step
+            changed[ey0 : -(-int(exclude.y1) // step), ex0 : -(-int(exclude.x1) // step)] = False
+        out = np.zeros(len(lay.schedule), bool)
+        for i, r in enumerate(lay.schedule):
+            if r.width >= lay.width and r.height >= lay.height:
+                continue  # the whole-frame pass runs on its own clock
+            x0, y0 = int(r.x0) // step, int(r.y0) // step
+            x1, y1 = -(-int(r.x1) // step), -(-int(r.y1) // step)
+            out[i] = int(changed[y0:y1, x0:x1].sum()) >= MOTION_MIN_SAMPLES
+        return out
+
+    def _merge(self, found: list[tuple[Face, float]]) -> list[Face]:
+        """Merge detections of one frame from several regions into one face per person.
+
+        Each face is judged by how far its eye distance *in the model input* is from the
+        size BlazeFace places keypoints best at (:data:`BEST_MODEL_EYE_PX`). For each person
+        the detections seen at (about) the best scale are merged with weighted NMS; coarser
+        or over-magnified views of the same face are dropped instead of being averaged in.
+
+        Args:
+            found: ``(face in frame pixels, side in pixels of the region it was found in)``.
+
+        Returns:
+            Faces, best score first.
+        """
+        if len(found) <= 1:
+            return [f for f, _ in found]
+        size = float(getattr(self.detector, "input_size", 192))
+
+        def badness(item: tuple[Face, float]) -> float:
+            face, side = item
+            model_eye = max(face.eye_distance, 1e-3) * size / side
+            return abs(math.log2(model_eye / BEST_MODEL_EYE_PX))
+
+        rest = sorted(found, key=badness)
+        iou = self.config.nms_iou
+        out: list[Face] = []
+        while rest:
+            best = rest[0]
+            limit = badness(best) + SAME_SCALE_OCTAVES
+            group = [it for it in rest if it[0].box.iou(best[0].box) > iou or it is best]
+            rest = [it for it in rest if not any(it is g for g in group)]
+            peers = [it[0] for it in group if badness(it) <= limit]
+            merged = weighted_nms(peers, iou) if len(peers) > 1 else peers
+            top = max(f.score for f, _ in group)
+            m = merged[0]
+            out.append(Face(m.box, top, m.keypoints) if m.score != top else m)
+        out.sort(key=lambda f: -f.score)
+        return out
+
+    def _learn(self, faces: list[Face], height: int) -> None:
+        """Record where faces were seen; after enough, move the band to cover them."""
+        for f in faces:
+            top = min(LEARN_BINS - 1, max(0, int(f.box.y0 / height * LEARN_BINS)))
+            bottom = min(LEARN_BINS - 1, max(0, int(f.box.y1 / height * LEARN_BINS)))
+            self._tops[top] += 1
+            self._bottoms[bottom] += 1
+            self._learned_faces += 1
+            if self._learned_faces < self.config.band_learn_faces or self._learned_faces % 25:
+                continue
+            # Robust extremes: ignore the outermost 0.5 % (stray false faces).
+            n = self._learned_faces
+            lo = int(np.searchsorted(np.cumsum(self._tops), 0.005 * n, side="right"))
+            hi = int(np.searchsorted(np.cumsum(self._bottoms), 0.995 * n, side="left"))
+            m = self.config.band_learn_margin
+            new_top = max(0.0, lo / LEARN_BINS - m)
+            new_bottom = min(1.0, (hi + 1) / LEARN_BINS + m)
+            if new_bottom > new_top:
+                self._band = (round(new_top, 3), round(new_bottom, 3))

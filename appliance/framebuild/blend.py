@@ -1,0 +1,265 @@
+"""Blend animated head frames into the painting (the original project's pipeline).
+
+Input: a folder of head frames (e.g. First Order Motion Model or LivePortrait output, eyes
+sweeping from one side to the other), all the same size. For each head frame the gaze is
+*measured* (eye points, each iris refined and its offset in the eye opening turned into an
+angle with the same eyeball model as synthesis), N frames are picked evenly in that measured
+gaze, resized to the head box, colour-matched to the painting and blended in with the 2D
+sigmoid alpha of the original::
+
+    alpha(x, y) = 1 / (1 + exp(j * (max(|x - mx|, |y - my|) - k)))
+
+with ``j = 0.06`` and ``k = 180`` on a 512×512 head (``mx = my = 256``), scaled to the head
+box (distances are measured in "512-head" units along each axis). The alpha is rescaled so it
+is exactly 1 at the centre and exactly 0 on the head box border: the head frame shows
+unchanged in the middle and the painting is untouched at and beyond the border.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from appliance.framebuild import FrameBuildError
+from appliance.framebuild.eyes import model_eyes
+from appliance.framebuild.synthesize import EYEBALL_RATIO
+from appliance.types import Box, Face, FaceKeyPoint, Point
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+"""Head frame files recognised in ``--heads`` (by suffix, case-insensitive)."""
+
+DEFAULT_J = 0.06
+"""Sigmoid steepness per pixel of a 512-pixel head."""
+
+DEFAULT_K = 180.0
+"""Sigmoid midpoint, pixels from the centre of a 512-pixel head."""
+
+EyeFinder = Callable[[np.ndarray, str], tuple[Point, Point]]
+"""Finds the two eye points (image-left first) of an image; raises FrameBuildError if none."""
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read any image as ``H×W×3`` uint8 RGB; :class:`FrameBuildError` if it cannot."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise FrameBuildError(f"{path}: unreadable image ({err})") from err
+
+
+def list_heads(heads: Path, count: int) -> list[Path]:
+    """Return the head frame files of ``heads`` in name order, checking there are enough.
+
+    Raises:
+        FrameBuildError: The folder is missing, or holds fewer than ``count`` images.
+    """
+    if not heads.is_dir():
+        raise FrameBuildError(f"--heads {heads}: not a folder")
+    files = sorted(p for p in heads.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(files) < count:
+        raise FrameBuildError(
+            f"--heads {heads}: {len(files)} head frames, fewer than --count {count}; "
+            "export more frames or lower --count"
+        )
+    return files
+
+
+def load_heads(files: Sequence[Path]) -> list[np.ndarray]:
+    """Read every head frame, checking they all have the size of the first.
+
+    Raises:
+        FrameBuildError: An image cannot be read, or differs in size (naming both sizes).
+    """
+    out: list[np.ndarray] = []
+    for p in files:
+        img = read_image(p)
+        if out and img.shape != out[0].shape:
+            raise FrameBuildError(
+                f"{p}: head frame is {img.shape[1]}x{img.shape[0]} but {files[0].name} is "
+                f"{out[0].shape[1]}x{out[0].shape[0]}; all head frames must be the same size"
+            )
+        out.append(img)
+    return out
+
+
+def iris_offset(image: np.ndarray, face: Face) -> tuple[float, float]:
+    """Measure how far the irises sit from a gaze-independent landmark, in pixels.
+
+    Both irises are refined from the face's eye keypoints; their mean x is compared with the
+    mean x of the nose tip and mouth centre, which do not move when the eyes turn.
+
+    Returns:
+        ``(offset, radius)``: mean iris x minus the landmark x (pixels, + = image right) and
+        the mean iris radius (pixels).
+    """
+    a, b = face.right_eye, face.left_eye
+    eyes = model_eyes(image, (a, b) if a.x <= b.x else (b, a))
+    ref = 0.5 * (
+        face.keypoint(FaceKeyPoint.NOSE_TIP).x + face.keypoint(FaceKeyPoint.MOUTH_CENTER).x
+    )
+    iris_x = 0.5 * (eyes[0].iris.x + eyes[1].iris.x)
+    return iris_x - ref, 0.5 * (eyes[0].radius + eyes[1].radius)
+
+
+def offsets_to_angles(offsets: Sequence[float], radius: float) -> list[float]:
+    """Turn iris offsets into gaze angles in degrees (negative = image left).
+
+    The middle of the measured sweep is taken as straight ahead, and an offset ``d`` from it
+    is the angle ``asin(d / (2 × iris radius))`` (eyeball radius = 2 iris radii).
+    """
+    mid = 0.5 * (min(offsets) + max(offsets))
+    out = []
+    for d in offsets:
+        ratio = (d - mid) / (EYEBALL_RATIO * radius)
+        out.append(math.degrees(math.asin(max(-1.0, min(1.0, ratio)))))
+    return out
+
+
+def pick_even(measured: Sequence[float], count: int) -> list[int]:
+    """Pick ``count`` indices whose measured gaze is closest to evenly spaced targets.
+
+    Targets run from the smallest to the largest measured angle; the result is in target
+    order (ascending gaze). An index may repeat when the sweep has gaps.
+    """
+    m = np.asarray(measured, dtype=np.float64)
+    targets = np.linspace(float(m.min()), float(m.max()), count)
+    return [int(np.argmin(np.abs(m - t) + 1e-9 * np.arange(m.size))) for t in targets]
+
+
+def sigmoid_alpha(
+    width: int, height: int, j: float = DEFAULT_J, k: float = DEFAULT_K
+) -> np.ndarray:
+    """The 2D sigmoid alpha over a ``width×height`` head box, 1 at the centre, 0 on the border.
+
+    Args:
+        width: Head box width in pixels.
+        height: Head box height in pixels.
+        j: Steepness per pixel of a 512-pixel head.
+        k: Midpoint in pixels from the centre of a 512-pixel head.
+
+    Returns:
+        ``height×width`` float64 in [0, 1].
+    """
+    xs = (np.arange(width, dtype=np.float64) + 0.5) * (512.0 / width)
+    ys = (np.arange(height, dtype=np.float64) + 0.5) * (512.0 / height)
+    d = np.maximum(np.abs(xs[None, :] - 256.0), np.abs(ys[:, None] - 256.0))
+
+    def sig(v: np.ndarray | float) -> np.ndarray:
+        return np.asarray(1.0 / (1.0 + np.exp(np.clip(j * (np.asarray(v) - k), -700, 700))))
+
+    centre, edge = float(sig(0.0)), float(sig(256.0 - 0.5 * 512.0 / min(width, height)))
+    if centre - edge < 1e-6:
+        raise FrameBuildError(f"--blend-j {j} / --blend-k {k}: the alpha is flat; nothing blends")
+    a: np.ndarray = np.clip((sig(d) - edge) / (centre - edge), 0.0, 1.0)
+    # The outermost ring of pixels is the border: exactly the painting.
+    a[0, :] = a[-1, :] = 0.0
+    a[:, 0] = a[:, -1] = 0.0
+    return a
+
+
+@dataclass(frozen=True, slots=True)
+class ColourMatch:
+    """Per-channel affine colour transfer ``out = (x - src_mean) * gain + dst_mean``."""
+
+    src_mean: np.ndarray
+    dst_mean: np.ndarray
+    gain: np.ndarray
+
+    @classmethod
+    def fit(cls, heads: Sequence[np.ndarray], target: np.ndarray) -> ColourMatch:
+        """Fit one transfer for all head frames (so frames do not flicker against each other).
+
+        Statistics are taken over the central half of each image, where the face is.
+        """
+
+        def centre(a: np.ndarray) -> np.ndarray:
+            h, w = a.shape[:2]
+            return a[h // 4 : h - h // 4, w // 4 : w - w // 4].reshape(-1, 3).astype(np.float64)
+
+        src = np.concatenate([centre(h) for h in heads])
+        dst = centre(target)
+        gain = np.clip(dst.std(0) / np.maximum(src.std(0), 1e-6), 0.5, 2.0)
+        return cls(src.mean(0), dst.mean(0), gain)
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """Return ``image`` transferred, float64 RGB (unclipped)."""
+        out: np.ndarray = (image.astype(np.float64) - self.src_mean) * self.gain + self.dst_mean
+        return out
+
+
+def head_box_from_faces(
+    painting_eyes: tuple[Point, Point],
+    head_eyes: tuple[Point, Point],
+    head_size: tuple[int, int],
+    painting_size: tuple[int, int],
+) -> Box:
+    """Map the whole head frame onto the painting by matching the two eye points.
+
+    Args:
+        painting_eyes: Eye points in the painting (image-left first).
+        head_eyes: The same eyes in a head frame.
+        head_size: ``(width, height)`` of the head frames.
+        painting_size: ``(width, height)`` of the painting.
+
+    Raises:
+        FrameBuildError: The mapped box falls outside the painting.
+    """
+    pa, pb = painting_eyes
+    ha, hb = head_eyes
+    scale = math.hypot(pb.x - pa.x, pb.y - pa.y) / max(math.hypot(hb.x - ha.x, hb.y - ha.y), 1e-6)
+    pmx, pmy = (pa.x + pb.x) / 2, (pa.y + pb.y) / 2
+    hmx, hmy = (ha.x + hb.x) / 2, (ha.y + hb.y) / 2
+    x0 = round(pmx - hmx * scale)
+    y0 = round(pmy - hmy * scale)
+    box = Box(x0, y0, x0 + round(head_size[0] * scale), y0 + round(head_size[1] * scale))
+    w, h = painting_size
+    if box.x0 < 0 or box.y0 < 0 or box.x1 > w or box.y1 > h:
+        raise FrameBuildError(
+            f"the head frames, matched to the painting's face, cover {box.as_list(0)}, "
+            f"outside the {w}x{h} painting; give --head-box X0,Y0,X1,Y1"
+        )
+    return box
+
+
+def parse_box(text: str, size: tuple[int, int]) -> Box:
+    """Parse ``--head-box X0,Y0,X1,Y1`` (integers, inside the painting)."""
+    try:
+        vals = [int(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) != 4:
+        raise FrameBuildError(f"--head-box {text!r}: expected four integers X0,Y0,X1,Y1")
+    x0, y0, x1, y1 = vals
+    w, h = size
+    if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+        raise FrameBuildError(f"--head-box {text!r}: must lie inside the {w}x{h} painting")
+    return Box(x0, y0, x1, y1)
+
+
+def blend_frame(
+    painting: np.ndarray,
+    head: np.ndarray,
+    box: Box,
+    alpha: np.ndarray,
+    colour: ColourMatch | None,
+) -> np.ndarray:
+    """Return the painting with ``head`` resized into ``box`` and blended by ``alpha``."""
+    x0, y0, x1, y1 = (int(v) for v in (box.x0, box.y0, box.x1, box.y1))
+    w, h = x1 - x0, y1 - y0
+    resized = np.asarray(
+        Image.fromarray(head).resize((w, h), Image.Resampling.LANCZOS), dtype=np.uint8
+    )
+    src = colour.apply(resized) if colour is not None else resized.astype(np.float64)
+    src = np.clip(src, 0.0, 255.0)
+    region = painting[y0:y1, x0:x1].astype(np.float64)
+    a = alpha[..., None]
+    mixed = region * (1.0 - a) + src * a
+    out = painting.copy()
+    out[y0:y1, x0:x1] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    return out

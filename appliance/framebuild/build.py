@@ -1,0 +1,376 @@
+"""``monalisa frames build``: the synthesize and blend pipelines end to end.
+
+Both write into an output folder: ``frame_NN.png`` (index 0 = the portrait looks toward the
+visitor's left, i.e. its irises at the image's left), ``frames.toml`` and ``contact_sheet.png``.
+Same inputs → byte-identical outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from appliance import __version__
+from appliance.framebuild import FrameBuildError
+from appliance.framebuild.blend import (
+    DEFAULT_J,
+    DEFAULT_K,
+    ColourMatch,
+    blend_frame,
+    head_box_from_faces,
+    iris_offset,
+    list_heads,
+    load_heads,
+    offsets_to_angles,
+    parse_box,
+    pick_even,
+    read_image,
+    sigmoid_alpha,
+)
+from appliance.framebuild.contact import contact_sheet
+from appliance.framebuild.eyes import Eye, detect_eyes, detect_face, model_eyes, parse_eyes
+from appliance.framebuild.output import (
+    changed_box,
+    frame_name,
+    manifest_text,
+    prepare_out_dir,
+    write_manifest,
+    write_png,
+)
+from appliance.framebuild.synthesize import EyeRenderer, iris_shifts, synthesize_frame
+from appliance.types import Box, Face, Point
+
+CONTACT_SHEET = "contact_sheet.png"
+
+
+class Progress:
+    """A one-line progress bar on ``stream`` (stderr), drawn only when it is a terminal."""
+
+    def __init__(self, label: str, total: int, stream: TextIO | None = None) -> None:
+        self.label = label
+        self.total = max(1, total)
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.done = 0
+
+    def step(self, n: int = 1) -> None:
+        """Advance by ``n`` and redraw."""
+        self.done = min(self.total, self.done + n)
+        if self.enabled:
+            width = 30
+            fill = round(width * self.done / self.total)
+            bar = "#" * fill + "-" * (width - fill)
+            self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total}")
+            if self.done == self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+
+
+@dataclass
+class BuildOptions:
+    """Options of ``monalisa frames build``.
+
+    Attributes:
+        painting: The portrait image file.
+        out: Output folder (created; must be empty unless ``force``).
+        mode: ``"synthesize"`` or ``"blend"``.
+        count: Number of frames, >= 2 (default 33).
+        max_angle: Synthesize: gaze range ±degrees, in (0, 60].
+        eyes: ``"X1,Y1,X2,Y2"`` eye points in the painting, or None to use the detector.
+        heads: Blend: folder of head frames.
+        head_box: Blend: ``"X0,Y0,X1,Y1"`` in the painting, or None to match faces.
+        blend_j: Blend: sigmoid steepness for a 512-pixel head.
+        blend_k: Blend: sigmoid midpoint for a 512-pixel head, pixels.
+        colour_match: Blend: match the head frames' colours to the painting.
+        force: Replace an existing frame set in ``out``.
+    """
+
+    painting: Path
+    out: Path
+    mode: str = "synthesize"
+    count: int = 33
+    max_angle: float = 30.0
+    eyes: str | None = None
+    heads: Path | None = None
+    head_box: str | None = None
+    blend_j: float = DEFAULT_J
+    blend_k: float = DEFAULT_K
+    colour_match: bool = True
+    force: bool = False
+    progress: TextIO | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build wrote.
+
+    Attributes:
+        out: The output folder.
+        files: Frame file names in index order.
+        angles: Gaze angle per frame, degrees.
+        rest_index: The rest frame.
+        head_box: The region that changes.
+        contact_sheet: Path of the contact sheet.
+    """
+
+    out: Path
+    files: tuple[str, ...]
+    angles: tuple[float, ...]
+    rest_index: int
+    head_box: Box
+    contact_sheet: Path
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _check_common(opts: BuildOptions) -> np.ndarray:
+    if opts.count < 2:
+        raise FrameBuildError(f"--count {opts.count}: need at least 2 frames")
+    if opts.count > 999:
+        raise FrameBuildError(f"--count {opts.count}: at most 999 frames")
+    if not opts.painting.is_file():
+        raise FrameBuildError(f"{opts.painting}: no such painting file")
+    painting = read_image(opts.painting)
+    # Refuse a non-empty folder before any slow work.
+    prepare_out_dir(opts.out, opts.force)
+    return painting
+
+
+def _eye_points(
+    painting: np.ndarray, opts: BuildOptions, finder: Callable[..., tuple[Point, Point]]
+) -> tuple[tuple[Point, Point], str]:
+    if opts.eyes:
+        return parse_eyes(opts.eyes), "--eyes"
+    return finder(painting, opts.painting), "detector"
+
+
+def detect_eyes_with(
+    face_finder: Callable[[np.ndarray, Any], Face],
+) -> Callable[[np.ndarray, Any], tuple[Point, Point]]:
+    """Adapt a face finder into an eye finder (eye points sorted left to right)."""
+
+    def find(image: np.ndarray, source: Any) -> tuple[Point, Point]:
+        face = face_finder(image, source)
+        a, b = face.right_eye, face.left_eye
+        return (a, b) if a.x <= b.x else (b, a)
+
+    return find
+
+
+def _rest_index(angles: Sequence[float]) -> int:
+    return int(np.argmin(np.abs(np.asarray(angles)) + 1e-9 * np.arange(len(angles))))
+
+
+def _union(boxes: Sequence[tuple[int, int, int, int]]) -> Box:
+    return Box(
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+def _write(
+    opts: BuildOptions,
+    frames: Sequence[np.ndarray],
+    angles: Sequence[float],
+    head_box: Box,
+    eye_box: Box,
+    build: dict[str, Any],
+    progress: Progress,
+) -> BuildResult:
+    count = len(frames)
+    files = [frame_name(i, count) for i in range(count)]
+    for name, frame in zip(files, frames, strict=True):
+        write_png(opts.out / name, frame)
+        progress.step()
+    rest = _rest_index(angles)
+    h, w = frames[0].shape[:2]
+    write_manifest(
+        opts.out,
+        manifest_text(
+            size=(w, h),
+            rest_index=rest,
+            head_box=head_box,
+            files=files,
+            angles=angles,
+            build=build,
+        ),
+    )
+    sheet = contact_sheet(frames, angles, rest, eye_box)
+    sheet_path = opts.out / CONTACT_SHEET
+    write_png(sheet_path, np.asarray(sheet))
+    progress.step()
+    return BuildResult(opts.out, tuple(files), tuple(angles), rest, head_box, sheet_path)
+
+
+def build_synthesize(
+    opts: BuildOptions, finder: Callable[..., tuple[Point, Point]] = detect_eyes
+) -> BuildResult:
+    """Build a frame set by moving the painting's irises (no model, no GPU).
+
+    Args:
+        opts: Build options (``painting``, ``out``, ``count``, ``max_angle``, ``eyes``).
+        finder: Finds the coarse eye points when ``opts.eyes`` is not given.
+
+    Raises:
+        FrameBuildError: Bad option, unreadable painting, no face or no iris found, or a
+            non-empty output folder without ``force``.
+    """
+    if not 0 < opts.max_angle <= 60:
+        raise FrameBuildError(f"--max-angle {opts.max_angle}: must be in (0, 60] degrees")
+    painting = _check_common(opts)
+    points, source = _eye_points(painting, opts, finder)
+    eyes: tuple[Eye, Eye] = model_eyes(painting, points)
+    angles = [float(a) for a in np.linspace(-opts.max_angle, opts.max_angle, opts.count)]
+    shifts, scale = iris_shifts(eyes, angles)
+    renderers = [EyeRenderer(painting, e) for e in eyes]
+    progress = Progress("synthesizing", 2 * opts.count + 1, opts.progress)
+    frames = []
+    for sh in shifts:
+        frames.append(synthesize_frame(painting, renderers, sh))
+        progress.step()
+    head_box = _union([e.roi for e in eyes])
+    h, w = painting.shape[:2]
+    build: dict[str, Any] = {
+        "mode": "synthesize",
+        "generator": f"monalisa {__version__}",
+        "source": opts.painting.name,
+        "source_sha256": _sha256(opts.painting),
+        "angle_range": [-opts.max_angle, opts.max_angle],
+        "eyes_from": source,
+        "eye_points": [points[0].x, points[0].y, points[1].x, points[1].y],
+        "iris_centres": [eyes[0].iris.x, eyes[0].iris.y, eyes[1].iris.x, eyes[1].iris.y],
+        "iris_radii": [eyes[0].radius, eyes[1].radius],
+        "iris_shift_px": [min(shifts), max(shifts)],
+        "shift_scale": scale,
+    }
+    # Zoom strip: both eye openings with a margin of about one iris diameter.
+    xs0, ys0, xs1, ys1 = [], [], [], []
+    for e in eyes:
+        o, m = e.opening, 2.0 * e.radius
+        top, bottom = o.lid_extent(0.5 * (o.xl + o.xr))
+        xs0.append(o.xl - m)
+        xs1.append(o.xr + m)
+        ys0.append(min(top, o.yl, o.yr) - m)
+        ys1.append(max(bottom, o.yl, o.yr) + m)
+    eye_box = Box(
+        max(0.0, min(xs0)), max(0.0, min(ys0)), min(float(w), max(xs1)), min(float(h), max(ys1))
+    )
+    return _write(opts, frames, angles, head_box, eye_box, build, progress)
+
+
+def build_blend(
+    opts: BuildOptions, face_finder: Callable[[np.ndarray, Any], Face] = detect_face
+) -> BuildResult:
+    """Build a frame set by blending animated head frames into the painting.
+
+    Args:
+        opts: Build options (``painting``, ``out``, ``count``, ``heads``, ``head_box``,
+            ``blend_j``, ``blend_k``, ``colour_match``, ``eyes``).
+        face_finder: Finds the face in an image (head frames, and the painting when neither
+            ``head_box`` nor ``eyes`` is given).
+
+    Raises:
+        FrameBuildError: Missing ``--heads``, fewer head frames than ``count``, head frames of
+            differing sizes, no face found, or a non-empty output folder without ``force``.
+    """
+    if opts.heads is None:
+        raise FrameBuildError("--mode blend needs --heads DIR (a folder of head frames)")
+    if opts.blend_j <= 0 or opts.blend_k <= 0:
+        raise FrameBuildError(
+            f"--blend-j {opts.blend_j} / --blend-k {opts.blend_k}: both must be positive"
+        )
+    files = list_heads(opts.heads, opts.count)
+    heads = load_heads(files)
+    painting = _check_common(opts)
+    h, w = painting.shape[:2]
+    hh, hw = heads[0].shape[:2]
+    progress = Progress("blending", len(heads) + 2 * opts.count + 1, opts.progress)
+    offsets: list[float] = []
+    radii: list[float] = []
+    first: Face | None = None
+    for path, head in zip(files, heads, strict=True):
+        face = face_finder(head, path)
+        first = first or face
+        try:
+            off, rad = iris_offset(head, face)
+        except FrameBuildError as err:
+            raise FrameBuildError(f"{path}: {err}") from err
+        offsets.append(off)
+        radii.append(rad)
+        progress.step()
+    assert first is not None
+    measured = offsets_to_angles(offsets, float(np.median(radii)))
+    if max(measured) - min(measured) < 1.0:
+        raise FrameBuildError(
+            f"--heads {opts.heads}: the gaze hardly changes across the head frames "
+            f"({min(measured):+.1f}° .. {max(measured):+.1f}°); the eyes must sweep"
+        )
+    picks = pick_even(measured, opts.count)
+    lo, hi = min(measured), max(measured)
+    angles = [float(a) for a in np.linspace(lo, hi, opts.count)]
+    if opts.head_box:
+        box = parse_box(opts.head_box, (w, h))
+        source = "--head-box"
+    else:
+        a, b = first.right_eye, first.left_eye
+        head_points = (a, b) if a.x <= b.x else (b, a)
+        points, _ = _eye_points(painting, opts, detect_eyes_with(face_finder))
+        box = head_box_from_faces(points, head_points, (hw, hh), (w, h))
+        source = "matched faces"
+    bw, bh = int(box.x1 - box.x0), int(box.y1 - box.y0)
+    alpha = sigmoid_alpha(bw, bh, opts.blend_j, opts.blend_k)
+    region = painting[int(box.y0) : int(box.y1), int(box.x0) : int(box.x1)]
+    colour = ColourMatch.fit([heads[i] for i in picks], region) if opts.colour_match else None
+    frames = []
+    for i in picks:
+        frames.append(blend_frame(painting, heads[i], box, alpha, colour))
+        progress.step()
+    head_box = changed_box(painting, frames)
+    if head_box.area <= 1:
+        head_box = box
+    build: dict[str, Any] = {
+        "mode": "blend",
+        "generator": f"monalisa {__version__}",
+        "source": opts.painting.name,
+        "source_sha256": _sha256(opts.painting),
+        "heads": opts.heads.name,
+        "head_frames": [files[i].name for i in picks],
+        "measured_angles": [measured[i] for i in picks],
+        "angle_range": [lo, hi],
+        "paste_box": [int(v) for v in (box.x0, box.y0, box.x1, box.y1)],
+        "paste_box_from": source,
+        "blend_j": opts.blend_j,
+        "blend_k": opts.blend_k,
+        "colour_match": opts.colour_match,
+    }
+    # Zoom strip: the first head frame's eyes mapped into the painting.
+    sx, sy = (box.x1 - box.x0) / hw, (box.y1 - box.y0) / hh
+    ex = [box.x0 + p.x * sx for p in (first.right_eye, first.left_eye)]
+    ey = [box.y0 + p.y * sy for p in (first.right_eye, first.left_eye)]
+    ipd = max(4.0, abs(ex[1] - ex[0]))
+    eye_box = Box(
+        max(0.0, min(ex) - 0.6 * ipd),
+        max(0.0, min(ey) - 0.35 * ipd),
+        min(float(w), max(ex) + 0.6 * ipd),
+        min(float(h), max(ey) + 0.35 * ipd),
+    )
+    return _write(opts, frames, angles, head_box, eye_box, build, progress)
+
+
+def build(opts: BuildOptions) -> BuildResult:
+    """Run the build ``opts.mode`` asks for."""
+    if opts.mode == "synthesize":
+        return build_synthesize(opts)
+    if opts.mode == "blend":
+        return build_blend(opts)
+    raise FrameBuildError(f"--mode {opts.mode!r}: expected 'synthesize' or 'blend'")

@@ -1,0 +1,135 @@
+"""Writing a frame set: the output folder, deterministic PNGs and ``frames.toml``.
+
+Same pixels in → same bytes out: PNGs carry no metadata (no time, no gamma chunk, no text)
+and are compressed at a fixed level; the manifest is written field by field in a fixed order
+with fixed float formatting, and never holds a time stamp or an absolute path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from appliance.framebuild import FrameBuildError
+from appliance.frames import MANIFEST_NAME
+from appliance.types import Box
+
+PNG_COMPRESS_LEVEL = 6
+"""zlib level for every PNG written (fixed so output bytes do not depend on defaults)."""
+
+
+def prepare_out_dir(out: Path, force: bool) -> None:
+    """Create ``out``, refusing a non-empty folder unless ``force``.
+
+    With ``force``, earlier build outputs (``frame_*.png``, ``frames.toml``,
+    ``contact_sheet.png``) are removed so no stale frame is left behind; other files stay.
+
+    Raises:
+        FrameBuildError: ``out`` is a file, or a non-empty folder without ``force``.
+    """
+    if out.exists() and not out.is_dir():
+        raise FrameBuildError(f"--out {out}: exists and is not a folder")
+    if out.is_dir():
+        entries = sorted(p.name for p in out.iterdir())
+        if entries and not force:
+            raise FrameBuildError(
+                f"--out {out}: folder is not empty ({len(entries)} entries); "
+                "choose an empty folder or add --force to replace a frame set in it"
+            )
+        for p in out.iterdir():
+            if p.is_file() and (
+                p.name in (MANIFEST_NAME, "contact_sheet.png")
+                or (p.name.startswith("frame_") and p.suffix == ".png")
+            ):
+                p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Write an ``H×W×3`` uint8 RGB array as a metadata-free PNG, deterministically."""
+    Image.fromarray(np.ascontiguousarray(image), "RGB").save(
+        path, format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False
+    )
+
+
+def frame_name(i: int, count: int) -> str:
+    """File name of frame ``i``: ``frame_00.png`` (zero-padded to at least two digits)."""
+    width = max(2, len(str(count - 1)))
+    return f"frame_{i:0{width}d}.png"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ValueError(f"cannot write {v!r} to TOML")
+        r = round(v, 4)
+        return repr(float(r) if r != 0 else 0.0)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def manifest_text(
+    *,
+    size: tuple[int, int],
+    rest_index: int,
+    head_box: Box,
+    files: Sequence[str],
+    angles: Sequence[float],
+    build: Mapping[str, Any],
+) -> str:
+    """Return the ``frames.toml`` text (keys in a fixed order, floats to 4 decimals)."""
+    lines = [
+        "# Frame set for the monalisa appliance; written by `monalisa frames build`.",
+        f"count = {len(files)}",
+        f"size = {_toml_value(list(size))}",
+        f"rest_index = {rest_index}",
+        f"head_box = {_toml_value([round(v) for v in head_box.as_list()])}",
+        "",
+    ]
+    for name, angle in zip(files, angles, strict=True):
+        lines += ["[[frames]]", f"file = {_toml_value(name)}", f"angle = {_toml_value(angle)}", ""]
+    lines.append("[build]")
+    for key, value in build.items():
+        lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_manifest(out: Path, text: str) -> None:
+    """Write ``frames.toml`` into ``out`` (UTF-8, LF line ends)."""
+    (out / MANIFEST_NAME).write_bytes(text.encode("utf-8"))
+
+
+def changed_box(base: np.ndarray, frames: Sequence[np.ndarray], pad: int = 0) -> Box:
+    """The bounding box of every pixel where any frame differs from ``base``, padded by ``pad``.
+
+    Returns a 1×1 box at the image centre when nothing changes.
+    """
+    h, w = base.shape[:2]
+    changed = np.zeros((h, w), bool)
+    for f in frames:
+        changed |= np.any(f != base, axis=2)
+    rows = np.flatnonzero(changed.any(axis=1))
+    cols = np.flatnonzero(changed.any(axis=0))
+    if rows.size == 0:
+        return Box(w // 2, h // 2, w // 2 + 1, h // 2 + 1)
+    return Box(
+        max(0, int(cols[0]) - pad),
+        max(0, int(rows[0]) - pad),
+        min(w, int(cols[-1]) + 1 + pad),
+        min(h, int(rows[-1]) + 1 + pad),
+    )

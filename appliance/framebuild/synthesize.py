@@ -1,0 +1,214 @@
+"""Synthesize gaze frames on the CPU: move both irises across their eye openings.
+
+For every frame both irises shift by the same horizontal distance (the eyes turn together):
+``shift = eyeball_radius × sin(angle)``, with the eyeball radius taken as ``2 ×`` the iris
+radius (human eyes: ~12 mm and ~6 mm), scaled down together if an opening is too narrow for the
+widest angle. Each eye is rendered on a supersampled crop (8× for small eyes, fewer for
+large ones):
+
+1. the *bare eye* — the iris removed and the hole filled smoothly (a membrane fill, coarse to
+   fine) from the sclera beside it and the lids above and below, so the eye's shading and the
+   lid shadows carry on across the uncovered sclera;
+2. the iris (with its pupil and catch-light) moved by the shift and cut by the opening, with a
+   limbus and lid edge softened in proportion to the iris radius, so it never lies on a lid or
+   the skin; iris texture hidden under a lid in the painting is continued from the nearest
+   visible row of the same column;
+3. the change against the painting, averaged back down to image pixels (antialiased edges).
+
+Only pixels inside the eye openings change. Every frame, the one at angle 0 included, goes
+through the same resampling, so all frames share the same (slight) softness of the iris and
+no frame "pops" against its neighbours.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from appliance.framebuild.eyes import Eye, supersample_for, supersampled
+
+LID_SHADE = 0.3
+"""How much the lids (vs. only the clean sclera) shade the middle of the uncovered sclera."""
+
+EYEBALL_RATIO = 2.0
+"""Eyeball radius / iris radius: turning by ``a`` moves the iris by ``2 r sin(a)`` pixels."""
+
+
+def iris_shifts(eyes: Sequence[Eye], angles: Sequence[float]) -> tuple[list[float], float]:
+    """Return the iris shift in pixels for every angle, and the common scale applied.
+
+    Args:
+        eyes: The modelled eyes (both move by the same amount).
+        angles: Gaze angles in degrees, negative = toward the image's left.
+
+    Returns:
+        ``(shifts, scale)``: per angle the horizontal shift (pixels, negative = left), and the
+        factor (<= 1) by which all shifts were reduced to keep each iris in its opening.
+    """
+    radius = float(np.mean([e.radius for e in eyes]))
+    raw = [EYEBALL_RATIO * radius * math.sin(math.radians(a)) for a in angles]
+    scale = 1.0
+    for e in eyes:
+        left, right = e.travel()
+        most_left = -min(0.0, min(raw))
+        most_right = max(0.0, max(raw))
+        if most_left > 0:
+            scale = min(scale, left / most_left)
+        if most_right > 0:
+            scale = min(scale, right / most_right)
+    return [v * scale for v in raw], scale
+
+
+def _soft_disc(
+    xs: np.ndarray, ys: np.ndarray, cx: float, cy: float, r: float, edge: float
+) -> np.ndarray:
+    """Disc coverage 0..1 whose rim ramps over ``edge`` pixels (the limbus is never sharp)."""
+    d = np.sqrt((xs - cx) ** 2 + (ys - cy) ** 2)
+    a: np.ndarray = np.clip((r + 0.5 * edge - d) / edge, 0.0, 1.0)
+    return a
+
+
+def _box_blur(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Mean over a ``(2 radius + 1)²`` square (edges replicated), via an integral image."""
+    if radius <= 0:
+        return mask.astype(np.float64)
+    k = 2 * radius + 1
+    padded = np.pad(mask.astype(np.float64), radius + 1, mode="edge")
+    ii = padded.cumsum(0).cumsum(1)
+    out: np.ndarray = (ii[k:, k:] - ii[:-k, k:] - ii[k:, :-k] + ii[:-k, :-k]) / (k * k)
+    return out[: mask.shape[0], : mask.shape[1]]
+
+
+def harmonic_fill(rgb: np.ndarray, hole: np.ndarray, iterations: int = 40) -> np.ndarray:
+    """Fill ``hole`` smoothly from everything around it (a membrane / Laplace fill).
+
+    Solved coarse to fine: each level halves the resolution (averaging only known pixels),
+    fills there, and starts the finer level from that, so a few Jacobi iterations per level
+    reach the smooth solution. The sclera left behind by a moved iris thus takes the shading of
+    the sclera beside it and of the lids above and below.
+
+    Args:
+        rgb: ``h×w×3`` float image.
+        hole: ``h×w`` bool, the pixels to fill.
+        iterations: Jacobi sweeps per level.
+
+    Returns:
+        A new array, equal to ``rgb`` outside ``hole``.
+    """
+    out = rgb.astype(np.float64, copy=True)
+    if not hole.any():
+        return out
+    h, w = hole.shape
+    if min(h, w) >= 8:
+        h2, w2 = h // 2, w // 2
+        known = (~hole[: 2 * h2, : 2 * w2]).astype(np.float64)
+        kw = known.reshape(h2, 2, w2, 2).sum(axis=(1, 3))
+        summed = (out[: 2 * h2, : 2 * w2] * known[..., None]).reshape(h2, 2, w2, 2, 3)
+        coarse = summed.sum(axis=(1, 3)) / np.maximum(kw, 1.0)[..., None]
+        coarse_hole = kw == 0
+        filled = harmonic_fill(coarse, coarse_hole, iterations)
+        up = np.repeat(np.repeat(filled, 2, axis=0), 2, axis=1)
+        guess = np.pad(up, ((0, h - 2 * h2), (0, w - 2 * w2), (0, 0)), mode="edge")
+        out[hole] = guess[hole]
+    else:
+        out[hole] = out[~hole].mean(axis=0) if (~hole).any() else 128.0
+    m = hole[..., None]
+    for _ in range(iterations):
+        p = np.pad(out, ((1, 1), (1, 1), (0, 0)), mode="edge")
+        avg = 0.25 * (p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:])
+        out = np.where(m, avg, out)
+    return out
+
+
+def _continue_columns(tex: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Fill invalid pixels of each column from the nearest valid pixel in that column."""
+    out = tex.copy()
+    rows = np.arange(tex.shape[0])
+    for j in np.flatnonzero(valid.any(axis=0) & ~valid.all(axis=0)):
+        v = np.flatnonzero(valid[:, j])
+        idx = v[np.clip(np.searchsorted(v, rows), 0, len(v) - 1)]
+        prev = v[np.clip(np.searchsorted(v, rows) - 1, 0, len(v) - 1)]
+        pick = np.where(np.abs(prev - rows) < np.abs(idx - rows), prev, idx)
+        out[:, j] = tex[pick, j]
+    return out
+
+
+class EyeRenderer:
+    """Renders one eye with its iris moved; prepares the bare eye once.
+
+    Args:
+        image: ``H×W×3`` uint8 RGB painting.
+        eye: The modelled eye.
+    """
+
+    def __init__(self, image: np.ndarray, eye: Eye) -> None:
+        self.eye = eye
+        s = supersample_for(eye.roi)
+        self.rgb, self.xs, self.ys = supersampled(image, eye.roi, s)
+        self.inside = eye.opening.mask(self.xs, self.ys)
+        ix, iy, r = eye.iris.x, eye.iris.y, eye.radius
+        # The limbus and the lid edges are soft in proportion to the eye's size.
+        self.edge = max(0.5, 0.15 * r)
+        feather = _box_blur(self.inside, max(1, round(0.06 * r * s)))
+        self.soft_inside = np.clip(2.0 * feather - 1.0, 0.0, 1.0) * self.inside
+        iris_alpha = _soft_disc(self.xs, self.ys, ix, iy, r, self.edge) * self.inside
+        # Bare eye: remove the iris (and its soft rim), fill smoothly from its surroundings.
+        hole = (np.hypot(self.xs - ix, self.ys - iy) <= r + self.edge + 0.25) & self.inside
+        # Two membrane fills: from everything around the hole (continuous with the sclera
+        # beside it and the lids' shadow), and from the clean sclera only (the brighter half
+        # of the opening outside the hole). The clean one takes over only away from the hole's
+        # rim, so the fill stays seamless and is not greyed by the lash lines.
+        with_lids = harmonic_fill(self.rgb, hole)
+        lum = self.rgb.mean(axis=2)
+        rest = self.inside & ~hole
+        clean = rest & (lum >= np.median(lum[rest])) if rest.any() else rest
+        sclera = harmonic_fill(self.rgb, ~clean) if clean.any() else with_lids
+        depth = np.clip(2.0 * _box_blur(hole, max(1, round(0.35 * r * s))) - 1.0, 0.0, 1.0)
+        w = ((1.0 - LID_SHADE) * depth * depth * (3.0 - 2.0 * depth))[..., None]
+        self.bare = np.where(hole[..., None], (1.0 - w) * with_lids + w * sclera, self.rgb)
+        # Iris texture, continued upward/downward where the lids hid it in the painting.
+        self.texture = _continue_columns(self.rgb, self.inside & (iris_alpha > 0.5))
+        x0, y0, x1, y1 = eye.roi
+        self.lo = image[y0:y1, x0:x1].astype(np.float64)
+
+    def render(self, shift: float) -> np.ndarray:
+        """Return the eye crop (``roi``) as float RGB with the iris moved by ``shift`` pixels.
+
+        Pixels outside the opening are exactly the painting's; ``shift = 0`` re-renders the
+        iris in place.
+        """
+        e = self.eye
+        s = supersample_for(e.roi)
+        # Move by a whole number of sub-pixels (1/8 px: invisible after averaging).
+        k = round(shift * s)
+        disc = _soft_disc(self.xs, self.ys, e.iris.x + k / s, e.iris.y, e.radius, self.edge)
+        alpha = disc * self.soft_inside
+        tex = np.empty_like(self.texture)
+        if k >= 0:
+            tex[:, k:] = self.texture[:, : tex.shape[1] - k]
+            tex[:, :k] = self.texture[:, :1]
+        else:
+            tex[:, :k] = self.texture[:, -k:]
+            tex[:, k:] = self.texture[:, -1:]
+        a = alpha[..., None]
+        hi = self.bare * (1.0 - a) + tex * a
+        hi = np.where(self.inside[..., None], hi, self.rgb)
+        delta = (hi - self.rgb).astype(np.float64)
+        h, w = self.lo.shape[:2]
+        down = delta.reshape(h, s, w, s, 3).mean(axis=(1, 3))
+        out: np.ndarray = self.lo + down
+        return out
+
+
+def synthesize_frame(
+    image: np.ndarray, renderers: Sequence[EyeRenderer], shift: float
+) -> np.ndarray:
+    """Return one frame: the painting with every eye's iris moved by ``shift`` pixels."""
+    out = image.copy()
+    for rend in renderers:
+        x0, y0, x1, y1 = rend.eye.roi
+        crop = rend.render(shift)
+        out[y0:y1, x0:x1] = np.clip(np.rint(crop), 0, 255).astype(np.uint8)
+    return out

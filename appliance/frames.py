@@ -1,0 +1,361 @@
+"""Frame sets: the manifest ``frames.toml``, validation, and base image + per-frame patches.
+
+A frame set is a folder of same-sized RGB images (one per gaze direction) plus ``frames.toml``::
+
+    count = 33                       # number of frames (>= 2)
+    size = [1024, 1526]              # width, height of every frame image, pixels
+    rest_index = 16                  # the frame shown when nobody is there
+    head_box = [x0, y0, x1, y1]      # region of the painting that changes between frames, pixels
+    [[frames]]                       # one table per frame, in index order
+    file = "frame_00.png"
+    angle = -30.0                    # gaze angle, degrees; negative = toward the visitor's left
+
+Optional tables (``[build]``) are kept as information and not validated.
+
+Memory: only the rest frame is kept whole (:attr:`FrameSet.base`); every frame is stored as a
+:class:`Patch`, the bounding rectangle of the pixels where it differs from the base, which for
+a portrait whose eyes move is a few hundred pixels across. 33 frames at 1920×1080 then cost
+about one full frame plus a few small crops instead of 33 full frames.
+
+Every problem raises :class:`FrameSetError` with one line naming the file and the key or value.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from appliance.types import Box
+
+MANIFEST_NAME = "frames.toml"
+"""The manifest's file name inside a frame set folder."""
+
+SYSTEM_FRAMES_DIR = Path("/usr/share/monalisa/frames")
+"""Where a packaged install keeps the default set when the repository's ``frames/`` is absent."""
+
+
+class FrameSetError(ValueError):
+    """A frame set that cannot be used; the message is one line naming the file and key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """The region of one frame that differs from the base image.
+
+    Attributes:
+        x0: Left edge of the region in frame pixels.
+        y0: Top edge of the region in frame pixels.
+        pixels: ``h×w×3`` uint8 RGB pixels of the frame in that region (``0×0×3`` when the
+            frame equals the base).
+    """
+
+    x0: int
+    y0: int
+    pixels: np.ndarray
+
+    @property
+    def width(self) -> int:
+        """Width of the region in pixels."""
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        """Height of the region in pixels."""
+        return int(self.pixels.shape[0])
+
+    @property
+    def box(self) -> Box:
+        """The region as a :class:`Box` (``x1``, ``y1`` exclusive)."""
+        return Box(self.x0, self.y0, self.x0 + self.width, self.y0 + self.height)
+
+    @property
+    def empty(self) -> bool:
+        """True when the frame is identical to the base."""
+        return self.pixels.size == 0
+
+
+def default_frames_dir() -> Path:
+    """Return the default frame set folder.
+
+    The repository's ``frames/`` next to the ``appliance`` package, or
+    :data:`SYSTEM_FRAMES_DIR` when the package is installed without the repository.
+    """
+    repo = Path(__file__).resolve().parent.parent / "frames"
+    if (repo / MANIFEST_NAME).is_file() or not SYSTEM_FRAMES_DIR.is_dir():
+        return repo
+    return SYSTEM_FRAMES_DIR
+
+
+def diff_patch(base: np.ndarray, frame: np.ndarray) -> Patch:
+    """Return the bounding region where ``frame`` differs from ``base`` as a :class:`Patch`.
+
+    Args:
+        base: ``H×W×3`` uint8 image.
+        frame: ``H×W×3`` uint8 image of the same shape.
+
+    Returns:
+        The smallest rectangle holding every differing pixel (its pixels copied from
+        ``frame``), or an empty patch at (0, 0) when the images are equal.
+    """
+    changed = np.any(frame != base, axis=2)
+    rows = np.flatnonzero(changed.any(axis=1))
+    if rows.size == 0:
+        return Patch(0, 0, np.zeros((0, 0, 3), np.uint8))
+    cols = np.flatnonzero(changed[rows[0] : rows[-1] + 1].any(axis=0))
+    y0, y1 = int(rows[0]), int(rows[-1]) + 1
+    x0, x1 = int(cols[0]), int(cols[-1]) + 1
+    return Patch(x0, y0, np.ascontiguousarray(frame[y0:y1, x0:x1]))
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Read an image file as ``H×W×3`` uint8 RGB.
+
+    Raises:
+        FrameSetError: The file is missing or cannot be decoded.
+    """
+    if not path.is_file():
+        raise FrameSetError(f"{path}: missing image")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise FrameSetError(f"{path}: unreadable image ({err})") from err
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """The validated contents of ``frames.toml``.
+
+    Attributes:
+        count: Number of frames, >= 2.
+        size: ``(width, height)`` of every image, pixels.
+        rest_index: Frame shown when nobody is there, ``0 <= rest_index < count``.
+        head_box: Region that changes between frames, pixels, inside the image.
+        files: Image file names relative to the folder, in index order.
+        angles: Gaze angle of each frame in degrees, strictly increasing.
+        build: The optional ``[build]`` table (how the set was made), as read.
+    """
+
+    count: int
+    size: tuple[int, int]
+    rest_index: int
+    head_box: Box
+    files: tuple[str, ...]
+    angles: tuple[float, ...]
+    build: dict[str, Any]
+
+
+def _int(path: Path, key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FrameSetError(f"{path}: {key} = {value!r} must be an integer")
+    return value
+
+
+def _number(path: Path, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise FrameSetError(f"{path}: {key} = {value!r} must be a finite number")
+    return float(value)
+
+
+def parse_manifest(path: Path) -> Manifest:
+    """Read and validate a ``frames.toml`` on its own (without opening any image).
+
+    Args:
+        path: The manifest file.
+
+    Raises:
+        FrameSetError: The file is missing, not TOML, or a key is missing or out of range.
+    """
+    if not path.is_file():
+        raise FrameSetError(f"{path}: missing manifest")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise FrameSetError(f"{path}: cannot read manifest ({err})") from err
+    for key in ("count", "size", "rest_index", "head_box", "frames"):
+        if key not in data:
+            raise FrameSetError(f"{path}: missing key {key!r}")
+    count = _int(path, "count", data["count"])
+    if count < 2:
+        raise FrameSetError(f"{path}: count = {count} must be at least 2")
+    size_v = data["size"]
+    if not isinstance(size_v, list) or len(size_v) != 2:
+        raise FrameSetError(f"{path}: size = {size_v!r} must be [width, height]")
+    size = (_int(path, "size[0]", size_v[0]), _int(path, "size[1]", size_v[1]))
+    if size[0] < 1 or size[1] < 1:
+        raise FrameSetError(f"{path}: size = {list(size)} must be positive")
+    rest = _int(path, "rest_index", data["rest_index"])
+    if not 0 <= rest < count:
+        raise FrameSetError(f"{path}: rest_index = {rest} out of range 0..{count - 1}")
+    hb = data["head_box"]
+    if not isinstance(hb, list) or len(hb) != 4:
+        raise FrameSetError(f"{path}: head_box = {hb!r} must be [x0, y0, x1, y1]")
+    x0, y0, x1, y1 = (_number(path, f"head_box[{i}]", v) for i, v in enumerate(hb))
+    if not (0 <= x0 < x1 <= size[0] and 0 <= y0 < y1 <= size[1]):
+        raise FrameSetError(
+            f"{path}: head_box = {hb!r} must satisfy 0 <= x0 < x1 <= {size[0]} "
+            f"and 0 <= y0 < y1 <= {size[1]}"
+        )
+    frames = data["frames"]
+    if not isinstance(frames, list) or len(frames) != count:
+        n = len(frames) if isinstance(frames, list) else "no"
+        raise FrameSetError(f"{path}: count = {count} but there are {n} [[frames]] tables")
+    files: list[str] = []
+    angles: list[float] = []
+    for i, entry in enumerate(frames):
+        if not isinstance(entry, dict) or "file" not in entry or "angle" not in entry:
+            raise FrameSetError(f"{path}: frames[{i}] needs both 'file' and 'angle'")
+        name = entry["file"]
+        if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in name:
+            raise FrameSetError(f"{path}: frames[{i}].file = {name!r} must be a relative name")
+        angle = _number(path, f"frames[{i}].angle", entry["angle"])
+        if angles and angle <= angles[-1]:
+            raise FrameSetError(
+                f"{path}: frames[{i}].angle = {angle} is not greater than "
+                f"frames[{i - 1}].angle = {angles[-1]}; angles must increase"
+            )
+        files.append(name)
+        angles.append(angle)
+    if len(set(files)) != len(files):
+        raise FrameSetError(f"{path}: frames list the same file twice")
+    build = data.get("build", {})
+    return Manifest(
+        count=count,
+        size=size,
+        rest_index=rest,
+        head_box=Box(x0, y0, x1, y1),
+        files=tuple(files),
+        angles=tuple(angles),
+        build=dict(build) if isinstance(build, dict) else {},
+    )
+
+
+class FrameSet:
+    """A validated frame set held as one base image plus per-frame patches.
+
+    Attributes:
+        directory: The folder it was loaded from.
+        count: Number of frames (>= 2).
+        size: ``(width, height)`` of every frame, pixels.
+        rest_index: The frame shown when nobody is there.
+        head_box: The region that changes between frames, pixels.
+        angles: Gaze angle of each frame in degrees, strictly increasing; negative = toward
+            the visitor's left.
+        files: Image file names in index order.
+        build: The manifest's ``[build]`` table (how the set was made).
+        base: ``H×W×3`` uint8 RGB, the rest frame.
+        patches: Per frame, the region where it differs from :attr:`base`.
+    """
+
+    def __init__(
+        self, directory: Path, manifest: Manifest, base: np.ndarray, patches: Sequence[Patch]
+    ):
+        self.directory = directory
+        self.count = manifest.count
+        self.size = manifest.size
+        self.rest_index = manifest.rest_index
+        self.head_box = manifest.head_box
+        self.angles = manifest.angles
+        self.files = manifest.files
+        self.build = manifest.build
+        self.base = base
+        self.base.setflags(write=False)
+        for p in patches:
+            p.pixels.setflags(write=False)
+        self.patches = tuple(patches)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> FrameSet:
+        """Load and validate the frame set in ``directory``.
+
+        Checks: the manifest parses and its keys are in range; every image exists, decodes and
+        has the manifest's size; every frame differs from the rest frame only inside
+        ``head_box``. Only one full image (the base) is kept; at most two are decoded at once.
+
+        Raises:
+            FrameSetError: One line naming the file and the key or value at fault.
+        """
+        folder = Path(directory)
+        if not folder.is_dir():
+            raise FrameSetError(f"{folder}: frame set folder does not exist")
+        manifest = parse_manifest(folder / MANIFEST_NAME)
+        w, h = manifest.size
+
+        def read(i: int) -> np.ndarray:
+            path = folder / manifest.files[i]
+            img = read_rgb(path)
+            if img.shape[:2] != (h, w):
+                raise FrameSetError(
+                    f"{path}: image is {img.shape[1]}x{img.shape[0]} but "
+                    f"{folder / MANIFEST_NAME} size = [{w}, {h}]"
+                )
+            return img
+
+        base = read(manifest.rest_index)
+        hb = manifest.head_box
+        patches: list[Patch] = []
+        for i in range(manifest.count):
+            if i == manifest.rest_index:
+                patches.append(Patch(0, 0, np.zeros((0, 0, 3), np.uint8)))
+                continue
+            patch = diff_patch(base, read(i))
+            if not patch.empty:
+                b = patch.box
+                if (
+                    b.x0 < math.floor(hb.x0)
+                    or b.y0 < math.floor(hb.y0)
+                    or (b.x1 > math.ceil(hb.x1) or b.y1 > math.ceil(hb.y1))
+                ):
+                    raise FrameSetError(
+                        f"{folder / manifest.files[i]}: differs from the rest frame in "
+                        f"{[int(v) for v in b.as_list()]}, outside head_box = "
+                        f"{hb.as_list()} of {folder / MANIFEST_NAME}"
+                    )
+            patches.append(patch)
+        return cls(folder, manifest, base, patches)
+
+    def frame(self, i: int) -> np.ndarray:
+        """Return frame ``i`` as a new ``H×W×3`` uint8 RGB array.
+
+        Raises:
+            IndexError: ``i`` is outside ``0..count-1``.
+        """
+        if not 0 <= i < self.count:
+            raise IndexError(f"frame index {i} out of range 0..{self.count - 1}")
+        out = self.base.copy()
+        p = self.patches[i]
+        if not p.empty:
+            out[p.y0 : p.y0 + p.height, p.x0 : p.x0 + p.width] = p.pixels
+        return out
+
+    def memory_bytes(self) -> int:
+        """Bytes of pixel data held: the base image plus every patch."""
+        return int(self.base.nbytes + sum(p.pixels.nbytes for p in self.patches))
+
+    def full_frames_bytes(self) -> int:
+        """Bytes that ``count`` full RGB frames would take (for comparison)."""
+        return int(self.base.nbytes * self.count)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready description: size, count, angles, head box, patch sizes, memory."""
+        return {
+            "directory": str(self.directory),
+            "count": self.count,
+            "size": list(self.size),
+            "rest_index": self.rest_index,
+            "head_box": self.head_box.as_list(),
+            "angles": [round(a, 3) for a in self.angles],
+            "angle_range": [round(self.angles[0], 3), round(self.angles[-1], 3)],
+            "patches": [[p.x0, p.y0, p.width, p.height] for p in self.patches],
+            "memory_bytes": self.memory_bytes(),
+            "full_frames_bytes": self.full_frames_bytes(),
+            "build": self.build,
+        }

@@ -1,0 +1,392 @@
+"""How far away the appliance sees a visitor: whole-frame detection vs the head-band finder.
+
+Synthetic clips (appliance.sim: the astronaut photo placed with real camera geometry) of one
+visitor crossing the room at 1.5, 2.5, 3.5 and 4.5 m, seen by a 66° camera at 1280×960 (Camera
+Module 3). Each frame goes through the finder in 'whole' mode and in 'band' mode (following the
+viewer the way the app does: the box of the face found in the previous frame). Printed per
+distance: the fraction of frames in which the visitor is found (a detection whose eye midpoint
+is within ``max(3 px, 0.2 eye distances)`` of the truth) and the mean inferences per frame;
+then false faces on empty rooms and the agreement of the eye points between the two modes
+where both see the face.
+
+Run:  .venv/bin/python -m benchmarks.range            (full clips, ~2-4 min on a desktop core)
+      .venv/bin/python -m benchmarks.range --quick    (short clips)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from appliance.config import FinderConfig
+from appliance.finder import FaceDetector, Finder, FindResult
+from appliance.sim import CameraGeometry, EyeTruth, Renderer, Visitor, astronaut_photo, walk
+from appliance.types import Box, Face
+
+DISTANCES_M = (1.5, 2.5, 3.5, 4.5)
+
+
+def found_tolerance_px(truth: EyeTruth) -> float:
+    """How close a detection's eye midpoint must be to the truth to count, pixels."""
+    return max(3.0, 0.2 * truth.eye_px)
+
+
+def match(faces: Sequence[Face], truth: EyeTruth) -> Face | None:
+    """The detection whose eye midpoint is nearest the truth, if within tolerance."""
+    best: Face | None = None
+    best_d = found_tolerance_px(truth)
+    for f in faces:
+        d = math.dist((f.eye_mid.x, f.eye_mid.y), (truth.eye_mid.x, truth.eye_mid.y))
+        if d <= best_d:
+            best, best_d = f, d
+    return best
+
+
+@dataclass
+class ViewerSim:
+    """The app's viewer choice, reduced to what the finder sees: the box to follow next frame.
+
+    Keeps the face nearest the previous viewer (within two face widths), else takes the best
+    new face; holds the last box for ``hold_frames`` frames without a face, then lets go.
+    """
+
+    hold_frames: int = 5
+    box: Box | None = None
+    missed: int = 0
+
+    def update(self, faces: Sequence[Face]) -> Box | None:
+        """Take this frame's faces; return the box to follow in the next frame."""
+        if faces:
+            if self.box is not None:
+                c = self.box.center
+                near = min(faces, key=lambda f: math.dist(f.box.center.as_list(), c.as_list()))
+                if math.dist(near.box.center.as_list(), c.as_list()) <= 2 * self.box.width:
+                    self.box, self.missed = near.box, 0
+                    return self.box
+            self.box, self.missed = faces[0].box, 0
+            return self.box
+        self.missed += 1
+        if self.missed > self.hold_frames:
+            self.box = None
+        return self.box
+
+
+@dataclass
+class ModeStats:
+    """What one finder mode did over a clip."""
+
+    frames: int = 0
+    found: int = 0
+    inferences: int = 0
+    stray: int = 0
+    hits: list[Face | None] = field(default_factory=list)
+    ms: list[float] = field(default_factory=list)
+
+    def extend(self, other: ModeStats) -> None:
+        """Pool another clip's figures into these."""
+        self.frames += other.frames
+        self.found += other.found
+        self.inferences += other.inferences
+        self.stray += other.stray
+        self.hits += other.hits
+        self.ms += other.ms
+
+    @property
+    def found_rate(self) -> float:
+        return self.found / self.frames if self.frames else 0.0
+
+    @property
+    def inferences_per_frame(self) -> float:
+        return self.inferences / self.frames if self.frames else 0.0
+
+
+@dataclass
+class Runner:
+    """Feeds frames to a finder, following the viewer like the app does."""
+
+    finder: Finder
+    viewer: ViewerSim = field(default_factory=ViewerSim)
+    stats: ModeStats = field(default_factory=ModeStats)
+    follow: Box | None = None
+
+    def step(self, frame: np.ndarray, truths: Sequence[EyeTruth]) -> FindResult:
+        t0 = time.perf_counter()
+        res = self.finder.find(frame, self.follow)
+        ms = (time.perf_counter() - t0) * 1e3
+        self.follow = self.viewer.update(res.faces)
+        s = self.stats
+        s.ms.append(ms)
+        s.frames += 1
+        s.inferences += res.inferences
+        hit = match(res.faces, truths[0]) if truths else None
+        s.hits.append(hit)
+        s.found += hit is not None
+        s.stray += len(res.faces) - (hit is not None)
+        return res
+
+
+def eye_error_px(a: Face, b: Face) -> float:
+    """The larger of the two eye-point distances between two detections, pixels."""
+    return max(
+        math.dist(a.right_eye.as_list(4), b.right_eye.as_list(4)),
+        math.dist(a.left_eye.as_list(4), b.left_eye.as_list(4)),
+    )
+
+
+def agreement_tolerance_px(whole: Face) -> float:
+    """The issue's tolerance: 1.5 px or 2 % of the face box, whichever is larger."""
+    return max(1.5, 0.02 * whole.box.width)
+
+
+@dataclass
+class DistanceResult:
+    """One distance's figures for both modes."""
+
+    distance_m: float
+    eye_px: float
+    whole: ModeStats
+    band: ModeStats
+    truths: list[EyeTruth]
+
+
+def run_distance(
+    renderer: Renderer,
+    detector: FaceDetector,
+    distance_m: float,
+    *,
+    band_config: FinderConfig,
+    stand_s: float = 2.0,
+    speed_mps: float = 1.0,
+    max_frames: int | None = None,
+    span_m: float | None = None,
+    directions: Sequence[Literal[1, -1]] = (1,),
+    eye_height_m: float = 1.62,
+) -> DistanceResult:
+    """Render a visitor crossing the room at ``distance_m`` and run both finder modes on it.
+
+    Each direction (1: entering at the image's left edge, -1: at its right edge) is a separate
+    clip with fresh finders; their frames are pooled. ``span_m`` limits the walk to
+    ``-span_m .. +span_m`` (default: edge to edge of the view).
+    """
+    whole_all, band_all = ModeStats(), ModeStats()
+    truths: list[EyeTruth] = []
+    for direction in directions:
+        poses: list[Visitor | None] = walk(
+            renderer.geometry,
+            distance_m,
+            stand_s=stand_s,
+            speed_mps=speed_mps,
+            direction=direction,
+            eye_height_m=eye_height_m,
+            x_from_m=None if span_m is None else -span_m * direction,
+            x_to_m=None if span_m is None else span_m * direction,
+        )
+        if max_frames is not None:
+            poses = poses[:max_frames]
+        whole = Runner(Finder(FinderConfig(mode="whole"), detector))
+        band = Runner(Finder(band_config, detector))
+        for pose in poses:
+            frame, tr = renderer.render([] if pose is None else [pose])
+            whole.step(frame, tr)
+            band.step(frame, tr)
+            truths.append(tr[0])
+        whole_all.extend(whole.stats)
+        band_all.extend(band.stats)
+    eye_px = statistics.median(t.eye_px for t in truths)
+    return DistanceResult(distance_m, eye_px, whole_all, band_all, truths)
+
+
+def empty_room_faces(
+    detector: FaceDetector,
+    geometry: CameraGeometry,
+    band_config: FinderConfig,
+    *,
+    rooms: Iterable[int] = range(4),
+    frames: int = 30,
+) -> tuple[int, int, int, int]:
+    """False faces on empty rooms: (whole faces, whole frames, band faces, band frames)."""
+    photo = astronaut_photo()
+    wf = wn = bf = bn = 0
+    for seed in rooms:
+        r = Renderer(photo, geometry, seed=seed)
+        whole = Runner(Finder(FinderConfig(mode="whole"), detector))
+        band = Runner(Finder(band_config, detector))
+        for _ in range(frames):
+            frame, _ = r.render([])
+            wf += len(whole.step(frame, []).faces)
+            bf += len(band.step(frame, []).faces)
+            wn += 1
+            bn += 1
+    return wf, wn, bf, bn
+
+
+@dataclass
+class Agreement:
+    """Eye points of the band finder against the whole-frame detector (and the truth)."""
+
+    frames: int
+    within: int
+    mid_within: int
+    median_px: float
+    p90_px: float
+    median_box_pct: float
+    mid_median_px: float
+    band_truth_median_px: float
+    whole_truth_median_px: float
+
+
+def eye_agreement(results: Sequence[DistanceResult]) -> Agreement:
+    """Compare eye points where both modes found the visitor."""
+    errs: list[float] = []
+    pct: list[float] = []
+    mids: list[float] = []
+    bt: list[float] = []
+    wt: list[float] = []
+    within = mid_within = 0
+    for res in results:
+        for w, b, t in zip(res.whole.hits, res.band.hits, res.truths, strict=True):
+            if w is None or b is None:
+                continue
+            e = eye_error_px(w, b)
+            errs.append(e)
+            pct.append(100 * e / w.box.width)
+            within += e <= agreement_tolerance_px(w)
+            mids.append(math.dist(w.eye_mid.as_list(4), b.eye_mid.as_list(4)))
+            mid_within += mids[-1] <= agreement_tolerance_px(w)
+            bt.append(math.dist(b.eye_mid.as_list(4), t.eye_mid.as_list(4)))
+            wt.append(math.dist(w.eye_mid.as_list(4), t.eye_mid.as_list(4)))
+    if not errs:
+        return Agreement(0, 0, 0, *([math.nan] * 6))
+    return Agreement(
+        frames=len(errs),
+        within=within,
+        mid_within=mid_within,
+        median_px=statistics.median(errs),
+        p90_px=float(np.percentile(errs, 90)),
+        median_box_pct=statistics.median(pct),
+        mid_median_px=statistics.median(mids),
+        band_truth_median_px=statistics.median(bt),
+        whole_truth_median_px=statistics.median(wt),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from appliance.detector import Detector
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="2 s clips (what the tests use)")
+    ap.add_argument("--distances", type=float, nargs="+", default=list(DISTANCES_M))
+    ap.add_argument("--seed", type=int, default=0, help="room and noise seed")
+    ap.add_argument("--threads", type=int, default=1, help="detector threads")
+    ap.add_argument("--stand", type=float, default=2.0, help="seconds standing mid-walk")
+    ap.add_argument("--noise", type=float, default=2.5, help="sensor noise sigma, 0-255 levels")
+    ap.add_argument("--eye-height", type=float, default=1.62, help="visitor's eye height, m")
+    ap.add_argument(
+        "--agree-distances",
+        type=float,
+        nargs="*",
+        default=[0.5, 0.7, 1.0],
+        help="extra close distances for the eye-point agreement table",
+    )
+    args = ap.parse_args(argv)
+
+    geometry = CameraGeometry(1280, 960, 66.0, height_m=1.75)
+    renderer = Renderer(astronaut_photo(), geometry, seed=args.seed, noise_sigma=args.noise)
+    detector = Detector("full", num_threads=args.threads)
+    band_config = FinderConfig(mode="band")
+    max_frames = 60 if args.quick else None
+    print(
+        f"camera {geometry.width}x{geometry.height}, {geometry.hfov_deg:.0f}° "
+        f"(f = {geometry.focal_px:.1f} px), {geometry.height_m} m high; visitor eyes "
+        f"{args.eye_height:g} m; "
+        f"walk 1.0 m/s edge to edge (once each way) with {args.stand:.1f} s standing mid-way; "
+        f"seed {args.seed}; "
+        f"noise sigma {args.noise}"
+    )
+    print(f"band finder: {band_config.model_dump()}")
+    print()
+    head = (
+        f"{'distance':>8} {'eyes px':>7} {'frames':>6} | {'whole: found':>12} {'inf/frame':>9}"
+        f" | {'band: found':>11} {'inf/frame':>9} {'stray':>5}"
+    )
+    print(head)
+    print("-" * len(head))
+    t0 = time.perf_counter()
+    results = []
+    for d in args.distances:
+        res = run_distance(
+            renderer,
+            detector,
+            d,
+            band_config=band_config,
+            stand_s=args.stand,
+            max_frames=max_frames,
+            directions=(1, -1),
+            eye_height_m=args.eye_height,
+        )
+        results.append(res)
+        w, b = res.whole, res.band
+        print(
+            f"{d:>6.1f} m {res.eye_px:>7.1f} {w.frames:>6} | {100 * w.found_rate:>11.1f}%"
+            f" {w.inferences_per_frame:>9.2f} | {100 * b.found_rate:>10.1f}%"
+            f" {b.inferences_per_frame:>9.2f} {b.stray:>5}",
+            flush=True,
+        )
+    tot_w = sum(r.whole.inferences for r in results) / sum(r.whole.frames for r in results)
+    tot_b = sum(r.band.inferences for r in results) / sum(r.band.frames for r in results)
+    print(f"{'all':>8} {'':>7} {'':>6} | {'':>12} {tot_w:>9.2f} | {'':>11} {tot_b:>9.2f}")
+    ms_w = statistics.median(m for r in results for m in r.whole.ms)
+    ms_b = statistics.median(m for r in results for m in r.band.ms)
+    print(
+        f"finder time per frame (median, this machine, {args.threads} thread): whole "
+        f"{ms_w:.1f} ms, band {ms_b:.1f} ms (x{ms_b / ms_w:.2f})"
+    )
+    print()
+    wf, wn, bf, bn = empty_room_faces(
+        detector, geometry, band_config, frames=15 if args.quick else 60
+    )
+    print(f"empty rooms (4 rooms): whole {wf} false faces in {wn} frames; band {bf} in {bn} frames")
+    print()
+    print(
+        "eye points, band vs whole-frame where both found the visitor; 'eye' = the worse of the"
+        " two eyes,\n'mid' = eye midpoint; close distances: a visitor stepping 0.6 m sideways at"
+        " 0.5 m/s, 1 s still"
+    )
+    head = (
+        f"{'distance':>8} {'frames':>6} {'eye<=tol':>8} {'eye med':>8} {'% box':>6} "
+        f"{'eye p90':>7} {'mid<=tol':>8} {'mid med':>7} | {'mid vs truth: band':>18} {'whole':>6}"
+    )
+    print(head)
+    print("-" * len(head))
+    close = [
+        run_distance(
+            renderer, detector, d, band_config=band_config, stand_s=1.0, speed_mps=0.5, span_m=0.3
+        )
+        for d in args.agree_distances
+    ]
+    for res in [*close, *results]:
+        ag = eye_agreement([res])
+        if not ag.frames:
+            print(f"{res.distance_m:>6.1f} m {0:>6}   (whole-frame never found the visitor)")
+            continue
+        print(
+            f"{res.distance_m:>6.1f} m {ag.frames:>6} {100 * ag.within / ag.frames:>7.1f}%"
+            f" {ag.median_px:>6.2f}px {ag.median_box_pct:>5.2f}% {ag.p90_px:>5.1f}px"
+            f" {100 * ag.mid_within / ag.frames:>7.1f}% {ag.mid_median_px:>5.2f}px |"
+            f" {ag.band_truth_median_px:>16.2f}px"
+            f" {ag.whole_truth_median_px:>4.2f}px"
+        )
+    print("(tol = max(1.5 px, 2% of the whole-frame face box width))")
+    print(f"\n({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

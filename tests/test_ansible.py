@@ -1,0 +1,468 @@
+"""The Ansible playbooks: lint, then a real deploy into a debootstrapped Debian root.
+
+``ansible/deploy.yml`` runs for real, over the ``community.general.chroot`` connection,
+against a Debian bookworm root made with ``debootstrap --variant=minbase``: the same way an
+SD-card image is prepared offline (``monalisa_is_pi=false``, ``monalisa_start_service=false``:
+everything installed and enabled, nothing started). It runs twice and the second run must
+change nothing; then the installed appliance is checked from inside the root (unit enabled,
+config valid, the venv's ``monalisa`` works, the user, sshd's hardened configuration), check
+mode, the config validation, ``health.yml`` and ``update-frames.yml``.
+
+Needs root (chroot) and ``debootstrap`` (installed here with apt if missing), Debian's mirror
+and PyPI. The pristine root is cached as a tarball in ``$MONALISA_TEST_CACHE`` (default
+``/tmp/monalisa-test-cache``), so a rerun skips the ~30-100 s debootstrap; the first run
+builds it from scratch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+
+REPO = Path(__file__).resolve().parent.parent
+ANSIBLE_DIR = REPO / "ansible"
+BIN = Path(sys.executable).parent
+HOST = "image-root"
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+CACHE = Path(os.environ.get("MONALISA_TEST_CACHE", "/tmp/monalisa-test-cache"))
+# What the playbooks install from the repository: a snapshot of these is deployed, so edits
+# made to the working tree while the test runs cannot change the second run's input.
+SOURCES = ["appliance", "pyproject.toml", "README.md", "deploy", "models", "frames"]
+RECAP = re.compile(
+    rf"^{re.escape(HOST)}\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
+    r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+).*$",
+    re.MULTILINE,
+)
+
+
+def _tool(name: str) -> str:
+    for candidate in (BIN / name, shutil.which(name)):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    pytest.fail(f"{name} is not installed: pip install -e '.[dev]' (it is in the dev extra)")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["ANSIBLE_CONFIG"] = str(ANSIBLE_DIR / "ansible.cfg")
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env["ANSIBLE_LOCAL_TEMP"] = "/tmp/.ansible-local"
+    env["PY_COLORS"] = "0"
+    return env
+
+
+def _run(cmd: list[str], timeout: float = 1200) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        cmd, cwd=ANSIBLE_DIR, env=_env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _recap(output: str) -> dict[str, int]:
+    m = RECAP.search(output)
+    assert m, f"no PLAY RECAP line for {HOST} in:\n{output[-3000:]}"
+    return {k: int(v) for k, v in m.groupdict().items()}
+
+
+def _recap_line(output: str) -> str:
+    m = RECAP.search(output)
+    return m.group(0).strip() if m else "(no recap)"
+
+
+# --------------------------------------------------------------------------------------------
+# Lint
+
+
+def test_ansible_lint_production_profile() -> None:
+    r = _run([_tool("ansible-lint"), "--offline", "--profile", "production", "--nocolor"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Profile 'production' was required, and it passed" in r.stdout + r.stderr
+
+
+def test_yamllint() -> None:
+    r = _run([_tool("yamllint"), "--strict", "."])
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_no_lint_skips() -> None:
+    """Lint is not quieted: no skip list, no noqa, no per-task lint tags."""
+    for path in ANSIBLE_DIR.rglob("*"):
+        if path.is_file() and path.suffix in {".yml", ".yaml", ""}:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            assert "skip_list" not in text, path
+            assert "noqa" not in text, path
+            assert "skip_ansible_lint" not in text, path
+
+
+# --------------------------------------------------------------------------------------------
+# A real deploy into a debootstrapped root
+
+
+def _need_root_and_debootstrap() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("chroot deploy needs root (CI runs as root)")
+    if shutil.which("debootstrap") is None:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "debootstrap"],
+            check=True,
+            env=env,
+        )
+
+
+def _pristine_tarball() -> Path:
+    """A bookworm minbase root as a tarball, built once and cached between sessions."""
+    arch = subprocess.run(
+        ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    tarball = CACHE / f"debootstrap-{SUITE}-minbase-{arch}.tar"
+    if tarball.exists():
+        return tarball
+    CACHE.mkdir(parents=True, exist_ok=True)
+    build = CACHE / f"build-{os.getpid()}"
+    try:
+        r = subprocess.run(
+            ["debootstrap", "--variant=minbase", SUITE, str(build), MIRROR],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
+        )
+        assert r.returncode == 0, f"debootstrap failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
+        partial = tarball.with_suffix(f".{os.getpid()}.partial")
+        subprocess.run(["tar", "-C", str(build), "-cf", str(partial), "."], check=True)
+        partial.replace(tarball)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    return tarball
+
+
+def _prepare_offline_root(root: Path) -> None:
+    """What anyone preparing an image in a chroot does first (see README).
+
+    policy-rc.d keeps package scripts from starting daemons (sshd) in the chroot, and the
+    build machine's CA certificates let pip inside the root reach PyPI through the same
+    HTTPS proxy the host uses (on a machine without one they are just Debian's).
+    """
+    policy = root / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\n# no daemons in an offline image\nexit 101\n")
+    policy.chmod(0o755)
+    local_ca = Path("/usr/local/share/ca-certificates")
+    if local_ca.is_dir():
+        dest = root / "usr/local/share/ca-certificates"
+        dest.mkdir(parents=True, exist_ok=True)
+        for crt in local_ca.glob("*.crt"):
+            shutil.copy2(crt, dest / crt.name)
+    bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+    if bundle.exists():
+        (root / "etc/ssl/certs").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(bundle, root / "etc/ssl/certs/ca-certificates.crt")
+
+
+def _processes_in(root: Path) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if Path(os.readlink(proc / "root")).resolve() == root.resolve():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _mounts_under(root: Path) -> list[str]:
+    prefix = str(root.resolve()) + "/"
+    with open("/proc/self/mounts", encoding="utf-8") as f:
+        points = [line.split()[1] for line in f]
+    return [p for p in points if p.startswith(prefix)]
+
+
+@dataclass
+class Deployment:
+    root: Path
+    source: Path
+    inventory: Path
+    first: subprocess.CompletedProcess
+    second: subprocess.CompletedProcess
+    seconds: dict[str, float]
+
+    def chroot(self, *cmd: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["chroot", str(self.root), *cmd],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+        )
+
+
+# An offline image: no Pi-only tasks, nothing started.
+OFFLINE_VARS = ["-e", "monalisa_is_pi=false", "-e", "monalisa_start_service=false"]
+
+
+def _playbook_cmd(inventory: Path, source: Path, *args: str) -> list[str]:
+    return [
+        _tool("ansible-playbook"),
+        "-i",
+        str(inventory),
+        *OFFLINE_VARS,
+        "-e",
+        f"monalisa_source_dir={source}",
+        *args,
+    ]
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    _need_root_and_debootstrap()
+    _tool("ansible-playbook")
+    seconds: dict[str, float] = {}
+    t0 = time.monotonic()
+    tarball = _pristine_tarball()
+    seconds["debootstrap (or cache)"] = time.monotonic() - t0
+
+    work = tmp_path_factory.mktemp("ansible-deploy")
+    root = work / "root"
+    root.mkdir()
+    t0 = time.monotonic()
+    subprocess.run(["tar", "-C", str(root), "-xf", str(tarball)], check=True)
+    seconds["unpack"] = time.monotonic() - t0
+    _prepare_offline_root(root)
+
+    source = work / "src"
+    source.mkdir()
+    for name in SOURCES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, source / name)
+
+    inventory = work / "inventory.ini"
+    inventory.write_text(
+        f"[gallery]\n{HOST} ansible_connection=community.general.chroot ansible_host={root}\n",
+        encoding="utf-8",
+    )
+    try:
+        t0 = time.monotonic()
+        first = _run(_playbook_cmd(inventory, source, "deploy.yml"), timeout=1500)
+        seconds["first deploy"] = time.monotonic() - t0
+        assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
+        t0 = time.monotonic()
+        second = _run(_playbook_cmd(inventory, source, "deploy.yml"), timeout=1500)
+        seconds["second deploy"] = time.monotonic() - t0
+        print(f"\nsecond run: {_recap_line(second.stdout)}")
+        print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
+        yield Deployment(root, source, inventory, first, second, seconds)
+    finally:
+        for pid in _processes_in(root):  # nothing should run there (policy-rc.d); be sure
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        for point in sorted(_mounts_under(root), reverse=True):
+            subprocess.run(["umount", "-l", point], check=False)
+        assert not _mounts_under(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_first_run_provisions_the_root(deployed: Deployment) -> None:
+    recap = _recap(deployed.first.stdout)
+    assert recap["failed"] == 0 and recap["unreachable"] == 0
+    assert recap["changed"] > 10  # packages, user, venv, wheel, models, frames, config, unit
+
+
+def test_second_run_changes_nothing(deployed: Deployment) -> None:
+    recap = _recap(deployed.second.stdout)
+    assert deployed.second.returncode == 0
+    changed = re.findall(r"^changed: \[.*$", deployed.second.stdout, re.MULTILINE)
+    assert recap["changed"] == 0, f"{_recap_line(deployed.second.stdout)}\n{changed}"
+    assert recap["failed"] == 0
+
+
+def test_unit_installed_and_enabled(deployed: Deployment) -> None:
+    unit = deployed.root / "etc/systemd/system/monalisa.service"
+    assert unit.read_bytes() == (deployed.source / "deploy/monalisa.service").read_bytes()
+    wants = deployed.root / "etc/systemd/system/multi-user.target.wants/monalisa.service"
+    assert wants.is_symlink()
+    assert os.readlink(wants) == "/etc/systemd/system/monalisa.service"
+    r = deployed.chroot("systemctl", "is-enabled", "monalisa.service")
+    assert r.stdout.strip() == "enabled", r.stdout + r.stderr
+
+
+def test_config_validates_and_says_what_the_variables_say(deployed: Deployment) -> None:
+    r = deployed.chroot(
+        "/opt/monalisa/venv/bin/monalisa", "config", "check", "/etc/monalisa/config.toml"
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    cfg = tomllib.loads((deployed.root / "etc/monalisa/config.toml").read_text())
+    assert cfg["detector"]["model"] == "/opt/monalisa/models/blazeface.tflite"
+    assert cfg["frames"]["directory"] == "/opt/monalisa/frames"
+    assert cfg["finder"]["mode"] == "band"  # group_vars/all.yml
+    assert (deployed.root / "opt/monalisa/models/blazeface.tflite").read_bytes() == (
+        deployed.source / "models/blazeface.tflite"
+    ).read_bytes()
+
+
+def test_venv_runs_monalisa(deployed: Deployment) -> None:
+    r = deployed.chroot("/opt/monalisa/venv/bin/monalisa", "--version")
+    assert r.returncode == 0 and r.stdout.startswith("monalisa "), r.stdout + r.stderr
+    r = deployed.chroot("/usr/local/bin/monalisa", "frames", "check", "/opt/monalisa/frames")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "OK" in r.stdout
+    cfg = deployed.root / "opt/monalisa/venv/pyvenv.cfg"
+    assert "include-system-site-packages = true" in cfg.read_text()
+    # apt's python3-systemd is visible from the venv (--system-site-packages).
+    r = deployed.chroot("/opt/monalisa/venv/bin/python", "-c", "import systemd.daemon")
+    assert r.returncode == 0, r.stderr
+
+
+def test_service_user(deployed: Deployment) -> None:
+    r = deployed.chroot("id", "-nG", "monalisa")
+    assert r.returncode == 0, r.stderr
+    assert {"monalisa", "video", "render"} <= set(r.stdout.split())
+    r = deployed.chroot("getent", "passwd", "monalisa")
+    fields = r.stdout.strip().split(":")
+    assert fields[6] == "/usr/sbin/nologin"
+    assert int(fields[2]) < 1000  # a system user
+    r = deployed.chroot("getent", "shadow", "monalisa")
+    assert r.stdout.split(":")[1].startswith("!"), "password must be locked"
+
+
+def test_sshd_accepts_the_hardened_config(deployed: Deployment) -> None:
+    r = deployed.chroot("/usr/sbin/sshd", "-t")
+    assert r.returncode == 0, r.stderr
+    r = deployed.chroot("/usr/sbin/sshd", "-T")
+    assert r.returncode == 0, r.stderr
+    effective = dict(line.split(" ", 1) for line in r.stdout.splitlines() if " " in line)
+    assert effective["passwordauthentication"] == "no"
+    assert effective["kbdinteractiveauthentication"] == "no"
+    assert effective["permitrootlogin"] == "no"
+    assert effective["pubkeyauthentication"] == "yes"
+    assert "monalisa" in effective["denyusers"].split()
+    unattended = (deployed.root / "etc/apt/apt.conf.d/52monalisa-unattended").read_text()
+    assert 'Automatic-Reboot "false"' in unattended
+
+
+def test_check_mode_runs_clean(deployed: Deployment) -> None:
+    r = _run(_playbook_cmd(deployed.inventory, deployed.source, "deploy.yml", "--check"))
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
+    recap = _recap(r.stdout)
+    assert recap["failed"] == 0 and recap["changed"] == 0, _recap_line(r.stdout)
+
+
+def test_bad_config_is_refused_and_the_old_one_kept(deployed: Deployment) -> None:
+    path = deployed.root / "etc/monalisa/config.toml"
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    r = _run(
+        _playbook_cmd(
+            deployed.inventory,
+            deployed.source,
+            "deploy.yml",
+            "--start-at-task",
+            "monalisa : Write the configuration (checked by monalisa before it is put in place)",
+            "-e",
+            json.dumps({"monalisa_config_extra": {"camera": {"hfov_deg": 500, "zoom": 2}}}),
+        )
+    )
+    assert r.returncode != 0
+    assert "camera.hfov_deg = 500" in r.stdout and "camera.zoom" in r.stdout, r.stdout[-4000:]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_health_playbook_reports_each_portrait(deployed: Deployment) -> None:
+    health_cmd = "/usr/local/bin/monalisa health --json --config /tmp/health-test.toml"
+    # Nothing is running in an offline image: no status file, so CRITICAL and the play fails.
+    (deployed.root / "tmp/health-test.toml").write_text("[health]\nstale_after_s = 600\n")
+    r = _run(
+        [
+            _tool("ansible-playbook"),
+            "-i",
+            str(deployed.inventory),
+            "health.yml",
+            "-e",
+            f"health_command='{health_cmd}'",
+        ]
+    )
+    assert r.returncode != 0
+    assert re.search(rf"{HOST}\s+CRITICAL", r.stdout), r.stdout[-3000:]
+    # A running appliance's status file (as StatusWriter writes it): OK, one row with figures.
+    from appliance.health import CameraStatus, Status, StatusWriter
+
+    status = Status(
+        version="0.1.0",
+        pid=1,
+        uptime_s=3600.0,
+        loop_fps=29.5,
+        display_fps=29.5,
+        frame_index=16,
+        frame_count=33,
+        gaze_state="tracking",
+        viewers_last_minute=1,
+        last_viewer_age_s=0.5,
+        detector_ms=12.0,
+        cpu_temp_c=51.5,
+        written_at=time.time(),
+    )
+    status.camera = CameraStatus(source="picamera2", state="running", fps=30.0)
+    StatusWriter(deployed.root / "run/monalisa/status.json").write(status)
+    r = _run(
+        [
+            _tool("ansible-playbook"),
+            "-i",
+            str(deployed.inventory),
+            "health.yml",
+            "-e",
+            f"health_command='{health_cmd}'",
+        ]
+    )
+    assert r.returncode == 0, r.stdout[-4000:]
+    row = re.search(rf"{HOST}\s+OK\s+tracking\s+29\.5\s+51\.5°C\s+0 s ago", r.stdout)
+    assert row, r.stdout[-3000:]
+
+
+def test_update_frames_switches_only_to_a_valid_set(deployed: Deployment, tmp_path: Path) -> None:
+    link = deployed.root / "opt/monalisa/frames"
+    assert os.readlink(link) == "/opt/monalisa/framesets/frames"
+    broken = tmp_path / "broken-set"
+    broken.mkdir()
+    (broken / "frames.toml").write_text('count = 2\nsize = [64, 64]\n[[frames]]\nfile = "x.png"\n')
+    r = _run(
+        _playbook_cmd(
+            deployed.inventory, deployed.source, "update-frames.yml", "-e", f"frames={broken}"
+        )
+    )
+    assert r.returncode != 0
+    assert "broken-set" in r.stdout
+    assert os.readlink(link) == "/opt/monalisa/framesets/frames", "a broken set went live"
+
+    new = tmp_path / "new-set"
+    shutil.copytree(deployed.source / "frames", new)
+    r = _run(
+        _playbook_cmd(
+            deployed.inventory, deployed.source, "update-frames.yml", "-e", f"frames={new}"
+        )
+    )
+    assert r.returncode == 0, r.stdout[-4000:]
+    assert os.readlink(link) == "/opt/monalisa/framesets/new-set"
+    r = deployed.chroot("/usr/local/bin/monalisa", "frames", "check", "/opt/monalisa/frames")
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -1,0 +1,296 @@
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from appliance.camera import (
+    CameraError,
+    Capture,
+    EndOfStream,
+    Picamera2Source,
+    ReplaySource,
+    WebcamSource,
+    parse_source,
+)
+
+
+def make_clip(path: Path, n: int, fps: float | None = 30.0, size=(32, 24)) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = np.full((size[1], size[0], 3), i, dtype=np.uint8)
+        Image.fromarray(img).save(path / f"frame_{i:05d}.png")
+    if fps is not None:
+        (path / "clip.toml").write_text(f"fps = {fps}\n")
+    return path
+
+
+def test_replay_plays_in_name_order_with_clip_clock(tmp_path):
+    src = ReplaySource(make_clip(tmp_path / "c", 5, fps=10), speed="max")
+    src.open()
+    got = [src.read() for _ in range(5)]
+    assert [int(img[0, 0, 0]) for img, _ in got] == [0, 1, 2, 3, 4]
+    assert [t for _, t in got] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    assert got[0][0].shape == (24, 32, 3) and got[0][0].dtype == np.uint8
+    with pytest.raises(EndOfStream):
+        src.read()
+
+
+def test_replay_converts_gray_and_rgba(tmp_path):
+    d = tmp_path / "c"
+    d.mkdir()
+    Image.fromarray(np.full((8, 8), 7, np.uint8)).save(d / "a.png")
+    Image.fromarray(np.full((8, 8, 4), 9, np.uint8)).save(d / "b.png")
+    src = ReplaySource(d, speed="max")
+    src.open()
+    a, _ = src.read()
+    b, _ = src.read()
+    assert a.shape == (8, 8, 3) and int(a[0, 0, 1]) == 7
+    assert b.shape == (8, 8, 3) and int(b[0, 0, 2]) == 9
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda d: None, "replay folder not found"),
+        (lambda d: d.mkdir(), "no images to replay"),
+        (lambda d: (make_clip(d, 1), (d / "clip.toml").write_text("fps = [")), "invalid clip"),
+        (lambda d: (make_clip(d, 1), (d / "clip.toml").write_text("fps = 0")), "fps = 0"),
+    ],
+)
+def test_replay_open_errors_name_the_problem(tmp_path, setup, message):
+    d = tmp_path / "clip"
+    setup(d)
+    with pytest.raises(CameraError, match=message):
+        ReplaySource(d).open()
+
+
+def test_replay_unreadable_frame_is_a_camera_error(tmp_path):
+    d = make_clip(tmp_path / "c", 1)
+    (d / "frame_00001.png").write_bytes(b"not a png")
+    src = ReplaySource(d, speed="max")
+    src.open()
+    src.read()
+    with pytest.raises(CameraError, match=r"frame_00001\.png"):
+        src.read()
+
+
+def test_parse_source():
+    assert isinstance(parse_source("picamera2"), Picamera2Source)
+    assert isinstance(parse_source("webcam"), WebcamSource)
+    cam = parse_source("webcam:2")
+    assert isinstance(cam, WebcamSource) and cam.index == 2
+    rep = parse_source("replay:/x", speed="max")
+    assert isinstance(rep, ReplaySource) and rep.lossless
+    for bad in ["", "replay:", "webcam:x", "usb"]:
+        with pytest.raises(ValueError, match="camera"):
+            parse_source(bad)
+
+
+def test_picamera2_missing_gives_clear_error():
+    with pytest.raises(CameraError, match="python3-picamera2"):
+        Picamera2Source(640, 480, 30).open()
+
+
+class ListSource:
+    """A scripted source: each item is an image, an exception to raise, or 'end'."""
+
+    def __init__(self, script, lossless=False, open_failures=0):
+        self.name = "scripted"
+        self.lossless = lossless
+        self.script = list(script)
+        self.open_failures = open_failures
+        self.opens = 0
+        self.closes = 0
+        self.t = 0.0
+
+    def open(self):
+        self.opens += 1
+        if self.open_failures > 0:
+            self.open_failures -= 1
+            raise CameraError("scripted: cannot open")
+
+    def read(self):
+        if not self.script:
+            time.sleep(0.01)
+            raise EndOfStream
+        item = self.script.pop(0)
+        if isinstance(item, str):
+            raise EndOfStream
+        if isinstance(item, Exception):
+            raise item
+        self.t += 1 / 30
+        return item, self.t
+
+    def close(self):
+        self.closes += 1
+
+
+def img(v: int) -> np.ndarray:
+    return np.full((4, 4, 3), v, np.uint8)
+
+
+def drain(cap: Capture, timeout=5.0) -> list[int]:
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not cap.ended:
+        f = cap.latest(0.05)
+        if f is not None:
+            got.append(int(f.image[0, 0, 0]))
+    return got
+
+
+def test_lossless_capture_hands_over_every_frame_in_order():
+    cap = Capture(ListSource([img(i) for i in range(50)], lossless=True))
+    cap.start()
+    assert drain(cap) == list(range(50))
+    assert cap.state == "ended"
+    cap.stop()
+
+
+def test_live_capture_keeps_only_the_newest_frame():
+    cap = Capture(ListSource([img(i) for i in range(20)] + ["end"], lossless=False))
+    cap.start()
+    deadline = time.monotonic() + 5
+    while cap.state != "ended" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # Nothing was taken while the source ran: only the last frame is left.
+    f = cap.latest(0.1)
+    assert f is not None and int(f.image[0, 0, 0]) == 19 and f.seq == 19
+    assert cap.latest(0.05) is None
+    cap.stop()
+
+
+def test_capture_recovers_after_read_and_open_failures():
+    src = ListSource(
+        [img(1), CameraError("scripted: unplugged"), img(2), img(3)],
+        lossless=True,
+        open_failures=2,
+    )
+    cap = Capture(src, retry_initial_s=0.01, retry_max_s=0.02)
+    cap.start()
+    assert drain(cap) == [1, 2, 3]
+    assert cap.failures == 3  # two failed opens, one failed read
+    assert cap.last_error == "scripted: unplugged"
+    assert src.opens == 4 and src.closes >= 2
+    cap.stop()
+
+
+def test_capture_state_is_failed_while_camera_is_away():
+    src = ListSource([], open_failures=10**6)
+    cap = Capture(src, retry_initial_s=0.01, retry_max_s=0.05)
+    cap.start()
+    deadline = time.monotonic() + 5
+    while src.opens < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert cap.state == "failed"
+    assert cap.failed_since is not None
+    assert cap.latest(0.05) is None
+    cap.stop()
+    assert str(cap.state) == "stopped"
+
+
+def test_stall_check_marks_silent_camera_failed():
+    gate = threading.Event()
+
+    class Silent(ListSource):
+        def read(self):
+            if self.script:
+                return super().read()
+            gate.wait(5)
+            raise EndOfStream
+
+    cap = Capture(Silent([img(5)]), stall_after_s=0.5)
+    cap.start()
+    f = cap.latest(2.0)
+    assert f is not None
+    assert cap.state == "running"
+    cap.stall_check(now=time.monotonic() + 0.1)
+    assert cap.state == "running"
+    cap.stall_check(now=time.monotonic() + 1.0)
+    assert str(cap.state) == "failed" and "no frame for" in (cap.last_error or "")
+    gate.set()
+    cap.stop()
+
+
+def test_fps_counts_recent_frames():
+    cap = Capture(ListSource([img(i) for i in range(10)] + ["end"]))
+    assert cap.fps == 0.0
+    cap.start()
+    drain(cap, 2)
+    assert cap.fps > 0
+    cap.stop()
+
+
+def test_replay_loop_from_clip_toml_keeps_clock_running(tmp_path):
+    d = make_clip(tmp_path / "c", 3, fps=10)
+    (d / "clip.toml").write_text("fps = 10\nloop = true\n")
+    src = ReplaySource(d, speed="max")
+    src.open()
+    got = [src.read() for _ in range(7)]
+    assert [int(img[0, 0, 0]) for img, _ in got] == [0, 1, 2, 0, 1, 2, 0]
+    assert [t for _, t in got] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+
+
+def test_replay_loop_must_be_a_boolean(tmp_path):
+    d = make_clip(tmp_path / "c", 1)
+    (d / "clip.toml").write_text('loop = "yes"\n')
+    with pytest.raises(CameraError, match="loop"):
+        ReplaySource(d).open()
+
+
+def test_replay_reopened_in_realtime_does_not_wait_for_the_past(tmp_path):
+    src = ReplaySource(make_clip(tmp_path / "c", 40, fps=4), speed="realtime")
+    src.open()
+    for _ in range(30):
+        src._i += 1  # as if 30 frames had been played
+    src.close()
+    src.open()
+    t0 = time.monotonic()
+    _img, t = src.read()
+    assert t == pytest.approx(7.5)
+    assert time.monotonic() - t0 < 3.0  # paced from frame 0 it would wait 7.5 s
+
+
+def test_a_camera_away_for_long_is_logged_once_not_per_retry(caplog):
+    import logging
+
+    src = ListSource([img(1), img(2)], lossless=True, open_failures=8)
+    cap = Capture(src, retry_initial_s=0.005, retry_max_s=0.01)
+    with caplog.at_level(logging.DEBUG, logger="appliance.camera"):
+        cap.start()
+        assert drain(cap) == [1, 2]
+        cap.stop()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    debugs = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(warnings) == 1 and "cannot open" in warnings[0].getMessage()
+    assert len(debugs) == 8  # every retry is still there at DEBUG
+    assert any("delivering frames again" in r.getMessage() for r in caplog.records)
+
+
+def test_stall_is_logged_once(caplog):
+    import logging
+
+    gate = threading.Event()
+
+    class Silent(ListSource):
+        def read(self):
+            if self.script:
+                return super().read()
+            gate.wait(5)
+            raise EndOfStream
+
+    cap = Capture(Silent([img(5)]), stall_after_s=0.5)
+    with caplog.at_level(logging.WARNING, logger="appliance.camera"):
+        cap.start()
+        assert cap.latest(2.0) is not None
+        for dt in (1.0, 1.1, 1.2):
+            cap.stall_check(now=time.monotonic() + dt)
+        gate.set()
+        cap.stop()
+    lines = [r.getMessage() for r in caplog.records if "no frame" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("camera: scripted: no frame for 1.")

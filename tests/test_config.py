@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from appliance.cli import main
+from appliance.config import (
+    EX_CONFIG,
+    Config,
+    ConfigError,
+    dump_config,
+    load_config,
+    parse_config,
+)
+
+
+def test_empty_file_gives_working_defaults(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("")
+    cfg = load_config(p)
+    assert cfg == Config()
+    assert cfg.camera.hfov_deg == 66.0 and cfg.detector.model == "full"
+
+
+def test_errors_name_file_key_and_value(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("[camera]\nfps = -3\nsurprise = 1\n[display]\nrotation = 45\n[nope]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    lines = info.value.lines
+    assert f"{p}: camera.fps = -3: Input should be greater than 0" in lines
+    assert f"{p}: camera.surprise = 1: unknown key" in lines
+    assert any(line.startswith(f"{p}: display.rotation = 45:") for line in lines)
+    assert any(line.startswith(f"{p}: nope = {{}}: unknown key") for line in lines)
+    assert len(lines) == 4
+
+
+def test_missing_unreadable_and_bad_toml(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "absent.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[camera\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(binary)
+
+
+def test_dump_round_trips():
+    cfg = parse_config({"camera": {"mirror": True, "source": 'replay:/a "b"'}})
+    text = dump_config(cfg)
+    again = parse_config(tomllib.loads(text))
+    assert again == cfg
+
+
+def test_cli_check_and_show(tmp_path, capsys):
+    good = tmp_path / "good.toml"
+    good.write_text("[camera]\nmirror = true\n")
+    assert main(["config", "check", str(good)]) == 0
+    assert main(["config", "show", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "mirror = true" in out
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[camera]\nmirror = 3\n")
+    assert main(["config", "check", str(bad)]) == EX_CONFIG
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        f"{bad}: camera.mirror = 3: Input should be a valid boolean, unable to interpret input"
+    ]
+
+
+def test_console_script_exit_status(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("x = [")
+    res = subprocess.run(
+        [sys.executable, "-m", "appliance.cli", "config", "check", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 78
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+
+
+# -- fuzzing: any TOML document gives a Config or one line per problem, never a traceback ---
+SECTIONS = list(Config.model_fields)
+KEYS = sorted({k for s in SECTIONS for k in Config.model_fields[s].annotation.model_fields})  # type: ignore[union-attr]
+scalars = st.one_of(
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+)
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4), max_leaves=6)
+tables = st.dictionaries(
+    st.sampled_from([*SECTIONS, "bogus"]),
+    st.dictionaries(st.sampled_from([*KEYS, "zz"]), values, max_size=5),
+    max_size=5,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables)
+def test_fuzz_parsed_documents(data):
+    try:
+        cfg = parse_config(data, "fuzz.toml")
+    except ConfigError as err:
+        assert err.lines
+        for line in err.lines:
+            assert line.startswith("fuzz.toml: ") and "\n" not in line
+    else:
+        assert isinstance(cfg, Config)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_fuzz_raw_text(tmp_path_factory, text):
+    p: Path = tmp_path_factory.mktemp("fz") / "c.toml"
+    p.write_text(text, encoding="utf-8")
+    try:
+        load_config(p)
+    except ConfigError as err:
+        assert all(line.startswith(str(p)) for line in err.lines)

@@ -1,0 +1,166 @@
+"""``monalisa frames build --mode blend``: head frames blended into the painting."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from appliance.cli import main
+from appliance.framebuild import FrameBuildError
+from appliance.framebuild.blend import (
+    ColourMatch,
+    load_heads,
+    offsets_to_angles,
+    pick_even,
+    sigmoid_alpha,
+)
+from appliance.frames import FrameSet, default_frames_dir
+
+CROP = (150, 40, 300, 190)  # the astronaut's head in the painting (x0, y0, x1, y1)
+SOURCE_FRAMES = list(range(0, 33, 4))  # which default frames become head frames
+PERM = [5, 2, 7, 0, 3, 8, 1, 6, 4]  # file name order differs from gaze order
+
+
+def _head(i: int, tint: bool) -> np.ndarray:
+    """A real head frame: the face of default frame ``i``, at 256×256, optionally re-tinted."""
+    src = default_frames_dir() / f"frame_{i:02d}.png"
+    im = Image.open(src).crop(CROP).resize((256, 256), Image.Resampling.LANCZOS)
+    a = np.asarray(im).astype(np.float64)
+    if tint:
+        a = a * [0.85, 0.95, 1.0] + [0.0, 5.0, 20.0]
+    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def painting(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("src") / "astronaut.png"
+    Image.fromarray(np.ascontiguousarray(data.astronaut())).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def heads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("heads")
+    for n, i in enumerate(SOURCE_FRAMES):
+        Image.fromarray(_head(i, tint=True)).save(folder / f"h_{PERM[n]:02d}.png")
+    return folder
+
+
+def _true_index(name: str) -> int:
+    """Which default frame (gaze order) a head file was made from."""
+    return SOURCE_FRAMES[PERM.index(int(name[2:4]))]
+
+
+def test_blend_end_to_end(painting: Path, heads: Path, tmp_path: Path) -> None:
+    out = tmp_path / "set"
+    args = ["frames", "build", str(painting), "--out", str(out), "--mode", "blend"]
+    assert main([*args, "--heads", str(heads), "--count", "5"]) == 0
+    fs = FrameSet.load(out)
+    assert fs.count == 5
+    assert fs.angles[0] < 0 < fs.angles[-1]
+    manifest = tomllib.loads((out / "frames.toml").read_text())
+    b = manifest["build"]
+    # Picked in measured-gaze order, which is the true order of the sweep (file names are not).
+    true = [_true_index(n) for n in b["head_frames"]]
+    assert true == sorted(true) and true[0] <= 4 and true[-1] >= 28
+    assert b["measured_angles"] == sorted(b["measured_angles"])
+    # The head frames' face was matched onto the painting's face.
+    assert all(abs(u - v) <= 8 for u, v in zip(b["paste_box"], CROP, strict=True))
+    # Colour matching pulls the tinted head back toward the painting's colours.
+    x0, y0, x1, y1 = b["paste_box"]
+    photo = data.astronaut().astype(np.float64)
+    centre = (slice(y0 + 40, y1 - 40), slice(x0 + 40, x1 - 40))
+    blended = fs.frame(2)[centre].astype(np.float64)
+    tinted = np.asarray(
+        Image.fromarray(_head(16, tint=True)).resize((x1 - x0, y1 - y0)), np.float64
+    )[40:-40, 40:-40]
+    err_blend = np.abs(blended.mean((0, 1)) - photo[centre].mean((0, 1))).max()
+    err_tint = np.abs(tinted.mean((0, 1)) - photo[centre].mean((0, 1))).max()
+    assert err_blend < err_tint / 3
+    assert main(["frames", "check", str(out)]) == 0
+
+
+def test_centre_is_the_head_and_border_the_painting(
+    painting: Path, heads: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "set"
+    box = "140,30,310,200"
+    args = ["frames", "build", str(painting), "--out", str(out), "--mode", "blend"]
+    extra = ["--heads", str(heads), "--count", "3", "--head-box", box, "--no-colour-match"]
+    assert main([*args, *extra]) == 0
+    manifest = tomllib.loads((out / "frames.toml").read_text())
+    photo = data.astronaut()
+    x0, y0, x1, y1 = (int(v) for v in box.split(","))
+    for entry, head_name in zip(manifest["frames"], manifest["build"]["head_frames"], strict=True):
+        frame = np.asarray(Image.open(out / entry["file"])).astype(int)
+        head = np.asarray(
+            Image.open(heads / head_name).resize((x1 - x0, y1 - y0), Image.Resampling.LANCZOS)
+        ).astype(int)
+        w, h = x1 - x0, y1 - y0
+        # Centre (within 1/8 of the box from the middle): the head frame, to within rounding.
+        cy, cx = slice(y0 + 3 * h // 8, y1 - 3 * h // 8), slice(x0 + 3 * w // 8, x1 - 3 * w // 8)
+        inner = head[3 * h // 8 : h - 3 * h // 8, 3 * w // 8 : w - 3 * w // 8]
+        assert np.abs(frame[cy, cx] - inner).max() <= 1
+        # Border ring and everything outside the box: exactly the painting.
+        outside = np.ones(photo.shape[:2], bool)
+        outside[y0 + 1 : y1 - 1, x0 + 1 : x1 - 1] = False
+        assert np.array_equal(frame[outside], photo[outside])
+        # And in between it really blends (neither pure painting nor pure head).
+        ring = frame[y0 + 8, x0 + w // 2]
+        assert not np.array_equal(ring, photo[y0 + 8, x0 + w // 2])
+
+
+def test_head_frames_of_differing_sizes(painting: Path, heads: Path, tmp_path: Path, capsys):
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for p in sorted(heads.iterdir()):
+        (mixed / p.name).write_bytes(p.read_bytes())
+    Image.fromarray(_head(0, tint=False)[:200]).save(mixed / "h_09.png")
+    args = ["frames", "build", str(painting), "--out", str(tmp_path / "o"), "--mode", "blend"]
+    assert main([*args, "--heads", str(mixed), "--count", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "h_09.png" in err and "256x200" in err and "same size" in err
+    with pytest.raises(FrameBuildError, match="same size"):
+        load_heads(sorted(mixed.iterdir()))
+
+
+def test_fewer_head_frames_than_count(painting: Path, heads: Path, tmp_path: Path, capsys):
+    args = ["frames", "build", str(painting), "--out", str(tmp_path / "o"), "--mode", "blend"]
+    assert main([*args, "--heads", str(heads)]) == 2  # default --count 33 > 9 head frames
+    err = capsys.readouterr().err
+    assert "9 head frames, fewer than --count 33" in err
+    assert main([*args]) == 2
+    assert "--heads" in capsys.readouterr().err
+
+
+def test_sigmoid_alpha_shape() -> None:
+    a = sigmoid_alpha(512, 512)
+    assert a[256, 256] == pytest.approx(1.0, abs=1e-6)
+    assert a[0].max() == 0.0 and a[:, -1].max() == 0.0
+    # The original's curve: half way at k = 180 px from the centre of a 512 head.
+    assert a[256, 256 + 180] == pytest.approx(0.5, abs=0.02)
+    # Scaled with the head box: same shape at 256 px.
+    b = sigmoid_alpha(256, 256)
+    assert b[128, 128 + 90] == pytest.approx(0.5, abs=0.03)
+    # Steeper j → sharper transition.
+    steep = sigmoid_alpha(512, 512, j=0.2)
+    assert steep[256, 256 + 150] > a[256, 256 + 150]
+
+
+def test_pick_even_and_angles() -> None:
+    measured = [5.0, -20.0, 0.0, 20.0, -10.0, 12.0, -3.0]
+    assert pick_even(measured, 3) == [1, 2, 3]
+    assert [round(a, 1) for a in offsets_to_angles([-2.0, 0.0, 2.0], 2.0)] == [-30.0, 0.0, 30.0]
+
+
+def test_colour_match_moves_statistics() -> None:
+    rng = np.random.default_rng(0)
+    target = rng.normal([120, 90, 60], [20, 10, 5], (64, 64, 3)).clip(0, 255).astype(np.uint8)
+    head = rng.normal([60, 120, 200], [10, 10, 10], (64, 64, 3)).clip(0, 255).astype(np.uint8)
+    out = ColourMatch.fit([head], target).apply(head)
+    assert np.allclose(out.mean((0, 1)), target.mean((0, 1)), atol=2)

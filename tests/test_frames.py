@@ -1,0 +1,192 @@
+"""FrameSet: manifest parsing, validation errors, base + patches, the default set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from appliance.frames import FrameSet, FrameSetError, default_frames_dir, diff_patch
+
+HEAD = (200, 80, 280, 130)  # x0, y0, x1, y1 of the region that changes
+
+
+def _frames(count: int = 5) -> list[np.ndarray]:
+    """Real photo frames: the astronaut with a shifted crop of her face pasted in the head box."""
+    base = np.ascontiguousarray(data.astronaut())
+    x0, y0, x1, y1 = HEAD
+    out = []
+    for i in range(count):
+        f = base.copy()
+        # Frame i: the face region shifted i - count//2 pixels (a real, varied image change),
+        # only in a sub-rectangle that moves with i so patches differ in size and place.
+        dx = i - count // 2
+        if dx != 0:
+            sx0 = x0 + 5 + abs(dx)
+            f[y0 + 10 : y1 - 10, sx0 : x1 - 5] = base[y0 + 10 : y1 - 10, sx0 - dx : x1 - 5 - dx]
+        out.append(f)
+    return out
+
+
+def _write_set(
+    folder: Path,
+    frames: list[np.ndarray] | None = None,
+    *,
+    angles: list[float] | None = None,
+    rest: int | None = None,
+    size: tuple[int, int] | None = None,
+    count: int | None = None,
+    head_box: tuple[int, int, int, int] = HEAD,
+    extra: str = "",
+) -> Path:
+    frames = frames if frames is not None else _frames()
+    n = len(frames)
+    folder.mkdir(parents=True, exist_ok=True)
+    angles = angles if angles is not None else [float(a) for a in np.linspace(-30, 30, n)]
+    h, w = frames[0].shape[:2]
+    size = size or (w, h)
+    lines = [
+        f"count = {count if count is not None else n}",
+        f"size = [{size[0]}, {size[1]}]",
+        f"rest_index = {rest if rest is not None else n // 2}",
+        f"head_box = [{', '.join(str(v) for v in head_box)}]",
+        extra,
+    ]
+    for i, (f, a) in enumerate(zip(frames, angles, strict=True)):
+        Image.fromarray(f).save(folder / f"frame_{i:02d}.png")
+        lines += ["[[frames]]", f'file = "frame_{i:02d}.png"', f"angle = {a}"]
+    (folder / "frames.toml").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_load_round_trips_every_frame(tmp_path: Path) -> None:
+    frames = _frames(5)
+    fs = FrameSet.load(_write_set(tmp_path / "set", frames))
+    assert fs.count == 5
+    assert fs.size == (512, 512)
+    assert fs.rest_index == 2
+    assert fs.angles == (-30.0, -15.0, 0.0, 15.0, 30.0)
+    assert fs.head_box.as_list() == [200.0, 80.0, 280.0, 130.0]
+    assert np.array_equal(fs.base, frames[2])
+    for i, f in enumerate(frames):
+        assert np.array_equal(fs.frame(i), f), i
+    # Patches are the differing regions only, inside the head box.
+    assert fs.patches[2].empty
+    for i in (0, 1, 3, 4):
+        p = fs.patches[i]
+        assert not p.empty
+        assert HEAD[0] <= p.x0 and p.x0 + p.width <= HEAD[2]
+        assert HEAD[1] <= p.y0 and p.y0 + p.height <= HEAD[3]
+    # Base + patches are far smaller than five full frames.
+    assert fs.memory_bytes() < 0.3 * fs.full_frames_bytes()
+    with pytest.raises(IndexError):
+        fs.frame(5)
+    assert not fs.base.flags.writeable
+
+
+def test_diff_patch_is_tight() -> None:
+    a = np.zeros((20, 30, 3), np.uint8)
+    b = a.copy()
+    b[5, 7, 1] = 1
+    b[9, 12] = 255
+    p = diff_patch(a, b)
+    assert (p.x0, p.y0, p.width, p.height) == (7, 5, 6, 5)
+    assert diff_patch(a, a).empty
+
+
+def _expect(folder: Path, *fragments: str) -> str:
+    with pytest.raises(FrameSetError) as info:
+        FrameSet.load(folder)
+    msg = str(info.value)
+    assert "\n" not in msg
+    for frag in fragments:
+        assert frag in msg, msg
+    return msg
+
+
+def test_missing_folder_and_manifest(tmp_path: Path) -> None:
+    _expect(tmp_path / "nope", "nope", "does not exist")
+    (tmp_path / "empty").mkdir()
+    _expect(tmp_path / "empty", "frames.toml", "missing manifest")
+
+
+def test_missing_image(tmp_path: Path) -> None:
+    folder = _write_set(tmp_path / "s")
+    (folder / "frame_03.png").unlink()
+    _expect(folder, "frame_03.png", "missing image")
+
+
+def test_unreadable_image(tmp_path: Path) -> None:
+    folder = _write_set(tmp_path / "s")
+    (folder / "frame_01.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    _expect(folder, "frame_01.png", "unreadable image")
+
+
+def test_sizes_differ(tmp_path: Path) -> None:
+    frames = _frames()
+    frames[4] = frames[4][:500]
+    _expect(_write_set(tmp_path / "s", frames), "frame_04.png", "512x500", "size = [512, 512]")
+
+
+def test_manifest_size_disagrees_with_images(tmp_path: Path) -> None:
+    _expect(_write_set(tmp_path / "s", size=(640, 512), head_box=HEAD), "frame_02.png", "640, 512")
+
+
+def test_count_below_two(tmp_path: Path) -> None:
+    _expect(_write_set(tmp_path / "s", _frames(1), angles=[0.0], rest=0), "count = 1")
+
+
+def test_count_disagrees_with_frames(tmp_path: Path) -> None:
+    _expect(_write_set(tmp_path / "s", count=6), "count = 6", "5 [[frames]]")
+
+
+def test_rest_index_out_of_range(tmp_path: Path) -> None:
+    _expect(_write_set(tmp_path / "s", rest=5), "rest_index = 5", "0..4")
+    _expect(_write_set(tmp_path / "t", rest=-1), "rest_index = -1")
+
+
+def test_angles_not_increasing(tmp_path: Path) -> None:
+    _expect(
+        _write_set(tmp_path / "s", angles=[-30, -10, -10, 10, 30]),
+        "frames[2].angle",
+        "must increase",
+    )
+
+
+def test_bad_values(tmp_path: Path) -> None:
+    _expect(_write_set(tmp_path / "a", head_box=(300, 80, 200, 130)), "head_box")
+    _expect(_write_set(tmp_path / "b", head_box=(0, 0, 600, 100)), "head_box")
+    folder = _write_set(tmp_path / "c")
+    text = (folder / "frames.toml").read_text()
+    (folder / "frames.toml").write_text(text.replace("rest_index = 2", "rest_index = 'x'"))
+    _expect(folder, "rest_index", "integer")
+    (folder / "frames.toml").write_text(text.replace("count = 5", "count = [5"))
+    _expect(folder, "frames.toml", "cannot read manifest")
+    (folder / "frames.toml").write_text(text.replace("count = 5\n", ""))
+    _expect(folder, "missing key 'count'")
+    (folder / "frames.toml").write_text(text.replace('"frame_01.png"', '"../frame_01.png"'))
+    _expect(folder, "frames[1].file")
+
+
+def test_change_outside_head_box(tmp_path: Path) -> None:
+    frames = _frames()
+    frames[0][400:410, 10:20] = 0
+    _expect(_write_set(tmp_path / "s", frames), "frame_00.png", "outside head_box")
+
+
+def test_default_set_loads() -> None:
+    fs = FrameSet.load(default_frames_dir())
+    assert fs.count >= 2
+    assert fs.angles[0] < 0 < fs.angles[-1]
+    assert fs.angles[fs.rest_index] == 0.0
+    # The default portrait is the astronaut photo; only the eyes differ from it.
+    x0, y0, x1, y1 = (int(v) for v in fs.head_box.as_list())
+    photo = data.astronaut()
+    outside = np.ones(photo.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(fs.base[outside], photo[outside])
+    assert (x1 - x0) * (y1 - y0) < 0.02 * photo.shape[0] * photo.shape[1]
+    assert fs.memory_bytes() < 0.1 * fs.full_frames_bytes()

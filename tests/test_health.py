@@ -1,0 +1,490 @@
+"""appliance.health: the status file, the Pi's sensors, and the Nagios-style `monalisa health`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance.cli import main
+from appliance.config import ConfigError, HealthConfig, parse_config
+from appliance.health import (
+    CRITICAL,
+    OK,
+    UNKNOWN,
+    WARNING,
+    CameraStatus,
+    Status,
+    StatusWriter,
+    SystemProbe,
+    check,
+    decode_throttled,
+    parse_get_throttled,
+    read_cpu_temp_c,
+    read_throttled,
+)
+
+NOW = 1_800_000_000.0
+
+
+class NoProbe(SystemProbe):
+    """No sensors: a status without temperature or throttling."""
+
+    def __init__(self) -> None:
+        super().__init__(temp_path=Path("/nonexistent"), vcgencmd="")
+
+
+def healthy(**over) -> dict:
+    """A status as the running appliance writes it (the dict from App.status())."""
+    d: dict[str, Any] = {
+        "version": "0.1.0",
+        "pid": os.getpid(),
+        "uptime_s": 3600.0,
+        "config": "/etc/monalisa/config.toml",
+        "camera": {
+            "source": "picamera2",
+            "state": "running",
+            "fps": 30.0,
+            "last_frame_age_s": 0.03,
+            "failed_for_s": None,
+            "failures": 0,
+            "last_error": None,
+        },
+        "detector_ms": 12.3,
+        "loop_fps": 29.8,
+        "display_fps": 12.0,
+        "frame_index": 16,
+        "frame_count": 33,
+        "gaze_state": "tracking",
+        "viewers_last_minute": 1,
+        "faces_frames_last_minute": 1200,
+        "last_viewer_age_s": 0.0,
+        "frames": 107000,
+        "errors": 0,
+        "last_error": None,
+        "cpu_temp_c": 54.2,
+        "throttled": None,
+    }
+    for k, v in over.items():
+        if k.startswith("camera_"):
+            d["camera"] = {**d["camera"], k.removeprefix("camera_"): v}
+        else:
+            d[k] = v
+    return d
+
+
+def write(path: Path, data: dict, age_s: float = 0.5) -> None:
+    StatusWriter(path, probe=NoProbe(), clock=lambda: NOW - age_s).write_dict(data)
+
+
+def verdict(tmp_path: Path, cfg: HealthConfig | None = None, age_s: float = 0.5, **over):
+    p = tmp_path / "status.json"
+    write(p, healthy(**over), age_s)
+    return check(p, cfg, now=NOW)
+
+
+# -- the Pi's sensors -----------------------------------------------------------------------
+
+
+def test_decode_throttled_bits():
+    t = decode_throttled(0x50005)
+    assert t.raw == "0x50005"
+    assert t.under_voltage_now and t.throttled_now
+    assert not t.freq_capped_now and not t.soft_temp_limit_now
+    assert t.under_voltage_since_boot and t.throttled_since_boot
+    assert not t.freq_capped_since_boot and not t.soft_temp_limit_since_boot
+    assert t.now_problems == ["under-voltage", "throttled"]
+    assert decode_throttled(0x20000).past_problems == ["frequency capped"]
+    assert decode_throttled(0x8).now_problems == ["soft temperature limit"]
+    clean = decode_throttled(0)
+    assert clean.now_problems == [] and clean.past_problems == []
+
+
+def test_parse_get_throttled_output():
+    assert parse_get_throttled("throttled=0x50000\n").raw == "0x50000"  # type: ignore[union-attr]
+    assert parse_get_throttled("throttled=0x0").raw == "0x0"  # type: ignore[union-attr]
+    assert parse_get_throttled("VCHI initialization failed") is None
+
+
+def fake_vcgencmd(tmp_path: Path, output: str, rc: int = 0) -> Path:
+    """A real executable standing in for the Pi's vcgencmd; it counts its runs."""
+    exe = tmp_path / "vcgencmd"
+    exe.write_text(
+        f'#!/bin/sh\necho run >> "{tmp_path}/runs"\n'
+        f'[ "$1" = get_throttled ] || exit 2\necho "{output}"\nexit {rc}\n'
+    )
+    exe.chmod(0o755)
+    return exe
+
+
+def test_read_throttled_runs_vcgencmd(tmp_path):
+    t = read_throttled(str(fake_vcgencmd(tmp_path, "throttled=0x50005")))
+    assert t is not None and t.under_voltage_now
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    assert read_throttled(str(fake_vcgencmd(bad, "throttled=0x1", rc=1))) is None
+    assert read_throttled(str(tmp_path / "missing")) is None
+
+
+def test_cpu_temperature_from_thermal_zone(tmp_path):
+    f = tmp_path / "temp"
+    f.write_text("54218\n")
+    assert read_cpu_temp_c(f) == 54.2
+    f.write_text("garbage")
+    assert read_cpu_temp_c(f) is None
+    assert read_cpu_temp_c(tmp_path / "missing") is None
+
+
+def test_probe_caches_vcgencmd(tmp_path):
+    t = [0.0]
+    temp = tmp_path / "temp"
+    temp.write_text("61000")
+    probe = SystemProbe(
+        temp_path=temp,
+        vcgencmd=str(fake_vcgencmd(tmp_path, "throttled=0x0")),
+        throttle_every_s=10.0,
+        clock=lambda: t[0],
+    )
+    for _ in range(5):
+        assert probe.throttled() is not None
+        assert probe.cpu_temp_c() == 61.0
+        t[0] += 1.0
+    t[0] += 10.0
+    probe.throttled()
+    assert (tmp_path / "runs").read_text().count("run") == 2
+
+
+# -- the status file ------------------------------------------------------------------------
+
+
+def test_writer_creates_directory_and_a_readable_file(tmp_path):
+    p = tmp_path / "run" / "monalisa" / "status.json"
+    temp = tmp_path / "temp"
+    temp.write_text("48500\n")
+    writer = StatusWriter(
+        p,
+        probe=SystemProbe(temp_path=temp, vcgencmd=str(fake_vcgencmd(tmp_path, "throttled=0x4"))),
+        clock=lambda: NOW,
+    )
+    status = Status(version="0.1.0", pid=os.getpid(), camera=CameraStatus(state="running"))
+    writer.write(status)
+    data = json.loads(p.read_text())
+    assert data["written_at"] == NOW
+    assert data["schema"] == 1
+    assert data["camera"]["state"] == "running"
+    assert data["cpu_temp_c"] == 48.5
+    assert data["throttled"]["throttled_now"] is True
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644  # `monalisa health` needs no privilege
+    assert sorted(x.name for x in p.parent.iterdir()) == ["status.json"]  # no temp left
+
+
+def test_values_already_given_win_over_the_probe(tmp_path):
+    p = tmp_path / "s.json"
+    StatusWriter(p, probe=NoProbe()).write_dict({"cpu_temp_c": 40.0, "written_at": 1.0})
+    data = json.loads(p.read_text())
+    assert data["cpu_temp_c"] == 40.0
+    assert data["throttled"] is None
+    assert data["written_at"] > 1.0  # always now
+
+
+def test_readers_never_see_a_partial_file(tmp_path):
+    p = tmp_path / "status.json"
+    writer = StatusWriter(p, probe=NoProbe())
+    writer.write_dict(healthy())
+    big = healthy(last_error="x" * 200_000)
+    done = threading.Event()
+    errors: list[str] = []
+
+    def reader() -> None:
+        while not done.is_set():
+            try:
+                json.loads(p.read_text())
+            except ValueError as err:
+                errors.append(str(err))
+
+    th = threading.Thread(target=reader)
+    th.start()
+    try:
+        for i in range(200):
+            writer.write_dict(big if i % 2 else healthy())
+    finally:
+        done.set()
+        th.join()
+    assert errors == []
+
+
+def test_write_errors_reach_the_caller_and_leave_no_temp_file(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OSError):
+        StatusWriter(blocker / "status.json", probe=NoProbe()).write_dict({})
+    target = tmp_path / "dir-in-the-way"
+    target.mkdir()
+    with pytest.raises(OSError):
+        StatusWriter(target, probe=NoProbe()).write_dict({})
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["dir-in-the-way", "file"]
+    with pytest.raises(ValueError):
+        StatusWriter(tmp_path / "s.json", probe=NoProbe()).write_dict({"fps": float("nan")})
+
+
+def test_status_never_holds_an_image():
+    keys = json.dumps(Status().to_dict())
+    for word in ("image", "pixels", "jpeg", "png"):
+        assert word not in keys
+
+
+# -- the verdict ----------------------------------------------------------------------------
+
+
+def test_healthy_is_ok_with_a_nagios_line(tmp_path):
+    r = verdict(tmp_path)
+    assert r.code == OK
+    assert r.line == (
+        "MONALISA OK - tracking, 29.8 fps, camera running, 54.2°C, 1 viewer in the last minute"
+        " | age=0.5s;;5;0 fps=29.8;10;;0 display_fps=12.0;;;0 detector_ms=12.3;;;0"
+        " cpu_temp=54.2;75;; viewers=1;;;0 camera_failures=0c;;;0 uptime=3600s;;;0"
+    )
+
+
+def test_missing_status_is_critical(tmp_path):
+    r = check(tmp_path / "nope.json", now=NOW)
+    assert r.code == CRITICAL
+    assert r.line.startswith("MONALISA CRITICAL - no status file")
+
+
+def test_stale_status_is_critical_and_shows_the_last_error(tmp_path):
+    r = verdict(tmp_path, age_s=12.0, last_error="camera: read failed")
+    assert r.code == CRITICAL
+    assert "status is 12 s old (stale after 5 s)" in r.summary
+    assert "last error: camera: read failed" in r.summary
+    cfg = HealthConfig(stale_after_s=20.0)
+    assert verdict(tmp_path, cfg, age_s=12.0).code == OK
+
+
+def test_process_gone_is_critical_even_while_fresh(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    dead = int(proc.stdout)
+    r = verdict(tmp_path, pid=dead)
+    assert r.code == CRITICAL
+    assert f"pid {dead}) is not running" in r.summary
+
+
+def test_camera_failure_warns_then_goes_critical(tmp_path):
+    short = verdict(
+        tmp_path,
+        camera_state="failed",
+        camera_failed_for_s=10.0,
+        camera_last_error="picamera2: no camera",
+        loop_fps=0.0,
+    )
+    assert short.code == WARNING
+    assert "camera failed for 10 s: picamera2: no camera" in short.summary
+    assert "low frame rate" not in short.summary  # the camera is the problem, not speed
+    long = verdict(tmp_path, camera_state="failed", camera_failed_for_s=90.0)
+    assert long.code == CRITICAL
+    cfg = HealthConfig(camera_failed_critical_s=300)
+    assert verdict(tmp_path, cfg, camera_state="failed", camera_failed_for_s=90.0).code == WARNING
+
+
+def test_stopped_camera_is_critical(tmp_path):
+    assert verdict(tmp_path, camera_state="stopped").code == CRITICAL
+
+
+def test_low_fps_warns_but_not_while_starting(tmp_path):
+    r = verdict(tmp_path, loop_fps=6.5)
+    assert r.code == WARNING
+    assert r.summary.startswith("low frame rate: 6.5 fps (warning below 10); tracking, 6.5 fps")
+    assert verdict(tmp_path, loop_fps=6.5, uptime_s=5.0).code == OK
+    assert verdict(tmp_path, HealthConfig(min_fps_warning=5), loop_fps=6.5).code == OK
+
+
+def test_not_started_after_grace_is_critical(tmp_path):
+    assert verdict(tmp_path, gaze_state="starting", uptime_s=10.0).code == OK
+    r = verdict(tmp_path, gaze_state="starting", uptime_s=45.0)
+    assert r.code == CRITICAL
+    assert "no portrait on screen 45 s after start" in r.summary
+
+
+def test_hot_cpu_warns(tmp_path):
+    r = verdict(tmp_path, cpu_temp_c=81.0)
+    assert r.code == WARNING
+    assert "CPU at 81.0°C (warning at 75°C)" in r.summary
+    assert verdict(tmp_path, HealthConfig(temp_warning_c=85), cpu_temp_c=81.0).code == OK
+
+
+def test_throttling_now_warns_past_only_when_asked(tmp_path):
+    now = {"raw": "0x50005"}
+    r = verdict(tmp_path, throttled=now)
+    assert r.code == WARNING
+    assert "power/thermal: under-voltage, throttled (0x50005)" in r.summary
+    past = {"raw": "0x50000"}
+    ok = verdict(tmp_path, throttled=past)
+    assert ok.code == OK
+    assert any("since boot: under-voltage" in c.message for c in ok.checks)
+    cfg = HealthConfig(warn_on_past_throttling=True)
+    assert verdict(tmp_path, cfg, throttled=past).code == WARNING
+
+
+def test_no_viewer_for_too_long_warns(tmp_path):
+    day = 86400.0
+    r = verdict(tmp_path, last_viewer_age_s=day + 1, viewers_last_minute=0)
+    assert r.code == WARNING
+    assert "no viewer for 24.0 h" in r.summary
+    never = verdict(tmp_path, last_viewer_age_s=None, uptime_s=2 * day)
+    assert never.code == WARNING
+    off = HealthConfig(no_viewer_warning_s=0)
+    assert verdict(tmp_path, off, last_viewer_age_s=10 * day).code == OK
+
+
+def test_worst_check_wins(tmp_path):
+    r = verdict(tmp_path, cpu_temp_c=80.0, camera_state="failed", camera_failed_for_s=600.0)
+    assert r.code == CRITICAL
+    assert [c.state for c in r.checks if c.code] == ["CRITICAL", "WARNING"]
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ("{not json", "not JSON"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"pid": 1}', "written_at is missing"),
+        ('{"written_at": "yesterday"}', "written_at = 'yesterday' is not a number"),
+        ('{"written_at": 1, "camera": 5}', "camera = 5 is not an object"),
+        ('{"written_at": 1, "throttled": {"raw": "zz"}}', "no valid 'raw'"),
+        ("", "not JSON"),
+    ],
+)
+def test_corrupt_status_is_unknown(tmp_path, content, why):
+    p = tmp_path / "status.json"
+    p.write_text(content)
+    r = check(p, now=NOW)
+    assert r.code == UNKNOWN
+    assert r.line.startswith(f"MONALISA UNKNOWN - {p}: corrupt status file")
+    assert why in r.summary
+
+
+def test_unreadable_status_is_unknown(tmp_path):
+    r = check(tmp_path, now=NOW)  # a directory
+    assert r.code == UNKNOWN
+    assert "cannot read" in r.summary
+
+
+def test_a_status_from_the_dataclass_is_judged(tmp_path):
+    p = tmp_path / "s.json"
+    s = Status(
+        pid=os.getpid(),
+        uptime_s=100,
+        loop_fps=25.0,
+        gaze_state="idle",
+        camera=CameraStatus(state="running", fps=25.0),
+    )
+    StatusWriter(p, probe=NoProbe(), clock=lambda: NOW).write(s)
+    r = check(p, now=NOW + 1)
+    assert r.code == OK, r.line
+    assert r.line.startswith("MONALISA OK - idle, 25.0 fps, camera running")
+
+
+# -- config ---------------------------------------------------------------------------------
+
+
+def test_health_thresholds_are_validated_with_the_key_named():
+    with pytest.raises(ConfigError) as err:
+        parse_config({"health": {"stale_after_s": 0, "min_fps": 3}}, "c.toml")
+    assert "c.toml: health.stale_after_s = 0: Input should be greater than 0" in err.value.lines
+    assert "c.toml: health.min_fps = 3: unknown key" in err.value.lines
+    cfg = parse_config({"health": {"temp_warning_c": 70, "no_viewer_warning_s": 0}})
+    assert cfg.health.temp_warning_c == 70.0
+
+
+# -- the command ----------------------------------------------------------------------------
+
+
+def test_cli_exit_codes_and_line(tmp_path, capsys):
+    p = tmp_path / "status.json"
+    StatusWriter(p, probe=NoProbe()).write_dict(healthy())
+    assert main(["health", "--status-file", str(p)]) == OK
+    out = capsys.readouterr().out
+    assert out.startswith("MONALISA OK - tracking, 29.8 fps")
+    assert out.count("\n") == 1
+    StatusWriter(p, probe=NoProbe(), clock=lambda: time.time() - 60).write_dict(healthy())
+    assert main(["health", "--status-file", str(p)]) == CRITICAL
+    assert capsys.readouterr().out.startswith("MONALISA CRITICAL - status is 60 s old")
+    p.write_text("{")
+    assert main(["health", "--status-file", str(p)]) == UNKNOWN
+
+
+def test_cli_json(tmp_path, capsys):
+    p = tmp_path / "status.json"
+    StatusWriter(p, probe=NoProbe()).write_dict(healthy(loop_fps=3.0))
+    assert main(["health", "--status-file", str(p), "--json"]) == WARNING
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["state"] == "WARNING" and doc["code"] == 1
+    checks = {c["name"]: c for c in doc["checks"]}
+    assert checks["fps"]["state"] == "WARNING" and checks["fps"]["value"] == 3.0
+    assert checks["freshness"]["state"] == "OK"
+    assert doc["status"]["camera"]["state"] == "running"
+    assert "fps=3.0;10;;0" in doc["perfdata"]
+
+
+def test_cli_verbose_lists_every_check(tmp_path, capsys):
+    p = tmp_path / "status.json"
+    StatusWriter(p, probe=NoProbe()).write_dict(healthy())
+    main(["health", "--status-file", str(p), "-v"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines[1:]] == [
+        "freshness",
+        "camera",
+        "fps",
+        "temperature",
+        "viewers",
+    ]
+
+
+def test_cli_thresholds_and_status_file_from_config(tmp_path, capsys):
+    p = tmp_path / "status.json"
+    StatusWriter(p, probe=NoProbe()).write_dict(healthy(loop_fps=8.0))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[service]\nstatus_file = "{p}"\n[health]\nmin_fps_warning = 5\n')
+    assert main(["health", "--config", str(cfg)]) == OK
+    capsys.readouterr()
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[health]\nstale_after_s = -3\n")
+    assert main(["health", "--config", str(bad), "--status-file", str(p)]) == UNKNOWN
+    out = capsys.readouterr().out
+    assert out.startswith(f"MONALISA UNKNOWN - {bad}: health.stale_after_s = -3")
+
+
+def test_cli_as_a_process_needs_no_privilege():
+    """The installed console script, run as `nobody` when we are root: it only reads the file."""
+    d = Path(tempfile.mkdtemp(prefix="ml-health-", dir="/tmp"))
+    try:
+        d.chmod(0o755)
+        p = d / "status.json"
+        StatusWriter(p, probe=NoProbe()).write_dict(healthy())
+        exe = Path(sys.executable).with_name("monalisa")
+        cmd = [str(exe), "health", "--status-file", str(p)]
+        if os.geteuid() == 0:
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+        res = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=60, env={**os.environ, "LC_ALL": "C"}
+        )
+        assert res.returncode == OK, res.stdout + res.stderr
+        assert res.stdout.startswith("MONALISA OK - ")
+        assert "°C" in res.stdout
+    finally:
+        shutil.rmtree(d)

@@ -1,0 +1,58 @@
+"""The bundled BlazeFace models: provenance hashes, tensor names and shapes, and their README."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from appliance import detector as det
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+# name -> (file, sha256, input (name, shape), outputs [(name, shape)] as documented)
+EXPECTED = {
+    "full": (
+        "blazeface.tflite",
+        "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
+        ("input_1", (1, 192, 192, 3)),
+        {("Identity", (1, 2304, 16)), ("Identity_1", (1, 2304, 1))},
+    ),
+    "short": (
+        "blazeface_short_range.tflite",
+        "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+        ("input", (1, 128, 128, 3)),
+        {("regressors", (1, 896, 16)), ("classificators", (1, 896, 1))},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_model_file_hash(name: str) -> None:
+    filename, sha, _, _ = EXPECTED[name]
+    path = MODELS / filename
+    assert path.is_file(), f"{path} missing"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+    assert det.MODEL_FILES[name] == filename
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_model_tensors(name: str) -> None:
+    filename, _, (in_name, in_shape), outputs = EXPECTED[name]
+    interpreter = det._load_interpreter(MODELS / filename, 1)
+    (inp,) = interpreter.get_input_details()
+    assert (inp["name"], tuple(int(v) for v in inp["shape"])) == (in_name, in_shape)
+    assert inp["dtype"].__name__ == "float32"
+    got = {(d["name"], tuple(int(v) for v in d["shape"])) for d in interpreter.get_output_details()}
+    assert got == outputs
+
+
+def test_readme_documents_provenance_and_licence() -> None:
+    text = (MODELS / "README.md").read_text(encoding="utf-8")
+    for filename, sha, (in_name, _), outputs in EXPECTED.values():
+        assert filename in text and sha in text and in_name in text
+        for out_name, _ in outputs:
+            assert f"`{out_name}`" in text
+    assert "mediapipe==0.10.21" in text
+    assert "Apache License" in text and "Version 2.0" in text

@@ -1,0 +1,644 @@
+"""The fault matrix: the real appliance, one injected fault per test.
+
+Each test starts ``monalisa run`` as its own process, as systemd would: replay camera (a small
+320×240 clip of a visitor walking in, standing and leaving), BlazeFace, gaze, the default frame
+set, the headless display (``SDL_VIDEODRIVER=dummy``), a status file and a real ``NOTIFY_SOCKET``
+(an ``AF_UNIX`` datagram socket bound by the test, with ``WATCHDOG_USEC`` set). It injects one
+fault (``MONALISA_FAULT``, see appliance/faults.py, or the environment: a signal, a missing
+model, a full disk...) and checks the four things the README's "What happens when things go
+wrong" table promises: what the visitor sees (trace index and state; the portrait stays up),
+what ``monalisa health`` says (exit status and line), what the log says (one line, no traceback)
+and how it ends (recovers, or exits with the documented status).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.soak import make_clip
+
+MONALISA = [sys.executable, "-m", "appliance.cli"]
+REPO = Path(__file__).resolve().parent.parent
+CLIP_FRAMES_MIN = 100
+
+CONFIG = """
+[camera]
+retry_initial_s = 0.2
+retry_max_s = 1.0
+stall_after_s = 2.0
+
+[service]
+status_interval_s = 0.25
+
+[health]
+stale_after_s = 3.0
+"""
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    """``once``: the clip played once; ``loop``: the same frames with ``loop = true``."""
+    root = tmp_path_factory.mktemp("clips")
+    loop = make_clip(root / "loop")
+    once = root / "once"
+    shutil.copytree(loop, once)
+    toml = once / "clip.toml"
+    toml.write_text(toml.read_text().replace("loop = true\n", ""))
+    return {"once": once, "loop": loop}
+
+
+@pytest.fixture(scope="module")
+def rest_index() -> int:
+    from appliance.frames import FrameSet, default_frames_dir
+
+    return FrameSet.load(default_frames_dir()).rest_index
+
+
+class Notify:
+    """A systemd stand-in: a bound AF_UNIX datagram socket recording what it is told."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "notify.sock"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(self.path))
+        self.sock.settimeout(0.1)
+        self.messages: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._recv, daemon=True)
+        self._thread.start()
+
+    def _recv(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            now = time.monotonic()
+            for line in data.decode().splitlines():
+                self.messages.append((now, line))
+
+    def times(self, name: str) -> list[float]:
+        """Arrival times (monotonic s) of messages starting with ``name``."""
+        return [t for t, m in list(self.messages) if m.startswith(name)]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(1)
+        self.sock.close()
+
+
+class Appliance:
+    """One ``monalisa run`` process with its notify socket, status file, trace and log."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        clip: Path,
+        *,
+        fault: str = "",
+        speed: str = "max",
+        extra_args: list[str] | None = None,
+        config: str = CONFIG,
+        env: dict[str, str] | None = None,
+        status_file: Path | None = None,
+        trace: Path | None = None,
+        display: str = "headless",
+        preexec: Callable[[], None] | None = None,
+    ) -> None:
+        self.tmp = tmp
+        self.sockdir = Path(tempfile.mkdtemp(prefix="ml-", dir="/tmp"))  # short AF_UNIX path
+        self.notify = Notify(self.sockdir)
+        self.config = tmp / "config.toml"
+        self.config.write_text(config)
+        self.status_file = status_file or tmp / "status.json"
+        self.trace_file = trace or tmp / "trace.jsonl"
+        self.log_file = tmp / "log.txt"
+        e = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "MONALISA_FAULT")}
+        e.update(
+            SDL_VIDEODRIVER="dummy",
+            NOTIFY_SOCKET=str(self.notify.path),
+            WATCHDOG_USEC="1000000",
+            PYTHONDONTWRITEBYTECODE="1",
+        )
+        if fault:
+            e["MONALISA_FAULT"] = fault
+        e.update(env or {})
+        args = [
+            "run",
+            "--config",
+            str(self.config),
+            "--camera",
+            f"replay:{clip}",
+            "--display",
+            display,
+            "--replay-speed",
+            speed,
+            "--status-file",
+            str(self.status_file),
+            "--trace",
+            str(self.trace_file),
+            *(extra_args or []),
+        ]
+        self._log = self.log_file.open("w")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [*MONALISA, *args],
+            cwd=tmp,
+            env=e,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            preexec_fn=preexec,
+        )
+
+    # -- control
+    def wait(self, timeout: float = 60.0) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 10.0) -> float:
+        """Send ``sig``; return how long the process took to exit, seconds."""
+        sent = time.monotonic()
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=timeout)
+        return time.monotonic() - sent
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+        self.notify.close()
+        shutil.rmtree(self.sockdir, ignore_errors=True)
+
+    def wait_for(self, what: str, cond: Callable[[], Any], timeout: float = 30.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = cond()
+            if value:
+                return value
+            if self.proc.poll() is not None:
+                value = cond()
+                if value:
+                    return value
+                raise AssertionError(f"exited ({self.proc.returncode}) before {what}:\n{self.log}")
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.log}")
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        self.wait_for("READY=1", lambda: self.notify.times("READY=1"), timeout)
+
+    # -- observations
+    def status(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return data
+
+    def camera_state(self) -> str | None:
+        s = self.status()
+        return None if s is None else s["camera"]["state"]
+
+    def health(self) -> tuple[int, str]:
+        res = subprocess.run(
+            [
+                *MONALISA,
+                "health",
+                "--status-file",
+                str(self.status_file),
+                "--config",
+                str(self.config),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert "Traceback" not in res.stderr, res.stderr
+        lines = res.stdout.splitlines()
+        assert len(lines) == 1, res.stdout
+        return res.returncode, lines[0]
+
+    def trace(self) -> list[dict[str, Any]]:
+        text = self.trace_file.read_text()
+        return [json.loads(line, parse_constant=_no_nan) for line in text.splitlines()]
+
+    @property
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_file.read_text()
+
+    def log_lines(self, *words: str) -> list[str]:
+        return [ln for ln in self.log.splitlines() if all(w in ln for w in words)]
+
+    def warnings(self) -> list[str]:
+        return [ln for ln in self.log.splitlines() if "WARNING" in ln or "ERROR" in ln]
+
+
+def _no_nan(token: str) -> Any:
+    raise ValueError(f"trace holds {token}")
+
+
+@pytest.fixture
+def start(tmp_path) -> Iterator[Callable[..., Appliance]]:
+    made: list[Appliance] = []
+
+    def _start(clip: Path, **kw: Any) -> Appliance:
+        a = Appliance(tmp_path, clip, **kw)
+        made.append(a)
+        return a
+
+    yield _start
+    for a in made:
+        a.close()
+
+
+def assert_clean_log(app: Appliance, max_warnings: int = 1) -> None:
+    log = app.log
+    assert "Traceback" not in log, log
+    assert len(app.warnings()) <= max_warnings, log
+
+
+def assert_complete_trace(app: Appliance, frame_count: int | None = None) -> list[dict]:
+    rows = app.trace()
+    assert [r["seq"] for r in rows] == list(range(len(rows)))
+    assert app.trace_file.read_text().endswith("\n")
+    for r in rows:
+        assert 0 <= r["index"] < r["frame_count"]
+    if frame_count is not None:
+        assert len(rows) == frame_count
+    return rows
+
+
+def clip_len(clip: Path) -> int:
+    return len(list(clip.glob("frame_*.jpg")))
+
+
+def pings_between(app: Appliance, t0: float, t1: float) -> int:
+    return sum(1 for t in app.notify.times("WATCHDOG=1") if t0 <= t <= t1)
+
+
+# -- camera ------------------------------------------------------------------------------------
+def test_clip_has_a_visitor_and_an_empty_room(clips):
+    assert clip_len(clips["once"]) >= CLIP_FRAMES_MIN
+    assert "loop" not in (clips["once"] / "clip.toml").read_text()
+
+
+def test_camera_raises_once(clips, start):
+    app = start(clips["loop"], fault="camera_raise_at:15", speed="realtime")
+    app.wait_ready()
+    s = app.wait_for(
+        "the camera to recover",
+        lambda: (
+            (st := app.status())
+            and st["camera"]["failures"] == 1
+            and st["camera"]["state"] == "running"
+            and st
+        ),
+    )
+    assert "injected read error at frame 15" in s["camera"]["last_error"]
+    code, line = app.health()
+    assert code == 0 and line.startswith("MONALISA OK"), line
+    assert app.stop() < 2.0
+    assert app.proc.returncode == 0
+    rows = assert_complete_trace(app)
+    assert rows[-1]["camera"] == "running"
+    assert len(app.log_lines("WARNING", "injected read error at frame 15")) == 1
+    assert len(app.log_lines("delivering frames again")) == 1
+    assert_clean_log(app)
+
+
+def test_camera_fails_for_10s_then_recovers(clips, start, rest_index):
+    app = start(clips["loop"], fault="camera_fail_for:15:10", speed="realtime")
+    app.wait_ready()
+    app.wait_for("the camera to fail", lambda: app.camera_state() == "failed")
+    failed_at = time.monotonic()
+    code, line = app.health()
+    assert code == 1 and line.startswith("MONALISA WARNING") and "camera failed" in line, line
+    # The portrait stays up and the eyes ease back to rest (gaze idle_after_s 3 s + idle_return_s
+    # 1.5 s by default) while the camera is away.
+    s = app.wait_for(
+        "the gaze to come to rest",
+        lambda: (
+            (st := app.status())
+            and st["gaze_state"] == "idle"
+            and st["frame_index"] == rest_index
+            and st
+        ),
+        timeout=9.0,
+    )
+    assert s["camera"]["state"] == "failed"
+    # The loop is alive throughout: the watchdog is fed.
+    time.sleep(max(0.0, failed_at + 4.0 - time.monotonic()))
+    assert pings_between(app, failed_at, failed_at + 4.0) >= 4
+    s = app.wait_for(
+        "the camera to recover", lambda: (st := app.status()) and st["camera"]["state"] == "running"
+    )
+    recovered_after = time.monotonic() - failed_at
+    assert 8.0 < recovered_after < 14.0
+    code, line = app.health()
+    assert code == 0, line
+    assert app.stop() < 2.0 and app.proc.returncode == 0
+    assert_complete_trace(app)
+    # One line when the camera went, one when it came back; the retries are at DEBUG.
+    assert len(app.log_lines("WARNING", "camera")) == 1, app.log
+    assert len(app.log_lines("delivering frames again")) == 1
+    assert_clean_log(app)
+
+
+@pytest.mark.parametrize("kind", ["black", "white", "shape", "truncated"])
+def test_bad_frame(kind, clips, start):
+    app = start(clips["once"], fault=f"camera_bad_at:40:{kind}")
+    assert app.wait() == 0, app.log
+    rows = assert_complete_trace(app, clip_len(clips["once"]))
+    status = app.status()
+    assert status is not None
+    if kind in ("black", "white"):
+        assert rows[40]["faces"] == []  # an empty picture: nobody there
+    if kind == "shape":
+        assert rows[40]["faces"] == [] and status["bad_frames"] == 1
+        assert len(app.log_lines("WARNING", "camera frame 40 ignored", "shape")) == 1
+    else:
+        assert status["bad_frames"] == 0
+    # The portrait does not jump on one bad frame.
+    assert abs(rows[40]["index"] - rows[39]["index"]) <= 2
+    assert "tracking" in {r["state"] for r in rows[41:]} or "tracking" not in {
+        r["state"] for r in rows[:40]
+    }
+    assert_clean_log(app)
+
+
+def test_truncated_image_file(clips, start, tmp_path):
+    clip = tmp_path / "clip"
+    shutil.copytree(clips["once"], clip)
+    victim = clip / "frame_00040.jpg"
+    data = victim.read_bytes()
+    victim.write_bytes(data[: len(data) // 2])
+    app = start(clip)
+    assert app.wait() == 0, app.log
+    assert_complete_trace(app, clip_len(clip) - 1)
+    assert len(app.log_lines("WARNING", "frame_00040.jpg")) == 1
+    status = app.status()
+    assert status is not None and status["camera"]["failures"] == 1
+    assert_clean_log(app)
+
+
+def test_camera_stalls_5s(clips, start, rest_index):
+    app = start(clips["loop"], fault="camera_stall_at:15:5", speed="realtime")
+    app.wait_ready()
+    app.wait_for("the stall to be noticed", lambda: app.camera_state() == "failed")
+    noticed = time.monotonic()
+    code, line = app.health()
+    assert code == 1 and "no frame for" in line, line
+    app.wait_for("the camera to come back", lambda: app.camera_state() == "running", 10)
+    back = time.monotonic()
+    assert pings_between(app, noticed, back) >= 2 * int(back - noticed)
+    assert app.health()[0] == 0
+    assert app.stop() < 2.0 and app.proc.returncode == 0
+    assert_complete_trace(app)
+    assert len(app.log_lines("WARNING", "no frame for")) == 1
+    assert len(app.log_lines("delivering frames again")) == 1
+    assert_clean_log(app)
+
+
+# -- detector ----------------------------------------------------------------------------------
+def test_detector_raises_on_a_frame(clips, start):
+    app = start(clips["once"], fault="detector_raise_at:40")
+    assert app.wait() == 0, app.log
+    rows = assert_complete_trace(app, clip_len(clips["once"]))
+    assert rows[40]["faces"] == []
+    assert abs(rows[40]["index"] - rows[39]["index"]) <= 2
+    assert len(app.log_lines("WARNING", "detector failed on frame 40")) == 1
+    assert_clean_log(app)
+
+
+def test_detector_nan_scores(clips, start):
+    app = start(clips["once"], fault="detector_nan_at:40")
+    assert app.wait() == 0, app.log
+    rows = assert_complete_trace(app, clip_len(clips["once"]))  # parse_constant: no NaN
+    assert all(0 <= f["score"] <= 1 for f in rows[40]["faces"])
+    assert len(app.log_lines("WARNING", "bad faces")) == 1
+    assert_clean_log(app)
+
+
+@pytest.mark.parametrize("how", ["missing", "corrupt"])
+def test_model_missing_or_corrupt_exits_78(how, clips, start, tmp_path):
+    model = tmp_path / "blazeface.tflite"
+    if how == "corrupt":
+        model.write_bytes(os.urandom(4096))
+    app = start(clips["once"], config=CONFIG + f'\n[detector]\nmodel = "{model}"\n')
+    assert app.wait() == 78
+    lines = app.log.strip().splitlines()
+    assert len(lines) == 1 and str(model) in lines[0], app.log
+    assert not app.notify.times("READY=1")
+    code, line = app.health()
+    assert code == 2 and "CRITICAL" in line
+
+
+# -- display -----------------------------------------------------------------------------------
+def test_video_driver_fails_exits_69(clips, start):
+    app = start(
+        clips["once"],
+        display="window",
+        # An X server that is not there: SDL's x11 driver fails to open.
+        env={"DISPLAY": ":987", "WAYLAND_DISPLAY": "", "SDL_VIDEODRIVER": ""},
+    )
+    assert app.wait() == 69
+    lines = app.log.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in app.log, app.log
+    assert "cannot open the window display" in lines[0] and "x11" in lines[0]
+    assert not app.notify.times("READY=1")
+
+
+def test_screenshot_path_cannot_be_written(clips, start, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where a folder should be")
+    app = start(clips["once"], extra_args=["--screenshot", str(blocker / "shot.png")])
+    assert app.wait() == 0, app.log
+    assert_complete_trace(app, clip_len(clips["once"]))
+    errors = app.log_lines("ERROR", "cannot save the screenshot", str(blocker / "shot.png"))
+    assert len(errors) == 1, app.log
+    assert_clean_log(app)
+
+
+# -- status file -------------------------------------------------------------------------------
+def test_status_directory_disappears(clips, start, tmp_path):
+    run_dir = tmp_path / "run" / "monalisa"
+    app = start(clips["loop"], speed="realtime", status_file=run_dir / "status.json")
+    app.wait_ready()
+    app.wait_for("a status", app.status)
+    shutil.rmtree(tmp_path / "run")
+    # Recreated by the next write.
+    app.wait_for("the status to come back", app.status, timeout=3.0)
+    assert app.health()[0] == 0
+    # A file where the folder should be: writes fail, the loop goes on, one line in the log.
+    shutil.rmtree(tmp_path / "run")
+    (tmp_path / "run").write_text("")
+    t0 = time.monotonic()
+    app.wait_for("the write error", lambda: app.log_lines("cannot write the status"), 5)
+    code, line = app.health()
+    assert code == 3 and "UNKNOWN" in line, line
+    time.sleep(1.0)
+    assert pings_between(app, t0, time.monotonic()) >= 2
+    (tmp_path / "run").unlink()
+    app.wait_for("the status to come back", app.status, timeout=3.0)
+    assert app.health()[0] == 0
+    assert app.stop() < 2.0 and app.proc.returncode == 0
+    assert len(app.log_lines("cannot write the status")) == 1
+    assert_clean_log(app)
+
+
+@contextlib.contextmanager
+def tiny_disk(path: Path) -> Iterator[Callable[[], None] | None]:
+    """A 256 KiB tmpfs at ``path`` (needs root), or None where mounting is not allowed."""
+    path.mkdir()
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(path)],
+        capture_output=True,
+    )
+    if res.returncode != 0:
+        yield None
+        return
+    try:
+
+        def fill() -> None:
+            with contextlib.suppress(OSError), (path / "filler").open("wb") as f:
+                while True:
+                    f.write(b"\0" * 4096)
+                    f.flush()
+
+        yield fill
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _limit_file_size() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+
+def test_disk_full(clips, start, tmp_path):
+    """Status file and trace on a full disk: the portrait goes on, the log says so once."""
+    with tiny_disk(tmp_path / "disk") as fill:
+        if fill is None:
+            # No mount here: each file may grow to 64 KiB only (RLIMIT_FSIZE, EFBIG).
+            app = start(clips["loop"], speed="max", preexec=_limit_file_size)
+            app.wait_ready()
+            app.wait_for("the trace to be cut", lambda: app.log_lines("trace"), 30)
+        else:
+            disk = tmp_path / "disk"
+            app = start(
+                clips["loop"],
+                speed="realtime",
+                status_file=disk / "status.json",
+                trace=disk / "trace.jsonl",
+            )
+            app.wait_ready()
+            app.wait_for("a status", app.status)
+            fill()
+            t0 = time.monotonic()
+            app.wait_for("the write errors", lambda: len(app.warnings()) >= 2, 10)
+            time.sleep(4.0)  # the status goes stale: health says so
+            code, line = app.health()
+            assert code == 2 and "old" in line, line
+            assert pings_between(app, t0, time.monotonic()) >= 6
+            (disk / "filler").unlink()
+            app.wait_for("a fresh status", lambda: app.health()[0] == 0, 5)
+        assert app.proc.poll() is None, app.log
+        assert app.stop() < 2.0 and app.proc.returncode == 0
+        assert len(app.log_lines("trace")) == 1, app.log
+        assert len(app.log_lines("cannot write the status")) <= 1, app.log
+        assert_clean_log(app, max_warnings=2)
+
+
+# -- signals -----------------------------------------------------------------------------------
+def test_sigterm_during_startup(clips, start):
+    app = start(clips["loop"], speed="realtime")
+    time.sleep(0.5)
+    assert not app.notify.times("READY=1"), "started too fast to test start-up"
+    took = app.stop(signal.SIGTERM)
+    assert took < 2.0
+    assert app.proc.returncode in (0, -signal.SIGTERM)
+    assert "Traceback" not in app.log
+    code, _line = app.health()
+    assert code == 2
+
+
+def test_sigterm_twice(clips, start):
+    app = start(clips["loop"], speed="realtime")
+    app.wait_ready()
+    time.sleep(1.0)
+    sent = time.monotonic()
+    app.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        app.proc.send_signal(signal.SIGTERM)
+    assert app.wait(10) == 0
+    assert time.monotonic() - sent < 2.0
+    assert len(app.notify.times("STOPPING=1")) == 1
+    assert len(app.log_lines("stopping: SIGTERM")) == 1
+    assert_complete_trace(app)
+    assert_clean_log(app, max_warnings=0)
+
+
+def test_sighup_is_logged_and_ignored(clips, start):
+    app = start(clips["loop"], speed="realtime")
+    app.wait_ready()
+    app.proc.send_signal(signal.SIGHUP)
+    app.wait_for("the SIGHUP line", lambda: app.log_lines("SIGHUP"), 5)
+    before = app.status()
+    t0 = time.monotonic()
+    time.sleep(1.5)
+    assert app.proc.poll() is None
+    after = app.status()
+    assert before and after and after["written_at"] > before["written_at"]
+    assert pings_between(app, t0, time.monotonic()) >= 2
+    assert app.health()[0] == 0
+    assert app.stop() < 2.0 and app.proc.returncode == 0
+    assert len(app.log_lines("SIGHUP")) == 1
+    assert_clean_log(app, max_warnings=0)
+
+
+def test_sigint_stops_cleanly(clips, start):
+    app = start(clips["loop"], speed="realtime")
+    app.wait_ready()
+    time.sleep(0.5)
+    assert app.stop(signal.SIGINT) < 2.0
+    assert app.proc.returncode == 0
+    assert len(app.notify.times("STOPPING=1")) == 1
+    assert len(app.log_lines("stopping: SIGINT")) == 1
+    assert_complete_trace(app)
+    assert_clean_log(app, max_warnings=0)
+
+
+# -- the loop ----------------------------------------------------------------------------------
+def test_hung_loop_stops_watchdog_pings(clips, start):
+    app = start(clips["loop"], speed="realtime", fault="hang_after:30")
+    app.wait_ready()
+    app.wait_for("the hang", lambda: app.log_lines("main loop now hangs"), 10)
+    hung = time.monotonic()
+    before = [t for t in app.notify.times("WATCHDOG=1") if t < hung]
+    assert len(before) >= 2  # pinging while healthy
+    time.sleep(4.0)
+    # Pings stop (one may be in flight when the hang starts); systemd would now kill it.
+    assert pings_between(app, hung + 0.6, time.monotonic()) == 0
+    code, line = app.health()
+    assert code == 2 and "old" in line, line
+    assert app.stop() < 2.0 and app.proc.returncode == 0
+    assert len(app.log_lines("main loop now hangs")) == 1

@@ -1,0 +1,234 @@
+"""End to end: the real `monalisa run` (camera replay, BlazeFace, gaze, frames, headless display).
+
+Each test starts the appliance as its own process, as systemd would, on a replay clip of a real
+face (scikit-image's astronaut photo placed in a room by appliance.sim).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from appliance.frames import FrameSet, default_frames_dir
+from appliance.sim import CameraGeometry, Renderer, astronaut_photo, render_walk, walk, write_clip
+
+MONALISA = [sys.executable, "-m", "appliance.cli"]
+GEOMETRY = CameraGeometry(width=640, height=480, hfov_deg=66.0)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """A visitor at 1.2 m walks in from the image's left, stands right of centre, leaves."""
+    out = tmp_path_factory.mktemp("clip")
+    poses = walk(GEOMETRY, 1.2, fps=30, speed_mps=1.2, stand_s=1.0, stand_x_m=0.25, leave_s=0.5)
+    write_clip(out, render_walk(Renderer(astronaut_photo(), GEOMETRY, seed=3), poses), 30)
+    return Path(out)
+
+
+def env(**extra: str) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "MONALISA_FAULT")}
+    e["SDL_VIDEODRIVER"] = "dummy"
+    e.update(extra)
+    return e
+
+
+def run(args: list[str], cwd: Path, timeout: float = 120, **kw: str):
+    return subprocess.run(
+        [*MONALISA, *args],
+        cwd=cwd,
+        env=env(**kw),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def read_trace(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def base_args(clip: Path, tmp: Path) -> list[str]:
+    return [
+        "run",
+        "--camera",
+        f"replay:{clip}",
+        "--display",
+        "headless",
+        "--replay-speed",
+        "max",
+        "--status-file",
+        str(tmp / "status.json"),
+    ]
+
+
+def test_replay_run_follows_the_visitor(clip, tmp_path):
+    from appliance.sim import read_truth
+
+    cfg = tmp_path / "c.toml"
+    frames = FrameSet.load(default_frames_dir())
+    w, h = frames.size
+    cfg.write_text(f'[display]\nwindow_size = [{w}, {h}]\n')
+    res = run(
+        [
+            *base_args(clip, tmp_path),
+            "--config",
+            str(cfg),
+            "--trace",
+            "t.jsonl",
+            "--screenshot",
+            "s.png",
+        ],
+        tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    rows = read_trace(tmp_path / "t.jsonl")
+    truth = read_truth(clip)
+    assert len(rows) == len(truth)
+    assert [r["seq"] for r in rows] == list(range(len(rows)))
+    # Found where the visitor is, and with eye points near the drawn eyes.
+    with_visitor = [i for i, t in enumerate(truth) if t]
+    found = [i for i in with_visitor if rows[i]["faces"]]
+    assert len(found) >= 0.9 * len(with_visitor)
+    errs = []
+    for i in found:
+        mid = truth[i][0].eye_mid
+        ex = np.mean([p[0] for p in rows[i]["faces"][0]["eyes"]])
+        ey = np.mean([p[1] for p in rows[i]["faces"][0]["eyes"]])
+        errs.append(float(np.hypot(ex - mid.x, ey - mid.y)))
+    assert np.median(errs) < 3.0
+    assert not any(r["faces"] for i, r in enumerate(rows) if not truth[i])
+    # The visitor walks from the image's left to its right (unmirrored camera: from the
+    # visitor's right to the visitor's left of the portrait): the index goes down.
+    tracking = [r["index"] for r in rows if r["state"] == "tracking"]
+    assert tracking[0] > tracking[-1]
+    assert max(tracking) > frames.rest_index > min(tracking)
+    # The screenshot is the frame the trace ended on.
+    last = rows[-1]["index"]
+    shot = np.asarray(Image.open(tmp_path / "s.png").convert("RGB")).astype(int)
+    assert shot.shape == (h, w, 3)
+    diff = np.abs(shot - frames.frame(last).astype(int))
+    assert diff.mean() < 1.0, f"screenshot differs from frame {last}"
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["frame_count"] == frames.count
+
+
+def test_camera_failure_midrun_keeps_running_and_recovers(clip, tmp_path):
+    res = run(
+        [*base_args(clip, tmp_path), "--trace", "t.jsonl"],
+        tmp_path,
+        MONALISA_FAULT="camera_fail_for:20:1.0",
+    )
+    assert res.returncode == 0, res.stderr
+    rows = read_trace(tmp_path / "t.jsonl")
+    assert len(rows) > 40  # frames after the failure were processed
+    assert "injected failure" in res.stderr
+    assert sum(1 for line in res.stderr.splitlines() if "Traceback" in line) == 0
+
+
+def test_bad_config_exits_78_naming_the_key(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[gaze]\nno_such_key = 1\n")
+    res = run(["run", "--config", str(cfg), "--display", "headless"], tmp_path)
+    assert res.returncode == 78
+    assert "gaze.no_such_key" in res.stderr and str(cfg) in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_corrupt_frame_set_exits_78_naming_the_file(clip, tmp_path):
+    bad = tmp_path / "frames"
+    bad.mkdir()
+    src = default_frames_dir()
+    for p in src.iterdir():
+        if p.is_file():
+            (bad / p.name).write_bytes(p.read_bytes())
+    victim = sorted(bad.glob("*.png"))[3]
+    victim.write_bytes(b"\x89PNG broken")
+    res = run([*base_args(clip, tmp_path), "--frames", str(bad)], tmp_path)
+    assert res.returncode == 78
+    assert victim.name in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_sigterm_stops_within_2s_with_complete_trace(clip, tmp_path):
+    args = [
+        "run",
+        "--camera",
+        f"replay:{clip}",
+        "--display",
+        "headless",
+        "--replay-speed",
+        "realtime",
+        "--trace",
+        "t.jsonl",
+        "--status-file",
+        str(tmp_path / "s.json"),
+    ]
+    proc = subprocess.Popen(
+        [*MONALISA, *args],
+        cwd=tmp_path,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        trace = tmp_path / "t.jsonl"
+        while time.monotonic() < deadline:
+            if trace.exists() and trace.stat().st_size > 0:
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+        _out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert took < 2.0, f"took {took:.2f} s to stop"
+    text = trace.read_text()
+    assert text.endswith("\n")
+    rows = [json.loads(line) for line in text.splitlines()]
+    assert rows and [r["seq"] for r in rows] == list(range(len(rows)))
+
+
+def tree(root: Path) -> dict[str, tuple[int, int]]:
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            p = Path(dirpath) / name
+            st = p.stat()
+            out[str(p.relative_to(root))] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def test_no_file_written_except_those_asked_for(clip, tmp_path):
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    watched = [home, work, clip, default_frames_dir()]
+    before = [tree(d) for d in watched]
+    res = run(
+        [*base_args(clip, work), "--trace", "t.jsonl", "--screenshot", "s.png"],
+        work,
+        HOME=str(home),
+        TMPDIR=str(tmp_path / "tmp"),
+    )
+    assert res.returncode == 0, res.stderr
+    after = [tree(d) for d in watched]
+    assert after[0] == before[0]
+    assert set(after[1]) - set(before[1]) == {"t.jsonl", "s.png", "status.json"}
+    assert after[2] == before[2] and after[3] == before[3]
+    assert not (tmp_path / "tmp").exists()

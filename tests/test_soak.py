@@ -1,0 +1,89 @@
+"""The short soak: 20,000 camera frames through the real appliance; fails on growth.
+
+The long version is ``make soak`` (benchmarks/soak.py, 500,000 frames). Both start ``monalisa run``
+as its own process on a small looping clip (320×240, a visitor walking in, standing, leaving) at
+``--replay-speed max`` and read its trace through a named pipe, sampling ``/proc/PID``.
+
+Growth is measured from the end of the warm-up (the first 5,000 frames: lazily built detector
+plans, allocator arenas, the gaze state) to the end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.soak import RSS_TARGET_MIB, Sample, SoakResult, make_clip, report, soak
+
+FRAMES = 20_000
+EVERY = 1_000
+WARMUP = 5_000
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("soak") / "clip")
+
+
+def test_clip_loops(clip):
+    text = (clip / "clip.toml").read_text()
+    assert text.startswith("loop = true\n")
+    assert len(list(clip.glob("frame_*.jpg"))) > 100
+
+
+@pytest.mark.slow
+def test_short_soak_has_no_growth(clip, tmp_path):
+    result = soak(FRAMES, every=EVERY, warmup=WARMUP, clip=clip, workdir=tmp_path, progress=False)
+    text = report(result)
+    print(text)
+    assert result.exit_status == 0, result.stderr_tail
+    assert result.frames >= FRAMES
+    assert result.seq_gaps == 0
+    # The clip has a visitor and an empty room: every state was reached, many times over.
+    assert {"tracking", "idle"} <= set(result.states), result.states
+    g = result.growth()
+    assert g["rss_mib"] < RSS_TARGET_MIB, text
+    assert g["fds"] == 0 and g["fds_max"] == 0, text
+    assert g["threads"] == 0 and g["threads_max"] == 0, text
+    # Nothing in the log but the start and the stop.
+    log = (tmp_path / "stderr.log").read_text()
+    noisy = [ln for ln in log.splitlines() if any(w in ln for w in ("WARN", "ERROR", "Traceback"))]
+    assert not noisy, log
+
+
+@pytest.mark.slow
+def test_soak_catches_a_leak(clip, tmp_path, monkeypatch):
+    """The harness is not blind: 2 KiB kept per frame shows as RSS growth over 5,000 frames."""
+    monkeypatch.setenv("MONALISA_FAULT", "leak_per_frame:2048")
+    result = soak(5_000, every=500, warmup=1_000, clip=clip, workdir=tmp_path, progress=False)
+    assert result.exit_status == 0, result.stderr_tail
+    g = result.growth()
+    assert g["rss_mib"] > 6.0, report(result)  # 4,000 frames × 2 KiB ≈ 7.8 MiB
+    assert not result.verdicts()[f"RSS growth < {RSS_TARGET_MIB:g} MiB after warm-up"]
+
+
+def _sample(frames: int, rss: float, fds: int = 10, threads: int = 5, p99: float = 5.0):
+    ms = {"detect": 3.0, "frame": p99, "latency": 6.0}
+    return Sample(frames, frames / 100, 100.0, rss, fds, threads, 1.0, ms, ms)
+
+
+def test_verdicts_flag_each_kind_of_growth():
+    base = [_sample(n, 100.0) for n in range(1000, 6000, 1000)]
+    ok = SoakResult(5000, 50.0, 0, 2000, base, 0, {"idle": 5000})
+    assert all(ok.verdicts().values())
+    assert ok.growth()["rss_mib"] == 0.0
+
+    def worse(**kw):
+        samples = [*base[:-1], _sample(5000, **{"rss": 100.0, **kw})]
+        return SoakResult(5000, 50.0, 0, 2000, samples, 0, {}).verdicts()
+
+    assert not worse(rss=103.0)["RSS growth < 2 MiB after warm-up"]
+    assert not worse(fds=11)["no fd growth"]
+    assert not worse(threads=6)["no thread growth"]
+    assert not worse(p99=9.0)["p99 frame time stable (within 1.5x)"]
+    gaps = SoakResult(5000, 50.0, 0, 2000, base, 3, {})
+    assert not gaps.verdicts()["trace complete (no missing seq)"]
+    # Growth before the end of the warm-up does not count.
+    early = [_sample(1000, 80.0), *base[1:]]
+    assert SoakResult(5000, 50.0, 0, 2000, early, 0, {}).growth()["rss_mib"] == 0.0
