@@ -40,7 +40,8 @@ STAGES = ("capture", "detect", "gaze", "draw", "latency")
 
 
 def make_clip(directory: Path, width: int = 320, height: int = 240, fps: float = 15.0) -> Path:
-    """Write a small looping clip: a visitor walks in, stands, walks out; an empty room.
+    """Write a small looping clip: a visitor walks in, stands, walks out; an empty room (4.5 s,
+    long enough for the gaze to go idle: ``idle_after_s`` is 3 s).
 
     Args:
         directory: Where to write (created).
@@ -54,7 +55,7 @@ def make_clip(directory: Path, width: int = 320, height: int = 240, fps: float =
     from appliance.sim import CameraGeometry, Renderer, astronaut_photo, render_walk, walk
 
     geometry = CameraGeometry(width=width, height=height, hfov_deg=66.0)
-    poses = walk(geometry, 1.3, fps=fps, speed_mps=0.5, stand_s=2.0, stand_x_m=0.2, leave_s=2.0)
+    poses = walk(geometry, 1.3, fps=fps, speed_mps=0.5, stand_s=2.0, stand_x_m=0.2, leave_s=4.5)
     from appliance.sim import write_clip
 
     write_clip(
@@ -77,8 +78,8 @@ class Sample:
         elapsed_s: Wall seconds since the process started.
         fps: Frames per second over the window since the previous sample.
         rss_mib: Resident set size, MiB (VmRSS).
-        fds: Open file descriptors (the least of three quick reads: a status write or a replay
-            image being read holds one for microseconds).
+        fds: Open file descriptors (the least of five reads over 40 ms: a status write or a
+            replay image being read holds one for about a millisecond).
         threads: Threads of the process.
         cpu_s: User + system CPU seconds of the process so far.
         p50: Median milliseconds per stage over the window (and ``frame`` = detect+gaze+draw).
@@ -164,10 +165,12 @@ def _proc_status(pid: int) -> tuple[float, int]:
 
 
 def _proc_fds(pid: int) -> int:
+    # A replay image being decoded or a status write holds an fd for about a millisecond; a
+    # leaked one stays. The least of five reads over 40 ms tells them apart.
     counts = []
-    for _ in range(3):
+    for _ in range(5):
         counts.append(len(os.listdir(f"/proc/{pid}/fd")))
-        time.sleep(0.005)
+        time.sleep(0.01)
     return min(counts)
 
 
@@ -196,6 +199,7 @@ def soak(
     config: Path | None = None,
     progress: bool = True,
     timeout_s: float | None = None,
+    fault: str = "",
 ) -> SoakResult:
     """Run the appliance for ``frames`` camera frames and sample it every ``every`` frames.
 
@@ -208,6 +212,7 @@ def soak(
         config: A config file for the run, or None for the built-in defaults.
         progress: Print each sample as it is taken.
         timeout_s: Give up (SIGTERM, then kill) after this many wall seconds.
+        fault: A ``MONALISA_FAULT`` spec for the run (e.g. ``leak_per_frame:2048``), or "".
 
     Returns:
         The samples and the verdicts' inputs.
@@ -248,6 +253,8 @@ def soak(
             cmd += ["--config", str(config)]
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "MONALISA_FAULT")}
         env["SDL_VIDEODRIVER"] = "dummy"
+        if fault:
+            env["MONALISA_FAULT"] = fault
         env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
         errlog = (workdir / "stderr.log").open("w+", encoding="utf-8")
         stack.callback(errlog.close)
@@ -449,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", type=Path, help="config file for the run")
     p.add_argument("--out", type=Path, default=Path("out/soak"), help="folder for results")
     p.add_argument("--timeout", type=float, help="stop after this many wall seconds")
+    p.add_argument("--fault", default="", help="MONALISA_FAULT spec, e.g. leak_per_frame:2048")
     args = p.parse_args(argv)
     if args.frames < 2 * args.every:
         p.error("--frames must be at least twice --every")
@@ -461,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir=args.out / "work",
         config=args.config,
         timeout_s=args.timeout,
+        fault=args.fault,
     )
     text = report(result)
     print()

@@ -466,3 +466,49 @@ def test_update_frames_switches_only_to_a_valid_set(deployed: Deployment, tmp_pa
     assert os.readlink(link) == "/opt/monalisa/framesets/new-set"
     r = deployed.chroot("/usr/local/bin/monalisa", "frames", "check", "/opt/monalisa/frames")
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_kiosk_role_edits_a_pi_boot_partition(deployed: Deployment, tmp_path: Path) -> None:
+    """The Pi-only kiosk role, forced on, against a Raspberry Pi OS-like boot partition."""
+    boot = deployed.root / "boot/firmware"
+    boot.mkdir(parents=True, exist_ok=True)
+    (boot / "cmdline.txt").write_text(
+        "console=serial0,115200 console=tty1 root=PARTUUID=1234-02 rootfstype=ext4 "
+        "fsck.repair=yes rootwait fbcon=rotate:3\n"
+    )
+    (boot / "config.txt").write_text("dtparam=audio=on\ncamera_auto_detect=1\n[all]\n")
+    playbook = tmp_path / "kiosk.yml"
+    playbook.write_text(
+        "- name: Configure the kiosk only\n  hosts: all\n  gather_facts: false\n"
+        "  roles:\n    - role: kiosk\n"
+    )
+    cmd = [
+        _tool("ansible-playbook"),
+        "-i",
+        str(deployed.inventory),
+        str(playbook),
+        "-e",
+        "kiosk_on_pi=true",
+        "-e",
+        "kiosk_display_rotation=90",
+    ]
+    env = dict(_env(), ANSIBLE_ROLES_PATH=str(ANSIBLE_DIR / "roles"))
+    runs = [
+        subprocess.run(cmd, cwd=ANSIBLE_DIR, env=env, capture_output=True, text=True, timeout=600)
+        for _ in range(2)
+    ]
+    assert runs[0].returncode == 0, runs[0].stdout[-4000:]
+    assert _recap(runs[0].stdout)["changed"] > 0
+    assert _recap(runs[1].stdout)["changed"] == 0, _recap_line(runs[1].stdout)
+    tokens = (boot / "cmdline.txt").read_text().split()
+    assert len((boot / "cmdline.txt").read_text().splitlines()) == 1
+    assert "console=tty1" not in tokens and "console=tty3" in tokens
+    assert "console=serial0,115200" in tokens and "rootwait" in tokens
+    for token in ("consoleblank=0", "quiet", "fbcon=rotate:1"):
+        assert tokens.count(token) == 1, tokens
+    assert "fbcon=rotate:3" not in tokens
+    config = (boot / "config.txt").read_text()
+    assert "dtoverlay=vc4-kms-v3d" in config and config.count("camera_auto_detect=1") == 2
+    assert os.readlink(deployed.root / "etc/systemd/system/default.target").endswith(
+        "multi-user.target"
+    )

@@ -562,3 +562,19 @@ def test_gaze_config_defaults_validation_and_toml():
             parse_config({"gaze": bad})
         assert all(line.startswith("<config>: gaze") for line in err.value.lines)
     assert GazeConfig(hysteresis=2.0, hysteresis_unit="deg").hysteresis == 2.0
+
+
+def test_lone_face_continues_a_missed_viewer_only_if_about_as_large():
+    g = gaze()
+    a = face_at(at_angle(-20, 2000), 2000, SIZE, g.camera)
+    v = run(g, lambda t: [a], 0, 1)[-1].viewer
+    # The viewer jumps (a quick step between two frames): still the same visitor.
+    jumped = face_at(at_angle(10, 2100), 2100, SIZE, g.camera)
+    rec = g.update([jumped], 1.0, SIZE)
+    assert rec.viewer == v and rec.state == "tracking"
+    # A much closer newcomer in a frame where the viewer is missed is not taken for them.
+    g = gaze()
+    run(g, lambda t: [a], 0, 1)
+    newcomer = face_at(at_angle(10, 800), 800, SIZE, g.camera)
+    rec = g.update([newcomer], 1.0, SIZE)
+    assert rec.viewer == v and rec.state == "holding" and rec.angle_raw is None

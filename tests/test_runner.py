@@ -76,7 +76,7 @@ def test_replay_run_follows_the_visitor(clip, tmp_path):
     cfg = tmp_path / "c.toml"
     frames = FrameSet.load(default_frames_dir())
     w, h = frames.size
-    cfg.write_text(f'[display]\nwindow_size = [{w}, {h}]\n')
+    cfg.write_text(f"[display]\nwindow_size = [{w}, {h}]\n")
     res = run(
         [
             *base_args(clip, tmp_path),

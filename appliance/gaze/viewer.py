@@ -2,8 +2,8 @@
 
 A *track* is one visitor followed over time: each update matches the new faces to the known
 tracks by position (centre distance in box widths, wider after a gap) and size (at most a
-factor 2 apart); unmatched faces start new tracks and tracks unseen for ``lost_after_s`` are
-forgotten. The *viewer* is the track the eyes follow. Policies:
+factor :data:`MATCH_SIZE_RATIO` apart); unmatched faces start new tracks and tracks unseen
+for ``lost_after_s`` are forgotten. The *viewer* is the track the eyes follow. Policies:
 
 * ``sticky``: keep the viewer while it is seen (or unseen for less than ``lost_after_s``);
   another visitor takes over only if their face stays markedly larger (closer) - by
@@ -45,7 +45,9 @@ MATCH_GATE = 1.0
 MATCH_GATE_PER_S = 6.0
 """... plus this many box widths per second since the track was last seen (at most 1 s): a
 face box is about 16 cm wide, so 6 box widths/s is a brisk walk at any distance."""
-LONE_SIZE_RATIO = 1.5
+MATCH_SIZE_RATIO = 2.5
+"""... and its size (``sqrt(box area)``) is within this factor of the track's."""
+LONE_SIZE_RATIO = 2.0
 """A lone face continues a missed viewer only if its size is within this factor of theirs."""
 
 
@@ -96,11 +98,11 @@ def _size(face: Face) -> float:
 
 
 def _cost(track: Track, face: Face, t: float) -> float:
-    """Centre distance in box widths, or inf when outside the gate or sizes differ > 2x."""
+    """Centre distance in box widths; inf outside the gate or when the sizes differ too much."""
     tb, fb = track.box, face.box
     width = max(tb.width, fb.width, 1.0)
     ratio = _size(face) / max(track.size, 1e-6)
-    if not 0.5 <= ratio <= 2.0:
+    if not 1.0 / MATCH_SIZE_RATIO <= ratio <= MATCH_SIZE_RATIO:
         return math.inf
     d = math.hypot(tb.center.x - fb.center.x, tb.center.y - fb.center.y) / width
     gate = MATCH_GATE + MATCH_GATE_PER_S * min(max(t - track.last_seen, 0.0), 1.0)
