@@ -56,6 +56,7 @@ bench: $(VENV)/.stamp $(MPVENV)/.stamp
 	$(BIN)/python benchmarks/display.py
 	$(BIN)/python benchmarks/framebuild.py
 	$(BIN)/python benchmarks/gaze.py
+	$(BIN)/python benchmarks/pipeline.py
 
 # Hours of camera frames through the real appliance (about 40 min here): table, plot, JSON in out/soak.
 SOAK_FRAMES ?= 500000

@@ -30,7 +30,7 @@ import numpy as np
 
 from appliance import __version__
 from appliance.camera import Capture, Frame
-from appliance.faults import FaultPlan, InjectedFault, nan_face
+from appliance.faults import FaultPlan, InjectedFault
 from appliance.types import Box, Face
 
 log = logging.getLogger(__name__)
@@ -324,10 +324,9 @@ class App:
             try:
                 if frame.seq in faults.detector_raise_at:
                     raise InjectedFault(f"injected detector error at frame {frame.seq}")
+                faults.frame = frame.seq  # for faults.FaultyDetector, below the finder
                 result = self.finder.find(frame.image, follow=self.viewer_box)
                 found = list(result.faces)
-                if frame.seq in faults.detector_nan_at:
-                    found.append(nan_face())
                 inferences = int(result.inferences)
                 faces = [f for f in found if _finite_face(f)]
                 if len(faces) != len(found):

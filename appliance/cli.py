@@ -1,7 +1,10 @@
 """The ``monalisa`` command: argparse sub-commands; the only place objects are built and wired.
 
-Exit statuses: 0 success, 1 runtime failure, 2 bad usage or unreadable input,
-78 (EX_CONFIG) bad configuration or frame set, so systemd does not restart-loop.
+Exit statuses: 0 success, 1 runtime failure (an internal error), 2 bad usage (argparse) or
+unreadable input, 69 (EX_UNAVAILABLE) ``run``/``demo`` cannot open the display (systemd
+retries), 78 (EX_CONFIG) bad configuration — from the file or a command-line override such
+as ``--camera foo`` — frame set or model, so systemd does not restart-loop; 130 interrupted
+(Ctrl-C outside the main loop). ``health`` uses the Nagios codes 0-3 instead.
 """
 
 from __future__ import annotations
@@ -252,8 +255,7 @@ def _cmd_frames_check(args: argparse.Namespace) -> int:
     w, h = fs.size
     hb = [int(v) for v in fs.head_box.as_list(0)]
     print(
-        f"{fs.directory}: OK - {fs.count} frames {w}x{h}, gaze {fs.angles[0]:+.1f}° .. "
-        f"{fs.angles[-1]:+.1f}°, rest {fs.rest_index} ({fs.angles[fs.rest_index]:+.1f}°), "
+        f"{fs.directory}: OK - {fs.count} frames {w}x{h}, {fs.gaze_text()}, "
         f"head box {hb}, memory {fs.memory_bytes() / mib:.1f} MiB "
         f"(full frames {fs.full_frames_bytes() / mib:.1f} MiB)"
     )

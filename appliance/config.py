@@ -12,7 +12,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 EX_CONFIG = 78
 """Exit status for a configuration error (sysexits.h ``EX_CONFIG``)."""
@@ -37,6 +45,32 @@ class Section(BaseModel):
     """Base of every config section: unknown keys are errors, values are validated on set."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+def source_problem(spec: str) -> str | None:
+    """Why ``spec`` is not a camera source spelling, or None if it is one.
+
+    The same grammar as :func:`appliance.camera.parse_source` (which this module must not
+    import: it pulls in the camera libraries): ``picamera2``, ``webcam``, ``webcam:N`` with N
+    a non-negative decimal V4L2 index, or ``replay:DIR`` with a non-empty DIR. Whether DIR
+    exists is checked when the camera opens, not here.
+
+    Args:
+        spec: The spelling from the config file or ``--camera``.
+
+    Returns:
+        A short reason, or None when ``spec`` is valid.
+    """
+    if spec in ("picamera2", "webcam"):
+        return None
+    if spec.startswith("webcam:"):
+        idx = spec[len("webcam:") :]
+        if idx == "" or (idx.isascii() and idx.isdigit()):
+            return None
+        return "webcam index must be a number, e.g. webcam:0"
+    if spec.startswith("replay:") and len(spec) > len("replay:"):
+        return None
+    return "expected 'picamera2', 'webcam', 'webcam:N' or 'replay:DIR'"
 
 
 class CameraConfig(Section):
@@ -77,6 +111,14 @@ class CameraConfig(Section):
         3.0, description="No frame for this long counts as a camera failure, seconds."
     )
 
+    @field_validator("source")
+    @classmethod
+    def _source_grammar(cls, value: str) -> str:
+        problem = source_problem(value)
+        if problem is not None:
+            raise PydanticCustomError("camera_source", problem)
+        return value
+
 
 class DetectorConfig(Section):
     """BlazeFace settings."""
@@ -87,8 +129,10 @@ class DetectorConfig(Section):
     num_threads: Annotated[int, Field(ge=1, le=8)] = Field(
         2, description="Interpreter threads (Pi 4/5: 2 leaves cores for capture and display)."
     )
-    score_threshold: Annotated[float | None, Field(ge=0.0, le=1.0)] = Field(
-        None, description="Minimum face score in [0, 1]; default 0.6 (full) / 0.5 (short)."
+    score_threshold: Annotated[float | None, Field(gt=0.0, lt=1.0)] = Field(
+        None,
+        description="Minimum face score, strictly between 0 and 1; default 0.6 (full) / "
+        "0.5 (short).",
     )
 
 
@@ -385,6 +429,18 @@ class Config(Section):
     service: ServiceConfig = Field(default_factory=ServiceConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
 
+    @model_validator(mode="after")
+    def _stale_after_status_interval(self) -> Config:
+        stale, interval = self.health.stale_after_s, self.service.status_interval_s
+        if stale <= interval:
+            raise PydanticCustomError(
+                "stale_after_status_interval",
+                "health.stale_after_s = {stale} must be greater than service.status_interval_s "
+                "= {interval}: every status would count as stale",
+                {"stale": stale, "interval": interval},
+            )
+        return self
+
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
@@ -425,7 +481,9 @@ def format_validation_error(source: str, data: Any, err: ValidationError) -> lis
         msg = e.get("msg", "invalid")
         if e.get("type") == "extra_forbidden":
             msg = "unknown key"
-        if found:
+        if not loc:  # a check across sections: its message names the keys and values
+            lines.append(f"{source}: {msg}")
+        elif found:
             lines.append(f"{source}: {path} = {value!r}: {msg}")
         else:
             lines.append(f"{source}: {path}: {msg}")

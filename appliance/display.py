@@ -314,8 +314,12 @@ class Overlay:
         viewer: The chosen viewer's face box, or None.
         index: The frame index gaze asked for, or None (the displayed one is shown then).
         state: Gaze state (``tracking``, ``holding``, ``idle``) or empty.
-        regions: Where the finder ran the detector (its crops), camera pixels.
-        band: The finder's head band, or None.
+        regions: Where the finder ran the detector this frame (follow crop, sweep tiles, the
+            whole-frame pass), camera pixels; drawn bright.
+        band: The finder's head band, or None; drawn as its top and bottom lines.
+        tiles: The band's whole tile grid, camera pixels; drawn faintly.
+        follow: The follow crop searched this frame (one of ``regions``), or None; drawn in
+            its own colour.
     """
 
     fps: float = 0.0
@@ -326,6 +330,8 @@ class Overlay:
     state: str = ""
     regions: tuple[Box, ...] = ()
     band: Box | None = None
+    tiles: tuple[Box, ...] = ()
+    follow: Box | None = None
 
 
 _OV_BG = (0, 0, 0, 170)
@@ -336,6 +342,18 @@ _OV_VIEWER = (255, 70, 70)
 _OV_EYE = (0, 230, 255)
 _OV_REGION = (250, 200, 0)
 _OV_BAND = (90, 150, 255)
+_OV_TILE = (75, 75, 95)
+_OV_FOLLOW = (235, 60, 235)
+_OV_BORDER = (120, 120, 120)
+_OV_LEGEND = (
+    ("band", _OV_BAND),
+    ("tiles", _OV_TILE),
+    ("ran", _OV_REGION),
+    ("follow", _OV_FOLLOW),
+    ("face", _OV_FACE),
+    ("viewer", _OV_VIEWER),
+)
+"""Legend entries of the camera inset: label and the colour it is drawn in (opaque RGB)."""
 
 
 @dataclass
@@ -404,6 +422,7 @@ class Display:
         self._overlay_rect: pygame.Rect | None = None
         self._hook_times: deque[float] = deque(maxlen=120)
         self._font: pygame.font.Font | None = None
+        self._legend: pygame.Surface | None = None
         self._target = frames.rest_index
         self._current: int | None = None
         self._fade: _Fade | None = None
@@ -493,6 +512,7 @@ class Display:
         self._overlay_surface = None
         self._overlay_dirty = True
         self._font = None
+        self._legend = None
 
     @staticmethod
     def _surface(rgb: np.ndarray) -> pygame.Surface:
@@ -532,7 +552,8 @@ class Display:
 
         Args:
             frame: The camera frame (an object with ``image``, H×W×3), only its size is used.
-            result: The finder's result (``faces``, ``regions``, ``band``) or None.
+            result: The finder's result (``faces``, ``regions``, ``band``, ``tiles``,
+                ``follow``; any may be missing) or None.
             record: The gaze record (``viewer_box``, ``index``, ``state``) or None.
             app: The calling app (unused; part of the hook's signature).
         """
@@ -557,6 +578,8 @@ class Display:
                 state=str(getattr(record, "state", "") or ""),
                 regions=tuple(getattr(result, "regions", ()) or ()),
                 band=getattr(result, "band", None),
+                tiles=tuple(getattr(result, "tiles", ()) or ()),
+                follow=getattr(result, "follow", None),
             )
         )
 
@@ -826,7 +849,15 @@ class Display:
 
     # -- overlay ----------------------------------------------------------------------------
     def _render_overlay(self) -> tuple[pygame.Surface, pygame.Rect]:
-        """Render the overlay, upright for the viewer, at the portrait's top-left corner."""
+        """Render the overlay, upright for the viewer, at the portrait's top-left corner.
+
+        The camera inset shows, back to front: the band's whole tile grid (faint), the regions
+        the detector ran on this frame (bright), the head band's top and bottom lines, the
+        follow crop (its own colour), the faces with their eyes, and the chosen viewer. A
+        legend of those colours is rendered once and kept. Only called while the overlay is
+        on and its figures changed, so its cost (a few dozen rectangle outlines and the text
+        lines) is never paid otherwise.
+        """
         rotation = self.config.rotation
         sw, sh = self.size
         lw, lh = (sh, sw) if rotation in (90, 270) else (sw, sh)
@@ -837,19 +868,26 @@ class Display:
         if self._font is None:
             self._font = pygame.font.Font(None, max(14, iw // 14))
         font = self._font
+        if self._legend is None:
+            self._legend = self._render_legend(font)
+        legend = self._legend
         shown = self._target
         count = self.frames.count
         if info is None:
             lines = [f"frame {shown}/{count - 1}", "no camera data yet"]
         else:
             idx = shown if info.index is None else info.index
+            sweeps = len(info.regions) - (info.follow is not None)
+            tiles = f"   tiles {sweeps}/{len(info.tiles)}" if info.tiles else ""
             lines = [
                 f"{info.fps:.1f} fps   frame {idx}/{count - 1}   {info.state}".rstrip(),
                 f"faces {len(info.faces)}   viewer {'yes' if info.viewer else 'none'}"
-                f"   regions {len(info.regions)}",
-                f"camera {cam_w}x{cam_h}",
+                f"   inferences {len(info.regions)}",
+                f"camera {cam_w}x{cam_h}{tiles}   follow {'yes' if info.follow else 'no'}",
             ]
         texts = [font.render(line, True, _OV_TEXT) for line in lines]
+        if info is not None:
+            texts.append(legend)
         pad = 6
         width = max([iw, *(t.get_width() for t in texts)]) + 2 * pad
         height = pad + ih + pad + sum(t.get_height() for t in texts) + pad
@@ -857,29 +895,9 @@ class Display:
         surf.fill(_OV_BG)
         inset = pygame.Rect(pad, pad, iw, ih)
         surf.fill(_OV_INSET, inset)
+        pygame.draw.rect(surf, _OV_BORDER, inset, 1)
         if info is not None:
-            k = iw / max(cam_w, 1)
-
-            def box_rect(b: Box) -> pygame.Rect:
-                return pygame.Rect(
-                    round(inset.x + b.x0 * k),
-                    round(inset.y + b.y0 * k),
-                    max(1, round(b.width * k)),
-                    max(1, round(b.height * k)),
-                )
-
-            if info.band is not None:
-                pygame.draw.rect(surf, _OV_BAND, box_rect(info.band), 1)
-            for region in info.regions:
-                pygame.draw.rect(surf, _OV_REGION, box_rect(region), 1)
-            for face in info.faces:
-                pygame.draw.rect(surf, _OV_FACE, box_rect(face.box), 2)
-                for eye in (face.right_eye, face.left_eye):
-                    center = (round(inset.x + eye.x * k), round(inset.y + eye.y * k))
-                    pygame.draw.circle(surf, _OV_EYE, center, 2)
-            if info.viewer is not None:
-                pygame.draw.rect(surf, _OV_VIEWER, box_rect(info.viewer), 3)
-        pygame.draw.rect(surf, (120, 120, 120), inset, 1)
+            self._draw_camera(surf, inset, info)
         y = inset.bottom + pad
         for t in texts:
             surf.blit(t, (pad, y))
@@ -891,6 +909,53 @@ class Display:
             (margin, margin, margin + width, margin + height), (lw, lh), rotation
         )
         return surf, pygame.Rect(x0, y0, x1 - x0, y1 - y0)
+
+    @staticmethod
+    def _render_legend(font: pygame.font.Font) -> pygame.Surface:
+        """One line naming each inset colour, each label in its colour (rendered once)."""
+        labels = [font.render(name, True, colour) for name, colour in _OV_LEGEND]
+        gap = font.size(" ")[0] * 2
+        width = sum(t.get_width() for t in labels) + gap * (len(labels) - 1)
+        out = pygame.Surface((max(1, width), max(t.get_height() for t in labels)), pygame.SRCALPHA)
+        x = 0
+        for t in labels:
+            out.blit(t, (x, 0))
+            x += t.get_width() + gap
+        return out
+
+    @staticmethod
+    def _draw_camera(surf: pygame.Surface, inset: pygame.Rect, info: Overlay) -> None:
+        """Draw the finder's plan and the faces into ``inset`` (camera pixels scaled to it)."""
+        k = inset.width / max(info.image_size[0], 1)
+
+        def box_rect(b: Box) -> pygame.Rect:
+            return pygame.Rect(
+                round(inset.x + b.x0 * k),
+                round(inset.y + b.y0 * k),
+                max(1, round(b.width * k)),
+                max(1, round(b.height * k)),
+            )
+
+        surf.set_clip(inset)
+        for tile in info.tiles:
+            pygame.draw.rect(surf, _OV_TILE, box_rect(tile), 1)
+        for region in info.regions:
+            if region != info.follow:
+                pygame.draw.rect(surf, _OV_REGION, box_rect(region), 1)
+        if info.band is not None:
+            band = box_rect(info.band)
+            for row in (band.top, band.bottom - 1):
+                pygame.draw.line(surf, _OV_BAND, (inset.left, row), (inset.right - 1, row))
+        if info.follow is not None:
+            pygame.draw.rect(surf, _OV_FOLLOW, box_rect(info.follow), 2)
+        for face in info.faces:
+            pygame.draw.rect(surf, _OV_FACE, box_rect(face.box), 2)
+            for eye in (face.right_eye, face.left_eye):
+                center = (round(inset.x + eye.x * k), round(inset.y + eye.y * k))
+                pygame.draw.circle(surf, _OV_EYE, center, 2)
+        if info.viewer is not None:
+            pygame.draw.rect(surf, _OV_VIEWER, box_rect(info.viewer), 3)
+        surf.set_clip(None)
 
 
 def frame_on_screen(

@@ -10,7 +10,8 @@ comma-separated list of items:
 * ``camera_bad_at:N:KIND`` — frame N is replaced by a bad one; KIND is ``black``, ``white``,
   ``shape`` (2-D), ``tiny`` (1×1), ``truncated`` (half its rows) or ``float``.
 * ``detector_raise_at:N`` — the detector raises on frame N.
-* ``detector_nan_at:N`` — the detector returns a face with NaN score and keypoints on frame N.
+* ``detector_nan_at:N`` — on frame N the detector (below the finder, see
+  :class:`FaultyDetector`) returns one extra face with NaN score, box and keypoints.
 * ``hang_after:N`` — the main loop stops making progress after N frames (a hung loop).
 * ``leak_per_frame:B`` — the camera keeps B bytes per frame forever (a memory leak, to prove
   the soak benchmark catches one).
@@ -22,10 +23,12 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from appliance.camera import CameraError, CameraSource
+from appliance.finder import FaceDetector
 from appliance.types import Box, Face, Point
 
 ENV = "MONALISA_FAULT"
@@ -47,6 +50,9 @@ class FaultPlan:
     detector_nan_at: set[int] = field(default_factory=set)
     hang_after: int | None = None
     leak_per_frame: int = 0
+    frame: int = -1
+    """The camera frame the loop is working on (set by the loop before each find; -1 before
+    the first), so that faults injected below the finder know which frame they are in."""
 
     @property
     def touches_camera(self) -> bool:
@@ -58,6 +64,11 @@ class FaultPlan:
             or self.camera_bad
             or self.leak_per_frame
         )
+
+    @property
+    def touches_detector(self) -> bool:
+        """True if the detector the finder uses must be wrapped."""
+        return bool(self.detector_nan_at)
 
 
 def parse(spec: str | None) -> FaultPlan:
@@ -170,3 +181,41 @@ def nan_face() -> Face:
     nan = math.nan
     p = Point(nan, nan)
     return Face(Box(nan, nan, nan, nan), nan, (p, p, p, p, p, p))
+
+
+class FaultyDetector:
+    """Wraps the detector the finder uses and injects the plan's detector faults below it.
+
+    On a frame in ``detector_nan_at`` (the loop's :attr:`FaultPlan.frame`), the first detector
+    result of that frame that holds a real face gets one extra face whose score, box and
+    keypoints are NaN, as a broken model might return. The NaN then goes through everything the
+    finder does with detections (mapping to frame pixels, cut test, merge, weighted NMS), not
+    just the loop's own check. Every other attribute is the inner detector's.
+
+    Args:
+        inner: The real detector.
+        plan: The faults; its ``frame`` is read on every call.
+    """
+
+    def __init__(self, inner: FaceDetector, plan: FaultPlan) -> None:
+        self.inner = inner
+        self.plan = plan
+        self.injected: list[int] = []
+        """Frames a NaN face was added on, in order (for tests)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """The inner detector's faces, plus a NaN face on a fault frame (once per frame)."""
+        faces = self.inner.detect(image)
+        n = self.plan.frame
+        if faces and n in self.plan.detector_nan_at and n not in self.injected:
+            self.injected.append(n)
+            faces = [*faces, nan_face()]
+        return faces
+
+
+def wrap_detector(detector: FaceDetector, plan: FaultPlan) -> FaceDetector:
+    """``detector`` wrapped in a :class:`FaultyDetector` if the plan has detector faults."""
+    return FaultyDetector(detector, plan) if plan.touches_detector else detector

@@ -78,12 +78,17 @@ class FindResult:
         inferences: Detector runs spent on this frame (>= 1).
         regions: Where the detector ran (frame pixels), follow crop first; for the overlay.
         band: The head band searched (frame pixels), or None in 'whole' mode.
+        tiles: The band's whole tile grid (frame pixels; empty in 'whole' mode), for the
+            overlay; shared with the finder's layout, do not modify.
+        follow: The follow crop searched this frame (also ``regions[0]``), or None.
     """
 
     faces: list[Face]
     inferences: int
     regions: list[Box]
     band: Box | None
+    tiles: list[Box] = field(default_factory=list)
+    follow: Box | None = None
 
 
 @dataclass
@@ -295,8 +300,10 @@ class Finder:
             return FindResult(self.detector.detect(frame), 1, [whole], None)
         lay = self.layout(width, height)
         regions: list[Box] = []
+        crop: Box | None = None
         if follow is not None and follow.width > 0 and all(map(math.isfinite, follow.as_list(9))):
-            regions.append(self.follow_crop(follow, width, height))
+            crop = self.follow_crop(follow, width, height)
+            regions.append(crop)
         self._last_follow = follow
         sweeps = min(len(lay.schedule), max(1, self.config.inferences_per_frame - len(regions)))
         moving = self._motion(frame, lay, regions[0] if regions else None)
@@ -311,7 +318,7 @@ class Finder:
         faces = self._merge(found)
         if self.config.band_learn:
             self._learn(faces, height)
-        return FindResult(faces, len(regions), regions, lay.band)
+        return FindResult(faces, len(regions), regions, lay.band, lay.tiles, crop)
 
     def _pick(self, lay: _Layout, count: int, moving: np.ndarray | None) -> list[int]:
         """Choose ``count`` schedule items: the longest unvisited, moving tiles first.
@@ -379,7 +386,10 @@ class Finder:
         def badness(item: tuple[Face, float]) -> float:
             face, side = item
             model_eye = max(face.eye_distance, 1e-3) * size / side
-            return abs(math.log2(model_eye / BEST_MODEL_EYE_PX))
+            bad = abs(math.log2(model_eye / BEST_MODEL_EYE_PX))
+            # A face with non-finite points (a broken detector result) sorts last and stays a
+            # group of its own: the app drops and reports it; it must not cost the frame.
+            return bad if math.isfinite(bad) else math.inf
 
         rest = sorted(found, key=badness)
         iou = self.config.nms_iou
@@ -400,6 +410,8 @@ class Finder:
     def _learn(self, faces: list[Face], height: int) -> None:
         """Record where faces were seen; after enough, move the band to cover them."""
         for f in faces:
+            if not (math.isfinite(f.box.y0) and math.isfinite(f.box.y1)):
+                continue
             top = min(LEARN_BINS - 1, max(0, int(f.box.y0 / height * LEARN_BINS)))
             bottom = min(LEARN_BINS - 1, max(0, int(f.box.y1 / height * LEARN_BINS)))
             self._tops[top] += 1

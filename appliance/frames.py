@@ -4,13 +4,17 @@ A frame set is a folder of same-sized RGB images (one per gaze direction) plus `
 
     count = 33                       # number of frames (>= 2)
     size = [1024, 1526]              # width, height of every frame image, pixels
-    rest_index = 16                  # the frame shown when nobody is there
+    rest_index = 16                  # the frame shown when nobody is there (default count // 2)
     head_box = [x0, y0, x1, y1]      # region of the painting that changes between frames, pixels
     [[frames]]                       # one table per frame, in index order
     file = "frame_00.png"
     angle = -30.0                    # gaze angle, degrees; negative = toward the visitor's left
 
-Optional tables (``[build]``) are kept as information and not validated.
+``angle`` is optional, but all or nothing: either every ``[[frames]]`` table has one (strictly
+increasing) or none does. A set without angles has :attr:`FrameSet.angles` ``None``; the
+appliance then spreads the frames evenly over ``[gaze] angle_range_deg`` (see
+:class:`appliance.gaze.Gaze`). Optional tables (``[build]``) are kept as information and not
+validated.
 
 Memory: only the rest frame is kept whole (:attr:`FrameSet.base`); every frame is stored as a
 :class:`Patch`, the bounding rectangle of the pixels where it differs from the base, which for
@@ -137,10 +141,12 @@ class Manifest:
     Attributes:
         count: Number of frames, >= 2.
         size: ``(width, height)`` of every image, pixels.
-        rest_index: Frame shown when nobody is there, ``0 <= rest_index < count``.
+        rest_index: Frame shown when nobody is there, ``0 <= rest_index < count``
+            (``count // 2`` when the manifest has none).
         head_box: Region that changes between frames, pixels, inside the image.
         files: Image file names relative to the folder, in index order.
-        angles: Gaze angle of each frame in degrees, strictly increasing.
+        angles: Gaze angle of each frame in degrees, strictly increasing, or None when the
+            manifest gives no angles (the appliance spreads them evenly).
         build: The optional ``[build]`` table (how the set was made), as read.
     """
 
@@ -149,7 +155,7 @@ class Manifest:
     rest_index: int
     head_box: Box
     files: tuple[str, ...]
-    angles: tuple[float, ...]
+    angles: tuple[float, ...] | None
     build: dict[str, Any]
 
 
@@ -180,7 +186,7 @@ def parse_manifest(path: Path) -> Manifest:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise FrameSetError(f"{path}: cannot read manifest ({err})") from err
-    for key in ("count", "size", "rest_index", "head_box", "frames"):
+    for key in ("count", "size", "head_box", "frames"):
         if key not in data:
             raise FrameSetError(f"{path}: missing key {key!r}")
     count = _int(path, "count", data["count"])
@@ -192,7 +198,7 @@ def parse_manifest(path: Path) -> Manifest:
     size = (_int(path, "size[0]", size_v[0]), _int(path, "size[1]", size_v[1]))
     if size[0] < 1 or size[1] < 1:
         raise FrameSetError(f"{path}: size = {list(size)} must be positive")
-    rest = _int(path, "rest_index", data["rest_index"])
+    rest = _int(path, "rest_index", data["rest_index"]) if "rest_index" in data else count // 2
     if not 0 <= rest < count:
         raise FrameSetError(f"{path}: rest_index = {rest} out of range 0..{count - 1}")
     hb = data["head_box"]
@@ -209,20 +215,27 @@ def parse_manifest(path: Path) -> Manifest:
         n = len(frames) if isinstance(frames, list) else "no"
         raise FrameSetError(f"{path}: count = {count} but there are {n} [[frames]] tables")
     files: list[str] = []
-    angles: list[float] = []
     for i, entry in enumerate(frames):
-        if not isinstance(entry, dict) or "file" not in entry or "angle" not in entry:
-            raise FrameSetError(f"{path}: frames[{i}] needs both 'file' and 'angle'")
+        if not isinstance(entry, dict) or "file" not in entry:
+            raise FrameSetError(f"{path}: frames[{i}] needs a 'file'")
         name = entry["file"]
         if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in name:
             raise FrameSetError(f"{path}: frames[{i}].file = {name!r} must be a relative name")
+        files.append(name)
+    lacking = [i for i, entry in enumerate(frames) if "angle" not in entry]
+    if lacking and len(lacking) != count:
+        raise FrameSetError(
+            f"{path}: {count - len(lacking)} of {count} [[frames]] tables have an 'angle' "
+            f"but frames[{lacking[0]}] has none; give every frame an angle or none"
+        )
+    angles: list[float] = []
+    for i, entry in enumerate(frames if not lacking else []):
         angle = _number(path, f"frames[{i}].angle", entry["angle"])
         if angles and angle <= angles[-1]:
             raise FrameSetError(
                 f"{path}: frames[{i}].angle = {angle} is not greater than "
                 f"frames[{i - 1}].angle = {angles[-1]}; angles must increase"
             )
-        files.append(name)
         angles.append(angle)
     if len(set(files)) != len(files):
         raise FrameSetError(f"{path}: frames list the same file twice")
@@ -233,7 +246,7 @@ def parse_manifest(path: Path) -> Manifest:
         rest_index=rest,
         head_box=Box(x0, y0, x1, y1),
         files=tuple(files),
-        angles=tuple(angles),
+        angles=tuple(angles) if angles else None,
         build=dict(build) if isinstance(build, dict) else {},
     )
 
@@ -248,7 +261,8 @@ class FrameSet:
         rest_index: The frame shown when nobody is there.
         head_box: The region that changes between frames, pixels.
         angles: Gaze angle of each frame in degrees, strictly increasing; negative = toward
-            the visitor's left.
+            the visitor's left. None when the manifest gives no angles: the appliance then
+            spreads the frames evenly over ``[gaze] angle_range_deg``.
         files: Image file names in index order.
         build: The manifest's ``[build]`` table (how the set was made).
         base: ``H×W×3`` uint8 RGB, the rest frame.
@@ -336,6 +350,20 @@ class FrameSet:
             out[p.y0 : p.y0 + p.height, p.x0 : p.x0 + p.width] = p.pixels
         return out
 
+    def gaze_text(self) -> str:
+        """One phrase for a summary line: the gaze range and the rest frame.
+
+        E.g. ``"gaze -30.0° .. +30.0°, rest 16 (+0.0°)"``, or for a set without angles
+        ``"gaze spread evenly over [gaze] angle_range_deg, rest 16"``.
+        """
+        a = self.angles
+        if a is None:
+            return f"gaze spread evenly over [gaze] angle_range_deg, rest {self.rest_index}"
+        return (
+            f"gaze {a[0]:+.1f}° .. {a[-1]:+.1f}°, rest {self.rest_index} "
+            f"({a[self.rest_index]:+.1f}°)"
+        )
+
     def memory_bytes(self) -> int:
         """Bytes of pixel data held: the base image plus every patch."""
         return int(self.base.nbytes + sum(p.pixels.nbytes for p in self.patches))
@@ -345,15 +373,19 @@ class FrameSet:
         return int(self.base.nbytes * self.count)
 
     def summary(self) -> dict[str, Any]:
-        """A JSON-ready description: size, count, angles, head box, patch sizes, memory."""
+        """A JSON-ready description: size, count, angles, head box, patch sizes, memory.
+
+        ``angles`` and ``angle_range`` are None for a set without angles.
+        """
+        a = self.angles
         return {
             "directory": str(self.directory),
             "count": self.count,
             "size": list(self.size),
             "rest_index": self.rest_index,
             "head_box": self.head_box.as_list(),
-            "angles": [round(a, 3) for a in self.angles],
-            "angle_range": [round(self.angles[0], 3), round(self.angles[-1], 3)],
+            "angles": None if a is None else [round(v, 3) for v in a],
+            "angle_range": None if a is None else [round(a[0], 3), round(a[-1], 3)],
             "patches": [[p.x0, p.y0, p.width, p.height] for p in self.patches],
             "memory_bytes": self.memory_bytes(),
             "full_frames_bytes": self.full_frames_bytes(),

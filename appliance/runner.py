@@ -3,8 +3,11 @@
 This is the only place the live objects (camera, detector, finder, gaze, frame set, display,
 systemd link, status writer) are created and connected; :mod:`appliance.app` only runs them.
 
-Exit statuses: 0 clean stop; 1 the display cannot be opened; 2 bad command-line value;
-78 (EX_CONFIG) bad configuration, frame set or model — systemd does not restart-loop on it.
+Exit statuses: 0 clean stop (also a SIGTERM/SIGINT during start-up); 2 an invalid
+``MONALISA_FAULT`` (tests only) or, for ``demo``, no demo clip; 69 (EX_UNAVAILABLE) the display
+cannot be opened — systemd retries; 78 (EX_CONFIG) bad configuration (from the file or a
+command-line override such as ``--camera foo``), frame set or model — systemd does not
+restart-loop on it. Command-line syntax errors exit 2 from argparse before this module runs.
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ import itertools
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from appliance.config import EX_CONFIG, Config, ConfigError, load_config
@@ -58,16 +65,22 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """``monalisa run``: load the config, build everything, run the loop."""
+    """``monalisa run``: load the config, build everything, run the loop.
+
+    Logging starts at INFO (DEBUG with ``--verbose``) for the config's own errors, then
+    follows ``[service] log_level``; ``--verbose`` always wins and logs at DEBUG.
+    """
     from appliance.service import setup_logging
 
-    setup_logging(logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
+    verbose = bool(getattr(args, "verbose", False))
+    setup_logging(logging.DEBUG if verbose else logging.INFO)
     try:
         config = apply_overrides(load_config(args.config), args)
     except ConfigError as err:
         for line in err.lines:
             print(line, file=sys.stderr)
         return EX_CONFIG
+    setup_logging(logging.DEBUG if verbose else config.service.log_level)
     return run(
         config,
         config_path=args.config,
@@ -76,6 +89,39 @@ def run_from_args(args: argparse.Namespace) -> int:
         screenshot=Path(args.screenshot) if args.screenshot else None,
         debug_overlay=bool(getattr(args, "debug_overlay", False)),
     )
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_Handler = Callable[[int, FrameType | None], Any] | int | None
+
+
+def _catch_early_stop(requested: list[str]) -> dict[int, _Handler]:
+    """Make SIGTERM/SIGINT only record a stop request until the App installs its handlers.
+
+    Loading the model, the frames and the display takes seconds; a stop asked for meanwhile
+    ends the start-up cleanly (exit 0) instead of killing the process. SIGHUP is logged and
+    ignored, as the App does once it runs (the configuration is read at start-up only).
+    Signals can only be caught on the main thread; elsewhere nothing is installed.
+
+    Args:
+        requested: Receives the first stop signal's name (``"SIGTERM"``, ``"SIGINT"``).
+
+    Returns:
+        The handlers replaced, to put back if the App never takes over.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        if not requested:
+            requested.append(signal.Signals(signum).name)
+
+    def hup(_signum: int, _frame: FrameType | None) -> None:
+        log.info("SIGHUP during start-up: ignored (restart the service to reload)")
+
+    previous = {int(sig): signal.signal(sig, stop) for sig in _STOP_SIGNALS}
+    previous[int(signal.SIGHUP)] = signal.signal(signal.SIGHUP, hup)
+    return previous
 
 
 def run(
@@ -98,9 +144,42 @@ def run(
         debug_overlay: Start with the debug overlay shown.
 
     Returns:
-        The process exit status.
+        The process exit status: 0 after a clean stop (also when SIGTERM/SIGINT arrives
+        during start-up), 2 invalid ``MONALISA_FAULT``, 69 no display, 78 bad frame set,
+        model, detector setting or camera source.
     """
-    from appliance import faults
+    stop_requested: list[str] = []
+    previous = _catch_early_stop(stop_requested)
+    handed_over = False
+    try:
+        status, handed_over = _build_and_run(
+            config,
+            stop_requested,
+            config_path=config_path,
+            trace=trace,
+            duration_s=duration_s,
+            screenshot=screenshot,
+            debug_overlay=debug_overlay,
+        )
+    finally:
+        if not handed_over:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    return status
+
+
+def _build_and_run(
+    config: Config,
+    stop_requested: list[str],
+    *,
+    config_path: str | None,
+    trace: Path | None,
+    duration_s: float | None,
+    screenshot: Path | None,
+    debug_overlay: bool,
+) -> tuple[int, bool]:
+    """The body of :func:`run`; returns (exit status, whether the App's handlers took over)."""
+    from appliance import __version__, faults
     from appliance.app import App, RunOptions
     from appliance.camera import Capture, parse_source
     from appliance.detector import Detector, DetectorError
@@ -108,19 +187,43 @@ def run(
     from appliance.finder import Finder
     from appliance.frames import FrameSet, FrameSetError, default_frames_dir
     from appliance.gaze import Gaze
-    from appliance.health import StatusWriter
+    from appliance.health import CameraStatus, Status, StatusWriter
     from appliance.service import Notifier
 
     notifier = Notifier()
+
+    def stopped_early() -> bool:
+        if not stop_requested:
+            return False
+        log.info("stopping during start-up: %s", stop_requested[0])
+        notifier.stopping()
+        return True
+
     try:
         plan = faults.from_env()
     except ValueError as err:
-        return _fail(str(err), 2)
+        return _fail(str(err), 2), False
     frames_dir = Path(config.frames.directory) if config.frames.directory else default_frames_dir()
+    writer = StatusWriter(Path(config.service.status_file))
+    extra: dict[str, Any] = {
+        "config": config_path,
+        "frames_dir": str(frames_dir),
+        "display": config.display.driver,
+    }
+    # A first status before the slow part, so `monalisa health` says "starting".
+    first = Status(version=__version__, pid=os.getpid(), camera=CameraStatus(config.camera.source))
+    try:
+        writer.write_dict({**first.to_dict(), **extra})
+    except (OSError, TypeError, ValueError) as err:
+        log.warning("cannot write the status: %s", err)
+    if stopped_early():
+        return 0, False
     try:
         frames = FrameSet.load(frames_dir)
     except FrameSetError as err:
-        return _fail(str(err), EX_CONFIG)
+        return _fail(str(err), EX_CONFIG), False
+    if stopped_early():
+        return 0, False
     try:
         detector = Detector(
             config.detector.model,
@@ -128,7 +231,11 @@ def run(
             score_threshold=config.detector.score_threshold,
         )
     except DetectorError as err:
-        return _fail(str(err), EX_CONFIG)
+        return _fail(str(err), EX_CONFIG), False
+    except ValueError as err:  # a setting the config should have refused: still EX_CONFIG
+        return _fail(f"detector.{err}", EX_CONFIG), False
+    if stopped_early():
+        return 0, False
     try:
         source = parse_source(
             config.camera.source,
@@ -138,7 +245,7 @@ def run(
             speed=config.camera.replay_speed,
         )
     except ValueError as err:
-        return _fail(str(err), EX_CONFIG)
+        return _fail(str(err), EX_CONFIG), False
     if plan.touches_camera:
         source = faults.FaultySource(source, plan)
     capture = Capture(
@@ -147,16 +254,17 @@ def run(
         retry_max_s=config.camera.retry_max_s,
         stall_after_s=config.camera.stall_after_s,
     )
-    finder = Finder(config.finder, detector)
-    gaze = Gaze(config.gaze, config.camera, frames.angles, frames.rest_index)
+    finder = Finder(config.finder, faults.wrap_detector(detector, plan))
+    # A set without angles (None) passes its count: Gaze spreads it over angle_range_deg.
+    angles = frames.angles if frames.angles is not None else frames.count
+    gaze = Gaze(config.gaze, config.camera, angles, frames.rest_index)
     try:
         display = Display(config.display, frames)
     except DisplayError as err:
-        return _fail(str(err), EX_UNAVAILABLE)
+        return _fail(str(err), EX_UNAVAILABLE), False
     if debug_overlay:
         display.debug = True
-    writer = StatusWriter(Path(config.service.status_file))
-    extra = {"config": config_path, "frames": str(frames_dir), "display": display.driver}
+    extra["display"] = display.driver
 
     def sink(status: dict[str, Any]) -> None:
         writer.write_dict({**status, **extra})
@@ -179,13 +287,16 @@ def run(
         status_sink=sink,
         overlay=display.overlay_hook if hasattr(display, "overlay_hook") else None,
     )
-    app.install_signal_handlers()
+    app.install_signal_handlers()  # from here on the App's handlers stop the loop
+    if stopped_early():
+        display.close()
+        return 0, True
     status = app.run()
     try:
         sink(app.status())
     except Exception as err:
         log.warning("cannot write the final status: %s", err)
-    return status
+    return status, True
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -206,21 +317,32 @@ def demo(args: argparse.Namespace) -> int:
         )
     from appliance.config import parse_config
 
-    config = parse_config(
-        {
-            "camera": {"source": f"replay:{DEMO_CLIP}", "replay_speed": args.replay_speed},
-            "display": {"driver": driver},
-            "service": {"status_file": str(out / "status.json")},
-        },
-        "demo",
-    )
+    def demo_config(driver: str) -> Config:
+        return parse_config(
+            {
+                "camera": {"source": f"replay:{DEMO_CLIP}", "replay_speed": args.replay_speed},
+                "display": {"driver": driver},
+                "service": {"status_file": str(out / "status.json")},
+            },
+            "demo",
+        )
+
     trace = out / "demo-trace.jsonl"
     shot = out / "demo.png"
+    trace.unlink(missing_ok=True)  # a trace left by an earlier demo must not be summarised
     started = time.monotonic()
-    status = run(config, trace=trace, screenshot=shot)
+    status = run(demo_config(driver), trace=trace, screenshot=shot)
+    if status == EX_UNAVAILABLE and args.display == "auto" and driver != "headless":
+        log.warning("the %s display cannot be opened; running the demo headless", driver)
+        driver = "headless"
+        started = time.monotonic()
+        status = run(demo_config(driver), trace=trace, screenshot=shot)
     wall = time.monotonic() - started
     if status != 0:
         return status
+    if not trace.exists():  # stopped (SIGTERM/SIGINT) before the first camera frame
+        print("monalisa demo: stopped before the first camera frame")
+        return 0
     print(summarize_trace(trace, wall, driver, shot))
     return 0
 

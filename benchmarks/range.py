@@ -9,28 +9,183 @@ is within ``max(3 px, 0.2 eye distances)`` of the truth) and the mean inferences
 then false faces on empty rooms and the agreement of the eye points between the two modes
 where both see the face.
 
+With ``MONALISA_MP_PYTHON`` set to a python that has ``mediapipe==0.10.21`` (the Makefile's
+``.venv-mp/bin/python``), MediaPipe's own full-range detector
+(``FaceDetection(model_selection=1)``, run by ``tests/mp_reference.py --stream`` in that venv,
+frames passed through a pipe) also sees every whole frame, and a "mp whole" column shows its
+found fraction by the same criterion, followed by a table comparing our whole-frame detector
+with it frame by frame (frames with any face, the same face, score and eye-point differences).
+
 Run:  .venv/bin/python -m benchmarks.range            (full clips, ~2-4 min on a desktop core)
       .venv/bin/python -m benchmarks.range --quick    (short clips)
+      MONALISA_MP_PYTHON=.venv-mp/bin/python .venv/bin/python -m benchmarks.range   (+ MediaPipe)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import math
+import os
 import statistics
+import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
 
 import numpy as np
 
 from appliance.config import FinderConfig
 from appliance.finder import FaceDetector, Finder, FindResult
 from appliance.sim import CameraGeometry, EyeTruth, Renderer, Visitor, astronaut_photo, walk
-from appliance.types import Box, Face
+from appliance.types import Box, Face, Point
 
 DISTANCES_M = (1.5, 2.5, 3.5, 4.5)
+
+MP_PYTHON_ENV = "MONALISA_MP_PYTHON"
+"""Environment variable naming a python with ``mediapipe==0.10.21`` (enables the MP column)."""
+
+MP_SCRIPT = Path(__file__).resolve().parent.parent / "tests" / "mp_reference.py"
+"""The bridge that runs MediaPipe in its own venv (also used by tests/test_detector.py)."""
+
+
+class MediaPipeError(RuntimeError):
+    """MediaPipe's reference process failed to start or answer."""
+
+
+class MediaPipeDetector:
+    """MediaPipe's own full-range face detector, in its own venv, behind a pipe.
+
+    Runs ``tests/mp_reference.py --stream --models full`` with ``python`` and sends it each
+    frame as raw RGB bytes through stdin (nothing is written to disk); it answers with
+    ``mp.solutions.face_detection.FaceDetection(model_selection=1)``'s detections. Satisfies
+    the finder's ``FaceDetector`` protocol. Use as a context manager, or call :meth:`close`.
+
+    Its score threshold is 0.6, as ours: in mediapipe 0.10.21 the full-range graph keeps 0.6
+    whatever ``min_detection_confidence`` is given (measured: 0.3 to 0.9 give the same faces).
+
+    Attributes:
+        python: The interpreter with ``mediapipe==0.10.21``.
+    """
+
+    def __init__(self, python: str | Path) -> None:
+        """Start the reference process.
+
+        Args:
+            python: Path of a python with ``mediapipe==0.10.21`` installed.
+
+        Raises:
+            MediaPipeError: ``python`` does not exist or the process cannot be started.
+        """
+        self.python = Path(python)
+        if not self.python.is_file():
+            raise MediaPipeError(
+                f"MediaPipe python {python}: no such file (${MP_PYTHON_ENV} or --mp-python)"
+            )
+        # MediaPipe's log lines (shown if it fails); open for the process's lifetime.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
+        try:
+            self._proc = subprocess.Popen(
+                [
+                    str(self.python),
+                    str(MP_SCRIPT),
+                    "--stream",
+                    "--models",
+                    "full",
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+            )
+        except OSError as err:
+            self._stderr.close()
+            raise MediaPipeError(f"MediaPipe python {python}: cannot start: {err}") from None
+
+    def _failure(self, what: str) -> MediaPipeError:
+        self._proc.kill()
+        self._proc.wait()
+        self._stderr.seek(0)
+        tail = self._stderr.read().decode(errors="replace").strip().splitlines()[-3:]
+        return MediaPipeError(
+            f"{MP_SCRIPT.name} ({self.python}) {what}, exit {self._proc.returncode}: "
+            + " | ".join(tail)
+        )
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """MediaPipe's faces in one frame.
+
+        Args:
+            image: H×W×3 uint8 RGB.
+
+        Returns:
+            Faces in image pixels (box, score, six keypoints in our order), best first.
+
+        Raises:
+            ValueError: ``image`` is not H×W×3 uint8.
+            MediaPipeError: The reference process died or answered nonsense.
+        """
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(
+                f"MediaPipeDetector needs H×W×3 uint8, got {image.shape} {image.dtype}"
+            )
+        stdin, stdout = self._proc.stdin, self._proc.stdout
+        assert stdin is not None and stdout is not None
+        h, w = image.shape[:2]
+        try:
+            stdin.write(f"{h} {w}\n".encode())
+            stdin.write(np.ascontiguousarray(image).tobytes())
+            stdin.flush()
+        except BrokenPipeError:
+            raise self._failure("stopped reading frames") from None
+        line = stdout.readline()
+        if not line:
+            raise self._failure("exited")
+        try:
+            faces: list[dict[str, Any]] = json.loads(line)["full"]
+            return sorted((_mp_face(f) for f in faces), key=lambda f: -f.score)
+        except (ValueError, KeyError, TypeError, IndexError) as err:
+            raise self._failure(f"sent a bad answer ({err})") from None
+
+    def close(self) -> None:
+        """End the reference process (closing its input) and wait for it."""
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        self._stderr.close()
+
+    def __enter__(self) -> MediaPipeDetector:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _mp_face(data: dict[str, Any]) -> Face:
+    """A :class:`Face` from one of ``mp_reference.py``'s JSON faces (image pixels)."""
+    x0, y0, x1, y1 = (float(v) for v in data["box"])
+    kps = [Point(float(x), float(y)) for x, y in data["keypoints"]]
+    if len(kps) != 6:
+        raise ValueError(f"{len(kps)} keypoints, expected 6")
+    return Face(
+        Box(x0, y0, x1, y1), float(data["score"]), (kps[0], kps[1], kps[2], kps[3], kps[4], kps[5])
+    )
 
 
 def found_tolerance_px(truth: EyeTruth) -> float:
@@ -84,6 +239,7 @@ class ModeStats:
 
     frames: int = 0
     found: int = 0
+    seen: int = 0
     inferences: int = 0
     stray: int = 0
     hits: list[Face | None] = field(default_factory=list)
@@ -93,6 +249,7 @@ class ModeStats:
         """Pool another clip's figures into these."""
         self.frames += other.frames
         self.found += other.found
+        self.seen += other.seen
         self.inferences += other.inferences
         self.stray += other.stray
         self.hits += other.hits
@@ -101,6 +258,11 @@ class ModeStats:
     @property
     def found_rate(self) -> float:
         return self.found / self.frames if self.frames else 0.0
+
+    @property
+    def seen_rate(self) -> float:
+        """Fraction of frames with any face at all (found or not)."""
+        return self.seen / self.frames if self.frames else 0.0
 
     @property
     def inferences_per_frame(self) -> float:
@@ -128,6 +290,7 @@ class Runner:
         hit = match(res.faces, truths[0]) if truths else None
         s.hits.append(hit)
         s.found += hit is not None
+        s.seen += bool(res.faces)
         s.stray += len(res.faces) - (hit is not None)
         return res
 
@@ -146,14 +309,86 @@ def agreement_tolerance_px(whole: Face) -> float:
 
 
 @dataclass
+class DetectorComparison:
+    """Our whole-frame detections against MediaPipe's on the same frames.
+
+    Faces are paired when their boxes overlap by IoU >= 0.5. Differences are over the pairs:
+    score (absolute), eye points (the worse eye, pixels) and box corners (the worst, pixels).
+    """
+
+    frames: int = 0
+    ours_any: int = 0
+    mp_any: int = 0
+    both_found: int = 0
+    ours_only_found: int = 0
+    mp_only_found: int = 0
+    pairs: int = 0
+    unpaired_ours: int = 0
+    unpaired_mp: int = 0
+    score_diff: list[float] = field(default_factory=list)
+    eye_diff_px: list[float] = field(default_factory=list)
+    box_diff_px: list[float] = field(default_factory=list)
+
+    def add(
+        self,
+        ours: Sequence[Face],
+        mp: Sequence[Face],
+        ours_hit: Face | None,
+        mp_hit: Face | None,
+    ) -> None:
+        """Compare one frame's detections (and whether each found the visitor)."""
+        self.frames += 1
+        self.ours_any += bool(ours)
+        self.mp_any += bool(mp)
+        self.both_found += ours_hit is not None and mp_hit is not None
+        self.ours_only_found += ours_hit is not None and mp_hit is None
+        self.mp_only_found += ours_hit is None and mp_hit is not None
+        left = list(mp)
+        for o in ours:
+            best = max(left, key=lambda m: o.box.iou(m.box), default=None)
+            if best is None or o.box.iou(best.box) < 0.5:
+                self.unpaired_ours += 1
+                continue
+            left.remove(best)
+            self.pairs += 1
+            self.score_diff.append(abs(o.score - best.score))
+            self.eye_diff_px.append(eye_error_px(o, best))
+            a, b = o.box, best.box
+            self.box_diff_px.append(
+                max(abs(a.x0 - b.x0), abs(a.y0 - b.y0), abs(a.x1 - b.x1), abs(a.y1 - b.y1))
+            )
+        self.unpaired_mp += len(left)
+
+    def extend(self, other: DetectorComparison) -> None:
+        """Pool another clip's comparison into this one."""
+        for name in (
+            "frames",
+            "ours_any",
+            "mp_any",
+            "both_found",
+            "ours_only_found",
+            "mp_only_found",
+            "pairs",
+            "unpaired_ours",
+            "unpaired_mp",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.score_diff += other.score_diff
+        self.eye_diff_px += other.eye_diff_px
+        self.box_diff_px += other.box_diff_px
+
+
+@dataclass
 class DistanceResult:
-    """One distance's figures for both modes."""
+    """One distance's figures for both modes (and MediaPipe's whole frame, when run)."""
 
     distance_m: float
     eye_px: float
     whole: ModeStats
     band: ModeStats
     truths: list[EyeTruth]
+    mp: ModeStats | None = None
+    vs_mp: DetectorComparison | None = None
 
 
 def run_distance(
@@ -168,14 +403,19 @@ def run_distance(
     span_m: float | None = None,
     directions: Sequence[Literal[1, -1]] = (1,),
     eye_height_m: float = 1.62,
+    mp_detector: FaceDetector | None = None,
 ) -> DistanceResult:
     """Render a visitor crossing the room at ``distance_m`` and run both finder modes on it.
 
     Each direction (1: entering at the image's left edge, -1: at its right edge) is a separate
     clip with fresh finders; their frames are pooled. ``span_m`` limits the walk to
-    ``-span_m .. +span_m`` (default: edge to edge of the view).
+    ``-span_m .. +span_m`` (default: edge to edge of the view). With ``mp_detector``
+    (a :class:`MediaPipeDetector`) each whole frame is also given to it, and its figures and a
+    frame-by-frame comparison with our whole-frame detections are returned too.
     """
     whole_all, band_all = ModeStats(), ModeStats()
+    mp_all = ModeStats() if mp_detector is not None else None
+    vs_mp = DetectorComparison() if mp_detector is not None else None
     truths: list[EyeTruth] = []
     for direction in directions:
         poses: list[Visitor | None] = walk(
@@ -192,15 +432,23 @@ def run_distance(
             poses = poses[:max_frames]
         whole = Runner(Finder(FinderConfig(mode="whole"), detector))
         band = Runner(Finder(band_config, detector))
+        mp = (
+            None if mp_detector is None else Runner(Finder(FinderConfig(mode="whole"), mp_detector))
+        )
         for pose in poses:
             frame, tr = renderer.render([] if pose is None else [pose])
-            whole.step(frame, tr)
+            ours = whole.step(frame, tr)
             band.step(frame, tr)
+            if mp is not None and vs_mp is not None:
+                theirs = mp.step(frame, tr)
+                vs_mp.add(ours.faces, theirs.faces, whole.stats.hits[-1], mp.stats.hits[-1])
             truths.append(tr[0])
         whole_all.extend(whole.stats)
         band_all.extend(band.stats)
+        if mp is not None and mp_all is not None:
+            mp_all.extend(mp.stats)
     eye_px = statistics.median(t.eye_px for t in truths)
-    return DistanceResult(distance_m, eye_px, whole_all, band_all, truths)
+    return DistanceResult(distance_m, eye_px, whole_all, band_all, truths, mp_all, vs_mp)
 
 
 def empty_room_faces(
@@ -225,6 +473,53 @@ def empty_room_faces(
             wn += 1
             bn += 1
     return wf, wn, bf, bn
+
+
+def empty_room_mp_faces(
+    mp_detector: FaceDetector,
+    geometry: CameraGeometry,
+    *,
+    rooms: Iterable[int] = range(4),
+    frames: int = 30,
+) -> tuple[int, int]:
+    """False faces of MediaPipe's whole-frame detector on the same empty rooms: (faces, frames)."""
+    photo = astronaut_photo()
+    faces = n = 0
+    for seed in rooms:
+        r = Renderer(photo, geometry, seed=seed)
+        for _ in range(frames):
+            frame, _ = r.render([])
+            faces += len(mp_detector.detect(frame))
+            n += 1
+    return faces, n
+
+
+def print_mp_comparison(results: Sequence[DistanceResult]) -> None:
+    """Print our whole-frame detector against MediaPipe's, per distance (frames, faces)."""
+    print(
+        "our whole-frame detector vs MediaPipe's FaceDetection(model_selection=1), same frames;"
+        " 'any' = frames with\nany face, 'found' = frames where only one of the two found the"
+        " visitor; faces paired by box IoU >= 0.5"
+    )
+    head = (
+        f"{'distance':>8} {'frames':>6} | {'any: ours':>9} {'mp':>5} | {'found: both':>11}"
+        f" {'ours only':>9} {'mp only':>7} | {'pairs':>5} {'unpaired o/mp':>13} |"
+        f" {'score max':>9} {'eye max':>7} {'box max':>7}"
+    )
+    print(head)
+    print("-" * len(head))
+    for res in results:
+        c = res.vs_mp
+        if c is None:
+            continue
+        score = f"{max(c.score_diff):.4f}" if c.score_diff else "-"
+        eye = f"{max(c.eye_diff_px):.2f}px" if c.eye_diff_px else "-"
+        box = f"{max(c.box_diff_px):.2f}px" if c.box_diff_px else "-"
+        print(
+            f"{res.distance_m:>6.1f} m {c.frames:>6} | {c.ours_any:>9} {c.mp_any:>5} |"
+            f" {c.both_found:>11} {c.ours_only_found:>9} {c.mp_only_found:>7} | {c.pairs:>5}"
+            f" {f'{c.unpaired_ours}/{c.unpaired_mp}':>13} | {score:>9} {eye:>7} {box:>7}"
+        )
 
 
 @dataclass
@@ -278,8 +573,7 @@ def eye_agreement(results: Sequence[DistanceResult]) -> Agreement:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from appliance.detector import Detector
-
+    """Run the benchmark and print its tables; returns the exit status (0)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="2 s clips (what the tests use)")
     ap.add_argument("--distances", type=float, nargs="+", default=list(DISTANCES_M))
@@ -295,7 +589,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[0.5, 0.7, 1.0],
         help="extra close distances for the eye-point agreement table",
     )
+    ap.add_argument(
+        "--mp-python",
+        default=os.environ.get(MP_PYTHON_ENV) or None,
+        help=f"python with mediapipe==0.10.21, adds MediaPipe's whole frame (${MP_PYTHON_ENV})",
+    )
     args = ap.parse_args(argv)
+    try:
+        mp = MediaPipeDetector(args.mp_python) if args.mp_python else None
+    except MediaPipeError as err:
+        ap.error(str(err))
+    try:
+        return _run(args, mp)
+    finally:
+        if mp is not None:
+            mp.close()
+
+
+def _run(args: argparse.Namespace, mp: MediaPipeDetector | None) -> int:
+    """The benchmark proper (``main`` parses the arguments and owns the MediaPipe process)."""
+    from appliance.detector import Detector
 
     geometry = CameraGeometry(1280, 960, 66.0, height_m=1.75)
     renderer = Renderer(astronaut_photo(), geometry, seed=args.seed, noise_sigma=args.noise)
@@ -311,10 +624,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"noise sigma {args.noise}"
     )
     print(f"band finder: {band_config.model_dump()}")
+    if mp is not None:
+        print(
+            "mp whole: MediaPipe 0.10.21 FaceDetection(model_selection=1) on the whole frame"
+            f" (score threshold 0.6, as ours; {mp.python})"
+        )
     print()
+    mp_head = f" | {'mp whole: found':>15}" if mp is not None else ""
     head = (
         f"{'distance':>8} {'eyes px':>7} {'frames':>6} | {'whole: found':>12} {'inf/frame':>9}"
-        f" | {'band: found':>11} {'inf/frame':>9} {'stray':>5}"
+        f" | {'band: found':>11} {'inf/frame':>9} {'stray':>5}{mp_head}"
     )
     print(head)
     print("-" * len(head))
@@ -330,13 +649,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_frames=max_frames,
             directions=(1, -1),
             eye_height_m=args.eye_height,
+            mp_detector=mp,
         )
         results.append(res)
         w, b = res.whole, res.band
+        mp_col = f" | {100 * res.mp.found_rate:>14.1f}%" if res.mp is not None else ""
         print(
             f"{d:>6.1f} m {res.eye_px:>7.1f} {w.frames:>6} | {100 * w.found_rate:>11.1f}%"
             f" {w.inferences_per_frame:>9.2f} | {100 * b.found_rate:>10.1f}%"
-            f" {b.inferences_per_frame:>9.2f} {b.stray:>5}",
+            f" {b.inferences_per_frame:>9.2f} {b.stray:>5}{mp_col}",
             flush=True,
         )
     tot_w = sum(r.whole.inferences for r in results) / sum(r.whole.frames for r in results)
@@ -353,6 +674,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         detector, geometry, band_config, frames=15 if args.quick else 60
     )
     print(f"empty rooms (4 rooms): whole {wf} false faces in {wn} frames; band {bf} in {bn} frames")
+    if mp is not None:
+        mf, mn = empty_room_mp_faces(mp, geometry, frames=15 if args.quick else 60)
+        print(f"empty rooms, mp whole: {mf} false faces in {mn} frames")
+        print()
+        print_mp_comparison(results)
     print()
     print(
         "eye points, band vs whole-frame where both found the visitor; 'eye' = the worse of the"

@@ -16,6 +16,11 @@ With ``--serve`` (used by ``benchmarks/detect.py`` to interleave its measurement
 first prints that report for the first image, then reads lines ``MODEL N`` from stdin and answers
 each with one JSON line ``{"ms": [...]}``: the wall times of N ``process()`` calls on it.
 
+With ``--stream`` (used by ``benchmarks/range.py`` for clips too large for one .npz) no .npz is
+read: it reads frames from stdin, each a header line ``H W`` followed by ``H*W*3`` bytes of
+uint8 RGB, and answers each with one JSON line ``{model: [face, ...]}`` (faces as above) for
+every model in ``--models``; it ends at end of input. Frames stay in memory, never on disk.
+
 This file is not imported by the test suite (it must not need our package or numpy 2).
 """
 
@@ -54,21 +59,50 @@ def _faces(result: Any, width: int, height: int) -> list[dict[str, Any]]:
     return out
 
 
+def _stream(detectors: dict[str, Any]) -> None:
+    """Answer frames read from stdin (``H W`` line, then H*W*3 RGB bytes) until end of input."""
+    stdin = sys.stdin.buffer
+    while True:
+        header = stdin.readline()
+        if not header.strip():
+            return
+        height, width = (int(v) for v in header.split())
+        size = height * width * 3
+        buf = stdin.read(size)
+        if len(buf) != size:
+            raise SystemExit(f"mp_reference: truncated frame ({len(buf)} of {size} bytes)")
+        rgb = np.frombuffer(buf, np.uint8).reshape(height, width, 3)
+        answer = {
+            name: _faces(detector.process(rgb), width, height)
+            for name, detector in detectors.items()
+        }
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("npz")
+    parser.add_argument("npz", nargs="?")
     parser.add_argument("--repeat", type=int, default=0)
     parser.add_argument("--models", default="short,full")
     parser.add_argument("--serve", action="store_true")
+    parser.add_argument("--stream", action="store_true")
     args = parser.parse_args(argv)
-    images = dict(np.load(args.npz))
-    report: dict[str, dict[str, Any]] = {}
+    if args.npz is None and not args.stream:
+        parser.error("IMAGES.npz is required (unless --stream)")
     detectors = {}
     for name in args.models.split(","):
         selection, threshold = MODELS[name]
         detectors[name] = mp.solutions.face_detection.FaceDetection(
             model_selection=selection, min_detection_confidence=threshold
         )
+    if args.stream:
+        _stream(detectors)
+        for detector in detectors.values():
+            detector.close()
+        return 0
+    images = dict(np.load(args.npz))
+    report: dict[str, dict[str, Any]] = {}
     for name, detector in detectors.items():
         report[name] = {}
         for key, image in images.items():

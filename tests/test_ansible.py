@@ -3,13 +3,17 @@
 ``ansible/deploy.yml`` runs for real, over the ``community.general.chroot`` connection,
 against a Debian bookworm root made with ``debootstrap --variant=minbase``: the same way an
 SD-card image is prepared offline (``monalisa_is_pi=false``, ``monalisa_start_service=false``:
-everything installed and enabled, nothing started). It runs twice and the second run must
-change nothing; then the installed appliance is checked from inside the root (unit enabled,
-config valid, the venv's ``monalisa`` works, the user, sshd's hardened configuration), check
-mode, the config validation, ``health.yml`` and ``update-frames.yml``.
+everything installed and enabled, nothing started). First a ``--check`` pass on the pristine
+root (it must run clean and install nothing of the appliance), then it runs twice and the
+second run must change nothing; then the installed appliance is checked from inside the root
+(unit enabled, config valid, the venv's ``monalisa`` works, the user, sshd's hardened
+configuration), check mode again, the config validation, ``health.yml`` and
+``update-frames.yml`` (a set pushed again under the live set's name, a broken set).
 
 Needs root (chroot) and ``debootstrap`` (installed here with apt if missing), Debian's mirror
-and PyPI. The pristine root is cached as a tarball in ``$MONALISA_TEST_CACHE`` (default
+and PyPI. Without root the deploy tests are skipped, except under CI (``CI`` set), where they
+fail: CI runs as root, and a skip there would hide a broken deploy. The pristine root is
+cached as a tarball in ``$MONALISA_TEST_CACHE`` (default
 ``/tmp/monalisa-test-cache``), so a rerun skips the ~30-100 s debootstrap; the first run
 builds it from scratch.
 """
@@ -44,6 +48,14 @@ CACHE = Path(os.environ.get("MONALISA_TEST_CACHE", "/tmp/monalisa-test-cache"))
 # What the playbooks install from the repository: a snapshot of these is deployed, so edits
 # made to the working tree while the test runs cannot change the second run's input.
 SOURCES = ["appliance", "pyproject.toml", "README.md", "deploy", "models", "frames"]
+RESTART_HANDLER = "RUNNING HANDLER [monalisa : Restart monalisa]"
+# What the monalisa role installs; none of it may exist after a check-mode pass.
+APPLIANCE_PATHS = [
+    "opt/monalisa",
+    "etc/monalisa",
+    "etc/systemd/system/monalisa.service",
+    "usr/local/bin/monalisa",
+]
 RECAP = re.compile(
     rf"^{re.escape(HOST)}\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
     r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+).*$",
@@ -111,12 +123,28 @@ def test_no_lint_skips() -> None:
             assert "skip_ansible_lint" not in text, path
 
 
+def test_role_default_finder_mode_is_the_appliances() -> None:
+    """The role does not override the appliance's own default (``band``, for gallery rooms)."""
+    from appliance.config import FinderConfig
+
+    defaults = (ANSIBLE_DIR / "roles/monalisa/defaults/main.yml").read_text(encoding="utf-8")
+    m = re.search(r"^monalisa_finder_mode:\s*(\S+)\s*$", defaults, re.MULTILINE)
+    assert m, "monalisa_finder_mode is missing from roles/monalisa/defaults/main.yml"
+    assert m.group(1) == FinderConfig().mode == "band"
+
+
 # --------------------------------------------------------------------------------------------
 # A real deploy into a debootstrapped root
 
 
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
+
+
 def _need_root_and_debootstrap() -> None:
     if os.geteuid() != 0:
+        if _in_ci():
+            pytest.fail("chroot deploy needs root, and CI (CI is set) must run it as root")
         pytest.skip("chroot deploy needs root (CI runs as root)")
     if shutil.which("debootstrap") is None:
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -202,6 +230,8 @@ class Deployment:
     root: Path
     source: Path
     inventory: Path
+    fresh_check: subprocess.CompletedProcess
+    fresh_check_left: list[str]
     first: subprocess.CompletedProcess
     second: subprocess.CompletedProcess
     seconds: dict[str, float]
@@ -265,6 +295,13 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
         encoding="utf-8",
     )
     try:
+        # Check mode on the pristine root first ("--check --diff", as the README suggests).
+        t0 = time.monotonic()
+        fresh_check = _run(
+            _playbook_cmd(inventory, source, "deploy.yml", "--check", "--diff"), timeout=1500
+        )
+        seconds["check mode (fresh)"] = time.monotonic() - t0
+        fresh_check_left = [p for p in APPLIANCE_PATHS if os.path.lexists(root / p)]
         t0 = time.monotonic()
         first = _run(_playbook_cmd(inventory, source, "deploy.yml"), timeout=1500)
         seconds["first deploy"] = time.monotonic() - t0
@@ -274,7 +311,9 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
         seconds["second deploy"] = time.monotonic() - t0
         print(f"\nsecond run: {_recap_line(second.stdout)}")
         print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
-        yield Deployment(root, source, inventory, first, second, seconds)
+        yield Deployment(
+            root, source, inventory, fresh_check, fresh_check_left, first, second, seconds
+        )
     finally:
         for pid in _processes_in(root):  # nothing should run there (policy-rc.d); be sure
             with contextlib.suppress(ProcessLookupError):
@@ -285,10 +324,22 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def test_check_mode_on_the_fresh_root_runs_clean_and_installs_nothing(
+    deployed: Deployment,
+) -> None:
+    r = deployed.fresh_check
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
+    recap = _recap(r.stdout)
+    assert recap["failed"] == 0 and recap["unreachable"] == 0, _recap_line(r.stdout)
+    assert recap["changed"] > 10, _recap_line(r.stdout)  # it says what the deploy would do
+    assert deployed.fresh_check_left == [], "check mode installed parts of the appliance"
+
+
 def test_first_run_provisions_the_root(deployed: Deployment) -> None:
     recap = _recap(deployed.first.stdout)
     assert recap["failed"] == 0 and recap["unreachable"] == 0
     assert recap["changed"] > 10  # packages, user, venv, wheel, models, frames, config, unit
+    assert RESTART_HANDLER in deployed.first.stdout
 
 
 def test_second_run_changes_nothing(deployed: Deployment) -> None:
@@ -297,6 +348,7 @@ def test_second_run_changes_nothing(deployed: Deployment) -> None:
     changed = re.findall(r"^changed: \[.*$", deployed.second.stdout, re.MULTILINE)
     assert recap["changed"] == 0, f"{_recap_line(deployed.second.stdout)}\n{changed}"
     assert recap["failed"] == 0
+    assert "RUNNING HANDLER" not in deployed.second.stdout  # nothing restarted
 
 
 def test_unit_installed_and_enabled(deployed: Deployment) -> None:
@@ -317,7 +369,7 @@ def test_config_validates_and_says_what_the_variables_say(deployed: Deployment) 
     cfg = tomllib.loads((deployed.root / "etc/monalisa/config.toml").read_text())
     assert cfg["detector"]["model"] == "/opt/monalisa/models/blazeface.tflite"
     assert cfg["frames"]["directory"] == "/opt/monalisa/frames"
-    assert cfg["finder"]["mode"] == "band"  # group_vars/all.yml
+    assert cfg["finder"]["mode"] == "band"  # the role's default (group_vars do not set it)
     assert (deployed.root / "opt/monalisa/models/blazeface.tflite").read_bytes() == (
         deployed.source / "models/blazeface.tflite"
     ).read_bytes()
@@ -440,6 +492,89 @@ def test_health_playbook_reports_each_portrait(deployed: Deployment) -> None:
     assert row, r.stdout[-3000:]
 
 
+def _live_frames(deployed: Deployment) -> dict[str, str]:
+    """SHA-256 of every file of the live frame set, by path inside it (links resolved in root)."""
+    r = deployed.chroot(
+        "sh", "-c", "cd /opt/monalisa/frames/ && find -L . -type f -print0 | xargs -0 sha256sum"
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    return {line[66:]: line[:64] for line in r.stdout.splitlines()}
+
+
+def _copies_of(deployed: Deployment, name: str) -> list[str]:
+    """The content folders holding versions of frame set NAME on the host."""
+    return sorted(
+        p.name
+        for p in (deployed.root / "opt/monalisa/framesets").iterdir()
+        if p.name.startswith(f".{name}-") and p.is_dir() and not p.is_symlink()
+    )
+
+
+def test_a_set_pushed_again_under_the_live_name(deployed: Deployment, tmp_path: Path) -> None:
+    """Same name, other content: a broken set changes nothing, a good one goes live + restart."""
+    live = os.readlink(deployed.root / "opt/monalisa/frames")
+    name = Path(live).name
+    before = _live_frames(deployed)
+    assert "frames.toml" in "\n".join(before)
+
+    def push(folder: Path) -> subprocess.CompletedProcess:
+        return _run(
+            _playbook_cmd(
+                deployed.inventory, deployed.source, "update-frames.yml", "-e", f"frames={folder}"
+            )
+        )
+
+    def frames_check() -> subprocess.CompletedProcess:
+        return deployed.chroot("/usr/local/bin/monalisa", "frames", "check", "/opt/monalisa/frames")
+
+    # The good set with one frame that is not an image, under the live set's name.
+    broken = tmp_path / "broken" / name
+    shutil.copytree(deployed.source / "frames", broken)
+    (broken / "frame_05.png").write_bytes(b"not a PNG at all")
+    r = push(broken)
+    assert r.returncode != 0, r.stdout[-4000:]
+    assert "frame_05.png" in r.stdout, r.stdout[-4000:]
+    assert RESTART_HANDLER not in r.stdout
+    assert _live_frames(deployed) == before, "a broken set overwrote the live one"
+    assert frames_check().returncode == 0
+    assert len(_copies_of(deployed, name)) == 1, "the refused copy was left behind"
+
+    # A modified valid set under the same name: it goes live and the service is restarted.
+    modified = tmp_path / "modified" / name
+    shutil.copytree(deployed.source / "frames", modified)
+    manifest = modified / "frames.toml"
+    text = manifest.read_text(encoding="utf-8")
+    assert "rest_index = 16" in text
+    manifest.write_text(text.replace("rest_index = 16", "rest_index = 15"), encoding="utf-8")
+    r = push(modified)
+    assert r.returncode == 0, r.stdout[-4000:]
+    assert RESTART_HANDLER in r.stdout, r.stdout[-4000:]
+    after = _live_frames(deployed)
+    assert after["./frames.toml"] != before["./frames.toml"]
+    assert {k: v for k, v in after.items() if k != "./frames.toml"} == {
+        k: v for k, v in before.items() if k != "./frames.toml"
+    }
+    shown = deployed.chroot("cat", "/opt/monalisa/frames/frames.toml")  # absolute links
+    assert "rest_index = 15" in shown.stdout, shown.stdout + shown.stderr
+    assert os.readlink(deployed.root / "opt/monalisa/frames") == live
+    assert frames_check().returncode == 0
+    assert len(_copies_of(deployed, name)) == 1, "the old copy was not removed"
+
+    # The same set again: nothing copied, nothing switched, nothing restarted.
+    r = push(modified)
+    assert r.returncode == 0, r.stdout[-4000:]
+    assert _recap(r.stdout)["changed"] == 0, _recap_line(r.stdout)
+    assert RESTART_HANDLER not in r.stdout
+
+    # Back to the original content (the rest of the tests expect it).
+    original = tmp_path / "original" / name
+    shutil.copytree(deployed.source / "frames", original)
+    r = push(original)
+    assert r.returncode == 0, r.stdout[-4000:]
+    assert RESTART_HANDLER in r.stdout
+    assert _live_frames(deployed) == before
+
+
 def test_update_frames_switches_only_to_a_valid_set(deployed: Deployment, tmp_path: Path) -> None:
     link = deployed.root / "opt/monalisa/frames"
     assert os.readlink(link) == "/opt/monalisa/framesets/frames"
@@ -454,6 +589,7 @@ def test_update_frames_switches_only_to_a_valid_set(deployed: Deployment, tmp_pa
     assert r.returncode != 0
     assert "broken-set" in r.stdout
     assert os.readlink(link) == "/opt/monalisa/framesets/frames", "a broken set went live"
+    assert _copies_of(deployed, "broken-set") == [], "the refused set was left on the host"
 
     new = tmp_path / "new-set"
     shutil.copytree(deployed.source / "frames", new)
@@ -464,6 +600,7 @@ def test_update_frames_switches_only_to_a_valid_set(deployed: Deployment, tmp_pa
     )
     assert r.returncode == 0, r.stdout[-4000:]
     assert os.readlink(link) == "/opt/monalisa/framesets/new-set"
+    assert RESTART_HANDLER in r.stdout
     r = deployed.chroot("/usr/local/bin/monalisa", "frames", "check", "/opt/monalisa/frames")
     assert r.returncode == 0, r.stdout + r.stderr
 

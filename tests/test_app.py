@@ -15,7 +15,7 @@ import numpy as np
 
 from appliance.app import App, RateLimitedLog, RunOptions, check_frame
 from appliance.camera import CameraError, Capture, EndOfStream
-from appliance.faults import parse
+from appliance.faults import nan_face, parse
 from appliance.types import Box, Face, Point
 
 
@@ -66,15 +66,19 @@ class Found:
 
 
 class FakeFinder:
-    def __init__(self, raise_on=()):
+    def __init__(self, raise_on=(), nan_on=()):
         self.calls = 0
         self.raise_on = set(raise_on)
+        self.nan_on = set(nan_on)
 
     def find(self, frame, follow=None):
         self.calls += 1
         if self.calls in self.raise_on:
             raise RuntimeError("boom")
-        return Found([face_at(float(frame[0, 0, 0]))])
+        faces = [face_at(float(frame[0, 0, 0]))]
+        if self.calls in self.nan_on:
+            faces.append(nan_face())
+        return Found(faces)
 
 
 @dataclass(frozen=True)
@@ -221,8 +225,7 @@ def test_detector_exception_and_nan_faces_are_survived(tmp_path):
     app, _ = make_app(
         [frame(v) for v in (11, 12, 13, 14)],
         tmp_path,
-        finder=FakeFinder(raise_on={2}),
-        faults="detector_nan_at:2",
+        finder=FakeFinder(raise_on={2}, nan_on={3}),
     )
     assert app.run() == 0
     rows = [json.loads(x) for x in (tmp_path / "t.jsonl").read_text().splitlines()]

@@ -129,3 +129,79 @@ def test_fuzz_raw_text(tmp_path_factory, text):
         load_config(p)
     except ConfigError as err:
         assert all(line.startswith(str(p)) for line in err.lines)
+
+
+# -- cross-checks with the modules that use the values -------------------------------------
+@pytest.mark.parametrize("value", [0, 0.0, 1, 1.0, -0.1, 1.5])
+def test_score_threshold_must_be_strictly_between_0_and_1(tmp_path, capsys, value):
+    p = tmp_path / "c.toml"
+    p.write_text(f"[detector]\nscore_threshold = {value}\n")
+    assert main(["config", "check", str(p)]) == EX_CONFIG
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{p}: detector.score_threshold = {value}:")
+    assert parse_config({"detector": {"score_threshold": 0.01}}).detector.score_threshold == 0.01
+
+
+GOOD_SOURCES = ["picamera2", "webcam", "webcam:", "webcam:0", "webcam:12", "replay:x", "replay:a b"]
+BAD_SOURCES = ["bogus", "", "replay:", "webcam:x", "webcam:-1", "webcam:1.5", "Picam", "webcam:²"]
+
+
+@pytest.mark.parametrize("spec", GOOD_SOURCES + BAD_SOURCES)
+def test_camera_source_grammar_matches_parse_source(spec):
+    from appliance.camera import parse_source
+
+    try:
+        parse_source(spec)
+    except ValueError:
+        camera_ok = False
+    else:
+        camera_ok = True
+    assert camera_ok is (spec in GOOD_SOURCES)
+    try:
+        parse_config({"camera": {"source": spec}}, "c.toml")
+    except ConfigError as err:
+        assert not camera_ok
+        assert len(err.lines) == 1 and err.lines[0].startswith(f"c.toml: camera.source = {spec!r}:")
+    else:
+        assert camera_ok
+
+
+def test_bad_camera_source_fails_config_check(tmp_path, capsys):
+    p = tmp_path / "c.toml"
+    p.write_text('[camera]\nsource = "bogus"\n')
+    assert main(["config", "check", str(p)]) == EX_CONFIG
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"{p}: camera.source = 'bogus': expected 'picamera2', 'webcam', 'webcam:N' or 'replay:DIR'"
+    ]
+    # The replay folder is checked when the camera opens, not by the config.
+    p.write_text(f'[camera]\nsource = "replay:{tmp_path / "absent"}"\n')
+    assert main(["config", "check", str(p)]) == 0
+
+
+def test_config_does_not_import_the_camera_module():
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, appliance.config as c; c.parse_config({'camera': {'source': 'webcam'}}); "
+            "print(sorted(m for m in sys.modules if m in ('appliance.camera', 'picamera2', "
+            "'cv2', 'pygame')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert res.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("stale", "interval"), [(1.0, 1.0), (0.5, 1.0), (5.0, 10.0)])
+def test_stale_after_must_exceed_status_interval(tmp_path, capsys, stale, interval):
+    p = tmp_path / "c.toml"
+    p.write_text(f"[health]\nstale_after_s = {stale}\n[service]\nstatus_interval_s = {interval}\n")
+    assert main(["config", "check", str(p)]) == EX_CONFIG
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"{p}: health.stale_after_s = {stale} must be greater than service.status_interval_s "
+        f"= {interval}: every status would count as stale"
+    ]
+    ok = parse_config({"health": {"stale_after_s": 2.5}, "service": {"status_interval_s": 2.0}})
+    assert ok.health.stale_after_s == 2.5

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from appliance.config import DisplayConfig
+from appliance.config import DisplayConfig, FinderConfig
 from appliance.display import (
     Display,
     DisplayError,
@@ -30,6 +30,7 @@ from appliance.display import (
     rotate_array,
     rotate_rect,
 )
+from appliance.finder import Finder
 from appliance.frames import FrameSet
 from appliance.types import Box, Face, Point
 
@@ -343,6 +344,119 @@ def test_overlay_hook_reads_duck_typed_loop_objects(frames, opened):
     assert info is not None
     assert info.image_size == (320, 240) and info.index == 3 and info.state == "holding"
     assert len(info.faces) == 1 and info.viewer == Box(10, 10, 60, 60) and info.fps > 0
+    assert info.tiles == () and info.follow is None  # a result without a tile plan
+
+
+# Overlay inset colours (opaque, so exact on screen): see the legend in appliance.display.
+BAND_BLUE = (90, 150, 255)
+TILE_FAINT = (75, 75, 95)
+RAN_YELLOW = (250, 200, 0)
+FOLLOW_PINK = (235, 60, 235)
+INSET_GREY = (120, 120, 120)
+
+
+class _NoFaces:
+    """A detector stand-in that finds nothing (the plan, not the faces, is under test)."""
+
+    input_size = 192
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        return []
+
+
+def _count(shot: np.ndarray, colour: tuple[int, int, int], xs: range, ys: range) -> int:
+    """Pixels of exactly ``colour`` in the screen window ``xs`` × ``ys``."""
+    window = shot[ys.start : ys.stop, xs.start : xs.stop]
+    return int(np.all(window == colour, axis=2).sum())
+
+
+def test_overlay_draws_band_tiles_ran_tiles_and_follow_crop(frames, opened):
+    # The real finder plans one frame: a follow crop around the viewer plus one sweep tile.
+    finder = Finder(
+        FinderConfig(mode="band", whole_pass=False, motion_first=False, band_learn=False),
+        _NoFaces(),
+    )
+    image = np.zeros((480, 640, 3), np.uint8)
+    result = finder.find(image, follow=Box(300, 200, 340, 240))
+    band, tiles, follow = result.band, result.tiles, result.follow
+    assert band is not None and follow is not None and len(tiles) >= 6
+    assert result.regions[0] == follow and result.regions[1] == tiles[0]
+    ran, idle = tiles[0], tiles[-1]  # top-left ran this frame; bottom-right did not
+    assert idle.x0 > follow.x1 + 20 and ran.x1 < follow.x1
+
+    class Frame:
+        pass
+
+    Frame.image = image  # type: ignore[attr-defined]
+    d = opened(frames, window_size=(800, 600), debug_overlay=True)
+    d.show(2, 0.0)
+    d.overlay_hook(Frame(), result, None, None)
+    info = d._overlay_info
+    assert info is not None and info.follow == follow and info.tiles == tuple(tiles)
+    assert d.show(2, 1.0) is True
+    shot = d.pixels()
+    # The camera inset is framed in grey; camera pixels map onto it by one scale factor.
+    gys, gxs = np.nonzero(np.all(shot == INSET_GREY, axis=2))
+    ix0, iy0, ix1 = int(gxs.min()), int(gys.min()), int(gxs.max()) + 1
+    k = (ix1 - ix0) / 640
+    assert ix1 - ix0 >= 200
+
+    def sx(x: float) -> int:
+        return ix0 + round(x * k)
+
+    def sy(y: float) -> int:
+        return iy0 + round(y * k)
+
+    def near(v: int, r: int = 2) -> range:
+        return range(v - r, v + r + 1)
+
+    def along(a: float, b: float, to: Any) -> range:
+        return range(to(a) + 4, to(b) - 4)  # clear of corners and crossing lines
+
+    # Head band: a full-width line at its top row and at its bottom row.
+    across = along(0, 640, sx)
+    for row in (band.y0, band.y1):
+        assert _count(shot, BAND_BLUE, across, near(sy(row))) >= 0.8 * len(across), row
+    # The whole tile grid, faintly: the left edge of a tile that did not run.
+    rows = along(idle.y0, idle.y1, sy)
+    assert _count(shot, TILE_FAINT, near(sx(idle.x0)), rows) >= 0.8 * len(rows)
+    assert _count(shot, RAN_YELLOW, near(sx(idle.x0)), rows) == 0
+    # The tile that ran, brightly: its right and bottom edges.
+    rows, cols = along(ran.y0, ran.y1, sy), along(ran.x0, ran.x1, sx)
+    cols = range(cols.start, min(cols.stop, sx(follow.x0) - 3))  # left of the follow crop
+    assert _count(shot, RAN_YELLOW, near(sx(ran.x1)), rows) >= 0.8 * len(rows)
+    assert _count(shot, RAN_YELLOW, cols, near(sy(ran.y1))) >= 0.8 * len(cols)
+    # The follow crop in its own colour: its left and right edges and its bottom.
+    rows, cols = along(follow.y0, follow.y1, sy), along(follow.x0, follow.x1, sx)
+    for col in (follow.x0, follow.x1):
+        assert _count(shot, FOLLOW_PINK, near(sx(col)), rows) >= 0.8 * len(rows), col
+    assert _count(shot, FOLLOW_PINK, cols, near(sy(follow.y1))) >= 0.8 * len(cols)
+    # Nothing of the plan spills outside the inset except the legend text below it.
+    iy1 = sy(480)
+    for colour in (BAND_BLUE, TILE_FAINT, RAN_YELLOW, FOLLOW_PINK):
+        assert _count(shot, colour, range(0, 800), range(0, iy0)) == 0
+        assert _count(shot, colour, range(ix1, 800), range(0, iy1)) == 0
+        assert _count(shot, colour, range(0, 800), range(iy1 + 1, 600)) > 0  # the legend
+
+
+def test_overlay_plan_is_not_drawn_while_the_overlay_is_off(frames, opened):
+    finder = Finder(FinderConfig(mode="band", motion_first=False), _NoFaces())
+    image = np.zeros((480, 640, 3), np.uint8)
+    result = finder.find(image, follow=Box(300, 200, 340, 240))
+
+    class Frame:
+        pass
+
+    Frame.image = image  # type: ignore[attr-defined]
+    d = opened(frames, window_size=(800, 600))
+    d.show(2, 0.0)
+    clean = d.pixels()
+    d.overlay_hook(Frame(), result, None, None)
+    assert d._overlay_info is None  # the hook does no work while the overlay is off
+    assert d.show(2, 1.0) is False
+    assert np.array_equal(d.pixels(), clean)
+    for colour in (BAND_BLUE, TILE_FAINT, RAN_YELLOW, FOLLOW_PINK):
+        assert _count(clean, colour, range(0, 800), range(0, 600)) == 0
 
 
 def test_poll_quit_resize_and_keys(frames, opened):

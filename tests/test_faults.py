@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 
 from appliance.camera import CameraError
-from appliance.faults import FaultySource, bad_frame, nan_face, parse
+from appliance.config import FinderConfig
+from appliance.faults import (
+    FaultyDetector,
+    FaultySource,
+    bad_frame,
+    nan_face,
+    parse,
+    wrap_detector,
+)
+from appliance.finder import Finder
+from appliance.types import Box, Face, Point
 
 
 def test_parse_full_spec():
@@ -21,12 +31,13 @@ def test_parse_full_spec():
     assert plan.detector_raise_at == {4}
     assert plan.detector_nan_at == {6}
     assert plan.hang_after == 20
-    assert plan.touches_camera
+    assert plan.touches_camera and plan.touches_detector
 
 
 def test_empty_spec_is_no_fault():
     plan = parse(None)
     assert not plan.touches_camera and plan.hang_after is None
+    assert not plan.touches_detector and not parse("detector_raise_at:3").touches_detector
     assert not parse("").touches_camera
 
 
@@ -103,3 +114,75 @@ def test_leak_fault_keeps_memory_per_frame():
     assert sum(len(b) for b in src._leaked) == 5000
     with pytest.raises(ValueError, match="MONALISA_FAULT"):
         parse("leak_per_frame:-1")
+
+
+class CentreFace:
+    """A stand-in detector: one face in the middle of whatever crop it is given (or none)."""
+
+    input_size = 192
+
+    def __init__(self, empty: bool = False) -> None:
+        self.empty = empty
+        self.calls = 0
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        self.calls += 1
+        if self.empty:
+            return []
+        h, w = image.shape[:2]
+        cx, cy, s = w / 2, h / 2, min(w, h) / 8
+        right, left, mid = (
+            Point(cx - s / 2, cy - s / 4),
+            Point(cx + s / 2, cy - s / 4),
+            Point(cx, cy),
+        )
+        return [Face(Box(cx - s, cy - s, cx + s, cy + s), 0.9, (right, left, mid, mid, mid, mid))]
+
+
+def _finite(face: Face) -> bool:
+    vals = [face.score, *face.box.as_list(), *(c for p in face.keypoints for c in (p.x, p.y))]
+    return all(math.isfinite(v) for v in vals)
+
+
+def test_wrap_detector_only_with_detector_faults():
+    inner = CentreFace()
+    assert wrap_detector(inner, parse("camera_raise_at:1,detector_raise_at:2")) is inner
+    wrapped = wrap_detector(inner, parse("detector_nan_at:2"))
+    assert isinstance(wrapped, FaultyDetector) and wrapped.inner is inner
+    assert wrapped.input_size == 192  # everything else is the inner detector's
+
+
+def test_faulty_detector_adds_one_nan_face_on_the_fault_frame_only():
+    plan = parse("detector_nan_at:2")
+    det = FaultyDetector(CentreFace(), plan)
+    image = np.zeros((64, 64, 3), np.uint8)
+    counts: dict[int, list[int]] = {}
+    for frame in range(4):
+        plan.frame = frame
+        for _ in range(3):  # several crops per frame, as the finder asks
+            faces = det.detect(image)
+            assert _finite(faces[0])
+            counts.setdefault(frame, []).append(len(faces))
+    assert counts == {0: [1, 1, 1], 1: [1, 1, 1], 2: [2, 1, 1], 3: [1, 1, 1]}
+    assert det.injected == [2]
+
+
+def test_faulty_detector_only_adds_to_a_real_detection():
+    plan = parse("detector_nan_at:0")
+    plan.frame = 0
+    det = FaultyDetector(CentreFace(empty=True), plan)
+    assert det.detect(np.zeros((32, 32, 3), np.uint8)) == []
+    assert det.injected == []
+
+
+def test_nan_face_goes_through_the_finder():
+    """The NaN face from below reaches the finder's merge; the real face comes out intact."""
+    plan = parse("detector_nan_at:5")
+    plan.frame = 5
+    inner = CentreFace()
+    finder = Finder(FinderConfig(mode="band"), FaultyDetector(inner, plan))
+    frame = np.zeros((240, 320, 3), np.uint8)
+    result = finder.find(frame)
+    assert inner.calls >= 1 and plan.frame in finder.detector.injected  # type: ignore[attr-defined]
+    real = [f for f in result.faces if _finite(f)]
+    assert len(real) >= 1 and all(0.0 <= f.score <= 1.0 for f in real)

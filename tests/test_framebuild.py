@@ -16,11 +16,13 @@ from skimage import data
 from appliance.cli import main
 from appliance.framebuild import FrameBuildError
 from appliance.framebuild.build import BuildOptions, Progress, build_synthesize
-from appliance.framebuild.output import manifest_text, prepare_out_dir
+from appliance.framebuild.output import check_out_dir, manifest_text, write_png
 from appliance.frames import FrameSet
 from appliance.types import Box
 
 EYES = "203,101,246,103"  # coarse eye points of the astronaut, as an artist would click them
+# `make frames` builds the committed default set with these same inputs (see the Makefile).
+REPO_FRAMES = Path(__file__).resolve().parent.parent / "frames"
 # The two eye openings of the astronaut, measured by hand on the photo (x0, y0, x1, y1).
 EYE_REGIONS = [(194, 97, 214, 107), (237, 99, 258, 109)]
 
@@ -98,8 +100,10 @@ def test_iris_moves_monotonically_left_to_right(built: Path) -> None:
 def test_deterministic(built: Path, painting: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
     assert main(["frames", "build", str(painting), "--out", str(again), "--eyes", EYES]) == 0
-    for p in built.iterdir():
-        assert (again / p.name).read_bytes() == p.read_bytes(), p.name
+    names = sorted(p.name for p in built.iterdir())
+    assert sorted(p.name for p in again.iterdir()) == names
+    for name in names:
+        assert (again / name).read_bytes() == (built / name).read_bytes(), name
     # No metadata chunks that could hold a time stamp.
     raw = (built / "frame_00.png").read_bytes()
     for chunk in (b"tIME", b"tEXt", b"iTXt", b"zTXt"):
@@ -213,8 +217,79 @@ def test_manifest_text_is_valid_toml() -> None:
     assert data_["build"]["vals"] == [0.5]
 
 
-def test_prepare_out_dir_rejects_a_file(tmp_path: Path) -> None:
+def test_check_out_dir_rejects_a_file(tmp_path: Path) -> None:
     f = tmp_path / "file"
     f.write_text("x")
     with pytest.raises(FrameBuildError, match="not a folder"):
-        prepare_out_dir(f, force=True)
+        check_out_dir(f, force=True)
+
+
+def test_make_frames_reproduces_the_committed_set(built: Path) -> None:
+    """`built` has the Makefile's `frames` inputs: every file it writes is the committed one."""
+    names = sorted(p.name for p in built.iterdir())
+    assert sorted(p.name for p in REPO_FRAMES.iterdir() if p.is_file()) == names
+    for name in names:
+        assert (REPO_FRAMES / name).read_bytes() == (built / name).read_bytes(), name
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _no_leftovers(parent: Path) -> None:
+    assert not [p.name for p in parent.iterdir() if ".building-" in p.name]
+
+
+def test_failed_rebuild_keeps_the_old_set(painting: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "set"
+    good = ["frames", "build", str(painting), "--out", str(out), "--eyes", EYES, "--count", "3"]
+    assert main(good) == 0
+    before = _snapshot(out)
+    blank = tmp_path / "wall.png"
+    Image.fromarray(np.full((300, 200, 3), 128, np.uint8)).save(blank)
+    capsys.readouterr()
+    assert main(["frames", "build", str(blank), "--out", str(out), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert "no face found" in err and "wall.png" in err and err.count("\n") == 1
+    assert _snapshot(out) == before
+    _no_leftovers(tmp_path)
+    assert main(["frames", "check", str(out)]) == 0
+
+
+def test_failed_write_keeps_the_old_set(
+    painting: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "set"
+    (tmp_path / "set").mkdir()
+    (out / "notes.txt").write_text("keep me")
+    opts = BuildOptions(painting=painting, out=out, count=3, eyes=EYES, force=True)
+    build_synthesize(opts)
+    before = _snapshot(out)
+
+    def failing_write_png(path: Path, image: np.ndarray) -> None:
+        if path.name == "contact_sheet.png":  # the last file: every frame is already written
+            assert path.parent != out and path.parent.parent == out.parent
+            raise OSError(28, "No space left on device")
+        write_png(path, image)
+
+    monkeypatch.setattr("appliance.framebuild.build.write_png", failing_write_png)
+    with pytest.raises(FrameBuildError, match=r"cannot write the frame set.*No space") as info:
+        build_synthesize(BuildOptions(painting=painting, out=out, count=5, eyes=EYES, force=True))
+    assert "\n" not in str(info.value)
+    assert _snapshot(out) == before
+    _no_leftovers(tmp_path)
+
+
+def test_rebuild_replaces_only_the_frame_set(painting: Path, tmp_path: Path) -> None:
+    out = tmp_path / "set"
+    build_synthesize(BuildOptions(painting=painting, out=out, count=5, eyes=EYES))
+    (out / "notes.txt").write_text("keep me")
+    (out / "frame_notes.txt").write_text("not a frame")
+    build_synthesize(BuildOptions(painting=painting, out=out, count=3, eyes=EYES, force=True))
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        ["contact_sheet.png", "frames.toml", "notes.txt", "frame_notes.txt"]
+        + [f"frame_{i:02d}.png" for i in range(3)]
+    )
+    assert FrameSet.load(out).count == 3
+    _no_leftovers(tmp_path)

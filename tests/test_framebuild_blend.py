@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import tomllib
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from appliance.framebuild.blend import (
     load_heads,
     offsets_to_angles,
     pick_even,
+    picked_angles,
     sigmoid_alpha,
 )
 from appliance.frames import FrameSet, default_frames_dir
@@ -62,13 +64,18 @@ def test_blend_end_to_end(painting: Path, heads: Path, tmp_path: Path) -> None:
     assert main([*args, "--heads", str(heads), "--count", "5"]) == 0
     fs = FrameSet.load(out)
     assert fs.count == 5
-    assert fs.angles[0] < 0 < fs.angles[-1]
+    assert fs.angles is not None and fs.angles[0] < 0 < fs.angles[-1]
     manifest = tomllib.loads((out / "frames.toml").read_text())
     b = manifest["build"]
     # Picked in measured-gaze order, which is the true order of the sweep (file names are not).
     true = [_true_index(n) for n in b["head_frames"]]
     assert true == sorted(true) and true[0] <= 4 and true[-1] >= 28
     assert b["measured_angles"] == sorted(b["measured_angles"])
+    # Each frame's angle is the measured gaze of the head frame picked for it, not its target.
+    angles = [f["angle"] for f in manifest["frames"]]
+    assert angles == b["measured_angles"] == [round(a, 4) for a in fs.angles]
+    assert all(v > u for u, v in itertools.pairwise(angles))
+    assert len(set(b["head_frames"])) == 5
     # The head frames' face was matched onto the painting's face.
     assert all(abs(u - v) <= 8 for u, v in zip(b["paste_box"], CROP, strict=True))
     # Colour matching pulls the tinted head back toward the painting's colours.
@@ -164,3 +171,72 @@ def test_colour_match_moves_statistics() -> None:
     head = rng.normal([60, 120, 200], [10, 10, 10], (64, 64, 3)).clip(0, 255).astype(np.uint8)
     out = ColourMatch.fit([head], target).apply(head)
     assert np.allclose(out.mean((0, 1)), target.mean((0, 1)), atol=2)
+
+
+def _copy_heads(heads: Path, folder: Path) -> Path:
+    folder.mkdir()
+    for p in sorted(heads.iterdir()):
+        (folder / p.name).write_bytes(p.read_bytes())
+    return folder
+
+
+def test_too_few_gaze_positions_for_count(
+    painting: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nine head frames, but only three gazes (each repeated): --count 5 would repeat one."""
+    folder = tmp_path / "three"
+    folder.mkdir()
+    for n in range(9):
+        Image.fromarray(_head((0, 16, 32)[n % 3], tint=False)).save(folder / f"h_{n:02d}.png")
+    out = tmp_path / "o"
+    args = ["frames", "build", str(painting), "--out", str(out), "--mode", "blend"]
+    assert main([*args, "--heads", str(folder), "--count", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "9 head frames show only 3 distinct gaze positions" in err
+    assert "--count 5" in err and "smaller --count, e.g. --count 3" in err
+    assert not out.exists()
+    # The suggestion works.
+    assert main([*args, "--heads", str(folder), "--count", "3"]) == 0
+    assert len(set(FrameSet.load(out).angles or ())) == 3
+
+
+def test_picked_angles() -> None:
+    measured = [5.0, -20.0, 0.0, 20.0, -10.0, 12.0, -3.0]
+    assert picked_angles(measured, 3, Path("h")) == ([1, 2, 3], [-20.0, 0.0, 20.0])
+    # Gaps: --count 4 would pick the frame at 0° twice.
+    with pytest.raises(FrameBuildError, match=r"only 3 distinct .* e.g. --count 3"):
+        picked_angles([-20.0, 0.0, 20.0, 20.0], 4, Path("h"))
+    # Distinct picks whose angles are equal as written to frames.toml (4 decimals).
+    with pytest.raises(FrameBuildError, match=r"only 3 distinct .* e.g. --count 3"):
+        picked_angles([-10.0, 0.00001, 0.00002, 10.0], 4, Path("h"))
+    # Enough positions but bunched on one side: 0° and +10° would both get the -16° frame.
+    with pytest.raises(FrameBuildError, match=r"show 6 distinct .*--count 5 .* e.g. --count 3$"):
+        picked_angles([-20.0, -19.0, -18.0, -17.0, -16.0, 20.0], 5, Path("h"))
+
+
+def test_head_frame_without_a_face(
+    painting: Path, heads: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _copy_heads(heads, tmp_path / "heads")
+    Image.fromarray(np.full((256, 256, 3), 128, np.uint8)).save(folder / "h_04.png")
+    args = ["frames", "build", str(painting), "--out", str(tmp_path / "o"), "--mode", "blend"]
+    assert main([*args, "--heads", str(folder), "--count", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "h_04.png: no face found in this head frame" in err
+    assert "clearer head frames" in err
+    assert "--eyes" not in err  # the painting's remedy does not apply to a head frame
+
+
+def test_painting_without_a_face_suggests_head_box(
+    heads: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wall = tmp_path / "wall.png"
+    Image.fromarray(np.full((400, 400, 3), 128, np.uint8)).save(wall)
+    args = ["frames", "build", str(wall), "--out", str(tmp_path / "o"), "--mode", "blend"]
+    assert main([*args, "--heads", str(heads), "--count", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "wall.png: no face found in the painting" in err
+    assert "--head-box X0,Y0,X1,Y1" in err and "--eyes X1,Y1,X2,Y2" in err

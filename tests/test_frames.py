@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +13,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from appliance.cli import main
 from appliance.frames import FrameSet, FrameSetError, default_frames_dir, diff_patch
 
 HEAD = (200, 80, 280, 130)  # x0, y0, x1, y1 of the region that changes
@@ -41,7 +46,11 @@ def _write_set(
     count: int | None = None,
     head_box: tuple[int, int, int, int] = HEAD,
     extra: str = "",
+    no_rest: bool = False,
+    angle_for: set[int] | None = None,
 ) -> Path:
+    """Write a frame set; ``no_rest`` leaves out ``rest_index``, ``angle_for`` the frames
+    that get an ``angle`` (default: all)."""
     frames = frames if frames is not None else _frames()
     n = len(frames)
     folder.mkdir(parents=True, exist_ok=True)
@@ -51,13 +60,15 @@ def _write_set(
     lines = [
         f"count = {count if count is not None else n}",
         f"size = [{size[0]}, {size[1]}]",
-        f"rest_index = {rest if rest is not None else n // 2}",
+        "" if no_rest else f"rest_index = {rest if rest is not None else n // 2}",
         f"head_box = [{', '.join(str(v) for v in head_box)}]",
         extra,
     ]
     for i, (f, a) in enumerate(zip(frames, angles, strict=True)):
         Image.fromarray(f).save(folder / f"frame_{i:02d}.png")
-        lines += ["[[frames]]", f'file = "frame_{i:02d}.png"', f"angle = {a}"]
+        lines += ["[[frames]]", f'file = "frame_{i:02d}.png"']
+        if angle_for is None or i in angle_for:
+            lines.append(f"angle = {a}")
     (folder / "frames.toml").write_text("\n".join(lines) + "\n")
     return folder
 
@@ -180,6 +191,7 @@ def test_change_outside_head_box(tmp_path: Path) -> None:
 def test_default_set_loads() -> None:
     fs = FrameSet.load(default_frames_dir())
     assert fs.count >= 2
+    assert fs.angles is not None
     assert fs.angles[0] < 0 < fs.angles[-1]
     assert fs.angles[fs.rest_index] == 0.0
     # The default portrait is the astronaut photo; only the eyes differ from it.
@@ -190,3 +202,65 @@ def test_default_set_loads() -> None:
     assert np.array_equal(fs.base[outside], photo[outside])
     assert (x1 - x0) * (y1 - y0) < 0.02 * photo.shape[0] * photo.shape[1]
     assert fs.memory_bytes() < 0.1 * fs.full_frames_bytes()
+
+
+def test_rest_index_defaults_to_the_middle(tmp_path: Path) -> None:
+    for n, middle in ((5, 2), (4, 2), (2, 1)):
+        fs = FrameSet.load(_write_set(tmp_path / f"s{n}", _frames(n), no_rest=True))
+        assert fs.rest_index == middle
+        assert np.array_equal(fs.base, _frames(n)[middle])
+
+
+def test_angles_are_optional(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = _write_set(tmp_path / "s", angle_for=set(), no_rest=True)
+    assert "angle" not in (folder / "frames.toml").read_text()
+    fs = FrameSet.load(folder)
+    assert fs.angles is None and fs.count == 5 and fs.rest_index == 2
+    assert fs.summary()["angles"] is None and fs.summary()["angle_range"] is None
+    assert main(["frames", "check", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "OK - 5 frames 512x512" in out and "spread evenly" in out and "rest 2" in out
+    assert main(["frames", "check", str(folder), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["ok"] is True and info["angles"] is None
+
+
+def test_angles_all_or_none(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = _write_set(tmp_path / "s", angle_for={0, 1, 2, 4})
+    _expect(folder, "frames.toml", "4 of 5", "frames[3] has none")
+    assert main(["frames", "check", str(folder)]) == 78
+    err = capsys.readouterr().err
+    assert "frames[3]" in err and err.count("\n") == 1
+    # A gap that would also break the order is reported as the missing angle, not the order.
+    _expect(_write_set(tmp_path / "t", angles=[5, 4, 3, 2, 1], angle_for={0, 2}), "frames[1]")
+
+
+def test_runner_spreads_a_set_without_angles_over_the_range(tmp_path: Path) -> None:
+    """`monalisa run` on a set without angles: Gaze gets the count and `[gaze] angle_range_deg`.
+
+    With the range set to ±1° the smoothed angle is held within ±1° and a visitor standing
+    7° to one side is looked at with the last frame (with angles over ±30° it would be a middle
+    one).
+    """
+    folder = _write_set(tmp_path / "set", angle_for=set(), no_rest=True)
+    (tmp_path / "config.toml").write_text("[gaze]\nangle_range_deg = 1.0\n")
+    clip = Path(__file__).parent / "data" / "clips" / "demo"
+    res = subprocess.run(
+        [
+            *(sys.executable, "-m", "appliance.cli", "run", "--config", "config.toml"),
+            *("--camera", f"replay:{clip}", "--display", "headless", "--replay-speed", "max"),
+            *("--frames", str(folder), "--trace", "t.jsonl", "--status-file", "status.json"),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "SDL_VIDEODRIVER": "dummy"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    trace = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert trace[0]["index"] == 2  # the default rest frame, the middle
+    assert all(-1.0 - 1e-6 <= r["angle"] <= 1.0 + 1e-6 for r in trace)
+    settled = [r for r in trace if r["state"] == "tracking" and abs(r["angle"]) > 0.99]
+    assert settled and any(abs(r["angle_raw"]) > 5.0 for r in settled)
+    assert all(r["index"] == (4 if r["angle"] > 0 else 0) for r in settled)

@@ -2,14 +2,18 @@
 
 * frame manifests (``frames.toml``): random text, TOML syntax errors, random keys, types and
   values, valid manifests cut short → :class:`FrameSetError` with one line, or a frame set;
+* config files through ``monalisa config check`` (in-process ``cli.main``): random sections,
+  keys, types and values, TOML syntax errors → exit 78 with one stderr line per problem, each
+  naming the file, or exit 0 for a valid file; never a traceback;
 * detector inputs: random shapes, dtypes, sizes from 1×1 to 8000×8000, non-contiguous views →
-  a list of faces or a :class:`ValueError`;
+  a list of faces for a usable image, a one-line :class:`ValueError` for anything else;
 * status files read by ``monalisa health``: random bytes, truncated or mistyped JSON → one
   Nagios line, exit 0-3 (UNKNOWN for a corrupt file), never a traceback;
 * trace files read by ``monalisa trace plot``: truncated or corrupt → one-line error.
 
-Config files are fuzzed in tests/test_config.py. Example counts are fixed (``derandomize``
-is off, but ``max_examples`` bounds the time); the totals are printed with ``-s``.
+Parsed config documents are also fuzzed in-process in tests/test_config.py. Example counts are
+bounded by ``max_examples`` (``derandomize`` is off); ``--hypothesis-show-statistics`` prints
+how many each test ran.
 """
 
 from __future__ import annotations
@@ -19,16 +23,17 @@ import math
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from appliance.config import HealthConfig
+from appliance.config import Config, HealthConfig
 from appliance.frames import FrameSet, FrameSetError
 from appliance.health import check
 
@@ -177,6 +182,164 @@ def test_fuzz_manifest_cut_short(frame_dir, cut, junk):
     load_or_clear_error(frame_dir)
 
 
+# -- config files through `monalisa config check` ----------------------------------------------
+DEFAULTS: dict[str, dict[str, Any]] = Config().model_dump()
+SCALAR_FIELDS = [
+    (section, key)
+    for section, fields in DEFAULTS.items()
+    for key, value in fields.items()
+    if isinstance(value, bool | int | float | str)
+]
+ALL_KEYS = {key for fields in DEFAULTS.values() for key in fields}
+GOOD_VALUES = [  # valid on their own, whatever else is at its default
+    ("detector", "num_threads", 1),
+    ("camera", "mirror", True),
+    ("camera", "fps", 15),
+    ("service", "log_level", "debug"),
+    ("finder", "mode", "whole"),
+    ("health", "stale_after_s", 10.0),
+]
+BAD_VALUES = [  # invalid whatever else is in the file
+    ("detector", "num_threads", 0),
+    ("detector", "num_threads", 99),
+    ("camera", "width", 10),
+    ("camera", "fps", -1.0),
+    ("camera", "fps", "fast"),
+    ("camera", "mirror", "maybe"),
+    ("camera", "replay_speed", "slow"),
+    ("finder", "mode", "dia\ngonal"),
+    ("service", "log_level", "x\r\ny"),
+    ("health", "stale_after_s", 0.0),
+]
+BROKEN_TOML = [  # appended to a document, each makes it invalid TOML
+    '\nbroken = "unterminated\n',
+    "\n[unclosed\n",
+    "\n= 3\n",
+    "\nkey =\n",
+    "\n[camera]\n[camera]\n",
+    "\nx = 1\nx = 2\n",
+    "\n[[service]]\n",
+]
+no_surrogates = st.characters(codec="utf-8")  # anything a UTF-8 file can hold
+text_no_surrogates = st.text(no_surrogates, max_size=40)
+odd_keys = st.text(no_surrogates, min_size=1, max_size=8).filter(lambda k: k not in ALL_KEYS)
+
+
+@st.composite
+def config_files(draw: st.DrawFn) -> tuple[str, int | None]:
+    """TOML text for ``monalisa config check`` and its exit status (None: either 0 or 78).
+
+    Starts from a valid file (some keys at their defaults or other valid values) and applies
+    random changes, each known to keep it valid, make it invalid, or either (a random value).
+    """
+    doc: dict[str, dict[str, tuple[str, str]]] = {}  # section -> key -> (TOML value, verdict)
+    top: dict[str, tuple[str, str]] = {}  # top-level keys (a section that is not a table)
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(
+            st.sampled_from(
+                [
+                    *("default", "good", "good", "bad", "random"),
+                    *("unknown key", "unknown section", "table", "array", "not a table"),
+                ]
+            )
+        )
+        section, key = draw(st.sampled_from(SCALAR_FIELDS))
+        if kind == "default":
+            entry = (_toml_value(DEFAULTS[section][key]), "valid")
+        elif kind == "good":
+            section, key, good = draw(st.sampled_from(GOOD_VALUES))
+            entry = (_toml_value(good), "valid")
+        elif kind == "bad":
+            section, key, bad = draw(st.sampled_from(BAD_VALUES))
+            entry = (_toml_value(bad), "invalid")
+        elif kind == "random":
+            entry = (_toml_value(draw(values)), "either")
+        elif kind == "unknown key":
+            key = draw(odd_keys)
+            entry = (_toml_value(draw(values)), "invalid")
+        elif kind == "unknown section":
+            section = draw(odd_keys.filter(lambda k: k not in DEFAULTS))
+            entry = (_toml_value(draw(values)), "invalid")
+        elif kind == "table":
+            entry = ("{x = 1}", "invalid")
+        elif kind == "array":
+            entry = (_toml_value(draw(st.lists(SMALL_INTS, max_size=3))), "invalid")
+        else:
+            top[section] = (_toml_value(draw(scalars)), "invalid")
+            continue
+        doc.setdefault(section, {})[key] = entry
+    lines = [f"{json.dumps(k)} = {v}" for k, (v, _) in top.items()]
+    for section, entries in doc.items():
+        lines.append(f"[{json.dumps(section)}]")
+        lines += [f"{json.dumps(k)} = {v}" for k, (v, _) in entries.items()]
+    text = "\n".join(lines) + "\n"
+    verdicts = {v for _, v in top.values()} | {v for e in doc.values() for _, v in e.values()}
+    syntax = draw(st.sampled_from(["fine", "fine", "broken", "cut", "junk", "random text"]))
+    if syntax == "broken":
+        text += draw(st.sampled_from(BROKEN_TOML))
+        verdicts.add("invalid")
+    elif syntax == "cut":  # may cut off the bad part, or leave a broken line
+        text = text[: draw(st.integers(0, len(text)))]
+        verdicts = {"either"}
+    elif syntax == "junk":  # may break it, or comment out the bad part
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(text_no_surrogates) + text[at:]
+        verdicts = {"either"}
+    elif syntax == "random text":
+        text = draw(text_no_surrogates)
+        verdicts = {"either"}
+    if "invalid" in verdicts:
+        return text, 78
+    return text, None if "either" in verdicts else 0
+
+
+def config_check(capsys: Any, path: Path) -> tuple[int, str, str]:
+    """``monalisa config check PATH`` in-process: (exit status, stdout, stderr)."""
+    from appliance.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main(["config", "check", str(path)])
+    except SystemExit as e:  # argparse; not expected here
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_config_check_sees_a_bad_value(tmp_path, capsys):
+    path = tmp_path / "config.toml"
+    path.write_text('[service]\nlog_level = "x\\ny"\n', encoding="utf-8")
+    code, out, err = config_check(capsys, path)
+    assert code == 78 and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"{path}: ") and "log_level" in err, err
+
+
+@fuzz(200)
+@given(case=config_files())
+@example(case=("", 0))
+@example(case=("[camera]\nfps = 15\n[detector]\nnum_threads = 1\n", 0))
+@example(case=('[camera]\nfps = "fast"\n[bogus]\nx = 1\n', 78))
+@example(case=("[camera]\nfps = \n", 78))
+def test_fuzz_config_check_cli(tmp_path, capsys, case):
+    text, expected = case
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    code, out, err = config_check(capsys, path)
+    event(f"expected {'0 or 78' if expected is None else expected}, exit {code}")
+    assert "Traceback" not in out + err and "internal error" not in err, err
+    assert code in (0, 78), (code, err)
+    if expected is not None:
+        assert code == expected, (text, err)
+    if code == 0:
+        assert out == f"{path}: OK\n" and err == "", (out, err)
+        assert isinstance(tomllib.loads(text), dict)
+    else:
+        assert out == "" and err.endswith("\n"), (out, err)
+        # One journal line per problem (journald splits on \n), each naming the file.
+        for line in err[:-1].split("\n"):
+            assert line.startswith(f"{path}: ") and len(line) > len(f"{path}: "), err
+
+
 # -- detector inputs ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def detector() -> Any:
@@ -211,6 +374,17 @@ def images(draw: st.DrawFn) -> np.ndarray:
     return arr
 
 
+def usable(image: Any) -> bool:
+    """What the detector promises to take: non-empty uint8 H×W, H×W×1, H×W×3 or H×W×4."""
+    return (
+        isinstance(image, np.ndarray)
+        and image.dtype == np.uint8
+        and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3, 4)))
+        and image.shape[0] >= 1
+        and image.shape[1] >= 1
+    )
+
+
 def detect_or_clear_error(detector: Any, image: Any) -> list[Any] | None:
     try:
         faces = detector.detect(image)
@@ -226,7 +400,81 @@ def detect_or_clear_error(detector: Any, image: Any) -> list[Any] | None:
 @fuzz(250)
 @given(image=images())
 def test_fuzz_detector_inputs(detector, image):
-    detect_or_clear_error(detector, image)
+    faces = detect_or_clear_error(detector, image)
+    assert (faces is not None) == usable(image), (image.shape, image.dtype)
+
+
+LARGE_PIXELS = 8000 * 64
+"""At most this many pixels per large fuzzed image (one side up to 8000 px)."""
+
+
+def _filled(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """An array of ``shape``: a random 32×32 block tiled over it (cheap for big shapes)."""
+    block = (rng.random((32, 32, *shape[2:])) * 255).astype(dtype)
+    reps = (-(-shape[0] // 32), -(-shape[1] // 32), *([1] * (len(shape) - 2)))
+    return np.ascontiguousarray(np.tile(block, reps)[: shape[0], : shape[1]])
+
+
+def _view(draw: st.DrawFn, arr: np.ndarray) -> np.ndarray:
+    """``arr`` as is, or as one of the non-contiguous views a caller might pass."""
+    view = draw(
+        st.sampled_from(
+            ["as is", "step", "flip", "transpose", "fortran", "crop", "broadcast", "channels"]
+        )
+    )
+    if view == "step":
+        return arr[::2, ::3]
+    if view == "flip":
+        return arr[::-1, ::-1]
+    if view == "transpose":
+        return arr.swapaxes(0, 1)
+    if view == "fortran":
+        return np.asfortranarray(arr)
+    if view == "crop" and arr.shape[0] > 2 and arr.shape[1] > 2:
+        return arr[1:-1, 1:-1]
+    if view == "broadcast":  # zero strides: one row repeated (read-only)
+        return np.broadcast_to(arr[:1], arr.shape)
+    if view == "channels" and arr.ndim == 3:
+        return arr[..., ::-1]
+    return arr
+
+
+@st.composite
+def large_images(draw: st.DrawFn) -> np.ndarray:
+    """Long, thin arrays: one side 97-8000 px, at most :data:`LARGE_PIXELS` pixels in all."""
+    long_side = draw(st.integers(97, 8000))
+    short_side = draw(st.integers(1, LARGE_PIXELS // long_side))
+    h, w = (long_side, short_side) if draw(st.booleans()) else (short_side, long_side)
+    channels = draw(st.sampled_from([None, 1, 2, 3, 3, 3, 4, 5]))
+    shape = (h, w) if channels is None else (h, w, channels)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return _view(draw, _filled(rng, shape, draw(st.sampled_from(DTYPES))))
+
+
+@fuzz(80)
+@given(image=large_images())
+@example(image=np.zeros((8000, 64, 3), np.uint8))
+@example(image=np.zeros((1, 8000), np.uint8)[:, ::-1])
+def test_fuzz_detector_large_inputs(detector, image):
+    faces = detect_or_clear_error(detector, image)
+    assert (faces is not None) == usable(image), (image.shape, image.dtype, image.strides)
+
+
+@st.composite
+def huge_images(draw: st.DrawFn) -> np.ndarray:
+    """A few big pictures, 2000-8000 px on both sides (up to 8000×8000×3), uint8 or not."""
+    h, w = draw(st.integers(2000, 8000)), draw(st.integers(2000, 8000))
+    channels = draw(st.sampled_from([3, 3, 4, 2]))
+    dtype = draw(st.sampled_from([np.uint8, np.uint8, np.uint8, np.float32]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return _view(draw, _filled(rng, (h, w, channels), dtype))
+
+
+@fuzz(6)
+@given(image=huge_images())
+def test_fuzz_detector_huge_inputs(detector, image):
+    faces = detect_or_clear_error(detector, image)
+    assert (faces is not None) == usable(image), (image.shape, image.dtype, image.strides)
 
 
 @pytest.mark.parametrize(

@@ -232,3 +232,165 @@ def test_no_file_written_except_those_asked_for(clip, tmp_path):
     assert set(after[1]) - set(before[1]) == {"t.jsonl", "s.png", "status.json"}
     assert after[2] == before[2] and after[3] == before[3]
     assert not (tmp_path / "tmp").exists()
+
+
+# -- start-up, logging, demo ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("level", "verbose", "info_shown", "debug_shown"),
+    [("warning", False, False, False), ("debug", False, True, True), ("warning", True, True, True)],
+)
+def test_service_log_level_applies_and_verbose_overrides_it(
+    clip, tmp_path, level, verbose, info_shown, debug_shown
+):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[service]\nlog_level = "{level}"\n')
+    res = run(
+        [*base_args(clip, tmp_path), "--config", str(cfg), *(["--verbose"] if verbose else [])],
+        tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    assert ("running: camera" in res.stderr) is info_shown, res.stderr
+    assert ("stopping: end of replay" in res.stderr) is info_shown, res.stderr
+    assert (" DEBUG " in res.stderr) is debug_shown
+    assert "Traceback" not in res.stderr
+
+
+def signal_during_startup(clip: Path, tmp_path: Path, sig: int) -> tuple[int, str]:
+    """Start a run, send ``sig`` as soon as its first ("starting") status exists; (rc, stderr).
+
+    The first status is written once run() has its stop handlers, before the frames, model
+    and display load: the earliest moment a signal can be honoured.
+    """
+    status_file = tmp_path / "status.json"
+    proc = subprocess.Popen(
+        [*MONALISA, *base_args(clip, tmp_path), "--trace", "t.jsonl"],
+        cwd=tmp_path,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not status_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert proc.poll() is None, proc.communicate()[1]
+        proc.send_signal(sig)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _out, err = proc.communicate()
+    return proc.returncode, err
+
+
+def test_sigterm_during_startup_exits_0_without_traceback(clip, tmp_path):
+    rc, err = signal_during_startup(clip, tmp_path, signal.SIGTERM)
+    assert rc == 0, err
+    assert "Traceback" not in err
+    # Stopped during start-up, or (on a very fast machine) by the loop's own handler.
+    assert "stopping during start-up: SIGTERM" in err or "stopping: SIGTERM" in err, err
+
+
+def test_first_status_says_starting_and_health_reports_it(tmp_path):
+    from appliance import runner
+    from appliance.config import parse_config
+    from appliance.health import OK, check
+
+    status_file = tmp_path / "status.json"
+    cfg = parse_config(
+        {
+            "frames": {"directory": str(tmp_path / "no-frames")},
+            "display": {"driver": "headless"},
+            "service": {"status_file": str(status_file)},
+        }
+    )
+    before = signal.getsignal(signal.SIGTERM)
+    # The frame set is missing: start-up fails after the first status was written.
+    assert runner.run(cfg, config_path="c.toml") == 78
+    assert signal.getsignal(signal.SIGTERM) is before  # the start-up handler is removed
+    status = json.loads(status_file.read_text())
+    assert status["gaze_state"] == "starting"
+    assert status["pid"] == os.getpid() and status["config"] == "c.toml"
+    assert status["camera"]["source"] == "picamera2"
+    result = check(status_file)
+    assert result.code == OK, result.line
+    startup = [c for c in result.checks if c.name == "startup"]
+    assert len(startup) == 1 and startup[0].message.startswith("starting"), result.line
+
+
+def test_detector_value_error_exits_78_naming_the_key(tmp_path, capsys):
+    from appliance import runner
+    from appliance.config import parse_config
+
+    cfg = parse_config(
+        {"display": {"driver": "headless"}, "service": {"status_file": str(tmp_path / "s")}}
+    )
+    # A value the config refuses, smuggled past validation: the Detector's ValueError is
+    # still a configuration error, not an internal one.
+    bad = cfg.model_copy(
+        update={"detector": cfg.detector.model_copy(update={"score_threshold": 0.0})}
+    )
+    assert runner.run(bad) == 78
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "detector.score_threshold" in err[0], err
+
+
+def demo(tmp_path: Path, display: str, **extra: str):
+    out = tmp_path / "out"
+    return run(
+        ["demo", "--display", display, "--replay-speed", "max", "--out", str(out)],
+        tmp_path,
+        120,
+        **extra,
+    )
+
+
+def test_demo_headless_prints_summary_and_screenshot_of_last_frame(tmp_path):
+    from appliance.config import Config
+    from appliance.display import frame_on_screen
+
+    res = demo(tmp_path, "headless")
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "out"
+    rows = read_trace(out / "demo-trace.jsonl")
+    assert rows
+    summary = res.stdout
+    assert summary.startswith("monalisa demo — ")
+    assert "display driver     headless" in summary
+    assert f"camera frames      {len(rows)} in " in summary
+    assert f"trace              {out / 'demo-trace.jsonl'}" in summary
+    assert f"screenshot         {out / 'demo.png'}" in summary
+    frames = FrameSet.load(default_frames_dir())
+    display = Config().display
+    last = rows[-1]["index"]
+    shot = np.asarray(Image.open(out / "demo.png").convert("RGB")).astype(int)
+    diffs = []
+    for i in (last, (last + 1) % frames.count):
+        ref = frame_on_screen(
+            frames.frame(i), display.window_size, 0, display.fit, display.background
+        )
+        diffs.append(np.abs(shot - ref.astype(int)))
+    assert diffs[0].shape == shot.shape
+    assert diffs[0].max() <= 4 and diffs[0].mean() < 0.5, f"not frame {last}"
+    assert diffs[1].max() > 4  # the comparison tells neighbouring frames apart
+
+
+def test_demo_auto_falls_back_to_headless_when_no_window_opens(tmp_path):
+    # An X server that is not there: the window cannot be opened (exit 69 without the fallback).
+    res = demo(tmp_path, "auto", DISPLAY=":987", WAYLAND_DISPLAY="", SDL_VIDEODRIVER="")
+    assert res.returncode == 0, res.stderr
+    assert "display driver     headless" in res.stdout
+    assert "running the demo headless" in res.stderr
+    assert (tmp_path / "out" / "demo.png").exists()
+    assert "Traceback" not in res.stderr
+
+
+def test_sighup_during_startup_is_ignored_and_the_run_goes_on(clip, tmp_path):
+    rc, err = signal_during_startup(clip, tmp_path, signal.SIGHUP)
+    # Not killed by the signal: the clip plays to its end and the run exits 0.
+    assert rc == 0, err
+    assert "SIGHUP" in err and "Traceback" not in err
+    assert "stopping: end of replay" in err, err
+    rows = (tmp_path / "t.jsonl").read_text().splitlines()
+    assert len(rows) == len(list(clip.glob("frame_*")))

@@ -2,7 +2,9 @@
 
 The test starts Debian's OpenSSH server on 127.0.0.1 at a free high port with a host key, a user
 key and a config it generates in a temp dir, then runs the real `ssh` client. The remote command
-is this checkout's installed console script. Nagios exit codes must survive the SSH hop.
+is the plain `monalisa health ...` a technician types: the test's sshd_config puts this checkout's
+venv `bin/` first on the login's PATH (`SetEnv PATH=...`, OpenSSH >= 8.7). Nagios exit codes
+must survive the SSH hop.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +32,7 @@ from appliance.health import CRITICAL, OK, StatusWriter, SystemProbe
 
 MONALISA = Path(sys.executable).with_name("monalisa")
 SSHD = "/usr/sbin/sshd"
+REMOTE_PATH = f"{MONALISA.parent}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 APT_INSTALL = ("apt-get", "install", "-y", "-qq", "--no-install-recommends")
 
 
@@ -83,7 +87,7 @@ class Sshd:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
     def health(self, status_file: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-        return self.run(str(MONALISA), "health", "--status-file", str(status_file), *extra)
+        return self.run("monalisa", "health", "--status-file", str(status_file), *extra)
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +118,8 @@ def sshd() -> Iterator[Sshd]:
             f"AllowUsers {user}\n"
             "PrintMotd no\n"
             "LogLevel ERROR\n"
+            # The remote command is plain `monalisa`: put this venv's bin first on the PATH.
+            f"SetEnv PATH={REMOTE_PATH}\n"
         )
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation dir
@@ -137,8 +143,10 @@ def sshd() -> Iterator[Sshd]:
                     pytest.fail("sshd did not start listening within 20 s")
                 time.sleep(0.05)
         server = Sshd(port, d / "user_key", user, proc)
-        res = server.run("true")
+        res = server.run("command", "-v", "monalisa")
         assert res.returncode == 0, res.stderr
+        # The login's own shell start-up may add to PATH; the venv's script must still win.
+        assert res.stdout.strip() == str(MONALISA), res.stdout + res.stderr
         yield server
         proc.terminate()
         proc.wait(timeout=10)
@@ -175,6 +183,7 @@ def status(**over: object) -> dict[str, object]:
 
 
 def test_health_over_ssh_fresh_then_stale(sshd, shared_dir):
+    """A status whose writer is alive (this test's pid) but 30 s old is CRITICAL for staleness."""
     p = shared_dir / "status.json"
     StatusWriter(p, probe=NO_PROBE).write_dict(status())
     res = sshd.health(p)
@@ -244,12 +253,48 @@ def test_health_over_ssh_during_and_after_a_replay_run(sshd, shared_dir):
             assert time.monotonic() < deadline, res.stdout
             time.sleep(0.5)
         assert res.stdout.startswith("MONALISA OK - ")
+        pid = json.loads(p.read_text())["pid"]
+        assert pid == proc.pid
+
+        # A hung appliance: the process is alive (stopped) but no longer writes its status, so
+        # the status goes stale after stale_after_s (5 s by default) -> CRITICAL for staleness,
+        # not for a missing process.
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                res = sshd.health(p)
+                if res.returncode != OK:
+                    break
+                assert time.monotonic() < deadline, res.stdout
+                time.sleep(0.5)
+            assert proc.poll() is None  # still there, only stopped
+            assert res.returncode == CRITICAL, res.stdout + res.stderr
+            assert re.match(
+                r"MONALISA CRITICAL - status is \d+ s old \(stale after \S+ s\): not running",
+                res.stdout,
+            ), res.stdout
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+
+        # Resumed, it writes again and is healthy again.
+        deadline = time.monotonic() + 60
+        while True:
+            res = sshd.health(p)
+            if res.returncode == OK:
+                break
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, res.stdout
+            time.sleep(0.5)
+
+        # Stopped for good: the last status stays, and names the process that is gone.
         proc.terminate()
         assert proc.wait(timeout=10) == 0
         res = sshd.health(p)
         assert res.returncode == CRITICAL, res.stdout
-        assert res.stdout.startswith("MONALISA CRITICAL - ")
+        assert res.stdout.startswith(f"MONALISA CRITICAL - monalisa (pid {pid}) is not running")
     finally:
         if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
             proc.kill()
         proc.communicate(timeout=10)

@@ -128,6 +128,32 @@ def test_security_exposure_at_most_2(analyze, tmp_path):
     assert score <= 2.0, report
     # What was deliberately left open for the Pi's devices is visible in the report.
     assert re.search(r"✗ PrivateDevices=", report)
+    assert re.search(r"✗ PrivateUsers=", report)
+    assert re.search(r"✗ DeviceAllow=.*char-dma_heap:rw", report)
+
+
+def comment_above(lines: list[str], directive: str) -> str:
+    """The comment lines directly above the first line that starts with ``directive``."""
+    i = next(n for n, line in enumerate(lines) if line.startswith(directive))
+    block: list[str] = []
+    while i > 0 and lines[i - 1].startswith("#"):
+        i -= 1
+        block.insert(0, lines[i].lstrip("# "))
+    return " ".join(block)
+
+
+def test_relaxed_directives_say_why():
+    """Each directive left weaker for the Pi's devices carries the reason next to it."""
+    lines = UNIT.read_text().splitlines()
+    users = comment_above(lines, "PrivateUsers=")
+    assert "NOT PrivateUsers=yes (relaxed)" in users
+    for word in ("video", "render", "/dev/video*", "/dev/media*", "/dev/dri/*"):
+        assert word in users, word
+    assert "NOT MemoryDenyWriteExecute=yes (relaxed)" in UNIT.read_text()
+    devices = comment_above(lines, "DevicePolicy=")
+    assert "PrivateDevices=yes" in devices and "/dev/dma_heap/*" in devices
+    heaps = comment_above(lines, "DeviceAllow=char-dma_heap")
+    assert "/proc/devices" in heaps and "/dev/dma_heap/*" in heaps
 
 
 def test_security_score_would_notice_a_weaker_unit(analyze, tmp_path):
@@ -193,9 +219,13 @@ def test_required_directives():
     assert "@system-service" in one["SystemCallFilter"]
     # The Pi's camera, its buffers and the screen must stay reachable.
     assert "PrivateDevices" not in one
-    allowed = " ".join(one["DeviceAllow"])
-    for dev in ("char-video4linux", "char-media", "/dev/dma_heap/", "char-drm"):
-        assert dev in allowed, dev
+    allowed = {v.split()[0]: v.split()[1] for v in one["DeviceAllow"]}
+    for dev in ("char-video4linux", "char-media", "char-dma_heap", "char-drm"):
+        assert allowed.get(dev) == "rw", dev
+    # Every DMA heap (linux,cma, system, reserved, ...) by its /proc/devices group, not by name.
+    assert not [d for d in allowed if d.startswith("/dev/dma_heap/")], allowed
+    # A user namespace would unmap the video/render groups that open those devices.
+    assert one.get("PrivateUsers", ["no"]) == ["no"]
     # Start limits belong in [Unit] (systemd ignores them elsewhere with a warning).
     sections = {k: s for s, k, _ in directives(text)}
     assert sections["StartLimitBurst"] == "Unit"

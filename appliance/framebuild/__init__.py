@@ -15,3 +15,7 @@ from __future__ import annotations
 
 class FrameBuildError(ValueError):
     """Bad input to a build; the message is one line naming the file, option or value."""
+
+
+class NoFaceError(FrameBuildError):
+    """The face detector found no face in an image (callers reword it for their input)."""

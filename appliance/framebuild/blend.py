@@ -17,6 +17,7 @@ unchanged in the middle and the painting is untouched at and beyond the border.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -125,11 +126,63 @@ def pick_even(measured: Sequence[float], count: int) -> list[int]:
     """Pick ``count`` indices whose measured gaze is closest to evenly spaced targets.
 
     Targets run from the smallest to the largest measured angle; the result is in target
-    order (ascending gaze). An index may repeat when the sweep has gaps.
+    order (ascending gaze). An index may repeat when the sweep has gaps
+    (:func:`picked_angles` refuses that).
     """
     m = np.asarray(measured, dtype=np.float64)
     targets = np.linspace(float(m.min()), float(m.max()), count)
     return [int(np.argmin(np.abs(m - t) + 1e-9 * np.arange(m.size))) for t in targets]
+
+
+ANGLE_DECIMALS = 4
+"""Decimals an angle keeps in ``frames.toml``: picked angles must differ at this precision."""
+
+
+def _increasing(angles: Sequence[float]) -> bool:
+    r = [round(a, ANGLE_DECIMALS) for a in angles]
+    return all(b > a for a, b in itertools.pairwise(r))
+
+
+def picked_angles(
+    measured: Sequence[float], count: int, heads: Path
+) -> tuple[list[int], list[float]]:
+    """Pick ``count`` head frames evenly in gaze and return them with their own gaze angles.
+
+    The targets of :func:`pick_even` are on the measured angle scale, so each frame's angle
+    is the measured gaze of the head frame picked for it (not the target it was picked for).
+
+    Args:
+        measured: Gaze angle of every head frame, degrees (negative = image left).
+        count: Frames wanted, >= 2.
+        heads: The head frame folder (named in the error).
+
+    Returns:
+        ``(picks, angles)``: head frame indices and their angles, in ascending gaze.
+
+    Raises:
+        FrameBuildError: Two frames would share a head frame or a gaze angle (the head frames
+            have too few distinct gaze positions for ``count``); the message says how many
+            were found and suggests a smaller ``--count`` that works.
+    """
+    picks = pick_even(measured, count)
+    angles = [float(measured[i]) for i in picks]
+    if _increasing(angles):  # also rules out a head frame picked twice
+        return picks, angles
+    distinct = len({round(a, ANGLE_DECIMALS) for a in measured})
+    fit = next(
+        (
+            c
+            for c in range(count - 1, 1, -1)
+            if _increasing([measured[i] for i in pick_even(measured, c)])
+        ),
+        2,
+    )
+    only = "only " if distinct < count else ""
+    raise FrameBuildError(
+        f"--heads {heads}: the {len(measured)} head frames show {only}{distinct} distinct gaze "
+        f"positions, too few or too uneven for --count {count} (frames would repeat a gaze); "
+        f"use a smaller --count, e.g. --count {fit}"
+    )
 
 
 def sigmoid_alpha(

@@ -2,7 +2,9 @@
 
 Both write into an output folder: ``frame_NN.png`` (index 0 = the portrait looks toward the
 visitor's left, i.e. its irises at the image's left), ``frames.toml`` and ``contact_sheet.png``.
-Same inputs → byte-identical outputs.
+Same inputs → byte-identical outputs. Nothing is lost on failure: every file is written into a
+temporary sibling of the output folder and moved in only at the end, so a rebuild that fails
+(no face, a bad head frame, a full disk) leaves the old set as it was.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from appliance import __version__
-from appliance.framebuild import FrameBuildError
+from appliance.framebuild import FrameBuildError, NoFaceError
 from appliance.framebuild.blend import (
     DEFAULT_J,
     DEFAULT_K,
@@ -29,24 +31,25 @@ from appliance.framebuild.blend import (
     load_heads,
     offsets_to_angles,
     parse_box,
-    pick_even,
+    picked_angles,
     read_image,
     sigmoid_alpha,
 )
 from appliance.framebuild.contact import contact_sheet
 from appliance.framebuild.eyes import Eye, detect_eyes, detect_face, model_eyes, parse_eyes
 from appliance.framebuild.output import (
+    CONTACT_SHEET,
     changed_box,
+    check_out_dir,
+    commit_out_dir,
     frame_name,
     manifest_text,
-    prepare_out_dir,
+    staging_dir,
     write_manifest,
     write_png,
 )
 from appliance.framebuild.synthesize import EyeRenderer, iris_shifts, synthesize_frame
 from appliance.types import Box, Face, Point
-
-CONTACT_SHEET = "contact_sheet.png"
 
 
 class Progress:
@@ -139,8 +142,8 @@ def _check_common(opts: BuildOptions) -> np.ndarray:
     if not opts.painting.is_file():
         raise FrameBuildError(f"{opts.painting}: no such painting file")
     painting = read_image(opts.painting)
-    # Refuse a non-empty folder before any slow work.
-    prepare_out_dir(opts.out, opts.force)
+    # Refuse a non-empty folder before any slow work (nothing is removed until the end).
+    check_out_dir(opts.out, opts.force)
     return painting
 
 
@@ -189,26 +192,31 @@ def _write(
 ) -> BuildResult:
     count = len(frames)
     files = [frame_name(i, count) for i in range(count)]
-    for name, frame in zip(files, frames, strict=True):
-        write_png(opts.out / name, frame)
-        progress.step()
     rest = _rest_index(angles)
     h, w = frames[0].shape[:2]
-    write_manifest(
-        opts.out,
-        manifest_text(
-            size=(w, h),
-            rest_index=rest,
-            head_box=head_box,
-            files=files,
-            angles=angles,
-            build=build,
-        ),
-    )
-    sheet = contact_sheet(frames, angles, rest, eye_box)
+    try:
+        with staging_dir(opts.out) as tmp:
+            for name, frame in zip(files, frames, strict=True):
+                write_png(tmp / name, frame)
+                progress.step()
+            write_manifest(
+                tmp,
+                manifest_text(
+                    size=(w, h),
+                    rest_index=rest,
+                    head_box=head_box,
+                    files=files,
+                    angles=angles,
+                    build=build,
+                ),
+            )
+            sheet = contact_sheet(frames, angles, rest, eye_box)
+            write_png(tmp / CONTACT_SHEET, np.asarray(sheet))
+            progress.step()
+            commit_out_dir(tmp, opts.out)
+    except OSError as err:
+        raise FrameBuildError(f"--out {opts.out}: cannot write the frame set ({err})") from err
     sheet_path = opts.out / CONTACT_SHEET
-    write_png(sheet_path, np.asarray(sheet))
-    progress.step()
     return BuildResult(opts.out, tuple(files), tuple(angles), rest, head_box, sheet_path)
 
 
@@ -299,7 +307,14 @@ def build_blend(
     radii: list[float] = []
     first: Face | None = None
     for path, head in zip(files, heads, strict=True):
-        face = face_finder(head, path)
+        try:
+            face = face_finder(head, path)
+        except NoFaceError as err:
+            raise FrameBuildError(
+                f"{path}: no face found in this head frame (each head frame's gaze is measured "
+                "from its face); export clearer head frames (face large, frontal, eyes open) "
+                "or remove this one"
+            ) from err
         first = first or face
         try:
             off, rad = iris_offset(head, face)
@@ -315,16 +330,22 @@ def build_blend(
             f"--heads {opts.heads}: the gaze hardly changes across the head frames "
             f"({min(measured):+.1f}° .. {max(measured):+.1f}°); the eyes must sweep"
         )
-    picks = pick_even(measured, opts.count)
+    # Each frame's angle is the measured gaze of the head frame picked for it.
+    picks, angles = picked_angles(measured, opts.count, opts.heads)
     lo, hi = min(measured), max(measured)
-    angles = [float(a) for a in np.linspace(lo, hi, opts.count)]
     if opts.head_box:
         box = parse_box(opts.head_box, (w, h))
         source = "--head-box"
     else:
         a, b = first.right_eye, first.left_eye
         head_points = (a, b) if a.x <= b.x else (b, a)
-        points, _ = _eye_points(painting, opts, detect_eyes_with(face_finder))
+        try:
+            points, _ = _eye_points(painting, opts, detect_eyes_with(face_finder))
+        except NoFaceError as err:
+            raise FrameBuildError(
+                f"{opts.painting}: no face found in the painting; give --head-box X0,Y0,X1,Y1 "
+                "(where the head frames go) or its eyes with --eyes X1,Y1,X2,Y2 (pixels)"
+            ) from err
         box = head_box_from_faces(points, head_points, (hw, hh), (w, h))
         source = "matched faces"
     bw, bh = int(box.x1 - box.x0), int(box.y1 - box.y0)
@@ -345,7 +366,7 @@ def build_blend(
         "source_sha256": _sha256(opts.painting),
         "heads": opts.heads.name,
         "head_frames": [files[i].name for i in picks],
-        "measured_angles": [measured[i] for i in picks],
+        "measured_angles": angles,
         "angle_range": [lo, hi],
         "paste_box": [int(v) for v in (box.x0, box.y0, box.x1, box.y1)],
         "paste_box_from": source,

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from appliance.framebuild import FrameBuildError
+from appliance.framebuild import FrameBuildError, NoFaceError
 from appliance.types import Face, Point
 
 SUPERSAMPLE = 8
@@ -343,13 +343,13 @@ def detect_face(image: np.ndarray, source: Path | str) -> Face:
     """Find the most prominent face with the BlazeFace detector (full range, then short).
 
     Raises:
-        FrameBuildError: No face found (the message names ``source`` and suggests ``--eyes``).
+        NoFaceError: No face found (the message names ``source`` and suggests ``--eyes``).
     """
     for model in ("full", "short"):
         faces: list[Face] = _detector(model).detect(image)
         if faces:
             return max(faces, key=lambda f: f.box.area * f.score)
-    raise FrameBuildError(
+    raise NoFaceError(
         f"{source}: no face found; give the eye positions with --eyes X1,Y1,X2,Y2 (pixels)"
     )
 

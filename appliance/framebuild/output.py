@@ -1,15 +1,20 @@
 """Writing a frame set: the output folder, deterministic PNGs and ``frames.toml``.
 
-Same pixels in → same bytes out: PNGs carry no metadata (no time, no gamma chunk, no text)
-and are compressed at a fixed level; the manifest is written field by field in a fixed order
-with fixed float formatting, and never holds a time stamp or an absolute path.
+A build is written into a temporary sibling folder and moved into place only once every file
+is written (:func:`staging_dir`, :func:`commit_out_dir`): a failed rebuild leaves the old set
+untouched. Same pixels in → same bytes out: PNGs carry no metadata (no time, no gamma chunk,
+no text) and are compressed at a fixed level; the manifest is written field by field in a
+fixed order with fixed float formatting, and never holds a time stamp or an absolute path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,31 +29,74 @@ PNG_COMPRESS_LEVEL = 6
 """zlib level for every PNG written (fixed so output bytes do not depend on defaults)."""
 
 
-def prepare_out_dir(out: Path, force: bool) -> None:
-    """Create ``out``, refusing a non-empty folder unless ``force``.
+CONTACT_SHEET = "contact_sheet.png"
+"""File name of the contact sheet inside a frame set folder."""
 
-    With ``force``, earlier build outputs (``frame_*.png``, ``frames.toml``,
-    ``contact_sheet.png``) are removed so no stale frame is left behind; other files stay.
+
+def is_build_output(name: str) -> bool:
+    """True for a file name that a build owns: ``frame_*.png``, ``frames.toml``, the sheet."""
+    return name in (MANIFEST_NAME, CONTACT_SHEET) or (
+        name.startswith("frame_") and name.endswith(".png")
+    )
+
+
+def check_out_dir(out: Path, force: bool) -> None:
+    """Refuse an unusable output folder before any slow work; changes nothing on disk.
 
     Raises:
         FrameBuildError: ``out`` is a file, or a non-empty folder without ``force``.
     """
     if out.exists() and not out.is_dir():
         raise FrameBuildError(f"--out {out}: exists and is not a folder")
-    if out.is_dir():
+    if out.is_dir() and not force:
         entries = sorted(p.name for p in out.iterdir())
-        if entries and not force:
+        if entries:
             raise FrameBuildError(
                 f"--out {out}: folder is not empty ({len(entries)} entries); "
                 "choose an empty folder or add --force to replace a frame set in it"
             )
-        for p in out.iterdir():
-            if p.is_file() and (
-                p.name in (MANIFEST_NAME, "contact_sheet.png")
-                or (p.name.startswith("frame_") and p.suffix == ".png")
-            ):
-                p.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def staging_dir(out: Path) -> Iterator[Path]:
+    """A fresh temporary sibling of ``out`` (``.NAME.building-XXXX``) to build into.
+
+    It sits in the same parent folder, so :func:`commit_out_dir` only renames files. It is
+    removed on leaving the block (after a commit it is already gone), so a failed build
+    leaves ``out`` exactly as it was.
+
+    Raises:
+        OSError: The parent folder cannot be created or written.
+    """
+    target = out.resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def commit_out_dir(staged: Path, out: Path) -> None:
+    """Replace the frame set in ``out`` with the files of ``staged`` (then empty and removed).
+
+    A missing ``out`` is the renamed ``staged`` folder. Otherwise the old build outputs that
+    the new set does not overwrite (see :func:`is_build_output`) are removed, the new files
+    are moved in with the manifest last, and every other file in ``out`` stays.
+
+    Raises:
+        OSError: A file cannot be removed or moved.
+    """
+    if not out.exists():
+        staged.rename(out)
+        return
+    new = sorted(p.name for p in staged.iterdir())
+    for p in out.iterdir():
+        if p.name not in new and is_build_output(p.name) and p.is_file():
+            p.unlink()
+    for name in sorted(new, key=lambda n: n == MANIFEST_NAME):
+        shutil.move(staged / name, out / name)
+    staged.rmdir()
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
