@@ -165,6 +165,39 @@ def test_pick_even_and_angles() -> None:
     assert [round(a, 1) for a in offsets_to_angles([-2.0, 0.0, 2.0], 2.0)] == [-30.0, 0.0, 30.0]
 
 
+def test_pick_even_is_the_best_increasing_choice() -> None:
+    """The dynamic programme matches a brute-force search over every increasing choice."""
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n = int(rng.integers(2, 10))
+        count = int(rng.integers(2, n + 1))
+        measured = [round(float(a), 1) for a in rng.uniform(-30, 30, n)]
+        picks = pick_even(measured, count)
+        values = sorted(set(measured))
+        if len(values) < count:
+            assert picks is None
+            continue
+        assert picks is not None and len(picks) == count
+        got = [measured[i] for i in picks]
+        assert all(b > a for a, b in itertools.pairwise(got))
+        targets = np.linspace(values[0], values[-1], count)
+        best = min(
+            sum(abs(v - t) for v, t in zip(c, targets, strict=True))
+            for c in itertools.combinations(values, count)
+        )
+        assert sum(abs(v - t) for v, t in zip(got, targets, strict=True)) == pytest.approx(best)
+
+
+def test_a_sweep_with_repeats_still_gives_distinct_frames() -> None:
+    """40 head frames over ±20° whose measured gaze is rounded now and then: 33 distinct,
+    strictly increasing frames spanning the whole sweep."""
+    sweep = np.linspace(-20, 20, 40)
+    measured = [float(round(a)) if i % 5 == 0 else float(a) for i, a in enumerate(sweep)]
+    picks, angles = picked_angles(measured, 33, Path("h"))
+    assert len(set(picks)) == 33 and all(b > a for a, b in itertools.pairwise(angles))
+    assert angles[0] == -20.0 and angles[-1] == 20.0
+
+
 def test_colour_match_moves_statistics() -> None:
     rng = np.random.default_rng(0)
     target = rng.normal([120, 90, 60], [20, 10, 5], (64, 64, 3)).clip(0, 255).astype(np.uint8)
@@ -211,7 +244,7 @@ def test_picked_angles() -> None:
     with pytest.raises(FrameBuildError, match=r"only 3 distinct .* e.g. --count 3"):
         picked_angles([-10.0, 0.00001, 0.00002, 10.0], 4, Path("h"))
     # Enough positions but bunched on one side: 0° and +10° would both get the -16° frame.
-    with pytest.raises(FrameBuildError, match=r"show 6 distinct .*--count 5 .* e.g. --count 3$"):
+    with pytest.raises(FrameBuildError, match=r"show 6 distinct .*--count 5 .* e.g. --count 4$"):
         picked_angles([-20.0, -19.0, -18.0, -17.0, -16.0, 20.0], 5, Path("h"))
 
 

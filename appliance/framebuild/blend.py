@@ -122,25 +122,64 @@ def offsets_to_angles(offsets: Sequence[float], radius: float) -> list[float]:
     return out
 
 
-def pick_even(measured: Sequence[float], count: int) -> list[int]:
-    """Pick ``count`` indices whose measured gaze is closest to evenly spaced targets.
-
-    Targets run from the smallest to the largest measured angle; the result is in target
-    order (ascending gaze). An index may repeat when the sweep has gaps
-    (:func:`picked_angles` refuses that).
-    """
-    m = np.asarray(measured, dtype=np.float64)
-    targets = np.linspace(float(m.min()), float(m.max()), count)
-    return [int(np.argmin(np.abs(m - t) + 1e-9 * np.arange(m.size))) for t in targets]
-
-
 ANGLE_DECIMALS = 4
 """Decimals an angle keeps in ``frames.toml``: picked angles must differ at this precision."""
 
+MAX_GAP_STEPS = 3.0
+"""Largest gap allowed between neighbouring picked gazes, in even steps of the sweep."""
 
-def _increasing(angles: Sequence[float]) -> bool:
-    r = [round(a, ANGLE_DECIMALS) for a in angles]
-    return all(b > a for a, b in itertools.pairwise(r))
+
+def pick_even(measured: Sequence[float], count: int) -> list[int] | None:
+    """Pick ``count`` head frames of distinct gaze, as close as can be to an even sweep.
+
+    Targets are ``count`` evenly spaced angles from the smallest to the largest measured
+    gaze. Among the head frames' distinct gaze positions (at :data:`ANGLE_DECIMALS`; the
+    first head frame of each position stands for it) the strictly increasing choice with
+    the least total distance to the targets is found by dynamic programming, so a sweep
+    with a few repeated or bunched frames still gives ``count`` different gazes.
+
+    Args:
+        measured: Gaze angle of every head frame, degrees.
+        count: Frames wanted, >= 2.
+
+    Returns:
+        Head frame indices in ascending gaze, or None when there are fewer distinct gaze
+        positions than ``count``.
+    """
+    first: dict[float, int] = {}
+    for i, a in enumerate(measured):
+        first.setdefault(round(float(a), ANGLE_DECIMALS), i)
+    values = sorted(first)
+    n = len(values)
+    if n < count:
+        return None
+    targets = np.linspace(values[0], values[-1], count)
+    u = np.asarray(values, dtype=np.float64)
+    cost = np.abs(u - targets[0])
+    back = np.zeros((count, n), dtype=np.int64)
+    for i in range(1, count):
+        best = np.full(n, np.inf)
+        run_min, run_arg = np.inf, -1
+        for j in range(1, n):  # target i at value j: the previous target at some value < j
+            if cost[j - 1] < run_min:
+                run_min, run_arg = float(cost[j - 1]), j - 1
+            best[j] = run_min + abs(u[j] - targets[i])
+            back[i, j] = run_arg
+        cost = best
+    j = int(np.argmin(cost))
+    path = [j]
+    for i in range(count - 1, 0, -1):
+        j = int(back[i, j])
+        path.append(j)
+    return [first[values[k]] for k in reversed(path)]
+
+
+def _even_enough(angles: Sequence[float]) -> bool:
+    if len(angles) < 2:
+        return False
+    step = (angles[-1] - angles[0]) / (len(angles) - 1)
+    gaps = [b - a for a, b in itertools.pairwise(angles)]
+    return step > 0 and all(g > 0 for g in gaps) and max(gaps) <= MAX_GAP_STEPS * step + 1e-9
 
 
 def picked_angles(
@@ -160,28 +199,29 @@ def picked_angles(
         ``(picks, angles)``: head frame indices and their angles, in ascending gaze.
 
     Raises:
-        FrameBuildError: Two frames would share a head frame or a gaze angle (the head frames
-            have too few distinct gaze positions for ``count``); the message says how many
-            were found and suggests a smaller ``--count`` that works.
+        FrameBuildError: The head frames have fewer distinct gaze positions than ``count``,
+            or the best pick leaves a gap of more than :data:`MAX_GAP_STEPS` even steps
+            between neighbouring frames; the message says how many positions were found
+            and suggests a smaller ``--count`` that works.
     """
-    picks = pick_even(measured, count)
-    angles = [float(measured[i]) for i in picks]
-    if _increasing(angles):  # also rules out a head frame picked twice
-        return picks, angles
-    distinct = len({round(a, ANGLE_DECIMALS) for a in measured})
-    fit = next(
-        (
-            c
-            for c in range(count - 1, 1, -1)
-            if _increasing([measured[i] for i in pick_even(measured, c)])
-        ),
-        2,
-    )
+
+    def attempt(c: int) -> tuple[list[int], list[float]] | None:
+        picks = pick_even(measured, c)
+        if picks is None:
+            return None
+        angles = [round(float(measured[i]), ANGLE_DECIMALS) for i in picks]
+        return (picks, [float(measured[i]) for i in picks]) if _even_enough(angles) else None
+
+    found = attempt(count)
+    if found is not None:
+        return found
+    distinct = len({round(float(a), ANGLE_DECIMALS) for a in measured})
+    fit = next((c for c in range(count - 1, 1, -1) if attempt(c) is not None), 2)
     only = "only " if distinct < count else ""
     raise FrameBuildError(
         f"--heads {heads}: the {len(measured)} head frames show {only}{distinct} distinct gaze "
-        f"positions, too few or too uneven for --count {count} (frames would repeat a gaze); "
-        f"use a smaller --count, e.g. --count {fit}"
+        f"positions, too few or too uneven for --count {count} (frames would repeat a gaze or "
+        f"jump more than {MAX_GAP_STEPS:g} steps); use a smaller --count, e.g. --count {fit}"
     )
 
 
