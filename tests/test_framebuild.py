@@ -293,3 +293,13 @@ def test_rebuild_replaces_only_the_frame_set(painting: Path, tmp_path: Path) -> 
     )
     assert FrameSet.load(out).count == 3
     _no_leftovers(tmp_path)
+
+
+def test_a_new_set_folder_gets_the_usual_permissions(built: Path) -> None:
+    """Built in a private temporary folder, the set is still readable by others (umask 022)."""
+    import os
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(built.stat().st_mode) == 0o777 & ~umask
