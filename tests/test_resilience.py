@@ -429,12 +429,18 @@ def test_bad_frame(kind, clips, start):
     assert_clean_log(app)
 
 
-def test_truncated_image_file(clips, start, tmp_path):
+def truncated_clip(clips, tmp_path: Path) -> Path:
+    """A copy of the "once" clip whose frame 40 is cut to half its bytes."""
     clip = tmp_path / "clip"
     shutil.copytree(clips["once"], clip)
     victim = clip / "frame_00040.jpg"
     data = victim.read_bytes()
     victim.write_bytes(data[: len(data) // 2])
+    return clip
+
+
+def test_truncated_image_file(clips, start, tmp_path):
+    clip = truncated_clip(clips, tmp_path)
     app = start(clip)
     assert app.wait() == 0, app.log
     assert_complete_trace(app, clip_len(clip) - 1)  # only the broken image is missing
@@ -446,11 +452,7 @@ def test_truncated_image_file(clips, start, tmp_path):
 
 def test_truncated_image_file_health(clips, start, tmp_path):
     """While it runs past the broken image, ``monalisa health`` says OK (the camera reopened)."""
-    clip = tmp_path / "clip"
-    shutil.copytree(clips["once"], clip)
-    victim = clip / "frame_00040.jpg"
-    data = victim.read_bytes()
-    victim.write_bytes(data[: len(data) // 2])
+    clip = truncated_clip(clips, tmp_path)
     app = start(clip, speed="realtime")  # realtime: still running well after frame 40
     app.wait_ready()
     app.wait_for(
