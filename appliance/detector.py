@@ -11,7 +11,18 @@ This is the only module that imports the TFLite interpreter (``ai_edge_litert``,
 2. Run the model: 16 regressor values and one score logit per SSD anchor.
 3. Decode the anchors whose sigmoid score (logit clipped to ±100) reaches the threshold.
 4. Merge overlapping detections with weighted non-max suppression (IoU > 0.3).
-5. Map boxes and keypoints back to source-image pixels.
+5. Map boxes and keypoints back to source-image pixels, correcting MediaPipe's half-pixel slip.
+
+MediaPipe's warp treats pixel *centres* as integer coordinates (OpenCV's convention) while it maps
+the model's normalised outputs back with corner-based coordinates (``x × width``): model-input
+pixel ``i`` (continuous centre ``i + ½``) holds the source at continuous ``origin + i·step + ½``
+but is read back as ``origin + (i + ½)·step``. Every point MediaPipe reports is therefore
+``(step − 1) / 2`` source pixels too far right and down (``step`` = source pixels per
+model-input pixel; the slip is 2.8 px for a 1280×960 frame into 192×192, 0.3 px for a 320-px
+tile). The detector's decisions (which faces, scores) are MediaPipe's exactly; only the reported
+coordinates differ by that shift, unless ``mediapipe_coordinates=True`` asks for MediaPipe's
+own numbers (the conformance test does). Removing the slip matters to the finder, which merges
+views of one face taken at different scales (each with its own slip).
 
 Preprocessing is cheap: for each source image shape the bilinear taps and their 1/32-step
 weights are computed once and cached (with reusable scratch buffers), so a frame costs two row
@@ -242,6 +253,7 @@ class _Plan:
     cols2_u16: U16Array  # scratch (nr, nc*3)
     origin: tuple[float, float]  # source px of model-input (0, 0): letterbox mapping
     side: float  # source px spanned by the model input (the letterboxed square)
+    slip: float  # MediaPipe's half-pixel slip, (step - 1) / 2 source px (see the module doc)
 
 
 def _axis_taps(
@@ -308,6 +320,7 @@ def _make_plan(height: int, width: int, channels: int, size: int) -> _Plan:
         cols2_u16=np.empty((nr, nc * 3), np.uint16),
         origin=(x_origin, y_origin),
         side=side,
+        slip=(step - 1.0) / 2.0,
     )
 
 
@@ -468,6 +481,8 @@ class Detector:
         num_anchors: Number of SSD anchors (2304 full range, 896 short range).
         num_threads: TFLite interpreter threads.
         score_threshold: Minimum face score in [0, 1].
+        mediapipe_coordinates: Report MediaPipe's own coordinates, with its half-pixel slip
+            (``(step - 1) / 2`` px right and down), instead of corrected ones.
         last_timings: Milliseconds spent by the last :meth:`detect` call in ``"preprocess"``,
             ``"invoke"`` and ``"decode"`` (decode includes NMS and building the results).
     """
@@ -478,6 +493,7 @@ class Detector:
         *,
         num_threads: int = 1,
         score_threshold: float | None = None,
+        mediapipe_coordinates: bool = False,
     ) -> None:
         """Load a model.
 
@@ -487,6 +503,8 @@ class Detector:
             num_threads: Interpreter threads, >= 1.
             score_threshold: Minimum score in (0, 1); default MediaPipe's (0.6 full range,
                 0.5 short range).
+            mediapipe_coordinates: Keep MediaPipe's half-pixel slip in the reported points
+                (for comparing with MediaPipe); default False: pixel-exact coordinates.
 
         Raises:
             DetectorError: The model is missing, corrupt or not a supported BlazeFace model.
@@ -498,6 +516,7 @@ class Detector:
             raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
         self.model_path = find_model(model)
         self.num_threads = num_threads
+        self.mediapipe_coordinates = bool(mediapipe_coordinates)
         self._interpreter = _load_interpreter(self.model_path, num_threads)
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
@@ -556,6 +575,28 @@ class Detector:
         else:
             self._plans.move_to_end(key)
         return plan
+
+    def input_to_image(self, u: float, v: float, height: int, width: int) -> Point:
+        """Map a point of the model input to the pixels of an image, as :meth:`detect` does.
+
+        Args:
+            u: Model-input x, continuous pixels in ``[0, input_size]`` (0 = left edge).
+            v: Model-input y, continuous pixels in ``[0, input_size]``.
+            height: Height of the image given to :meth:`detect`, pixels (>= 1).
+            width: Width of that image, pixels (>= 1).
+
+        Returns:
+            The point in image pixels (continuous: the centre of pixel ``(i, j)`` is
+            ``(i + 0.5, j + 0.5)``), with or without MediaPipe's slip as
+            :attr:`mediapipe_coordinates` says.
+        """
+        side = float(max(width, height))
+        step = side / self.input_size
+        slip = 0.0 if self.mediapipe_coordinates else (step - 1.0) / 2.0
+        return Point(
+            (width - side) / 2.0 + u * step - slip,
+            (height - side) / 2.0 + v * step - slip,
+        )
 
     def preprocess(self, image: npt.NDArray[np.uint8]) -> F32Array:
         """Letterbox ``image`` into the model input and return a copy of the input tensor.
@@ -654,5 +695,7 @@ class Detector:
         threshold = self.score_threshold
         dets = [d for d in dets if d[0] >= threshold]
         ox, oy = plan.origin
+        if not self.mediapipe_coordinates:
+            ox, oy = ox - plan.slip, oy - plan.slip
         s = plan.side
         return [_face(score, v, s, ox, oy) for score, v in _weighted_nms(dets, _NMS_IOU)]

@@ -50,6 +50,9 @@ DISTANCES_M = (1.5, 2.5, 3.5, 4.5)
 MP_PYTHON_ENV = "MONALISA_MP_PYTHON"
 """Environment variable naming a python with ``mediapipe==0.10.21`` (enables the MP column)."""
 
+MP_INPUT_PX = 192
+"""Input side of MediaPipe's full-range model (for removing its half-pixel slip)."""
+
 MP_SCRIPT = Path(__file__).resolve().parent.parent / "tests" / "mp_reference.py"
 """The bridge that runs MediaPipe in its own venv (also used by tests/test_detector.py)."""
 
@@ -66,8 +69,11 @@ class MediaPipeDetector:
     ``mp.solutions.face_detection.FaceDetection(model_selection=1)``'s detections. Satisfies
     the finder's ``FaceDetector`` protocol. Use as a context manager, or call :meth:`close`.
 
-    Its score threshold is 0.6, as ours: in mediapipe 0.10.21 the full-range graph keeps 0.6
-    whatever ``min_detection_confidence`` is given (measured: 0.3 to 0.9 give the same faces).
+    Its points are given in our coordinates: MediaPipe's half-pixel slip (``(step - 1) / 2``
+    px right and down, see ``appliance.detector``) is removed, so the comparison with our
+    detector is point for point. Its score threshold is 0.6, as ours: in mediapipe 0.10.21 the
+    full-range graph keeps 0.6 whatever ``min_detection_confidence`` is given (measured: 0.3
+    to 0.9 give the same faces).
 
     Attributes:
         python: The interpreter with ``mediapipe==0.10.21``.
@@ -123,7 +129,8 @@ class MediaPipeDetector:
             image: H×W×3 uint8 RGB.
 
         Returns:
-            Faces in image pixels (box, score, six keypoints in our order), best first.
+            Faces in image pixels (box, score, six keypoints in our order; the slip removed),
+            best first.
 
         Raises:
             ValueError: ``image`` is not H×W×3 uint8.
@@ -147,7 +154,10 @@ class MediaPipeDetector:
             raise self._failure("exited")
         try:
             faces: list[dict[str, Any]] = json.loads(line)["full"]
-            return sorted((_mp_face(f) for f in faces), key=lambda f: -f.score)
+            slip = -(max(h, w) / MP_INPUT_PX - 1.0) / 2.0
+            return sorted(
+                (_mp_face(f).translated(slip, slip) for f in faces), key=lambda f: -f.score
+            )
         except (ValueError, KeyError, TypeError, IndexError) as err:
             raise self._failure(f"sent a bad answer ({err})") from None
 
@@ -235,13 +245,19 @@ class ViewerSim:
 
 @dataclass
 class ModeStats:
-    """What one finder mode did over a clip."""
+    """What one finder mode did over a clip.
+
+    ``stray`` counts detections other than the one matching the visitor (an imprecise view of
+    the visitor, e.g. of a face cut by the image edge, is one); ``false`` counts those whose box
+    does not even contain the visitor's true eye midpoint: faces where there is none.
+    """
 
     frames: int = 0
     found: int = 0
     seen: int = 0
     inferences: int = 0
     stray: int = 0
+    false: int = 0
     hits: list[Face | None] = field(default_factory=list)
     ms: list[float] = field(default_factory=list)
 
@@ -252,6 +268,7 @@ class ModeStats:
         self.seen += other.seen
         self.inferences += other.inferences
         self.stray += other.stray
+        self.false += other.false
         self.hits += other.hits
         self.ms += other.ms
 
@@ -292,6 +309,13 @@ class Runner:
         s.found += hit is not None
         s.seen += bool(res.faces)
         s.stray += len(res.faces) - (hit is not None)
+        if truths:
+            p = truths[0].eye_mid
+            s.false += sum(
+                not (f.box.x0 <= p.x <= f.box.x1 and f.box.y0 <= p.y <= f.box.y1) for f in res.faces
+            )
+        else:
+            s.false += len(res.faces)
         return res
 
 
@@ -535,6 +559,8 @@ class Agreement:
     mid_median_px: float
     band_truth_median_px: float
     whole_truth_median_px: float
+    band_truth_within: int = 0
+    whole_truth_within: int = 0
 
 
 def eye_agreement(results: Sequence[DistanceResult]) -> Agreement:
@@ -544,7 +570,7 @@ def eye_agreement(results: Sequence[DistanceResult]) -> Agreement:
     mids: list[float] = []
     bt: list[float] = []
     wt: list[float] = []
-    within = mid_within = 0
+    within = mid_within = band_ok = whole_ok = 0
     for res in results:
         for w, b, t in zip(res.whole.hits, res.band.hits, res.truths, strict=True):
             if w is None or b is None:
@@ -557,8 +583,11 @@ def eye_agreement(results: Sequence[DistanceResult]) -> Agreement:
             mid_within += mids[-1] <= agreement_tolerance_px(w)
             bt.append(math.dist(b.eye_mid.as_list(4), t.eye_mid.as_list(4)))
             wt.append(math.dist(w.eye_mid.as_list(4), t.eye_mid.as_list(4)))
+            band_ok += bt[-1] <= agreement_tolerance_px(w)
+            whole_ok += wt[-1] <= agreement_tolerance_px(w)
     if not errs:
-        return Agreement(0, 0, 0, *([math.nan] * 6))
+        nan = math.nan
+        return Agreement(0, 0, 0, nan, nan, nan, nan, nan, nan)
     return Agreement(
         frames=len(errs),
         within=within,
@@ -569,6 +598,8 @@ def eye_agreement(results: Sequence[DistanceResult]) -> Agreement:
         mid_median_px=statistics.median(mids),
         band_truth_median_px=statistics.median(bt),
         whole_truth_median_px=statistics.median(wt),
+        band_truth_within=band_ok,
+        whole_truth_within=whole_ok,
     )
 
 
@@ -633,7 +664,7 @@ def _run(args: argparse.Namespace, mp: MediaPipeDetector | None) -> int:
     mp_head = f" | {'mp whole: found':>15}" if mp is not None else ""
     head = (
         f"{'distance':>8} {'eyes px':>7} {'frames':>6} | {'whole: found':>12} {'inf/frame':>9}"
-        f" | {'band: found':>11} {'inf/frame':>9} {'stray':>5}{mp_head}"
+        f" | {'band: found':>11} {'inf/frame':>9} {'stray':>5} {'false':>5}{mp_head}"
     )
     print(head)
     print("-" * len(head))
@@ -657,7 +688,7 @@ def _run(args: argparse.Namespace, mp: MediaPipeDetector | None) -> int:
         print(
             f"{d:>6.1f} m {res.eye_px:>7.1f} {w.frames:>6} | {100 * w.found_rate:>11.1f}%"
             f" {w.inferences_per_frame:>9.2f} | {100 * b.found_rate:>10.1f}%"
-            f" {b.inferences_per_frame:>9.2f} {b.stray:>5}{mp_col}",
+            f" {b.inferences_per_frame:>9.2f} {b.stray:>5} {b.false:>5}{mp_col}",
             flush=True,
         )
     tot_w = sum(r.whole.inferences for r in results) / sum(r.whole.frames for r in results)
@@ -688,6 +719,7 @@ def _run(args: argparse.Namespace, mp: MediaPipeDetector | None) -> int:
     head = (
         f"{'distance':>8} {'frames':>6} {'eye<=tol':>8} {'eye med':>8} {'% box':>6} "
         f"{'eye p90':>7} {'mid<=tol':>8} {'mid med':>7} | {'mid vs truth: band':>18} {'whole':>6}"
+        f" | {'<=tol: band':>11} {'whole':>6}"
     )
     print(head)
     print("-" * len(head))
@@ -708,6 +740,8 @@ def _run(args: argparse.Namespace, mp: MediaPipeDetector | None) -> int:
             f" {100 * ag.mid_within / ag.frames:>7.1f}% {ag.mid_median_px:>5.2f}px |"
             f" {ag.band_truth_median_px:>16.2f}px"
             f" {ag.whole_truth_median_px:>4.2f}px"
+            f" | {100 * ag.band_truth_within / ag.frames:>10.1f}%"
+            f" {100 * ag.whole_truth_within / ag.frames:>5.1f}%"
         )
     print("(tol = max(1.5 px, 2% of the whole-frame face box width))")
     print(f"\n({time.perf_counter() - t0:.0f} s)")

@@ -140,6 +140,12 @@ def detectors() -> dict[str, Detector]:
     return {"full": Detector("full"), "short": Detector("short")}
 
 
+@pytest.fixture(scope="module")
+def mp_detectors() -> dict[str, Detector]:
+    """Detectors reporting MediaPipe's own coordinates (with its half-pixel slip)."""
+    return {m: Detector(m, mediapipe_coordinates=True) for m in ("full", "short")}
+
+
 # ----------------------------------------------------------------------------- conformance
 
 
@@ -149,7 +155,7 @@ def test_agrees_with_mediapipe(
     model: str,
     images: dict[str, np.ndarray],
     mediapipe_results: dict[str, Any],
-    detectors: dict[str, Detector],
+    mp_detectors: dict[str, Detector],
 ) -> None:
     ref = mediapipe_results[model]
     problems: list[str] = []
@@ -161,7 +167,7 @@ def test_agrees_with_mediapipe(
             assert not theirs, f"{model}/{name}: MediaPipe found a face in a face-less image"
         # the mirrored images go in as non-contiguous views
         src = images[name.removesuffix("_mirror")][:, ::-1] if name.endswith("_mirror") else image
-        ours = detectors[model].detect(src)
+        ours = mp_detectors[model].detect(src)
         if len(ours) != len(theirs):
             problems.append(f"{model}/{name}: {len(ours)} faces, MediaPipe {len(theirs)}")
             continue
@@ -375,6 +381,50 @@ def test_results_in_source_pixels_and_timings(detectors: dict[str, Detector]) ->
     assert set(d.last_timings) == {"preprocess", "invoke", "decode"}
     assert all(v >= 0 for v in d.last_timings.values())
     assert d.last_timings["invoke"] > 0
+
+
+@pytest.mark.parametrize("shape", [(960, 1280), (480, 640), (320, 320), (100, 100), (300, 50)])
+def test_input_to_image_inverts_the_letterbox_to_the_pixel(shape: tuple[int, int]) -> None:
+    """A blob's centroid in the model input maps back onto the blob, without MediaPipe's slip."""
+    h, w = shape
+    step = max(h, w) / 192
+    sigma = 3 * max(step, 1.0)
+    rng = np.random.default_rng(7)
+    exact, mediapipe = Detector("full"), Detector("full", mediapipe_coordinates=True)
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5  # continuous coordinates of pixel centres
+    vv, uu = np.mgrid[0:192, 0:192] + 0.5
+    for _ in range(3):
+        cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
+        blob = 255 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma**2))
+        grey = np.rint(blob).astype(np.uint8)
+        weight = (exact.preprocess(np.dstack([grey] * 3))[..., 0].astype(np.float64) + 1) / 2
+        u, v = (weight * uu).sum() / weight.sum(), (weight * vv).sum() / weight.sum()
+        p = exact.input_to_image(u, v, h, w)
+        assert p.x == pytest.approx(cx, abs=0.05) and p.y == pytest.approx(cy, abs=0.05)
+        q = mediapipe.input_to_image(u, v, h, w)
+        slip = (step - 1) / 2
+        assert q.x - cx == pytest.approx(slip, abs=0.05)
+        assert q.y - cy == pytest.approx(slip, abs=0.05)
+
+
+def test_detect_removes_exactly_mediapipes_slip(mp_detectors: dict[str, Detector]) -> None:
+    ours = Detector("full")
+    for frame, step in (
+        (data.astronaut(), 512 / 192),
+        (_place(data.astronaut(), 1280, 960, 400, 300), 1280 / 192),
+    ):
+        (face,) = ours.detect(frame)
+        (theirs,) = mp_detectors["full"].detect(frame)
+        assert face.score == theirs.score
+        slip = (step - 1) / 2
+        for p, q in zip(face.keypoints, theirs.keypoints, strict=True):
+            assert q.x - p.x == pytest.approx(slip, abs=1e-6)
+            assert q.y - p.y == pytest.approx(slip, abs=1e-6)
+        assert theirs.box.x0 - face.box.x0 == pytest.approx(slip, abs=1e-6)
+        assert theirs.box.y1 - face.box.y1 == pytest.approx(slip, abs=1e-6)
+        assert ours.input_to_image(96.0, 96.0, *frame.shape[:2]).x == pytest.approx(
+            frame.shape[1] / 2 - slip
+        )
 
 
 def test_score_threshold_is_configurable() -> None:

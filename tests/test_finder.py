@@ -378,7 +378,8 @@ def test_finds_visitors_across_the_room(
             whole.step(frame, truths)
     assert band.stats.found_rate >= need
     assert band.stats.inferences_per_frame <= 2.2
-    assert band.stats.stray == 0
+    assert band.stats.false == 0  # no face where there is none
+    assert band.stats.stray <= 1  # at most one rough view, e.g. of a face cut by the edge
     if distance >= 3.5:  # what the finder is for: the whole frame cannot see this far
         assert whole.stats.found_rate < 0.2
 
