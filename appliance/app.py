@@ -49,6 +49,9 @@ class GazeLike(Protocol):
     def update(self, faces: Any, t: float, image_size: tuple[int, int]) -> Any:
         """Return a record with viewer, viewer_box, angle_raw, angle, index and state."""
 
+    def set_sensor_fraction(self, fraction: float) -> float:
+        """Narrow the field of view to the shown part of the sensor; return it, degrees."""
+
 
 class DisplayLike(Protocol):
     """What the loop needs of the display (see :mod:`appliance.display`)."""
@@ -219,6 +222,7 @@ class App:
         self._last_frame_t = 0.0
         self._last_frame_wall = time.monotonic()
         self._image_size = (640, 480)
+        self._width_fraction = 1.0  # of the sensor's width the camera's images show
         self._last_status = 0.0
         self._last_watchdog = 0.0
         self._last_idle_update = 0.0
@@ -321,6 +325,15 @@ class App:
             self._error("bad_frame", f"camera frame {frame.seq} ignored: {problem}")
         else:
             self._image_size = (frame.image.shape[1], frame.image.shape[0])
+            fraction = self.capture.width_fraction
+            if fraction != self._width_fraction:
+                self._width_fraction = fraction
+                hfov = self.gaze.set_sensor_fraction(fraction)
+                log.info(
+                    "camera shows %.0f %% of its sensor's width: field of view %.1f°",
+                    100 * fraction,
+                    hfov,
+                )
             try:
                 if frame.seq in faults.detector_raise_at:
                     raise InjectedFault(f"injected detector error at frame {frame.seq}")

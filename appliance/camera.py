@@ -168,8 +168,33 @@ class ReplaySource:
         """Nothing to release for a folder."""
 
 
+def sensor_width_fraction(crop: Any, pixel_array: Any) -> float:
+    """How much of the sensor's width a stream shows, from libcamera's own figures.
+
+    The ISP keeps the stream's aspect ratio by cropping the sensor (picamera2 issue #450): a
+    4:3 stream (1280×960) from Camera Module 3's 16:9 sensor shows 3456 of its 4608 pixels,
+    75 %, so its horizontal field of view is 52°, not the lens's 66°.
+
+    Args:
+        crop: The ``ScalerCrop`` metadata ``(x, y, width, height)`` in sensor pixels.
+        pixel_array: The camera property ``PixelArraySize`` ``(width, height)``, pixels.
+
+    Returns:
+        The fraction in (0, 1]; 1.0 when either figure is missing or makes no sense.
+    """
+    try:
+        fraction = float(crop[2]) / float(pixel_array[0])
+    except (TypeError, ValueError, IndexError, ZeroDivisionError):
+        return 1.0
+    return fraction if 0.0 < fraction <= 1.0 else 1.0
+
+
 class Picamera2Source:
     """A Raspberry Pi camera via picamera2, asking the ISP for a small RGB ``main`` stream.
+
+    After :meth:`open`, :attr:`width_fraction` says which fraction of the sensor's width the
+    stream shows (libcamera's ``ScalerCrop`` against ``PixelArraySize``): the appliance narrows
+    the lens's field of view (``camera.hfov_deg``) to it.
 
     Args:
         width: Stream width in pixels (the ISP scales the sensor image to it).
@@ -185,6 +210,7 @@ class Picamera2Source:
         self.fps = fps
         self._cam: Any = None
         self._t0 = time.monotonic()
+        self.width_fraction = 1.0
 
     def open(self) -> None:
         """Start the camera; raise :class:`CameraError` if it is absent or busy."""
@@ -205,9 +231,21 @@ class Picamera2Source:
             )
             cam.configure(config)
             cam.start()
+            crop = cam.capture_metadata().get("ScalerCrop")
+            array = cam.camera_properties.get("PixelArraySize")
         except Exception as err:  # libcamera raises many kinds of error
             raise CameraError(f"picamera2: cannot start the camera: {err}") from None
         self._cam = cam
+        self.width_fraction = sensor_width_fraction(crop, array)
+        if self.width_fraction < 0.99:
+            log.warning(
+                "picamera2: a %dx%d stream shows %.0f %% of the sensor's width (ScalerCrop %s of "
+                "%s): the field of view is narrowed to match",
+                *self.size,
+                100 * self.width_fraction,
+                tuple(crop),
+                tuple(array),
+            )
 
     def read(self) -> tuple[np.ndarray, float]:
         """Capture the next frame from the ``main`` stream."""
@@ -378,6 +416,12 @@ class Capture:
             frame, self._frame = self._frame, None
             self._cond.notify_all()
             return frame
+
+    @property
+    def width_fraction(self) -> float:
+        """Fraction of the sensor's width the source's images show, (0, 1] (1.0 if unknown)."""
+        value = getattr(self.source, "width_fraction", 1.0)
+        return float(value) if isinstance(value, int | float) and 0 < value <= 1 else 1.0
 
     @property
     def ended(self) -> bool:

@@ -88,7 +88,9 @@ class CameraConfig(Section):
     )
     fps: Annotated[float, Field(gt=0, le=120)] = Field(30.0, description="Capture rate, frames/s.")
     hfov_deg: Annotated[float, Field(gt=10, lt=180)] = Field(
-        66.0, description="Horizontal field of view in degrees (Camera Module 3: 66, wide: 102)."
+        66.0,
+        description="Horizontal field of view of the lens over the sensor's full width, "
+        "degrees (Camera Module 3: 66, wide: 102); picamera2 narrows it to the ISP's crop.",
     )
     mirror: bool = Field(False, description="True if the images are mirrored left-right.")
     offset_x_mm: float = Field(

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from PIL import Image
+from skimage import data
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -386,6 +388,39 @@ def test_venv_runs_monalisa(deployed: Deployment) -> None:
     # apt's python3-systemd is visible from the venv (--system-site-packages).
     r = deployed.chroot("/opt/monalisa/venv/bin/python", "-c", "import systemd.daemon")
     assert r.returncode == 0, r.stderr
+
+
+def test_venv_keeps_apts_numpy_and_detects_with_it(deployed: Deployment) -> None:
+    # On a Pi, apt's picamera2 (simplejpeg) is built for apt's numpy: pip must not shadow it.
+    r = deployed.chroot("dpkg-query", "--show", "--showformat=${Version}", "python3-numpy")
+    assert r.returncode == 0, r.stderr
+    apt_version = r.stdout.split(":")[-1].split("-")[0].split("+")[0]
+    constraints = (deployed.root / "opt/monalisa/pip-constraints.txt").read_text()
+    assert f"numpy=={apt_version}" in constraints.splitlines()
+    r = deployed.chroot(
+        "/opt/monalisa/venv/bin/python",
+        "-c",
+        "import numpy; print(numpy.__version__, numpy.__file__)",
+    )
+    assert r.returncode == 0, r.stderr
+    version, where = r.stdout.split()
+    assert version == apt_version
+    assert where.startswith("/usr/lib/python3/dist-packages/"), where
+    # ... and the appliance's detector runs on that numpy (the installed model, a real face).
+    Image.fromarray(data.astronaut()).save(deployed.root / "tmp/astronaut.png")
+    r = deployed.chroot(
+        "/usr/local/bin/monalisa",
+        "detect",
+        "--json",
+        "--model",
+        "/opt/monalisa/models/blazeface.tflite",
+        "/tmp/astronaut.png",
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    (face,) = json.loads(r.stdout)["faces"]
+    assert face["score"] > 0.8
+    (rx, ry), (lx, ly) = face["keypoints"][:2]
+    assert 195 < rx < 210 and 240 < lx < 255 and 95 < ry < 112 and 95 < ly < 112
 
 
 def test_service_user(deployed: Deployment) -> None:

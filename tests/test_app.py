@@ -94,6 +94,11 @@ class Rec:
 class FakeGaze:
     def __init__(self):
         self.seen = []
+        self.fractions = []
+
+    def set_sensor_fraction(self, fraction):
+        self.fractions.append(fraction)
+        return 66.0 * fraction
 
     def update(self, faces, t, image_size):
         self.seen.append((len(faces), t))
@@ -193,6 +198,23 @@ def test_replay_end_stops_with_complete_trace(tmp_path):
     assert app.display.closed
     names = [m[0] for m in app.notifier.msgs]
     assert names[0] == "READY" and names[-1] == "STOPPING"
+
+
+def test_a_cropped_sensor_narrows_the_gaze_field_of_view_once(caplog):
+    src = Script([frame(v) for v in (11, 12, 13)])
+    src.width_fraction = 0.75  # type: ignore[attr-defined]  # Picamera2Source's 4:3 on 16:9
+    app, _ = make_app([])
+    app.capture = Capture(src, retry_initial_s=0.01, retry_max_s=0.02)
+    with caplog.at_level("INFO", logger="appliance.app"):
+        assert app.run() == 0
+    assert app.gaze.fractions == [0.75]  # once, not every frame
+    assert "75 % of its sensor's width" in caplog.text
+
+
+def test_a_full_width_source_leaves_the_field_of_view_alone():
+    app, _ = make_app([frame(v) for v in (11, 12)])
+    assert app.run() == 0
+    assert app.gaze.fractions == []
 
 
 def test_first_frame_is_rest_index_before_camera():

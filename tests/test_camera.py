@@ -3,6 +3,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -94,6 +95,110 @@ def test_parse_source():
 def test_picamera2_missing_gives_clear_error():
     with pytest.raises(CameraError, match="python3-picamera2"):
         Picamera2Source(640, 480, 30).open()
+
+
+class FakePicamera2:
+    """Stands in for picamera2.Picamera2 (libcamera exists only on a Pi): records the calls.
+
+    It answers as a Camera Module 3 does (IMX708, 4608×2592 pixel array): the ISP keeps a 4:3
+    stream's aspect ratio by cropping the 16:9 sensor to 3456×2592.
+    """
+
+    instances: ClassVar[list[FakePicamera2]] = []
+    fail_start: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.config: dict[str, object] = {}
+        self.camera_properties = {"PixelArraySize": (4608, 2592), "Model": "imx708"}
+        FakePicamera2.instances.append(self)
+
+    def create_video_configuration(self, **kw: object) -> dict[str, object]:
+        self.calls.append("create_video_configuration")
+        return dict(kw)
+
+    def configure(self, config: dict[str, object]) -> None:
+        self.calls.append("configure")
+        self.config = config
+
+    def start(self) -> None:
+        self.calls.append("start")
+        if FakePicamera2.fail_start:
+            raise RuntimeError("Camera __init__ sequence did not complete.")
+
+    def capture_metadata(self) -> dict[str, object]:
+        w, h = self.config["main"]["size"]  # type: ignore[index]
+        crop_w = min(4608, round(2592 * w / h))
+        return {"ScalerCrop": ((4608 - crop_w) // 2, 0, crop_w, 2592), "SensorTimestamp": 1}
+
+    def capture_array(self, name: str) -> np.ndarray:
+        self.calls.append(f"capture_array:{name}")
+        w, h = self.config["main"]["size"]  # type: ignore[index]
+        img = np.zeros((h, w, 3), np.uint8)
+        img[..., 0] = 200  # red first: "BGR888" is R, G, B in memory
+        return img
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+@pytest.fixture
+def fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> type[FakePicamera2]:
+    import sys
+    import types
+
+    module = types.ModuleType("picamera2")
+    module.Picamera2 = FakePicamera2  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    FakePicamera2.instances = []
+    FakePicamera2.fail_start = False
+    return FakePicamera2
+
+
+@pytest.mark.parametrize(("size", "fraction"), [((1280, 960), 0.75), ((1536, 864), 1.0)])
+def test_picamera2_stream_size_rgb_and_sensor_crop(
+    fake_picamera2: type[FakePicamera2],
+    size: tuple[int, int],
+    fraction: float,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    src = Picamera2Source(*size, fps=30)
+    with caplog.at_level("WARNING", logger="appliance.camera"):
+        src.open()
+    (cam,) = fake_picamera2.instances
+    assert cam.config["main"] == {"size": size, "format": "BGR888"}
+    assert cam.config["controls"] == {"FrameRate": 30}
+    assert src.width_fraction == pytest.approx(fraction)
+    assert ("75 % of the sensor's width" in caplog.text) == (fraction < 1)
+    cap = Capture(src)
+    assert cap.width_fraction == pytest.approx(fraction)
+    img, t = src.read()
+    assert img.shape == (size[1], size[0], 3) and img.flags["C_CONTIGUOUS"]
+    assert img[0, 0].tolist() == [200, 0, 0] and t >= 0
+    src.close()
+    src.close()  # twice is fine
+    assert cam.calls[-2:] == ["stop", "close"]
+    with pytest.raises(CameraError, match="not open"):
+        src.read()
+
+
+def test_picamera2_start_failure_is_a_camera_error(fake_picamera2: type[FakePicamera2]) -> None:
+    fake_picamera2.fail_start = True
+    with pytest.raises(CameraError, match="cannot start the camera: Camera __init__"):
+        Picamera2Source(1280, 960, 30).open()
+
+
+def test_sensor_width_fraction_from_libcamera_figures() -> None:
+    from appliance.camera import sensor_width_fraction
+
+    assert sensor_width_fraction((576, 0, 3456, 2592), (4608, 2592)) == pytest.approx(0.75)
+    assert sensor_width_fraction((0, 0, 4608, 2592), (4608, 2592)) == 1.0
+    assert sensor_width_fraction(None, (4608, 2592)) == 1.0  # unknown: the lens's whole width
+    assert sensor_width_fraction((0, 0, 9999, 1), (4608, 2592)) == 1.0
+    assert sensor_width_fraction((0, 0, 100, 100), (0, 0)) == 1.0
 
 
 class ListSource:

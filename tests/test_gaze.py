@@ -113,6 +113,24 @@ def test_distance_from_eye_spacing_by_hand():
     assert pos.angle_deg == pytest.approx(0.0, abs=1e-9)
 
 
+def test_a_cropped_sensor_narrows_the_field_of_view_and_angles():
+    # Camera Module 3 (66° over 4608 px) giving a 4:3 stream shows 3456 px: 75 % of the width.
+    g = gaze(CameraConfig(hfov_deg=66.0))
+    cam52 = Camera(hfov_deg=2 * math.degrees(math.atan(0.75 * math.tan(math.radians(33)))))
+    # A visitor 1 m to the side at 3 m, as the narrower 52° camera really sees them.
+    face = face_at(1000.0, 3000.0, SIZE, cam52)
+    wrong = g.angle_of(face, SIZE)  # believing the lens's 66°
+    assert g.set_sensor_fraction(0.75) == pytest.approx(51.93, abs=0.01)
+    assert g.camera.hfov_deg == pytest.approx(cam52.hfov_deg)
+    right = g.angle_of(face, SIZE)
+    assert right == pytest.approx(math.degrees(math.atan2(1000.0, 3000.0)), abs=0.05)
+    assert abs(wrong) > abs(right) + 5  # 66° would over-turn the eyes: 24° for 18.4°
+    # Back to the full width, and nonsense counts as the full width.
+    assert g.set_sensor_fraction(1.0) == pytest.approx(66.0)
+    assert g.set_sensor_fraction(float("nan")) == pytest.approx(66.0)
+    assert g.set_sensor_fraction(1.5) == pytest.approx(66.0)
+
+
 def test_right_half_of_unmirrored_image_is_visitors_left_low_index():
     cam = Camera()
     f = face_at(0, 2000, SIZE, cam)

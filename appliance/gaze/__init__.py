@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from appliance.config import CameraConfig, GazeConfig
@@ -114,6 +114,7 @@ class Gaze:
         if not 0 <= rest_index < len(self.angles):
             raise ValueError(f"rest_index {rest_index} out of range 0..{len(self.angles) - 1}")
         self.config = config
+        self.lens_hfov_deg = camera.hfov_deg
         self.camera = Camera(
             hfov_deg=camera.hfov_deg,
             mirror=camera.mirror,
@@ -159,6 +160,24 @@ class Gaze:
         self._last_seen = -math.inf
         self._idle_from = self.rest_angle
         self._glance_armed = False
+
+    def set_sensor_fraction(self, fraction: float) -> float:
+        """Narrow the field of view to the part of the sensor's width the images show.
+
+        Args:
+            fraction: Shown width over the sensor's full width, in (0, 1] (1 = the whole
+                lens field ``camera.hfov_deg``). Out-of-range values count as 1.
+
+        Returns:
+            The horizontal field of view now used, degrees:
+            ``2·atan(fraction · tan(hfov / 2))``.
+        """
+        if not (math.isfinite(fraction) and 0.0 < fraction <= 1.0):
+            fraction = 1.0
+        half = math.radians(self.lens_hfov_deg) / 2.0
+        hfov = math.degrees(2.0 * math.atan(fraction * math.tan(half)))
+        self.camera = replace(self.camera, hfov_deg=hfov)
+        return hfov
 
     @property
     def switches(self) -> int:
