@@ -223,6 +223,7 @@ class App:
         self._last_frame_wall = time.monotonic()
         self._image_size = (640, 480)
         self._width_fraction = 1.0  # of the sensor's width the camera's images show
+        self._hfov_deg: float | None = None  # the narrowed field of view, None = as configured
         self._last_status = 0.0
         self._last_watchdog = 0.0
         self._last_idle_update = 0.0
@@ -328,7 +329,7 @@ class App:
             fraction = self.capture.width_fraction
             if fraction != self._width_fraction:
                 self._width_fraction = fraction
-                hfov = self.gaze.set_sensor_fraction(fraction)
+                hfov = self._hfov_deg = self.gaze.set_sensor_fraction(fraction)
                 log.info(
                     "camera shows %.0f %% of its sensor's width: field of view %.1f°",
                     100 * fraction,
@@ -495,6 +496,9 @@ class App:
                 "failed_for_s": None if failed_for is None else round(failed_for, 1),
                 "failures": cap.failures,
                 "last_error": cap.last_error,
+                # Of the sensor's width the images show; < 1 narrowed the field of view.
+                "sensor_width_fraction": round(self._width_fraction, 4),
+                "hfov_deg": None if self._hfov_deg is None else round(self._hfov_deg, 2),
             },
             "detector_ms": round(statistics.median(st.detect_ms), 2) if st.detect_ms else None,
             "loop_fps": round(Stats.rate(st.frame_times, now), 2),

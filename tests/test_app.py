@@ -209,12 +209,16 @@ def test_a_cropped_sensor_narrows_the_gaze_field_of_view_once(caplog):
         assert app.run() == 0
     assert app.gaze.fractions == [0.75]  # once, not every frame
     assert "75 % of its sensor's width" in caplog.text
+    cam = app.status()["camera"]
+    assert cam["sensor_width_fraction"] == 0.75 and cam["hfov_deg"] == 49.5  # FakeGaze's
 
 
 def test_a_full_width_source_leaves_the_field_of_view_alone():
     app, _ = make_app([frame(v) for v in (11, 12)])
     assert app.run() == 0
     assert app.gaze.fractions == []
+    cam = app.status()["camera"]
+    assert cam["sensor_width_fraction"] == 1.0 and cam["hfov_deg"] is None
 
 
 def test_first_frame_is_rest_index_before_camera():
