@@ -189,12 +189,53 @@ def sensor_width_fraction(crop: Any, pixel_array: Any) -> float:
     return fraction if 0.0 < fraction <= 1.0 else 1.0
 
 
+def choose_sensor_mode(modes: Any, size: tuple[int, int], fps: float) -> dict[str, Any] | None:
+    """The sensor mode to ask for: the whole sensor width, fast enough, the least pixels.
+
+    libcamera, left to itself, may pick a *cropped* sensor mode for a small stream (Camera
+    Module 3's 1536×864 mode covers only two thirds of the sensor's width, 47° instead of 66°).
+    Among the modes whose ``crop_limits`` span the widest part of the sensor, this takes the
+    smallest one at least as large as the stream that runs at ``fps`` or faster (else the
+    fastest of them; else the largest).
+
+    Args:
+        modes: picamera2's ``Picamera2.sensor_modes``: dicts with ``size`` (w, h), ``fps``,
+            ``crop_limits`` (x, y, w, h in sensor pixels) and ``bit_depth``.
+        size: The stream's (width, height), pixels.
+        fps: The frame rate wanted, frames per second.
+
+    Returns:
+        The chosen mode, or None when ``modes`` is empty or malformed (libcamera chooses).
+    """
+    try:
+        usable = [
+            m
+            for m in modes
+            if len(m["size"]) == 2 and len(m["crop_limits"]) == 4 and float(m["fps"]) > 0
+        ]
+        if not usable:
+            return None
+        widest = max(int(m["crop_limits"][2]) for m in usable)
+        full = [m for m in usable if int(m["crop_limits"][2]) >= widest]
+        big = [m for m in full if m["size"][0] >= size[0] and m["size"][1] >= size[1]]
+        fast = [m for m in big if float(m["fps"]) >= fps]
+        if fast:
+            return dict(min(fast, key=lambda m: m["size"][0] * m["size"][1]))
+        if big:
+            return dict(max(big, key=lambda m: float(m["fps"])))
+        return dict(max(full, key=lambda m: m["size"][0] * m["size"][1]))
+    except (TypeError, KeyError, ValueError, IndexError):
+        return None
+
+
 class Picamera2Source:
     """A Raspberry Pi camera via picamera2, asking the ISP for a small RGB ``main`` stream.
 
-    After :meth:`open`, :attr:`width_fraction` says which fraction of the sensor's width the
-    stream shows (libcamera's ``ScalerCrop`` against ``PixelArraySize``): the appliance narrows
-    the lens's field of view (``camera.hfov_deg``) to it.
+    The sensor runs in the mode :func:`choose_sensor_mode` picks (the whole sensor width, the
+    fewest pixels that still make the stream at its rate). After :meth:`open`,
+    :attr:`width_fraction` says which fraction of the sensor's width the stream shows
+    (libcamera's ``ScalerCrop`` against ``PixelArraySize``): the appliance narrows the lens's
+    field of view (``camera.hfov_deg``) to it.
 
     Args:
         width: Stream width in pixels (the ISP scales the sensor image to it).
@@ -223,12 +264,31 @@ class Picamera2Source:
             ) from None
         try:
             cam = Picamera2()
-            # "BGR888" is libcamera's name for bytes in R, G, B order: what the detector wants.
-            config = cam.create_video_configuration(
-                main={"size": self.size, "format": "BGR888"},
-                buffer_count=4,
-                controls={"FrameRate": self.fps},
+            mode = choose_sensor_mode(cam.sensor_modes, self.size, self.fps)
+            sensor = (
+                {}
+                if mode is None
+                else {"output_size": mode["size"], "bit_depth": mode["bit_depth"]}
             )
+            if mode is not None:
+                log.info(
+                    "picamera2: sensor mode %sx%s at up to %.0f fps (crop %s) for a %dx%d stream",
+                    *mode["size"],
+                    float(mode["fps"]),
+                    tuple(mode["crop_limits"]),
+                    *self.size,
+                )
+            # "BGR888" is libcamera's name for bytes in R, G, B order: what the detector wants.
+            stream: dict[str, Any] = {
+                "main": {"size": self.size, "format": "BGR888"},
+                "buffer_count": 4,
+                "controls": {"FrameRate": self.fps},
+            }
+            try:
+                config = cam.create_video_configuration(**stream, sensor=sensor)
+            except TypeError:  # a picamera2 older than its `sensor` argument: libcamera picks
+                log.warning("picamera2: cannot ask for a sensor mode (old picamera2)")
+                config = cam.create_video_configuration(**stream)
             cam.configure(config)
             cam.start()
             crop = cam.capture_metadata().get("ScalerCrop")

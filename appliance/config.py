@@ -84,7 +84,9 @@ class CameraConfig(Section):
         1280, description="Capture width in pixels asked of the camera/ISP."
     )
     height: Annotated[int, Field(ge=48, le=3456)] = Field(
-        960, description="Capture height in pixels asked of the camera/ISP."
+        720,
+        description="Capture height in pixels asked of the camera/ISP (16:9, as Camera "
+        "Module 3's sensor: the ISP then crops none of its width).",
     )
     fps: Annotated[float, Field(gt=0, le=120)] = Field(30.0, description="Capture rate, frames/s.")
     hfov_deg: Annotated[float, Field(gt=10, lt=180)] = Field(
@@ -152,10 +154,10 @@ class FinderConfig(Section):
         "'band': head-band tiles + follow crop (gallery rooms, visitors out to ~4.5 m).",
     )
     band_top: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
-        0.35, description="Top of the head band as a fraction of the image height, 0-1."
+        0.30, description="Top of the head band as a fraction of the image height, 0-1."
     )
     band_bottom: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
-        0.80, description="Bottom of the head band as a fraction of the image height, 0-1."
+        0.90, description="Bottom of the head band as a fraction of the image height, 0-1."
     )
     band_learn: bool = Field(
         False,

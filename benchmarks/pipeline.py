@@ -91,7 +91,8 @@ def run_once(clip: Path, finder_mode: str, threads: int, workdir: Path) -> tuple
         {
             "camera": {"source": f"replay:{clip}", "replay_speed": "max"},
             "detector": {"num_threads": threads},
-            "finder": {"mode": finder_mode},
+            # The 1280x960 room clip gets the gallery band's pixel rows (range.BAND_960).
+            "finder": {"mode": finder_mode, "band_top": 0.35, "band_bottom": 0.80},
             "display": {"driver": "headless"},
             "service": {"status_file": str(workdir / "status.json")},
         },

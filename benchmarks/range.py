@@ -47,6 +47,10 @@ from appliance.types import Box, Face, Point
 
 DISTANCES_M = (1.5, 2.5, 3.5, 4.5)
 
+BAND_960 = (0.35, 0.80)
+"""The gallery default's head band (0.30-0.90 of a 1280×720 frame at 66°) in the rows of these
+1280×960 clips: the same focal length (985.5 px), so the same pixel rows and the same tiles."""
+
 MP_PYTHON_ENV = "MONALISA_MP_PYTHON"
 """Environment variable naming a python with ``mediapipe==0.10.21`` (enables the MP column)."""
 
@@ -644,7 +648,7 @@ def _run(args: argparse.Namespace, mp: MediaPipeDetector | None) -> int:
     geometry = CameraGeometry(1280, 960, 66.0, height_m=1.75)
     renderer = Renderer(astronaut_photo(), geometry, seed=args.seed, noise_sigma=args.noise)
     detector = Detector("full", num_threads=args.threads)
-    band_config = FinderConfig(mode="band")
+    band_config = FinderConfig(mode="band", band_top=BAND_960[0], band_bottom=BAND_960[1])
     max_frames = 60 if args.quick else None
     print(
         f"camera {geometry.width}x{geometry.height}, {geometry.hfov_deg:.0f}° "

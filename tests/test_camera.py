@@ -3,7 +3,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -100,17 +100,31 @@ def test_picamera2_missing_gives_clear_error():
 class FakePicamera2:
     """Stands in for picamera2.Picamera2 (libcamera exists only on a Pi): records the calls.
 
-    It answers as a Camera Module 3 does (IMX708, 4608×2592 pixel array): the ISP keeps a 4:3
-    stream's aspect ratio by cropping the 16:9 sensor to 3456×2592.
+    It answers as a Camera Module 3 does (IMX708, 4608×2592 pixel array, its three modes): the
+    ISP keeps the stream's aspect ratio by cropping what the sensor mode covers (a 4:3 stream
+    from the 16:9 sensor: 3456×2592). Without a ``sensor`` request it takes, as libcamera may,
+    the smallest mode at least as large as the stream: the 1536×864 one, a central crop.
     """
+
+    MODES: ClassVar[list[dict[str, Any]]] = [
+        {
+            "size": (1536, 864),
+            "fps": 120.13,
+            "crop_limits": (768, 432, 3072, 1728),
+            "bit_depth": 10,
+        },
+        {"size": (2304, 1296), "fps": 56.03, "crop_limits": (0, 0, 4608, 2592), "bit_depth": 10},
+        {"size": (4608, 2592), "fps": 14.35, "crop_limits": (0, 0, 4608, 2592), "bit_depth": 10},
+    ]
 
     instances: ClassVar[list[FakePicamera2]] = []
     fail_start: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.calls: list[str] = []
-        self.config: dict[str, object] = {}
+        self.config: dict[str, Any] = {}
         self.camera_properties = {"PixelArraySize": (4608, 2592), "Model": "imx708"}
+        self.sensor_modes = [dict(m) for m in self.MODES]
         FakePicamera2.instances.append(self)
 
     def create_video_configuration(self, **kw: object) -> dict[str, object]:
@@ -126,14 +140,25 @@ class FakePicamera2:
         if FakePicamera2.fail_start:
             raise RuntimeError("Camera __init__ sequence did not complete.")
 
+    def mode(self) -> dict[str, Any]:
+        want = self.config.get("sensor") or {}
+        if want:
+            return next(m for m in self.MODES if m["size"] == want["output_size"])
+        w, h = self.config["main"]["size"]
+        return next(m for m in self.MODES if m["size"][0] >= w and m["size"][1] >= h)
+
     def capture_metadata(self) -> dict[str, object]:
-        w, h = self.config["main"]["size"]  # type: ignore[index]
-        crop_w = min(4608, round(2592 * w / h))
-        return {"ScalerCrop": ((4608 - crop_w) // 2, 0, crop_w, 2592), "SensorTimestamp": 1}
+        w, h = self.config["main"]["size"]
+        x, y, cw, ch = self.mode()["crop_limits"]
+        if cw * h > ch * w:  # the mode is wider than the stream: crop its sides
+            crop = (x + (cw - ch * w // h) // 2, y, ch * w // h, ch)
+        else:
+            crop = (x, y + (ch - cw * h // w) // 2, cw, cw * h // w)
+        return {"ScalerCrop": crop, "SensorTimestamp": 1}
 
     def capture_array(self, name: str) -> np.ndarray:
         self.calls.append(f"capture_array:{name}")
-        w, h = self.config["main"]["size"]  # type: ignore[index]
+        w, h = self.config["main"]["size"]
         img = np.zeros((h, w, 3), np.uint8)
         img[..., 0] = 200  # red first: "BGR888" is R, G, B in memory
         return img
@@ -158,7 +183,9 @@ def fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> type[FakePicamera2]:
     return FakePicamera2
 
 
-@pytest.mark.parametrize(("size", "fraction"), [((1280, 960), 0.75), ((1536, 864), 1.0)])
+@pytest.mark.parametrize(
+    ("size", "fraction"), [((1280, 960), 0.75), ((1280, 720), 1.0), ((1536, 864), 1.0)]
+)
 def test_picamera2_stream_size_rgb_and_sensor_crop(
     fake_picamera2: type[FakePicamera2],
     size: tuple[int, int],
@@ -170,6 +197,8 @@ def test_picamera2_stream_size_rgb_and_sensor_crop(
         src.open()
     (cam,) = fake_picamera2.instances
     assert cam.config["main"] == {"size": size, "format": "BGR888"}
+    # The binned mode that spans the whole sensor, not the 120-fps central crop.
+    assert cam.config["sensor"] == {"output_size": (2304, 1296), "bit_depth": 10}
     assert cam.config["controls"] == {"FrameRate": 30}
     assert src.width_fraction == pytest.approx(fraction)
     assert ("75 % of the sensor's width" in caplog.text) == (fraction < 1)
@@ -185,10 +214,48 @@ def test_picamera2_stream_size_rgb_and_sensor_crop(
         src.read()
 
 
+def test_an_old_picamera2_without_sensor_argument_still_starts(
+    fake_picamera2: type[FakePicamera2], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def old_create(self: FakePicamera2, main: Any, buffer_count: int, controls: Any) -> Any:
+        return {"main": main, "buffer_count": buffer_count, "controls": controls}
+
+    monkeypatch.setattr(FakePicamera2, "create_video_configuration", old_create)
+    src = Picamera2Source(1280, 720, 30)
+    src.open()
+    (cam,) = fake_picamera2.instances
+    assert "sensor" not in cam.config
+    # libcamera then picks the central-crop mode; the measured fraction says so.
+    assert src.width_fraction == pytest.approx(3072 / 4608)
+
+
 def test_picamera2_start_failure_is_a_camera_error(fake_picamera2: type[FakePicamera2]) -> None:
     fake_picamera2.fail_start = True
     with pytest.raises(CameraError, match="cannot start the camera: Camera __init__"):
         Picamera2Source(1280, 960, 30).open()
+
+
+def test_left_to_itself_the_stand_in_takes_the_cropped_mode(
+    fake_picamera2: type[FakePicamera2],
+) -> None:
+    # What choose_sensor_mode prevents: the smallest mode covering 1280×720 is a crop.
+    cam = FakePicamera2()
+    cam.configure({"main": {"size": (1280, 720)}})
+    assert cam.capture_metadata()["ScalerCrop"] == (768, 432, 3072, 1728)  # 2/3 of the width
+
+
+def test_choose_sensor_mode() -> None:
+    from appliance.camera import choose_sensor_mode
+
+    modes = FakePicamera2.MODES
+    assert choose_sensor_mode(modes, (1280, 720), 30)["size"] == (2304, 1296)  # type: ignore[index]
+    assert choose_sensor_mode(modes, (640, 480), 100)["size"] == (2304, 1296)  # type: ignore[index]
+    assert choose_sensor_mode(modes, (4000, 2000), 10)["size"] == (4608, 2592)  # type: ignore[index]
+    assert choose_sensor_mode(modes, (4000, 2000), 30)["size"] == (4608, 2592)  # type: ignore[index]
+    assert choose_sensor_mode(modes, (9999, 9999), 30)["size"] == (4608, 2592)  # type: ignore[index]
+    assert choose_sensor_mode([], (1280, 720), 30) is None
+    assert choose_sensor_mode([{"size": (1, 2)}], (1280, 720), 30) is None
+    assert choose_sensor_mode(None, (1280, 720), 30) is None
 
 
 def test_sensor_width_fraction_from_libcamera_figures() -> None:

@@ -67,7 +67,8 @@ def _frame(*points: tuple[int, int]) -> np.ndarray:
 
 
 def _band(**kw: object) -> FinderConfig:
-    return FinderConfig(mode="band", **kw)
+    """The band finder with the gallery band's pixel rows in these 1280×960 frames."""
+    return FinderConfig(**{"mode": "band", "band_top": 0.35, "band_bottom": 0.80, **kw})
 
 
 # ---- configuration -----------------------------------------------------------------------
