@@ -18,6 +18,7 @@ Sources:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -33,6 +34,8 @@ from PIL import Image
 log = logging.getLogger(__name__)
 
 CameraState = Literal["starting", "running", "failed", "ended", "stopped"]
+SENSOR_CLOCK_SLACK_S = 5.0
+"""A frame's ``SensorTimestamp`` further than this from ``time.monotonic()`` is not trusted."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp")
 
 
@@ -308,14 +311,34 @@ class Picamera2Source:
             )
 
     def read(self) -> tuple[np.ndarray, float]:
-        """Capture the next frame from the ``main`` stream."""
+        """Capture the next frame from the ``main`` stream, timed when the sensor took it.
+
+        Returns:
+            ``(rgb, t)``: H×W×3 uint8 RGB (a copy; the camera's buffer goes straight back) and
+            the frame's ``SensorTimestamp`` (start of its exposure, on ``time.monotonic``'s
+            clock: picamera2 issue #787) in seconds since the source was made. Without a
+            plausible timestamp, the time of the read.
+        """
         if self._cam is None:
             raise CameraError("picamera2: not open")
         try:
-            arr = self._cam.capture_array("main")
+            request = self._cam.capture_request()
         except Exception as err:
             raise CameraError(f"picamera2: capture failed: {err}") from None
-        return np.ascontiguousarray(arr[:, :, :3]), time.monotonic() - self._t0
+        try:
+            arr = request.make_array("main")
+            metadata = request.get_metadata()
+        except Exception as err:
+            raise CameraError(f"picamera2: capture failed: {err}") from None
+        finally:
+            with contextlib.suppress(Exception):
+                request.release()  # always: libcamera has only buffer_count buffers
+        now = time.monotonic()
+        t = now
+        stamp = metadata.get("SensorTimestamp") if isinstance(metadata, dict) else None
+        if isinstance(stamp, int | float) and abs(stamp / 1e9 - now) < SENSOR_CLOCK_SLACK_S:
+            t = stamp / 1e9
+        return np.ascontiguousarray(arr[:, :, :3]), t - self._t0
 
     def close(self) -> None:
         """Stop and release the camera."""

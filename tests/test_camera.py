@@ -97,6 +97,25 @@ def test_picamera2_missing_gives_clear_error():
         Picamera2Source(640, 480, 30).open()
 
 
+class FakeRequest:
+    """A completed picamera2 request: one frame and its metadata, to be released."""
+
+    def __init__(self, image: np.ndarray, stamp_ns: int | None, fail: bool = False) -> None:
+        self.image, self.stamp_ns, self.fail, self.released = image, stamp_ns, fail, False
+
+    def make_array(self, name: str) -> np.ndarray:
+        assert name == "main" and not self.released
+        if self.fail:
+            raise RuntimeError("dma-buf mmap failed")
+        return self.image.copy()
+
+    def get_metadata(self) -> dict[str, object]:
+        return {} if self.stamp_ns is None else {"SensorTimestamp": self.stamp_ns}
+
+    def release(self) -> None:
+        self.released = True
+
+
 class FakePicamera2:
     """Stands in for picamera2.Picamera2 (libcamera exists only on a Pi): records the calls.
 
@@ -119,6 +138,7 @@ class FakePicamera2:
 
     instances: ClassVar[list[FakePicamera2]] = []
     fail_start: ClassVar[bool] = False
+    stamp_ns: int | None = None  # SensorTimestamp of the next frames, ns; None = none
 
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -156,12 +176,13 @@ class FakePicamera2:
             crop = (x, y + (ch - cw * h // w) // 2, cw, cw * h // w)
         return {"ScalerCrop": crop, "SensorTimestamp": 1}
 
-    def capture_array(self, name: str) -> np.ndarray:
-        self.calls.append(f"capture_array:{name}")
+    def capture_request(self) -> FakeRequest:
+        self.calls.append("capture_request")
         w, h = self.config["main"]["size"]
         img = np.zeros((h, w, 3), np.uint8)
         img[..., 0] = 200  # red first: "BGR888" is R, G, B in memory
-        return img
+        self.request = FakeRequest(img, self.stamp_ns)
+        return self.request
 
     def stop(self) -> None:
         self.calls.append("stop")
@@ -207,6 +228,7 @@ def test_picamera2_stream_size_rgb_and_sensor_crop(
     img, t = src.read()
     assert img.shape == (size[1], size[0], 3) and img.flags["C_CONTIGUOUS"]
     assert img[0, 0].tolist() == [200, 0, 0] and t >= 0
+    assert cam.request.released
     src.close()
     src.close()  # twice is fine
     assert cam.calls[-2:] == ["stop", "close"]
@@ -227,6 +249,33 @@ def test_an_old_picamera2_without_sensor_argument_still_starts(
     assert "sensor" not in cam.config
     # libcamera then picks the central-crop mode; the measured fraction says so.
     assert src.width_fraction == pytest.approx(3072 / 4608)
+
+
+def test_picamera2_frames_are_timed_by_the_sensor_and_buffers_always_released(
+    fake_picamera2: type[FakePicamera2],
+) -> None:
+    src = Picamera2Source(1280, 720, 30)
+    src.open()
+    (cam,) = fake_picamera2.instances
+    taken = time.monotonic() - 0.040  # exposed 40 ms before the read
+    cam.stamp_ns = round(taken * 1e9)
+    _img, t = src.read()
+    assert t == pytest.approx(taken - src._t0, abs=1e-6)
+    cam.stamp_ns = 12_345  # a clock that is not monotonic's (e.g. after a driver bug)
+    before = time.monotonic() - src._t0
+    _img, t = src.read()
+    assert before <= t <= time.monotonic() - src._t0
+    # A failed copy still hands the buffer back, and is a CameraError.
+    req_holder: list[FakeRequest] = []
+
+    def failing() -> FakeRequest:
+        req_holder.append(FakeRequest(np.zeros((2, 2, 3), np.uint8), None, fail=True))
+        return req_holder[-1]
+
+    cam.capture_request = failing  # type: ignore[method-assign]
+    with pytest.raises(CameraError, match="capture failed: dma-buf"):
+        src.read()
+    assert req_holder[0].released
 
 
 def test_picamera2_start_failure_is_a_camera_error(fake_picamera2: type[FakePicamera2]) -> None:
