@@ -265,6 +265,7 @@ class Picamera2Source:
                 f"picamera2 is not importable ({err}); on Raspberry Pi OS install apt's "
                 "python3-picamera2 and use a venv made with --system-site-packages"
             ) from None
+        cam: Any = None
         try:
             cam = Picamera2()
             mode = choose_sensor_mode(cam.sensor_modes, self.size, self.fps)
@@ -297,6 +298,9 @@ class Picamera2Source:
             crop = cam.capture_metadata().get("ScalerCrop")
             array = cam.camera_properties.get("PixelArraySize")
         except Exception as err:  # libcamera raises many kinds of error
+            if cam is not None:  # else the camera stays busy and every retry fails
+                with contextlib.suppress(Exception):
+                    cam.close()
             raise CameraError(f"picamera2: cannot start the camera: {err}") from None
         self._cam = cam
         self.width_fraction = sensor_width_fraction(crop, array)

@@ -282,6 +282,8 @@ def test_picamera2_start_failure_is_a_camera_error(fake_picamera2: type[FakePica
     fake_picamera2.fail_start = True
     with pytest.raises(CameraError, match="cannot start the camera: Camera __init__"):
         Picamera2Source(1280, 960, 30).open()
+    (cam,) = fake_picamera2.instances
+    assert cam.calls[-1] == "close"  # released, so the capture thread's retry can open it
 
 
 def test_left_to_itself_the_stand_in_takes_the_cropped_mode(
