@@ -52,6 +52,18 @@ def run(args: list[str], cwd: Path, timeout: float = 120, **kw: str):
     )
 
 
+def spawn(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    """Start ``monalisa ARGS`` in ``cwd`` without waiting; stdout and stderr piped, as text."""
+    return subprocess.Popen(
+        [*MONALISA, *args],
+        cwd=cwd,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def read_trace(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -172,14 +184,7 @@ def test_sigterm_stops_within_2s_with_complete_trace(clip, tmp_path):
         "--status-file",
         str(tmp_path / "s.json"),
     ]
-    proc = subprocess.Popen(
-        [*MONALISA, *args],
-        cwd=tmp_path,
-        env=env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = spawn(args, tmp_path)
     try:
         deadline = time.monotonic() + 60
         trace = tmp_path / "t.jsonl"
@@ -262,14 +267,7 @@ def signal_during_startup(clip: Path, tmp_path: Path, sig: int) -> tuple[int, st
     and display load: the earliest moment a signal can be honoured.
     """
     status_file = tmp_path / "status.json"
-    proc = subprocess.Popen(
-        [*MONALISA, *base_args(clip, tmp_path), "--trace", "t.jsonl"],
-        cwd=tmp_path,
-        env=env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = spawn([*base_args(clip, tmp_path), "--trace", "t.jsonl"], tmp_path)
     try:
         deadline = time.monotonic() + 60
         while not status_file.exists() and proc.poll() is None and time.monotonic() < deadline:

@@ -60,7 +60,7 @@ def check_out_dir(out: Path, force: bool) -> None:
 
 @contextlib.contextmanager
 def staging_dir(out: Path) -> Iterator[Path]:
-    """A fresh temporary sibling of ``out`` (``.NAME.building-XXXX``) to build into.
+    """A fresh temporary sibling of ``out`` to build into: ``.NAME.building-`` + mkdtemp's suffix.
 
     It sits in the same parent folder, so :func:`commit_out_dir` only renames files. It is
     removed on leaving the block (after a commit it is already gone), so a failed build
