@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -469,6 +471,24 @@ def test_cli_thresholds_and_status_file_from_config(tmp_path, capsys):
     assert out.startswith(f"MONALISA UNKNOWN - {bad}: health.stale_after_s = -3")
 
 
+@contextlib.contextmanager
+def _searchable_by_others(path: Path) -> Iterator[None]:
+    """Let `nobody` reach ``path``: add o+x to ancestors without it (a ``mktemp -d`` checkout
+    is 0700), and put their modes back afterwards. Only root changes anything."""
+    changed: list[tuple[Path, int]] = []
+    try:
+        if os.geteuid() == 0:
+            for d in [path.resolve(), *path.resolve().parents]:
+                mode = d.stat().st_mode & 0o7777
+                if not mode & 0o001:
+                    d.chmod(mode | 0o001)
+                    changed.append((d, mode))
+        yield
+    finally:
+        for d, mode in reversed(changed):
+            d.chmod(mode)
+
+
 def test_cli_as_a_process_needs_no_privilege():
     """The installed console script, run as `nobody` when we are root: it only reads the file."""
     d = Path(tempfile.mkdtemp(prefix="ml-health-", dir="/tmp"))
@@ -480,9 +500,10 @@ def test_cli_as_a_process_needs_no_privilege():
         cmd = [str(exe), "health", "--status-file", str(p)]
         if os.geteuid() == 0:
             cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-        res = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=60, env={**os.environ, "LC_ALL": "C"}
-        )
+        with _searchable_by_others(exe.parent):
+            res = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=60, env={**os.environ, "LC_ALL": "C"}
+            )
         assert res.returncode == OK, res.stdout + res.stderr
         assert res.stdout.startswith("MONALISA OK - ")
         assert "°C" in res.stdout
