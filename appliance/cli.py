@@ -350,14 +350,38 @@ def _add_finder_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     p.add_argument("--eye-max", type=float, default=1.95, metavar="M", help="highest eyes")
     p.add_argument("--near", type=float, default=1.2, metavar="M", help="nearest visitor (1.2)")
     p.add_argument("--far", type=float, default=5.0, metavar="M", help="farthest visitor (5)")
+    p.add_argument(
+        "--sensor",
+        metavar="WxH|none",
+        help="the camera sensor's pixel array, whose width hfov_deg spans: the ISP crops its "
+        "sides for a narrower stream (4:3 from 16:9) and the band follows (default: Camera "
+        "Module 3's 4608x2592 for source picamera2; 'none' = the image is the whole field, "
+        "the default for webcams and replays)",
+    )
     p.set_defaults(handler=_cmd_band)
+
+
+def _sensor_size(spec: str) -> tuple[int, int] | None:
+    """``--sensor``'s value: ``WxH`` in pixels, or ``none``; ValueError names a bad one."""
+    if spec.strip().lower() == "none":
+        return None
+    w, sep, h = spec.lower().partition("x")
+    try:
+        size = (int(w), int(h))
+    except ValueError:
+        size = (0, 0)
+    if not sep or min(size) <= 0:
+        raise ValueError(f"band: --sensor {spec!r}: expected WIDTHxHEIGHT in pixels or 'none'")
+    return size
 
 
 def _cmd_band(args: argparse.Namespace) -> int:
     import math
 
+    from appliance.camera import CAMERA_MODULE_3_SENSOR, expected_width_fraction
     from appliance.config import EX_CONFIG, ConfigError, load_config
     from appliance.finder import band_from_geometry, tile_grid
+    from appliance.gaze.geometry import narrowed_hfov_deg
     from appliance.types import Box
 
     try:
@@ -368,10 +392,18 @@ def _cmd_band(args: argparse.Namespace) -> int:
         return EX_CONFIG
     cam, fc = cfg.camera, cfg.finder
     try:
+        if args.sensor is None:
+            sensor = CAMERA_MODULE_3_SENSOR if cam.source == "picamera2" else None
+        else:
+            sensor = _sensor_size(args.sensor)
+        fraction = (
+            1.0 if sensor is None else expected_width_fraction((cam.width, cam.height), sensor)
+        )
+        hfov = narrowed_hfov_deg(cam.hfov_deg, fraction)
         top, bottom = band_from_geometry(
             width=cam.width,
             height=cam.height,
-            hfov_deg=cam.hfov_deg,
+            hfov_deg=hfov,
             camera_height_m=args.camera_height,
             tilt_deg=args.tilt,
             eye_min_m=args.eye_min,
@@ -387,17 +419,22 @@ def _cmd_band(args: argparse.Namespace) -> int:
     tiles = tile_grid(cam.width, cam.height, band, tile_px, fc.tile_overlap * tile_px)
     sweep = len(tiles) + (1 if fc.whole_pass else 0)
     per = max(1, fc.inferences_per_frame)
-    f_px = cam.width / 2 / math.tan(math.radians(cam.hfov_deg) / 2)
+    f_px = cam.width / 2 / math.tan(math.radians(hfov) / 2)
     reach = f_px * 0.063 / (8.0 * tile_px / 192)  # eyes 8 px apart in the model input
     print("[finder]")
     print('mode = "band"')
     print(f"band_top = {top:.2f}")
     print(f"band_bottom = {bottom:.2f}")
     print(
-        f"# camera {cam.width}x{cam.height}, {cam.hfov_deg:g}°, {args.camera_height:g} m high, "
+        f"# camera {cam.width}x{cam.height}, {hfov:.1f}°, {args.camera_height:g} m high, "
         f"tilted {args.tilt:g}° down; eyes {args.eye_min:g}-{args.eye_max:g} m, "
         f"visitors {args.near:g}-{args.far:g} m away"
     )
+    if sensor is not None and fraction < 1.0:
+        print(
+            f"# the ISP crops the {sensor[0]}x{sensor[1]} sensor to {cam.width}:{cam.height}: "
+            f"{100 * fraction:.0f} % of its width, {hfov:.1f}° of the lens's {cam.hfov_deg:g}°"
+        )
     print(
         f"# {len(tiles)} tiles of {tile_px} px (+ whole frame: {fc.whole_pass}): a full sweep "
         f"every {math.ceil(sweep / per)} frames searching, {math.ceil(sweep / max(1, per - 1))} "

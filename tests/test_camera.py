@@ -236,6 +236,33 @@ def test_picamera2_stream_size_rgb_and_sensor_crop(
         src.read()
 
 
+@pytest.mark.parametrize(
+    "size", [(1280, 960), (1280, 720), (640, 480), (1920, 1080), (800, 800), (1280, 480)]
+)
+def test_expected_width_fraction_is_what_the_camera_then_reports(
+    fake_picamera2: type[FakePicamera2], size: tuple[int, int]
+) -> None:
+    """What ``monalisa band`` predicts at installation is what the running camera measures."""
+    from appliance.camera import CAMERA_MODULE_3_SENSOR, expected_width_fraction
+
+    src = Picamera2Source(*size, fps=30)
+    src.open()
+    (cam,) = fake_picamera2.instances
+    assert cam.camera_properties["PixelArraySize"] == CAMERA_MODULE_3_SENSOR
+    want = expected_width_fraction(size, CAMERA_MODULE_3_SENSOR)
+    assert src.width_fraction == pytest.approx(want, abs=1e-3)
+    assert (want < 1.0) == (size[0] * 9 < size[1] * 16)
+    src.close()
+
+
+def test_expected_width_fraction_of_nonsense_is_the_whole_width() -> None:
+    from appliance.camera import expected_width_fraction
+
+    assert expected_width_fraction((1280, 960), (4608, 2592)) == pytest.approx(0.75)
+    assert expected_width_fraction((0, 960), (4608, 2592)) == 1.0
+    assert expected_width_fraction((1280, 960), (4608, 0)) == 1.0
+
+
 def test_an_old_picamera2_without_sensor_argument_still_starts(
     fake_picamera2: type[FakePicamera2], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -481,3 +481,55 @@ def test_newcomer_is_found_while_the_viewer_is_followed(
         seen_newcomer.append(match(res.faces, tn) is not None)
     assert any(seen_newcomer[:4])  # the newcomer, within a few frames of walking in
     assert sum(seen_newcomer) >= 3  # and again as the sweep comes round
+
+
+def _band_lines(
+    capsys: pytest.CaptureFixture[str], tmp_path: object, camera: str, *extra: str
+) -> tuple[int, dict[str, object], str, str]:
+    import tomllib
+    from pathlib import Path
+
+    from appliance.cli import main
+
+    cfg = Path(str(tmp_path)) / "camera.toml"
+    cfg.write_text(f"[camera]\n{camera}\n")
+    status = main(["band", "--camera-height", "1.75", "--config", str(cfg), *extra])
+    cap = capsys.readouterr()
+    return status, (tomllib.loads(cap.out)["finder"] if status == 0 else {}), cap.out, cap.err
+
+
+def test_band_command_knows_the_isp_crops_a_4_3_stream_from_camera_module_3(
+    capsys: pytest.CaptureFixture[str], tmp_path: object
+) -> None:
+    # 16:9 and 4:3 streams from the 16:9 sensor see the same rows of the room (the ISP crops
+    # the 4:3 one's sides), so the band, a fraction of the image height, is the same.
+    _, wide, _, _ = _band_lines(capsys, tmp_path, "width = 1280\nheight = 720")
+    _, four3, out, _ = _band_lines(capsys, tmp_path, "width = 1280\nheight = 960")
+    assert (four3["band_top"], four3["band_bottom"]) == (wide["band_top"], wide["band_bottom"])
+    assert "75 % of its width, 51.9° of the lens's 66°" in out
+    # The same numbers as the geometry at the narrowed field of view, not at the lens's.
+    narrowed = band_from_geometry(
+        width=1280, height=960, hfov_deg=51.93, camera_height_m=1.75, eye_min_m=1.2, near_m=1.2
+    )
+    assert (four3["band_top"], four3["band_bottom"]) == tuple(round(v, 2) for v in narrowed)
+    # Told the image is the whole field (a webcam), the band is that of a 66° 4:3 image.
+    _, whole, out, _ = _band_lines(
+        capsys, tmp_path, "width = 1280\nheight = 960", "--sensor", "none"
+    )
+    assert whole["band_top"] != four3["band_top"] and "crops" not in out
+    _, webcam, _, _ = _band_lines(capsys, tmp_path, 'source = "webcam"\nwidth = 1280\nheight = 960')
+    assert webcam == whole
+    # A 4:3 sensor (the HQ camera) crops rows of a 16:9 stream, never columns.
+    _, hq, out, _ = _band_lines(
+        capsys, tmp_path, "width = 1280\nheight = 720", "--sensor", "4056x3040"
+    )
+    assert hq == wide and "crops" not in out
+
+
+@pytest.mark.parametrize("bad", ["12x", "x9", "4608*2592", "0x100", "wide"])
+def test_band_command_names_a_bad_sensor_size(
+    capsys: pytest.CaptureFixture[str], tmp_path: object, bad: str
+) -> None:
+    status, _, out, err = _band_lines(capsys, tmp_path, "width = 1280", "--sensor", bad)
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and f"--sensor {bad!r}" in err

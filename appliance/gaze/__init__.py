@@ -33,6 +33,7 @@ from appliance.gaze.geometry import (
     hysteresis_index,
     linear_angle,
     locate,
+    narrowed_hfov_deg,
 )
 from appliance.gaze.idle import Glancer, ease
 from appliance.gaze.viewer import Viewers
@@ -172,10 +173,7 @@ class Gaze:
             The horizontal field of view now used, degrees:
             ``2·atan(fraction · tan(hfov / 2))``.
         """
-        if not (math.isfinite(fraction) and 0.0 < fraction <= 1.0):
-            fraction = 1.0
-        half = math.radians(self.lens_hfov_deg) / 2.0
-        hfov = math.degrees(2.0 * math.atan(fraction * math.tan(half)))
+        hfov = narrowed_hfov_deg(self.lens_hfov_deg, fraction)
         self.camera = replace(self.camera, hfov_deg=hfov)
         return hfov
 
