@@ -42,6 +42,17 @@ class FinderLike(Protocol):
     def find(self, frame: np.ndarray, follow: Box | None = None) -> Any:
         """Return an object with ``faces``, ``inferences``, ``regions`` and ``band``."""
 
+    def set_field_of_view(self, hfov_deg: float) -> None:
+        """Use this horizontal field of view (degrees) from now on."""
+
+    @property
+    def band_fraction(self) -> tuple[float, float]:
+        """The head band in use, (top, bottom) as fractions of the image height."""
+
+    @property
+    def band_source(self) -> str:
+        """Where that band came from: "config", "geometry" or "learned"."""
+
 
 class GazeLike(Protocol):
     """What the loop needs of the gaze model (see :mod:`appliance.gaze`)."""
@@ -330,6 +341,7 @@ class App:
             if fraction != self._width_fraction:
                 self._width_fraction = fraction
                 hfov = self._hfov_deg = self.gaze.set_sensor_fraction(fraction)
+                self.finder.set_field_of_view(hfov)  # a band from camera_height_m follows
                 log.info(
                     "camera shows %.0f %% of its sensor's width: field of view %.1f°",
                     100 * fraction,
@@ -499,6 +511,12 @@ class App:
                 # Of the sensor's width the images show; < 1 narrowed the field of view.
                 "sensor_width_fraction": round(self._width_fraction, 4),
                 "hfov_deg": None if self._hfov_deg is None else round(self._hfov_deg, 2),
+            },
+            # The head band searched (band mode), and whether it was configured, worked out
+            # from camera_height_m or learned.
+            "finder": {
+                "band": [round(v, 3) for v in self.finder.band_fraction],
+                "band_source": self.finder.band_source,
             },
             "detector_ms": round(statistics.median(st.detect_ms), 2) if st.detect_ms else None,
             "loop_fps": round(Stats.rate(st.frame_times, now), 2),

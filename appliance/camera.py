@@ -171,34 +171,6 @@ class ReplaySource:
         """Nothing to release for a folder."""
 
 
-CAMERA_MODULE_3_SENSOR = (4608, 2592)
-"""Camera Module 3's (IMX708's) pixel array, width × height: 16:9."""
-
-
-def expected_width_fraction(size: tuple[int, int], sensor: tuple[int, int]) -> float:
-    """How much of the sensor's width a stream will show, before any camera is opened.
-
-    The ISP keeps the stream's aspect ratio by cropping the sensor: a stream narrower than the
-    sensor (4:3 from a 16:9 sensor) loses columns, a wider one loses rows and keeps the whole
-    width. This is what ``monalisa band`` needs at installation; the running appliance reads
-    the crop libcamera really uses (:func:`sensor_width_fraction`).
-
-    Args:
-        size: The stream's (width, height), pixels.
-        sensor: The sensor's pixel array (width, height), pixels, e.g.
-            :data:`CAMERA_MODULE_3_SENSOR`.
-
-    Returns:
-        The fraction in (0, 1]: ``min(1, (w / h) / (sensor_w / sensor_h))``; 1.0 for sizes that
-        make no sense.
-    """
-    w, h = size
-    sw, sh = sensor
-    if min(w, h, sw, sh) <= 0:
-        return 1.0
-    return min(1.0, (w * sh) / (h * sw))
-
-
 def sensor_width_fraction(crop: Any, pixel_array: Any) -> float:
     """How much of the sensor's width a stream shows, from libcamera's own figures.
 

@@ -339,17 +339,23 @@ def _add_finder_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         help="compute the finder's head band for a camera's height and tilt",
         description="Print the [finder] band_top/band_bottom that cover faces of visitors "
         "with eyes EYE_MIN..EYE_MAX m above the floor, NEAR..FAR m from the camera, for the "
-        "camera of the configuration (size, field of view), and how many tiles that makes.",
+        "camera of the configuration (size, field of view, sensor crop), and how many tiles "
+        "that makes. Options not given come from the configuration's [finder] "
+        "(camera_height_m, camera_tilt_deg, visitor_eyes_m, visitor_distance_m): with those "
+        "set, this shows the band the appliance will work out at start.",
     )
     p.add_argument("--config", metavar="FILE", help="configuration to read [camera] from")
     p.add_argument(
-        "--camera-height", type=float, required=True, metavar="M", help="lens height above floor"
+        "--camera-height",
+        type=float,
+        metavar="M",
+        help="lens height above floor (default: [finder] camera_height_m)",
     )
-    p.add_argument("--tilt", type=float, default=0.0, metavar="DEG", help="downward tilt")
-    p.add_argument("--eye-min", type=float, default=1.2, metavar="M", help="lowest eyes (1.2)")
-    p.add_argument("--eye-max", type=float, default=1.95, metavar="M", help="highest eyes")
-    p.add_argument("--near", type=float, default=1.2, metavar="M", help="nearest visitor (1.2)")
-    p.add_argument("--far", type=float, default=5.0, metavar="M", help="farthest visitor (5)")
+    p.add_argument("--tilt", type=float, metavar="DEG", help="downward tilt (0)")
+    p.add_argument("--eye-min", type=float, metavar="M", help="lowest eyes (1.2)")
+    p.add_argument("--eye-max", type=float, metavar="M", help="highest eyes (1.95)")
+    p.add_argument("--near", type=float, metavar="M", help="nearest visitor (1.2)")
+    p.add_argument("--far", type=float, metavar="M", help="farthest visitor (5)")
     p.add_argument(
         "--sensor",
         metavar="WxH|none",
@@ -378,10 +384,9 @@ def _sensor_size(spec: str) -> tuple[int, int] | None:
 def _cmd_band(args: argparse.Namespace) -> int:
     import math
 
-    from appliance.camera import CAMERA_MODULE_3_SENSOR, expected_width_fraction
     from appliance.config import EX_CONFIG, ConfigError, load_config
-    from appliance.finder import band_from_geometry, tile_grid
-    from appliance.gaze.geometry import narrowed_hfov_deg
+    from appliance.finder import install_band, tile_grid
+    from appliance.optics import default_sensor, expected_field_of_view
     from appliance.types import Box
 
     try:
@@ -391,26 +396,32 @@ def _cmd_band(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         return EX_CONFIG
     cam, fc = cfg.camera, cfg.finder
+    height_m = args.camera_height if args.camera_height is not None else fc.camera_height_m
+    if height_m is None:
+        print(
+            "monalisa band: give --camera-height, or set [finder] camera_height_m in --config",
+            file=sys.stderr,
+        )
+        return 2
+    eyes, dist = fc.visitor_eyes_m, fc.visitor_distance_m
+    asked = fc.model_copy(
+        update={
+            "camera_height_m": height_m,
+            "camera_tilt_deg": fc.camera_tilt_deg if args.tilt is None else args.tilt,
+            "visitor_eyes_m": (
+                eyes[0] if args.eye_min is None else args.eye_min,
+                eyes[1] if args.eye_max is None else args.eye_max,
+            ),
+            "visitor_distance_m": (
+                dist[0] if args.near is None else args.near,
+                dist[1] if args.far is None else args.far,
+            ),
+        }
+    )
     try:
-        if args.sensor is None:
-            sensor = CAMERA_MODULE_3_SENSOR if cam.source == "picamera2" else None
-        else:
-            sensor = _sensor_size(args.sensor)
-        fraction = (
-            1.0 if sensor is None else expected_width_fraction((cam.width, cam.height), sensor)
-        )
-        hfov = narrowed_hfov_deg(cam.hfov_deg, fraction)
-        top, bottom = band_from_geometry(
-            width=cam.width,
-            height=cam.height,
-            hfov_deg=hfov,
-            camera_height_m=args.camera_height,
-            tilt_deg=args.tilt,
-            eye_min_m=args.eye_min,
-            eye_max_m=args.eye_max,
-            near_m=args.near,
-            far_m=args.far,
-        )
+        sensor = default_sensor(cam.source) if args.sensor is None else _sensor_size(args.sensor)
+        fraction, hfov = expected_field_of_view((cam.width, cam.height), cam.hfov_deg, sensor)
+        top, bottom = install_band(asked, cam.width, cam.height, hfov)
     except ValueError as err:
         print(f"monalisa {err}", file=sys.stderr)
         return 2
@@ -421,14 +432,15 @@ def _cmd_band(args: argparse.Namespace) -> int:
     per = max(1, fc.inferences_per_frame)
     f_px = cam.width / 2 / math.tan(math.radians(hfov) / 2)
     reach = f_px * 0.063 / (8.0 * tile_px / 192)  # eyes 8 px apart in the model input
+    (eye_min, eye_max), (near, far) = asked.visitor_eyes_m, asked.visitor_distance_m
     print("[finder]")
     print('mode = "band"')
     print(f"band_top = {top:.2f}")
     print(f"band_bottom = {bottom:.2f}")
     print(
-        f"# camera {cam.width}x{cam.height}, {hfov:.1f}°, {args.camera_height:g} m high, "
-        f"tilted {args.tilt:g}° down; eyes {args.eye_min:g}-{args.eye_max:g} m, "
-        f"visitors {args.near:g}-{args.far:g} m away"
+        f"# camera {cam.width}x{cam.height}, {hfov:.1f}°, {height_m:g} m high, "
+        f"tilted {asked.camera_tilt_deg:g}° down; eyes {eye_min:g}-{eye_max:g} m, "
+        f"visitors {near:g}-{far:g} m away"
     )
     if sensor is not None and fraction < 1.0:
         print(
@@ -440,6 +452,17 @@ def _cmd_band(args: argparse.Namespace) -> int:
         f"every {math.ceil(sweep / per)} frames searching, {math.ceil(sweep / max(1, per - 1))} "
         f"while following; tiles reach about {reach:.1f} m"
     )
+    if fc.camera_height_m is None:
+        print(
+            f"# or set camera_height_m = {height_m:g} instead (with camera_tilt_deg, "
+            "visitor_eyes_m, visitor_distance_m where not the defaults): the appliance then "
+            "works the band out itself, for the field of view the camera really shows"
+        )
+    else:
+        print(
+            "# the configuration sets camera_height_m: this is the band the appliance works "
+            "out at start (it needs no band_top/band_bottom)"
+        )
     return 0
 
 

@@ -46,6 +46,15 @@ class Section(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
+    def unused_keys(self) -> dict[str, str]:
+        """Keys whose values this section's other settings make unused, with the reason."""
+        return {}
+
+    def _given_non_default(self, key: str) -> bool:
+        """True if ``key`` was given a value other than its default."""
+        field = type(self).model_fields[key]
+        return key in self.model_fields_set and getattr(self, key) != field.default
+
 
 def source_problem(spec: str) -> str | None:
     """Why ``spec`` is not a camera source spelling, or None if it is one.
@@ -159,6 +168,26 @@ class FinderConfig(Section):
     band_bottom: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
         0.90, description="Bottom of the head band as a fraction of the image height, 0-1."
     )
+    camera_height_m: Annotated[float, Field(gt=0.2, le=6.0)] | None = Field(
+        None,
+        description="Height of the camera's lens above the floor, metres; when set, the "
+        "band is worked out from it at start (from the image size and the field of view the "
+        "camera really shows) and band_top/band_bottom must not be given.",
+    )
+    camera_tilt_deg: Annotated[float, Field(ge=-45.0, le=80.0)] = Field(
+        0.0, description="Downward tilt of the camera, degrees (0 = level, negative = up)."
+    )
+    visitor_eyes_m: tuple[
+        Annotated[float, Field(ge=0.3, le=2.5)], Annotated[float, Field(ge=0.3, le=2.5)]
+    ] = Field(
+        (1.2, 1.95),
+        description="Lowest and highest eyes to see, metres above the floor (children: 1.0).",
+    )
+    visitor_distance_m: tuple[
+        Annotated[float, Field(gt=0.0, le=20.0)], Annotated[float, Field(gt=0.0, le=20.0)]
+    ] = Field(
+        (1.2, 5.0), description="Nearest and farthest visitors to cover, metres from the camera."
+    )
     band_learn: bool = Field(
         False,
         description="Narrow/widen the band to where faces have been seen (in memory; "
@@ -204,8 +233,23 @@ class FinderConfig(Section):
         0.3, description="Overlap (IoU) above which detections from tiles are merged, 0-1."
     )
 
+    def unused_keys(self) -> dict[str, str]:
+        """band_top/band_bottom with camera_height_m; the geometry keys without it."""
+        if self.camera_height_m is not None:
+            why = "camera_height_m is set, and the band is worked out from it"
+            return {"band_top": why, "band_bottom": why}
+        why = "it describes the band worked out from camera_height_m, which is not set"
+        return {k: why for k in ("camera_tilt_deg", "visitor_eyes_m", "visitor_distance_m")}
+
     @model_validator(mode="after")
     def _band_order(self) -> FinderConfig:
+        for key, why in self.unused_keys().items():
+            if self._given_non_default(key):
+                raise ValueError(f"{key} is not used: {why}")
+        for key in ("visitor_eyes_m", "visitor_distance_m"):
+            low, high = getattr(self, key)
+            if low > high:
+                raise ValueError(f"{key} = [{low}, {high}]: the first must not exceed the second")
         if self.band_top >= self.band_bottom:
             raise ValueError(
                 f"band_top ({self.band_top}) must be above band_bottom ({self.band_bottom})"
@@ -445,6 +489,34 @@ class Config(Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _band_from_camera_height(self) -> Config:
+        finder, cam = self.finder, self.camera
+        if finder.camera_height_m is None:
+            return self
+        from appliance.finder import install_band
+        from appliance.optics import default_sensor, expected_field_of_view
+
+        size = (cam.width, cam.height)
+        _, hfov = expected_field_of_view(size, cam.hfov_deg, default_sensor(cam.source))
+        try:
+            install_band(finder, cam.width, cam.height, hfov)
+        except ValueError as err:
+            raise PydanticCustomError(
+                "band_geometry",
+                "finder.camera_height_m = {height}, camera_tilt_deg = {tilt}: {err} "
+                "(camera {w}x{h} at {hfov}°)",
+                {
+                    "height": finder.camera_height_m,
+                    "tilt": finder.camera_tilt_deg,
+                    "err": str(err).removeprefix("band: "),
+                    "w": cam.width,
+                    "h": cam.height,
+                    "hfov": f"{hfov:.1f}",
+                },
+            ) from None
+        return self
+
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
@@ -541,9 +613,12 @@ def dump_config(config: Config) -> str:
     out: list[str] = []
     for name, section in config:
         out.append(f"[{name}]")
+        unused = section.unused_keys()
         for key, value in section:
             if value is None:
                 out.append(f"# {key} is unset (the built-in default applies)")
+            elif key in unused:
+                out.append(f"# {key} = {_toml_value(value)} is not used: {unused[key]}")
             else:
                 out.append(f"{key} = {_toml_value(value)}")
         out.append("")

@@ -6,8 +6,9 @@ couple of pixels when the whole frame is fed to it. The :class:`Finder` instead 
 at the scale it needs:
 
 * **Head band** — a horizontal strip of the image where heads can be (``band_top`` ..
-  ``band_bottom``, fractions of the height, set at installation or learned from where faces
-  have been seen), so floor and ceiling are never searched.
+  ``band_bottom``, fractions of the height; or worked out from the camera's height and tilt,
+  ``camera_height_m``, for the image size and the field of view the camera really shows; or
+  learned from where faces have been seen), so floor and ceiling are never searched.
 * **Tiles** — squares ``tile_size × width`` pixels across the band, overlapping by
   ``tile_overlap`` of their side so that any face smaller than the overlap is whole in at least
   one tile. Detections cut by a tile's inner edge are dropped (the face is whole in a
@@ -27,15 +28,21 @@ here touches the camera; between calls only a coarse grid of one channel of the 
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
 from appliance.config import FinderConfig
 from appliance.detector import weighted_nms
 from appliance.types import Box, Face
+
+log = logging.getLogger(__name__)
+
+BandSource = Literal["config", "geometry", "learned"]
+"""Where the head band in use came from: band_top/band_bottom, camera_height_m, or learning."""
 
 CUT_MARGIN_PX = 1.0
 """A detection whose box reaches within this many pixels of a tile's inner edge is 'cut'."""
@@ -195,6 +202,39 @@ def band_from_geometry(
     return top, bottom
 
 
+def install_band(
+    config: FinderConfig, width: int, height: int, hfov_deg: float
+) -> tuple[float, float]:
+    """The head band that ``config``'s camera height, tilt and visitors give for an image.
+
+    Args:
+        config: The ``[finder]`` settings; ``camera_height_m`` must be set.
+        width: Image width, pixels.
+        height: Image height, pixels.
+        hfov_deg: The horizontal field of view the images show, degrees (after any sensor
+            crop).
+
+    Returns:
+        ``(band_top, band_bottom)`` as :func:`band_from_geometry` gives them.
+
+    Raises:
+        ValueError: ``camera_height_m`` is not set, or the camera sees none of the faces.
+    """
+    if config.camera_height_m is None:
+        raise ValueError("band: camera_height_m is not set")
+    return band_from_geometry(
+        width=width,
+        height=height,
+        hfov_deg=hfov_deg,
+        camera_height_m=config.camera_height_m,
+        tilt_deg=config.camera_tilt_deg,
+        eye_min_m=config.visitor_eyes_m[0],
+        eye_max_m=config.visitor_eyes_m[1],
+        near_m=config.visitor_distance_m[0],
+        far_m=config.visitor_distance_m[1],
+    )
+
+
 def _is_cut(face: Face, region: Box, width: int, height: int) -> bool:
     """True if ``face`` reaches an edge of ``region`` that is not an edge of the frame."""
     b, m = face.box, CUT_MARGIN_PX
@@ -212,15 +252,23 @@ class Finder:
     Args:
         config: The ``[finder]`` settings.
         detector: Anything with ``detect(image) -> list[Face]`` (the BlazeFace detector).
+        hfov_deg: The camera's horizontal field of view, degrees (``camera.hfov_deg``); used
+            only to work the band out from ``camera_height_m``. The app narrows it with
+            :meth:`set_field_of_view` when the camera shows only part of its sensor.
     """
 
-    def __init__(self, config: FinderConfig, detector: FaceDetector) -> None:
+    def __init__(
+        self, config: FinderConfig, detector: FaceDetector, *, hfov_deg: float = 66.0
+    ) -> None:
         self.config = config
         self.detector = detector
         self._layout: _Layout | None = None
         self._last_follow: Box | None = None
         self._prev_small: np.ndarray | None = None
         self._band = (config.band_top, config.band_bottom)
+        self._band_source: BandSource = "config"
+        self._hfov_deg = hfov_deg
+        self._geometry_for: tuple[int, int, float] | None = None
         self._tops = np.zeros(LEARN_BINS, np.int64)
         self._bottoms = np.zeros(LEARN_BINS, np.int64)
         self._learned_faces = 0
@@ -230,6 +278,45 @@ class Finder:
         """The head band in use, (top, bottom) as fractions of the image height."""
         return self._band
 
+    @property
+    def band_source(self) -> BandSource:
+        """Where the band in use came from: ``"config"``, ``"geometry"`` or ``"learned"``."""
+        return self._band_source
+
+    def set_field_of_view(self, hfov_deg: float) -> None:
+        """Use this horizontal field of view, degrees, for a band worked out from geometry."""
+        if math.isfinite(hfov_deg) and 0.0 < hfov_deg < 180.0:
+            self._hfov_deg = hfov_deg
+
+    def _band_from_geometry(self, width: int, height: int) -> None:
+        """Work the band out from ``camera_height_m`` for this image, once per size and view."""
+        key = (width, height, self._hfov_deg)
+        if self._band_source == "learned" or self._geometry_for == key:
+            return
+        self._geometry_for = key
+        try:
+            band = install_band(self.config, width, height, self._hfov_deg)
+        except ValueError as err:  # a camera giving another size than configured
+            log.warning(
+                "%s for a %dx%d image at %.1f°; searching %.2f-%.2f of the height instead",
+                err,
+                width,
+                height,
+                self._hfov_deg,
+                *self._band,
+            )
+            return
+        self._band, self._band_source = band, "geometry"
+        log.info(
+            "head band %.2f-%.2f of the height: camera %g m up, tilted %g°, %dx%d at %.1f°",
+            *band,
+            self.config.camera_height_m,
+            self.config.camera_tilt_deg,
+            width,
+            height,
+            self._hfov_deg,
+        )
+
     def reset(self) -> None:
         """Forget the sweep position and the viewer's motion (the learned band is kept)."""
         self._layout = None
@@ -238,6 +325,8 @@ class Finder:
 
     def layout(self, width: int, height: int) -> _Layout:
         """The band, tiles and sweep schedule for a ``width``×``height`` frame (cached)."""
+        if self.config.camera_height_m is not None:
+            self._band_from_geometry(width, height)
         top, bottom = self._band
         band = Box(0.0, round(top * height), float(width), round(bottom * height))
         lay = self._layout
@@ -428,3 +517,4 @@ class Finder:
             new_bottom = min(1.0, (hi + 1) / LEARN_BINS + m)
             if new_bottom > new_top:
                 self._band = (round(new_top, 3), round(new_bottom, 3))
+                self._band_source = "learned"

@@ -88,13 +88,17 @@ class Patch:
 def default_frames_dir() -> Path:
     """Return the default frame set folder.
 
-    The repository's ``frames/`` next to the ``appliance`` package, or
-    :data:`SYSTEM_FRAMES_DIR` when the package is installed without the repository.
+    The repository's ``frames/`` next to the ``appliance`` package when there is one (a
+    clone), else :data:`SYSTEM_FRAMES_DIR`, where an installed package looks (the README's
+    by-hand install copies the set there). A missing set is then reported under the name the
+    installer can act on, not a path inside site-packages.
     """
     repo = Path(__file__).resolve().parent.parent / "frames"
-    if (repo / MANIFEST_NAME).is_file() or not SYSTEM_FRAMES_DIR.is_dir():
+    if (repo / MANIFEST_NAME).is_file():
         return repo
-    return SYSTEM_FRAMES_DIR
+    if SYSTEM_FRAMES_DIR.is_dir() or not repo.is_dir():
+        return SYSTEM_FRAMES_DIR
+    return repo
 
 
 def diff_patch(base: np.ndarray, frame: np.ndarray) -> Patch:

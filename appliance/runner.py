@@ -254,7 +254,9 @@ def _build_and_run(
         retry_max_s=config.camera.retry_max_s,
         stall_after_s=config.camera.stall_after_s,
     )
-    finder = Finder(config.finder, faults.wrap_detector(detector, plan))
+    finder = Finder(
+        config.finder, faults.wrap_detector(detector, plan), hfov_deg=config.camera.hfov_deg
+    )
     # A set without angles (None) passes its count: Gaze spreads it over angle_range_deg.
     angles = frames.angles if frames.angles is not None else frames.count
     gaze = Gaze(config.gaze, config.camera, angles, frames.rest_index)

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,6 +249,9 @@ class Deployment:
         )
 
 
+# The test host's camera: 2.1 m up, tilted 6° down (host_vars).
+MOUNT_HEIGHT_M, MOUNT_TILT_DEG = 2.1, 6
+
 # An offline image: no Pi-only tasks, nothing started.
 OFFLINE_VARS = ["-e", "monalisa_is_pi=false", "-e", "monalisa_start_service=false"]
 
@@ -294,6 +297,13 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     inventory = work / "inventory.ini"
     inventory.write_text(
         f"[gallery]\n{HOST} ansible_connection=community.general.chroot ansible_host={root}\n",
+        encoding="utf-8",
+    )
+    # Where this host's camera hangs, as a technician writes it in host_vars/.
+    (work / "host_vars").mkdir()
+    (work / "host_vars" / f"{HOST}.yml").write_text(
+        f"---\nmonalisa_camera_mount_height_m: {MOUNT_HEIGHT_M}\n"
+        f"monalisa_camera_tilt_deg: {MOUNT_TILT_DEG}\n",
         encoding="utf-8",
     )
     try:
@@ -372,6 +382,17 @@ def test_config_validates_and_says_what_the_variables_say(deployed: Deployment) 
     assert cfg["detector"]["model"] == "/opt/monalisa/models/blazeface.tflite"
     assert cfg["frames"]["directory"] == "/opt/monalisa/frames"
     assert cfg["finder"]["mode"] == "band"  # the role's default (group_vars do not set it)
+    # host_vars say where the camera hangs; the appliance works the band out from it, and
+    # `monalisa band` shows the same band from the deployed file.
+    assert cfg["finder"]["camera_height_m"] == MOUNT_HEIGHT_M
+    assert cfg["finder"]["camera_tilt_deg"] == MOUNT_TILT_DEG
+    assert "band_top" not in cfg["finder"]
+    r = deployed.chroot(
+        "/opt/monalisa/venv/bin/monalisa", "band", "--config", "/etc/monalisa/config.toml"
+    )
+    assert r.returncode == 0, r.stderr
+    assert f"{MOUNT_HEIGHT_M:g} m high, tilted {MOUNT_TILT_DEG:g}° down" in r.stdout
+    assert "the band the appliance works out at start" in r.stdout
     assert (deployed.root / "opt/monalisa/models/blazeface.tflite").read_bytes() == (
         deployed.source / "models/blazeface.tflite"
     ).read_bytes()
@@ -390,6 +411,20 @@ def test_venv_runs_monalisa(deployed: Deployment) -> None:
     assert r.returncode == 0, r.stderr
 
 
+def venv_numpy(
+    chroot: Callable[..., subprocess.CompletedProcess[str]],
+) -> tuple[str, str]:
+    """The version and the file of the numpy the installed venv imports (with the appliance)."""
+    r = chroot(
+        "/opt/monalisa/venv/bin/python",
+        "-c",
+        "import numpy, appliance; print(numpy.__version__, numpy.__file__)",
+    )
+    assert r.returncode == 0, r.stderr
+    version, where = r.stdout.split()
+    return version, where
+
+
 def test_venv_keeps_apts_numpy_and_detects_with_it(deployed: Deployment) -> None:
     # On a Pi, apt's picamera2 (simplejpeg) is built for apt's numpy: pip must not shadow it.
     r = deployed.chroot("dpkg-query", "--show", "--showformat=${Version}", "python3-numpy")
@@ -397,13 +432,7 @@ def test_venv_keeps_apts_numpy_and_detects_with_it(deployed: Deployment) -> None
     apt_version = r.stdout.split(":")[-1].split("-")[0].split("+")[0]
     constraints = (deployed.root / "opt/monalisa/pip-constraints.txt").read_text()
     assert f"numpy=={apt_version}" in constraints.splitlines()
-    r = deployed.chroot(
-        "/opt/monalisa/venv/bin/python",
-        "-c",
-        "import numpy; print(numpy.__version__, numpy.__file__)",
-    )
-    assert r.returncode == 0, r.stderr
-    version, where = r.stdout.split()
+    version, where = venv_numpy(deployed.chroot)
     assert version == apt_version
     assert where.startswith("/usr/lib/python3/dist-packages/"), where
     # ... and the appliance's detector runs on that numpy (the installed model, a real face).

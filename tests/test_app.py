@@ -70,6 +70,12 @@ class FakeFinder:
         self.calls = 0
         self.raise_on = set(raise_on)
         self.nan_on = set(nan_on)
+        self.fields_of_view = []
+        self.band_fraction = (0.3, 0.9)
+        self.band_source = "config"
+
+    def set_field_of_view(self, hfov_deg):
+        self.fields_of_view.append(hfov_deg)
 
     def find(self, frame, follow=None):
         self.calls += 1
@@ -208,6 +214,7 @@ def test_a_cropped_sensor_narrows_the_gaze_field_of_view_once(caplog):
     with caplog.at_level("INFO", logger="appliance.app"):
         assert app.run() == 0
     assert app.gaze.fractions == [0.75]  # once, not every frame
+    assert app.finder.fields_of_view == [49.5]  # the finder's band follows the gaze's view
     assert "75 % of its sensor's width" in caplog.text
     cam = app.status()["camera"]
     assert cam["sensor_width_fraction"] == 0.75 and cam["hfov_deg"] == 49.5  # FakeGaze's
@@ -216,7 +223,7 @@ def test_a_cropped_sensor_narrows_the_gaze_field_of_view_once(caplog):
 def test_a_full_width_source_leaves_the_field_of_view_alone():
     app, _ = make_app([frame(v) for v in (11, 12)])
     assert app.run() == 0
-    assert app.gaze.fractions == []
+    assert app.gaze.fractions == [] and app.finder.fields_of_view == []
     cam = app.status()["camera"]
     assert cam["sensor_width_fraction"] == 1.0 and cam["hfov_deg"] is None
 

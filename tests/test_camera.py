@@ -243,7 +243,7 @@ def test_expected_width_fraction_is_what_the_camera_then_reports(
     fake_picamera2: type[FakePicamera2], size: tuple[int, int]
 ) -> None:
     """What ``monalisa band`` predicts at installation is what the running camera measures."""
-    from appliance.camera import CAMERA_MODULE_3_SENSOR, expected_width_fraction
+    from appliance.optics import CAMERA_MODULE_3_SENSOR, expected_width_fraction
 
     src = Picamera2Source(*size, fps=30)
     src.open()
@@ -253,14 +253,6 @@ def test_expected_width_fraction_is_what_the_camera_then_reports(
     assert src.width_fraction == pytest.approx(want, abs=1e-3)
     assert (want < 1.0) == (size[0] * 9 < size[1] * 16)
     src.close()
-
-
-def test_expected_width_fraction_of_nonsense_is_the_whole_width() -> None:
-    from appliance.camera import expected_width_fraction
-
-    assert expected_width_fraction((1280, 960), (4608, 2592)) == pytest.approx(0.75)
-    assert expected_width_fraction((0, 960), (4608, 2592)) == 1.0
-    assert expected_width_fraction((1280, 960), (4608, 0)) == 1.0
 
 
 def test_an_old_picamera2_without_sensor_argument_still_starts(

@@ -59,6 +59,12 @@ def test_dump_round_trips():
     text = dump_config(cfg)
     again = parse_config(tomllib.loads(text))
     assert again == cfg
+    # Keys that other settings make unused are written as comments that say why.
+    assert "# camera_tilt_deg = 0.0 is not used: " in text and "\nband_top = 0.3\n" in text
+    placed = parse_config({"finder": {"camera_height_m": 2.2, "camera_tilt_deg": 8.0}})
+    text = dump_config(placed)
+    assert "\ncamera_height_m = 2.2\n" in text and "# band_top = 0.3 is not used: " in text
+    assert parse_config(tomllib.loads(text)) == placed
 
 
 def test_cli_check_and_show(tmp_path, capsys):
@@ -184,6 +190,7 @@ def test_config_does_not_import_the_camera_module():
             sys.executable,
             "-c",
             "import sys, appliance.config as c; c.parse_config({'camera': {'source': 'webcam'}}); "
+            "c.parse_config({'finder': {'camera_height_m': 1.75}}); "
             "print(sorted(m for m in sys.modules if m in ('appliance.camera', 'picamera2', "
             "'cv2', 'pygame')))",
         ],

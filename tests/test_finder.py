@@ -74,6 +74,44 @@ def _band(**kw: object) -> FinderConfig:
 # ---- configuration -----------------------------------------------------------------------
 
 
+def test_camera_height_replaces_the_band_and_bad_geometry_is_named() -> None:
+    cfg = parse_config({"finder": {"camera_height_m": 2.2, "camera_tilt_deg": 8}}).finder
+    assert cfg.camera_height_m == 2.2 and cfg.visitor_eyes_m == (1.2, 1.95)
+
+    def error(finder: dict[str, object], camera: dict[str, object] | None = None) -> str:
+        with pytest.raises(ConfigError) as info:
+            parse_config({"finder": finder, "camera": camera or {}}, "x.toml")
+        (line,) = info.value.lines
+        return line
+
+    assert "band_top is not used: camera_height_m is set" in error(
+        {"camera_height_m": 1.75, "band_top": 0.2}
+    )
+    assert "camera_tilt_deg is not used: " in error({"camera_tilt_deg": 10})
+    assert "visitor_eyes_m = [1.9, 1.2]: the first must not exceed" in error(
+        {"camera_height_m": 1.75, "visitor_eyes_m": [1.9, 1.2]}
+    )
+    assert error({"camera_height_m": 1.75, "visitor_distance_m": [0, 4]}).startswith(
+        "x.toml: finder.visitor_distance_m[0] = 0: "
+    )
+    assert error({"camera_height_m": 1.75, "camera_tilt_deg": 80}) == (
+        "x.toml: finder.camera_height_m = 1.75, camera_tilt_deg = 80.0: the camera is tilted "
+        "so far that it does not see visitors (camera 1280x720 at 66.0°)"
+    )
+    # The geometry is checked for the field of view the camera will show. Tilted 50° down,
+    # a 4:3 picamera2 stream (52° across, ±20° up and down) sees only below the nearest chins
+    # (29° down); a 4:3 webcam with the whole 66° (±26°) still sees them.
+    tilted: dict[str, object] = {"camera_height_m": 1.75, "camera_tilt_deg": 50}
+    assert error(tilted, {"width": 640, "height": 480}).endswith(
+        "camera_tilt_deg = 50.0: no visitor's face would be in the picture (camera 640x480 at "
+        "51.9°)"
+    )
+    webcam = {"width": 640, "height": 480, "source": "webcam"}
+    assert parse_config({"finder": tilted, "camera": webcam}).finder.camera_tilt_deg == 50
+    # Defaults written out (as `config show` does) are not "given".
+    parse_config({"finder": {"camera_height_m": 1.75, "band_top": 0.30, "band_bottom": 0.90}})
+
+
 def test_defaults_are_valid_and_band_order_is_checked() -> None:
     cfg = parse_config({}).finder
     assert cfg.mode in ("whole", "band") and cfg.band_top < cfg.band_bottom
@@ -533,3 +571,68 @@ def test_band_command_names_a_bad_sensor_size(
     status, _, out, err = _band_lines(capsys, tmp_path, "width = 1280", "--sensor", bad)
     assert status == 2 and out == ""
     assert err.count("\n") == 1 and f"--sensor {bad!r}" in err
+
+
+# ---- band from the camera's height ---------------------------------------------------------
+
+
+def test_a_band_from_camera_height_follows_the_image_and_the_field_of_view(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from appliance.finder import install_band
+
+    cfg = FinderConfig(mode="band", camera_height_m=1.75)
+    f = Finder(cfg, MarkerDetector(), hfov_deg=66.0)
+    before = f.band_source  # nothing worked out before the first image
+    with caplog.at_level("INFO", logger="appliance.finder"):
+        lay = f.layout(1280, 720)
+    assert before == "config"
+    wide = install_band(cfg, 1280, 720, 66.0)
+    assert f.band_fraction == wide == (0.21, 1.0) and f.band_source == "geometry"
+    assert (lay.band.y0, lay.band.y1) == (round(0.21 * 720), 720)
+    assert "head band 0.21-1.00 of the height: camera 1.75 m up, tilted 0°, 1280x720" in (
+        caplog.text
+    )
+    # A 4:3 stream from the 16:9 sensor, once the app narrows the view to the crop: the same
+    # rows of the room, so the same fractions. At the lens's whole 66° they would differ.
+    f.layout(1280, 960)
+    assert f.band_fraction != wide
+    f.set_field_of_view(51.93)
+    f.layout(1280, 960)
+    assert f.band_fraction == wide
+    f.set_field_of_view(float("nan"))  # ignored
+    assert f.layout(1280, 960) is f.layout(1280, 960)  # cached, not worked out every frame
+
+
+def test_an_impossible_band_for_the_image_keeps_the_configured_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Valid for the configured 16:9 camera; a 640x480 picamera2 stream (52°) tilted 50° down
+    # sees no face: the finder searches the configured band and says why.
+    cfg = FinderConfig(mode="band", camera_height_m=1.75, camera_tilt_deg=50)
+    f = Finder(cfg, MarkerDetector(), hfov_deg=51.93)
+    with caplog.at_level("WARNING", logger="appliance.finder"):
+        f.layout(640, 480)
+    assert f.band_fraction == (0.30, 0.90) and f.band_source == "config"
+    assert "no visitor's face would be in the picture for a 640x480 image at 51.9°" in caplog.text
+
+
+def test_a_learned_band_replaces_the_one_from_camera_height() -> None:
+    cfg = FinderConfig(
+        mode="band",
+        camera_height_m=1.75,
+        band_learn=True,
+        band_learn_faces=50,
+        band_learn_margin=0.02,
+        inferences_per_frame=16,
+    )
+    f = Finder(cfg, MarkerDetector(eye=20.0), hfov_deg=66.0)
+    frame = _frame((300, 500), (900, 560))
+    for _ in range(25):
+        assert len(f.find(frame).faces) == 2
+    assert f.band_source == "learned"
+    learned = f.band_fraction
+    assert 0.47 <= learned[0] <= 0.49
+    f.set_field_of_view(60.0)  # the view changing later does not undo what was learned
+    f.layout(W, H)
+    assert f.band_fraction == learned and f.band_source == "learned"

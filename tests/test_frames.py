@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -186,6 +187,33 @@ def test_change_outside_head_box(tmp_path: Path) -> None:
     frames = _frames()
     frames[0][400:410, 10:20] = 0
     _expect(_write_set(tmp_path / "s", frames), "frame_00.png", "outside head_box")
+
+
+def test_default_set_is_the_clones_or_else_the_installed_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import appliance.frames as frames_module
+
+    system = tmp_path / "usr/share/monalisa/frames"
+    monkeypatch.setattr(frames_module, "SYSTEM_FRAMES_DIR", system)
+    # A wheel installed into a venv: no frames/ beside the package.
+    site = tmp_path / "venv/lib/site-packages"
+    monkeypatch.setattr(frames_module, "__file__", str(site / "appliance/frames.py"))
+    assert default_frames_dir() == system
+    with pytest.raises(FrameSetError, match=re.escape(str(system))):
+        FrameSet.load(default_frames_dir())  # the error names where the README puts the set
+    system.mkdir(parents=True)
+    assert default_frames_dir() == system
+    # A clone: its frames/ wins when it holds a set; a broken one is named, not skipped.
+    clone = tmp_path / "clone"
+    monkeypatch.setattr(frames_module, "__file__", str(clone / "appliance/frames.py"))
+    (clone / "frames").mkdir(parents=True)
+    assert default_frames_dir() == system
+    system.rmdir()
+    assert default_frames_dir() == clone / "frames"
+    (clone / "frames" / "frames.toml").write_text("")
+    system.mkdir()
+    assert default_frames_dir() == clone / "frames"
 
 
 def test_default_set_loads() -> None:

@@ -133,6 +133,30 @@ def test_replay_run_follows_the_visitor(clip, tmp_path):
     assert status["frame_count"] == frames.count
 
 
+def test_a_band_worked_out_from_the_cameras_height_finds_the_visitor(clip, tmp_path):
+    from appliance.config import FinderConfig
+    from appliance.finder import install_band
+    from appliance.sim import read_truth
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f"[camera]\nwidth = {GEOMETRY.width}\nheight = {GEOMETRY.height}\n"
+        f'[finder]\nmode = "band"\ncamera_height_m = {GEOMETRY.height_m}\n'
+    )
+    res = run([*base_args(clip, tmp_path), "--config", str(cfg), "--trace", "t.jsonl"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    want = install_band(
+        FinderConfig(camera_height_m=GEOMETRY.height_m), GEOMETRY.width, GEOMETRY.height, 66.0
+    )
+    assert f"head band {want[0]:.2f}-{want[1]:.2f} of the height: camera 1.75 m up" in res.stderr
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["finder"] == {"band": list(want), "band_source": "geometry"}
+    rows, truth = read_trace(tmp_path / "t.jsonl"), read_truth(clip)
+    with_visitor = [i for i, t in enumerate(truth) if t]
+    assert sum(1 for i in with_visitor if rows[i]["faces"]) >= 0.9 * len(with_visitor)
+    assert not any(r["faces"] for i, r in enumerate(rows) if not truth[i])
+
+
 def test_camera_failure_midrun_keeps_running_and_recovers(clip, tmp_path):
     res = run(
         [*base_args(clip, tmp_path), "--trace", "t.jsonl"],

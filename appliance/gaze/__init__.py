@@ -33,10 +33,10 @@ from appliance.gaze.geometry import (
     hysteresis_index,
     linear_angle,
     locate,
-    narrowed_hfov_deg,
 )
 from appliance.gaze.idle import Glancer, ease
 from appliance.gaze.viewer import Viewers
+from appliance.optics import narrowed_hfov_deg
 from appliance.types import Box, Face
 
 __all__ = ["Gaze", "GazeRecord", "GazeState"]

@@ -38,23 +38,6 @@ BOX_PER_EYE = 2.5
 """A BlazeFace box is about this many eye spacings wide (fallback for missing eye points)."""
 
 
-def narrowed_hfov_deg(hfov_deg: float, fraction: float) -> float:
-    """The horizontal field of view of the part of the sensor's width an image shows.
-
-    Args:
-        hfov_deg: The lens's field of view over the sensor's whole width, degrees (0-180).
-        fraction: Shown width over the sensor's full width, in (0, 1]; values outside it
-            (or not finite) count as 1.
-
-    Returns:
-        ``2·atan(fraction · tan(hfov / 2))``, degrees.
-    """
-    if not (math.isfinite(fraction) and 0.0 < fraction <= 1.0):
-        fraction = 1.0
-    half = math.radians(hfov_deg) / 2.0
-    return math.degrees(2.0 * math.atan(fraction * math.tan(half)))
-
-
 @dataclass(frozen=True, slots=True)
 class Camera:
     """The camera as the gaze geometry needs it.

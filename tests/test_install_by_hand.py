@@ -1,0 +1,235 @@
+"""The README's by-hand install ("Running as a service"), run as written in a fresh root.
+
+The shell block is taken from README.md itself, so the README cannot drift from what works.
+It runs in a Debian bookworm minbase root (the same cached debootstrap tarball as
+``test_ansible.py``) that first gets what every Raspberry Pi OS image already has: systemd,
+sudo and udev (udev makes the ``render`` group). Four things in the block need a real Pi or a
+booted system, and are changed, each asserted to occur exactly once:
+
+* ``python3-picamera2`` is left out of the apt line: it is in Raspberry Pi's archive only;
+* ``/path/to/this/clone`` is the copy of the sources in the root;
+* ``systemctl daemon-reload`` and the ``--now`` of ``systemctl enable --now`` need systemd as
+  PID 1; ``systemctl enable`` itself works offline and is kept.
+
+What the unit would then start is started by hand: the installed unit's own ``ExecStart=``
+line as its ``User=``/``Group=`` with their groups, ``/run/monalisa`` made as
+``RuntimeDirectory=`` makes it, with a replay camera and no screen added (no camera, no
+display here). ``monalisa health``, as a technician's unprivileged login runs it over SSH,
+must then say OK.
+
+Needs root (chroot); CI runs as root. About 1-2 minutes, mostly apt and pip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.test_ansible import (
+    SOURCES,
+    _mounts_under,
+    _need_root_and_debootstrap,
+    _prepare_offline_root,
+    _pristine_tarball,
+    _processes_in,
+    venv_numpy,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+CLIP = REPO / "tests" / "data" / "clips" / "demo"
+SRC_IN_ROOT = "/root/monalisa-src"
+CLIP_IN_ROOT = "/srv/replay-clip"
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# What every Raspberry Pi OS image has before the README starts.
+PI_OS_BASE = ["systemd", "sudo", "udev"]
+# (what the README says, what runs here): each must occur exactly once in the block.
+CHANGES = [
+    (" python3-picamera2", ""),
+    ("/path/to/this/clone", SRC_IN_ROOT),
+    ("sudo systemctl daemon-reload\n", ""),
+    ("sudo systemctl enable --now monalisa", "sudo systemctl enable monalisa"),
+]
+
+
+def readme_install_block(readme: str) -> str:
+    """The first ``sh`` block of the README's "Running as a service" section."""
+    section = readme.split("\n## Running as a service\n", 1)[1].split("\n## ", 1)[0]
+    match = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert match, "README: no ```sh block under 'Running as a service'"
+    return match.group(1)
+
+
+def runnable_here(block: str) -> str:
+    for old, new in CHANGES:
+        assert block.count(old) == 1, f"README install block: {old!r} is not there exactly once"
+        block = block.replace(old, new)
+    return f"cd {SRC_IN_ROOT}\n{block}"
+
+
+@dataclass
+class Installed:
+    root: Path
+    script: str
+    result: subprocess.CompletedProcess[str]
+
+    def chroot(
+        self, *cmd: str, timeout: float = 300, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["chroot", str(self.root), *cmd],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", **(env or {})},
+        )
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+    _need_root_and_debootstrap()
+    tarball = _pristine_tarball()
+    root = tmp_path_factory.mktemp("install-by-hand") / "root"
+    root.mkdir()
+    subprocess.run(["tar", "-C", str(root), "-xf", str(tarball)], check=True)
+    _prepare_offline_root(root)
+    src = root / SRC_IN_ROOT.lstrip("/")
+    src.mkdir(parents=True)
+    for name in SOURCES:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(REPO / name, src / name)
+    shutil.copytree(CLIP, root / CLIP_IN_ROOT.lstrip("/"))
+    script = runnable_here(readme_install_block((REPO / "README.md").read_text("utf-8")))
+    (root / "root/install.sh").write_text(script, encoding="utf-8")
+    box = Installed(root, script, subprocess.CompletedProcess([], 0))
+    try:
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PI_OS_BASE],
+        ):
+            r = box.chroot(*cmd, timeout=900, env=env)
+            assert r.returncode == 0, f"{cmd}: {r.stdout[-2000:]}{r.stderr[-2000:]}"
+        box.result = box.chroot(
+            "/bin/bash", "-euxo", "pipefail", "/root/install.sh", timeout=1500, env=env
+        )
+        yield box
+    finally:
+        for pid in _processes_in(root):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        for point in sorted(_mounts_under(root), reverse=True):
+            subprocess.run(["umount", "-l", point], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_readme_changes_only_what_needs_a_pi_or_a_booted_system() -> None:
+    import difflib
+
+    block = readme_install_block((REPO / "README.md").read_text("utf-8"))
+    script = runnable_here(block)
+    assert script.startswith(f"cd {SRC_IN_ROOT}\n")
+    assert "python3-picamera2" not in script and "--now" not in script
+    diff = list(difflib.ndiff(block.splitlines(), script.splitlines()[1:]))
+    removed = [line[2:] for line in diff if line.startswith("- ")]
+    # Exactly the README's lines that hold what CHANGES names, nothing else.
+    assert removed == [
+        line for line in block.splitlines() if any(old.strip() in line for old, _ in CHANGES)
+    ]
+    assert len(removed) == len(CHANGES)
+
+
+def test_the_readme_block_runs_to_the_end(installed: Installed) -> None:
+    r = installed.result
+    assert r.returncode == 0, f"{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    out = r.stdout + r.stderr
+    assert "/etc/monalisa/config.toml: OK" in out
+    assert "/usr/share/monalisa/frames: OK - 33 frames" in out
+
+
+def test_the_service_user_has_the_camera_and_screen_groups(installed: Installed) -> None:
+    r = installed.chroot("id", "-nG", "monalisa")
+    assert r.returncode == 0 and set(r.stdout.split()) == {"monalisa", "video", "render"}
+    shell = installed.chroot("getent", "passwd", "monalisa").stdout.strip().split(":")[-1]
+    assert shell == "/usr/sbin/nologin"
+
+
+def test_the_venv_keeps_apts_numpy(installed: Installed) -> None:
+    apt = installed.chroot("python3", "-c", "import numpy; print(numpy.__version__)")
+    version, where = venv_numpy(installed.chroot)
+    assert version == apt.stdout.strip()
+    assert where.startswith("/usr/lib/python3/dist-packages/")
+    # apt's systemd binding is seen too (sd_notify under the unit).
+    r = installed.chroot("/opt/monalisa/venv/bin/python", "-c", "import systemd.daemon")
+    assert r.returncode == 0, r.stderr
+
+
+def test_the_unit_is_installed_and_enabled(installed: Installed) -> None:
+    unit = installed.root / "etc/systemd/system/monalisa.service"
+    assert unit.read_bytes() == (REPO / "deploy/monalisa.service").read_bytes()
+    assert installed.chroot("systemctl", "is-enabled", "monalisa").stdout.strip() == "enabled"
+    default = os.readlink(installed.root / "etc/systemd/system/default.target")
+    assert default.endswith("/multi-user.target")
+
+
+def _unit_value(unit: str, key: str) -> str:
+    values: list[str] = re.findall(rf"^{key}=(.*)$", unit, re.M)
+    assert len(values) == 1, f"monalisa.service: {key}= is set {len(values)} times"
+    return values[0].strip()
+
+
+def test_what_the_unit_starts_shows_the_portrait_and_health_says_ok(installed: Installed) -> None:
+    unit = (installed.root / "etc/systemd/system/monalisa.service").read_text("utf-8")
+    user, group = _unit_value(unit, "User"), _unit_value(unit, "Group")
+    run_dir = f"/run/{_unit_value(unit, 'RuntimeDirectory')}"  # as RuntimeDirectory= makes it
+    runtime = installed.root / run_dir.lstrip("/")
+    runtime.mkdir(parents=True, exist_ok=True)
+    assert installed.chroot("chown", f"{user}:{group}", run_dir).returncode == 0
+    command = shlex.split(_unit_value(unit, "ExecStart"))
+    extra = ["--camera", f"replay:{CLIP_IN_ROOT}", "--display", "headless", "--duration", "30"]
+    as_user = ["setpriv", f"--reuid={user}", f"--regid={group}", "--init-groups"]
+    proc = subprocess.Popen(
+        ["chroot", str(installed.root), *as_user, *command, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={"PATH": PATH, "LANG": "C.UTF-8"},
+    )
+    status_path = runtime / "status.json"
+    try:
+        deadline = time.monotonic() + 60
+        status: dict[str, object] = {}
+        while time.monotonic() < deadline and proc.poll() is None:
+            with contextlib.suppress(OSError, ValueError):
+                status = json.loads(status_path.read_text("utf-8"))
+                if status.get("gaze_state") == "tracking" and int(str(status["frames"])) >= 15:
+                    break
+            time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        assert status.get("gaze_state") == "tracking", status
+        assert status["frames_dir"] == "/usr/share/monalisa/frames"
+        assert status["frame_count"] == 33 and status["errors"] == 0
+        # A technician's login: not the service user, no groups.
+        health = installed.chroot(
+            "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "monalisa", "health"
+        )
+        assert health.returncode == 0, health.stdout + health.stderr
+        assert health.stdout.startswith("MONALISA OK - tracking")
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 0, out[-3000:]
+    assert "stopping" in out

@@ -1,0 +1,53 @@
+"""Field of view of a stream: the ISP's sensor crop and the angle it leaves."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from appliance.optics import (
+    CAMERA_MODULE_3_SENSOR,
+    default_sensor,
+    expected_field_of_view,
+    expected_width_fraction,
+    narrowed_hfov_deg,
+)
+
+
+def test_a_4_3_stream_from_camera_module_3_keeps_three_quarters_of_the_width() -> None:
+    assert expected_width_fraction((1280, 960), CAMERA_MODULE_3_SENSOR) == pytest.approx(0.75)
+    assert expected_width_fraction((640, 480), CAMERA_MODULE_3_SENSOR) == pytest.approx(0.75)
+    assert expected_width_fraction((1280, 720), CAMERA_MODULE_3_SENSOR) == 1.0
+    assert expected_width_fraction((800, 800), CAMERA_MODULE_3_SENSOR) == pytest.approx(0.5625)
+    # Wider than the sensor: rows are cropped, the whole width stays.
+    assert expected_width_fraction((1280, 480), CAMERA_MODULE_3_SENSOR) == 1.0
+    # The HQ camera's 4:3 sensor crops rows of a 16:9 stream, never columns.
+    assert expected_width_fraction((1280, 720), (4056, 3040)) == 1.0
+
+
+def test_nonsense_sizes_count_as_the_whole_width() -> None:
+    assert expected_width_fraction((0, 960), CAMERA_MODULE_3_SENSOR) == 1.0
+    assert expected_width_fraction((1280, 960), (4608, 0)) == 1.0
+    assert expected_width_fraction((-5, 960), CAMERA_MODULE_3_SENSOR) == 1.0
+
+
+def test_narrowed_field_of_view_is_the_pinhole_angle_of_the_crop() -> None:
+    assert narrowed_hfov_deg(66.0, 1.0) == pytest.approx(66.0)
+    want = 2 * math.degrees(math.atan(0.75 * math.tan(math.radians(33.0))))
+    assert narrowed_hfov_deg(66.0, 0.75) == pytest.approx(want) == pytest.approx(51.93, abs=0.01)
+    # The crop keeps the focal length: f = w / 2 / tan(hfov / 2) scales with the shown width.
+    f_full = 4608 / 2 / math.tan(math.radians(66.0) / 2)
+    f_crop = 3456 / 2 / math.tan(math.radians(narrowed_hfov_deg(66.0, 0.75)) / 2)
+    assert f_crop == pytest.approx(f_full)
+    for bad in (0.0, -0.5, 1.5, math.nan, math.inf):
+        assert narrowed_hfov_deg(66.0, bad) == pytest.approx(66.0)
+
+
+def test_only_picamera2_is_taken_to_crop_before_it_runs() -> None:
+    assert default_sensor("picamera2") == CAMERA_MODULE_3_SENSOR == (4608, 2592)
+    for source in ("webcam", "webcam:1", "replay:/clips/a"):
+        assert default_sensor(source) is None
+    assert expected_field_of_view((1280, 960), 66.0, None) == (1.0, 66.0)
+    fraction, hfov = expected_field_of_view((1280, 960), 66.0, CAMERA_MODULE_3_SENSOR)
+    assert fraction == pytest.approx(0.75) and hfov == pytest.approx(51.93, abs=0.01)
