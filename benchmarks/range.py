@@ -7,7 +7,8 @@ viewer the way the app does: the box of the face found in the previous frame). P
 distance: the fraction of frames in which the visitor is found (a detection whose eye midpoint
 is within ``max(3 px, 0.2 eye distances)`` of the truth) and the mean inferences per frame;
 then false faces on empty rooms and the agreement of the eye points between the two modes
-where both see the face.
+where both see the face: in pixels, and in what they decide (the visitor's angle and the
+portrait frame shown).
 
 With ``MONALISA_MP_PYTHON`` set to a python that has ``mediapipe==0.10.21`` (the Makefile's
 ``.venv-mp/bin/python``), MediaPipe's own full-range detector
@@ -42,6 +43,7 @@ import numpy as np
 
 from appliance.config import FinderConfig
 from appliance.finder import FaceDetector, Finder, FindResult
+from appliance.gaze.geometry import Camera, even_angles, locate, nearest_index
 from appliance.sim import CameraGeometry, EyeTruth, Renderer, Visitor, astronaut_photo, walk
 from appliance.types import Box, Face, Point
 
@@ -565,10 +567,28 @@ class Agreement:
     whole_truth_median_px: float
     band_truth_within: int = 0
     whole_truth_within: int = 0
+    same_frame: int = 0
+    within_one_frame: int = 0
+    angle_median_deg: float = math.nan
+    angle_max_deg: float = math.nan
 
 
-def eye_agreement(results: Sequence[DistanceResult]) -> Agreement:
-    """Compare eye points where both modes found the visitor."""
+DEFAULT_SET_ANGLES = even_angles(33, 30.0)
+"""The gaze angles of the default frame set (33 frames over ±30°: 1.875° apart)."""
+
+
+def eye_agreement(
+    results: Sequence[DistanceResult], image_size: tuple[int, int] = (1280, 960)
+) -> Agreement:
+    """Compare eye points where both modes found the visitor.
+
+    Besides pixels, what the points decide: the visitor's angle seen from the portrait
+    (:func:`appliance.gaze.geometry.locate`, a 66° camera at the portrait's eyes) and the
+    frame of the default set nearest to it, before the gaze filter and its hysteresis.
+    """
+    camera = Camera(hfov_deg=66.0)
+    angle_diffs: list[float] = []
+    same = near = 0
     errs: list[float] = []
     pct: list[float] = []
     mids: list[float] = []
@@ -589,6 +609,13 @@ def eye_agreement(results: Sequence[DistanceResult]) -> Agreement:
             wt.append(math.dist(w.eye_mid.as_list(4), t.eye_mid.as_list(4)))
             band_ok += bt[-1] <= agreement_tolerance_px(w)
             whole_ok += wt[-1] <= agreement_tolerance_px(w)
+            aw = locate(w, image_size, camera).angle_deg
+            ab = locate(b, image_size, camera).angle_deg
+            angle_diffs.append(abs(aw - ab))
+            iw = nearest_index(DEFAULT_SET_ANGLES, aw)
+            ib = nearest_index(DEFAULT_SET_ANGLES, ab)
+            same += iw == ib
+            near += abs(iw - ib) <= 1
     if not errs:
         nan = math.nan
         return Agreement(0, 0, 0, nan, nan, nan, nan, nan, nan)
@@ -604,6 +631,10 @@ def eye_agreement(results: Sequence[DistanceResult]) -> Agreement:
         whole_truth_median_px=statistics.median(wt),
         band_truth_within=band_ok,
         whole_truth_within=whole_ok,
+        same_frame=same,
+        within_one_frame=near,
+        angle_median_deg=statistics.median(angle_diffs),
+        angle_max_deg=max(angle_diffs),
     )
 
 
@@ -724,6 +755,7 @@ def _run(args: argparse.Namespace, mp: MediaPipeDetector | None) -> int:
         f"{'distance':>8} {'frames':>6} {'eye<=tol':>8} {'eye med':>8} {'% box':>6} "
         f"{'eye p90':>7} {'mid<=tol':>8} {'mid med':>7} | {'mid vs truth: band':>18} {'whole':>6}"
         f" | {'<=tol: band':>11} {'whole':>6}"
+        f" | {'same frame':>10} {'+-1':>6} {'angle med':>9} {'max':>5}"
     )
     print(head)
     print("-" * len(head))
@@ -746,8 +778,15 @@ def _run(args: argparse.Namespace, mp: MediaPipeDetector | None) -> int:
             f" {ag.whole_truth_median_px:>4.2f}px"
             f" | {100 * ag.band_truth_within / ag.frames:>10.1f}%"
             f" {100 * ag.whole_truth_within / ag.frames:>5.1f}%"
+            f" | {100 * ag.same_frame / ag.frames:>9.1f}%"
+            f" {100 * ag.within_one_frame / ag.frames:>5.1f}%"
+            f" {ag.angle_median_deg:>8.2f}° {ag.angle_max_deg:>4.2f}°"
         )
-    print("(tol = max(1.5 px, 2% of the whole-frame face box width))")
+    print(
+        "(tol = max(1.5 px, 2% of the whole-frame face box width); same frame / +-1: the frame of"
+        " the default set\n(33 over ±30°, 1.875° apart) nearest to the visitor's angle from each"
+        " mode's eye midpoint, before\nthe gaze filter; angle: |band - whole| of that angle)"
+    )
     print(f"\n({time.perf_counter() - t0:.0f} s)")
     return 0
 
