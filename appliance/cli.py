@@ -191,6 +191,12 @@ def _add_frames_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     b.add_argument(
         "--no-colour-match", action="store_true", help="blend: keep the head frames' colours"
     )
+    b.add_argument(
+        "--no-stabilise",
+        action="store_true",
+        help="blend: keep the head frames where they are (by default each is moved back by its "
+        "small movement against the first, so the head does not wobble as the eyes follow)",
+    )
     b.add_argument("--force", action="store_true", help="replace a frame set in --out")
     b.set_defaults(handler=_cmd_frames_build)
     c = fsub.add_parser(
@@ -220,6 +226,7 @@ def _cmd_frames_build(args: argparse.Namespace) -> int:
         blend_j=args.blend_j,
         blend_k=args.blend_k,
         colour_match=not args.no_colour_match,
+        stabilise=not args.no_stabilise,
         force=args.force,
     )
     try:
@@ -227,6 +234,8 @@ def _cmd_frames_build(args: argparse.Namespace) -> int:
     except FrameBuildError as err:
         print(f"monalisa frames build: {err}", file=sys.stderr)
         return 2
+    for warning in result.warnings:
+        print(f"monalisa frames build: warning: {warning}", file=sys.stderr)
     print(
         f"{result.out}: {len(result.files)} frames, gaze {result.angles[0]:+.1f}° .. "
         f"{result.angles[-1]:+.1f}°, rest {result.rest_index}; review {result.contact_sheet}"

@@ -15,12 +15,15 @@ from appliance.cli import main
 from appliance.framebuild import FrameBuildError
 from appliance.framebuild.blend import (
     ColourMatch,
+    head_shift,
     load_heads,
     offsets_to_angles,
     pick_even,
     picked_angles,
+    shifted,
     sigmoid_alpha,
 )
+from appliance.framebuild.eyes import detect_face
 from appliance.frames import FrameSet, default_frames_dir
 
 CROP = (150, 40, 300, 190)  # the astronaut's head in the painting (x0, y0, x1, y1)
@@ -143,6 +146,81 @@ def test_fewer_head_frames_than_count(painting: Path, heads: Path, tmp_path: Pat
     assert "9 head frames, fewer than --count 33" in err
     assert main([*args]) == 2
     assert "--heads" in capsys.readouterr().err
+
+
+# Head movements like a face-animation model's (the driving video's head moves a little):
+# (dx, dy) pixels per head file h_00 .. h_08.
+WOBBLE = [(0, 0), (3, -2), (-2, 5), (2, 4), (-1, -3), (-4, 1), (-3, -4), (5, 0), (1, 2)]
+
+
+def test_head_shift_finds_a_movement_and_ignores_the_eyes() -> None:
+    ref = _head(0, tint=False)
+    face = detect_face(ref, "h")
+    eyes = (face.right_eye, face.left_eye)
+    eyes = eyes if eyes[0].x <= eyes[1].x else (eyes[1], eyes[0])
+    for i in (0, 16, 32):  # the eyes look elsewhere in each: still no movement
+        assert head_shift(ref, _head(i, tint=False), eyes) == (0, 0)
+    for dx, dy in WOBBLE[1:]:
+        assert head_shift(ref, shifted(_head(24, tint=True), dx, dy), eyes) == (dx, dy)
+    assert head_shift(ref, shifted(ref, 40, 0), eyes) is None  # > 10 % of 256 px
+    # shifted(): content moves by (dx, dy); the uncovered edge repeats the border.
+    moved = shifted(ref, 3, -2)
+    assert moved.shape == ref.shape
+    assert (moved[:-2, 3:] == ref[2:, :-3]).all()
+    assert (moved[:-2, 0] == ref[2:, 0]).all() and (moved[-1, 3:] == ref[-1, :-3]).all()
+    assert shifted(ref, 0, 0) is ref
+
+
+def _wobbly_heads(folder: Path, moves: list[tuple[int, int]]) -> Path:
+    folder.mkdir()
+    for n, i in enumerate(SOURCE_FRAMES):
+        dx, dy = moves[PERM[n]]
+        Image.fromarray(shifted(_head(i, tint=False), dx, dy)).save(folder / f"h_{PERM[n]:02d}.png")
+    return folder
+
+
+def test_blend_holds_a_wobbling_head_still(painting: Path, tmp_path: Path) -> None:
+    wobbly = _wobbly_heads(tmp_path / "wobbly", WOBBLE)
+    args = ["frames", "build", str(painting), "--mode", "blend", "--heads", str(wobbly)]
+    box = ["--head-box", "150,40,300,190", "--no-colour-match", "--count", "5"]
+    assert main([*args, "--out", str(tmp_path / "still"), *box]) == 0
+    assert main([*args, "--out", str(tmp_path / "raw"), *box, "--no-stabilise"]) == 0
+    b = tomllib.loads((tmp_path / "still" / "frames.toml").read_text())["build"]
+    # Each picked head's movement against the first file (h_00) was found and undone.
+    assert [tuple(m) for m in b["head_moves"]] == [WOBBLE[int(n[2:4])] for n in b["head_frames"]]
+    assert b["unaligned"] == [] and b["stabilise"] is True
+
+    def wobble(folder: Path) -> float:
+        """Median over frames of the mean difference to the rest frame, away from the eyes."""
+        fs = FrameSet.load(folder)
+        region = (slice(130, 190), slice(150, 300))  # nose, mouth, chin: below the eyes
+        rest = fs.frame(fs.rest_index)[region].astype(float)
+        moved = [np.abs(fs.frame(i)[region] - rest).mean() for i in range(fs.count)]
+        return float(np.median(moved))
+
+    still, raw = wobble(tmp_path / "still"), wobble(tmp_path / "raw")
+    print(f"wobble: still {still:.2f}, raw {raw:.2f} grey levels")
+    assert still < 0.5 and raw > 5.0, (still, raw)
+
+
+def test_a_head_moved_too_far_is_left_and_named(
+    painting: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every head frame but the first is 30 px (> 10 % of 256) to the right: not a wobble.
+    wobbly = _wobbly_heads(tmp_path / "far", [(0, 0)] + [(30, 0)] * 8)
+    out = tmp_path / "o"
+    args = ["frames", "build", str(painting), "--mode", "blend", "--heads", str(wobbly)]
+    assert main([*args, "--out", str(out), "--head-box", "150,40,300,190", "--count", "5"]) == 0
+    b = tomllib.loads((out / "frames.toml").read_text())["build"]
+    moved = [n for n in b["head_frames"] if n != "h_00.png"]
+    assert moved and b["unaligned"] == moved
+    assert all(m == [0, 0] for m in b["head_moves"])
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert warnings == [
+        f"monalisa frames build: warning: {wobbly / n}: moved more than 10 % of its size against "
+        "h_00.png, too far to be a wobble: left where it is (look at the contact sheet)"
+        for n in moved
+    ]
 
 
 def test_sigmoid_alpha_shape() -> None:

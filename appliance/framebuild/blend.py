@@ -335,6 +335,74 @@ def parse_box(text: str, size: tuple[int, int]) -> Box:
     return Box(x0, y0, x1, y1)
 
 
+MAX_SHIFT_FRACTION = 0.1
+"""Largest head movement stabilised, as a fraction of the head frame's smaller side."""
+
+
+def _grey_without_eyes(image: np.ndarray, eyes: tuple[Point, Point]) -> np.ndarray:
+    """Grey levels, mean removed, faded out softly over the eyes and towards the border.
+
+    The eyes' irises move on purpose, so they must not vote; a hard-edged hole would, by
+    being at the same place in every frame, so the weight rises smoothly around each eye.
+    """
+    grey = image[..., :3].astype(np.float64).mean(axis=2)
+    h, w = grey.shape
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5
+    a, b = eyes
+    radius = 0.45 * math.hypot(b.x - a.x, b.y - a.y)
+    weight = np.outer(np.hanning(h), np.hanning(w))
+    for p in (a, b):
+        d = np.hypot(xx - p.x, yy - p.y)
+        t = np.clip((d - radius) / max(radius, 1.0), 0.0, 1.0)
+        weight *= t * t * (3.0 - 2.0 * t)  # smoothstep: 0 on the eye, 1 a radius beyond it
+    grey -= (grey * weight).sum() / max(weight.sum(), 1e-12)
+    return np.asarray(grey * weight)
+
+
+def head_shift(
+    reference: np.ndarray, head: np.ndarray, eyes: tuple[Point, Point]
+) -> tuple[int, int] | None:
+    """How far ``head`` has moved against ``reference``, whole pixels, by phase correlation.
+
+    Face-animation models (the First Order Motion Model and its kin) carry the driving video's
+    small head movements into their frames; shown one after another as the eyes follow a
+    visitor, they make the head wobble. The eyes are left out of the comparison: they are
+    meant to move.
+
+    Args:
+        reference: The head frame the others are aligned to, H×W×3 uint8.
+        head: Another head frame of the same size.
+        eyes: The eye points of ``reference`` (pixels), whose discs are ignored.
+
+    Returns:
+        ``(dx, dy)``: ``head`` shows what ``reference`` shows at ``(x + dx, y + dy)``; None when
+        the best match is farther than :data:`MAX_SHIFT_FRACTION` of the smaller side (not a
+        small movement: left as it is).
+    """
+    fa = np.fft.rfft2(_grey_without_eyes(reference, eyes))
+    fb = np.fft.rfft2(_grey_without_eyes(head, eyes))
+    cross = fb * np.conj(fa)
+    cross /= np.abs(cross) + 1e-12
+    corr = np.fft.irfft2(cross, s=reference.shape[:2])
+    h, w = corr.shape
+    py, px = np.unravel_index(int(np.argmax(corr)), corr.shape)
+    dy = int(py) - h if py > h // 2 else int(py)
+    dx = int(px) - w if px > w // 2 else int(px)
+    if max(abs(dx), abs(dy)) > MAX_SHIFT_FRACTION * min(h, w):
+        return None
+    return dx, dy
+
+
+def shifted(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """``image`` moved by ``(dx, dy)`` whole pixels; the uncovered edge repeats the border."""
+    if dx == 0 and dy == 0:
+        return image
+    h, w = image.shape[:2]
+    px, py = abs(dx), abs(dy)
+    padded = np.pad(image, ((py, py), (px, px), (0, 0)), mode="edge")
+    return np.ascontiguousarray(padded[py - dy : py - dy + h, px - dx : px - dx + w])
+
+
 def blend_frame(
     painting: np.ndarray,
     head: np.ndarray,

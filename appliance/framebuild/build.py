@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,9 +23,11 @@ from appliance.framebuild import FrameBuildError, NoFaceError
 from appliance.framebuild.blend import (
     DEFAULT_J,
     DEFAULT_K,
+    MAX_SHIFT_FRACTION,
     ColourMatch,
     blend_frame,
     head_box_from_faces,
+    head_shift,
     iris_offset,
     list_heads,
     load_heads,
@@ -33,6 +35,7 @@ from appliance.framebuild.blend import (
     parse_box,
     picked_angles,
     read_image,
+    shifted,
     sigmoid_alpha,
 )
 from appliance.framebuild.contact import contact_sheet
@@ -91,6 +94,7 @@ class BuildOptions:
         blend_j: Blend: sigmoid steepness for a 512-pixel head.
         blend_k: Blend: sigmoid midpoint for a 512-pixel head, pixels.
         colour_match: Blend: match the head frames' colours to the painting.
+        stabilise: Blend: undo the head frames' small movements against the first one.
         force: Replace an existing frame set in ``out``.
     """
 
@@ -105,6 +109,7 @@ class BuildOptions:
     blend_j: float = DEFAULT_J
     blend_k: float = DEFAULT_K
     colour_match: bool = True
+    stabilise: bool = True
     force: bool = False
     progress: TextIO | None = field(default=None, repr=False)
 
@@ -120,6 +125,8 @@ class BuildResult:
         rest_index: The rest frame.
         head_box: The region that changes.
         contact_sheet: Path of the contact sheet.
+        warnings: One line each about what the build left as it found it (e.g. a head frame
+            moved too far to be held still).
     """
 
     out: Path
@@ -128,6 +135,7 @@ class BuildResult:
     rest_index: int
     head_box: Box
     contact_sheet: Path
+    warnings: tuple[str, ...] = ()
 
 
 def _sha256(path: Path) -> str:
@@ -337,8 +345,7 @@ def build_blend(
         box = parse_box(opts.head_box, (w, h))
         source = "--head-box"
     else:
-        a, b = first.right_eye, first.left_eye
-        head_points = (a, b) if a.x <= b.x else (b, a)
+        head_points = _sorted_eyes(first)
         try:
             points, _ = _eye_points(painting, opts, detect_eyes_with(face_finder))
         except NoFaceError as err:
@@ -351,10 +358,23 @@ def build_blend(
     bw, bh = int(box.x1 - box.x0), int(box.y1 - box.y0)
     alpha = sigmoid_alpha(bw, bh, opts.blend_j, opts.blend_k)
     region = painting[int(box.y0) : int(box.y1), int(box.x0) : int(box.x1)]
-    colour = ColourMatch.fit([heads[i] for i in picks], region) if opts.colour_match else None
-    frames = []
+    # Hold the head still: each picked head frame is moved back by its movement against the
+    # first one (eyes left out of the comparison), in whole pixels.
+    moves: list[list[int]] = []
+    unaligned: list[str] = []
+    chosen: list[np.ndarray] = []
+    ref_eyes = _sorted_eyes(first)
     for i in picks:
-        frames.append(blend_frame(painting, heads[i], box, alpha, colour))
+        move = head_shift(heads[0], heads[i], ref_eyes) if opts.stabilise else (0, 0)
+        if move is None:
+            unaligned.append(files[i].name)
+            move = (0, 0)
+        moves.append([move[0], move[1]])
+        chosen.append(shifted(heads[i], -move[0], -move[1]))
+    colour = ColourMatch.fit(chosen, region) if opts.colour_match else None
+    frames = []
+    for head in chosen:
+        frames.append(blend_frame(painting, head, box, alpha, colour))
         progress.step()
     head_box = changed_box(painting, frames)
     if head_box.area <= 1:
@@ -373,6 +393,11 @@ def build_blend(
         "blend_j": opts.blend_j,
         "blend_k": opts.blend_k,
         "colour_match": opts.colour_match,
+        "stabilise": opts.stabilise,
+        # Each picked head frame's movement against the first head frame (dx, dy pixels),
+        # undone before blending; `unaligned`: moved too far to be a wobble, left as they are.
+        "head_moves": moves,
+        "unaligned": unaligned,
     }
     # Zoom strip: the first head frame's eyes mapped into the painting.
     sx, sy = (box.x1 - box.x0) / hw, (box.y1 - box.y0) / hh
@@ -385,7 +410,22 @@ def build_blend(
         min(float(w), max(ex) + 0.6 * ipd),
         min(float(h), max(ey) + 0.35 * ipd),
     )
-    return _write(opts, frames, angles, head_box, eye_box, build, progress)
+    result = _write(opts, frames, angles, head_box, eye_box, build, progress)
+    limit = f"{100 * MAX_SHIFT_FRACTION:.0f} %"
+    return replace(
+        result,
+        warnings=tuple(
+            f"{opts.heads / name}: moved more than {limit} of its size against {files[0].name}, "
+            "too far to be a wobble: left where it is (look at the contact sheet)"
+            for name in unaligned
+        ),
+    )
+
+
+def _sorted_eyes(face: Face) -> tuple[Point, Point]:
+    """The face's two eye points, image-left first."""
+    a, b = face.right_eye, face.left_eye
+    return (a, b) if a.x <= b.x else (b, a)
 
 
 def build(opts: BuildOptions) -> BuildResult:
