@@ -227,6 +227,27 @@ def _mounts_under(root: Path) -> list[str]:
     return [p for p in points if p.startswith(prefix)]
 
 
+def copy_sources(dest: Path) -> Path:
+    """Copy what a deploy needs of this checkout (``SOURCES``) into ``dest`` (made here)."""
+    dest.mkdir(parents=True)
+    for name in SOURCES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def release_root(root: Path) -> None:
+    """Kill anything still running in ``root`` and unmount what is mounted under it."""
+    for pid in _processes_in(root):  # nothing should run there (policy-rc.d); be sure
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+    for point in sorted(_mounts_under(root), reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
+
+
 @dataclass
 class Deployment:
     root: Path
@@ -285,14 +306,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     seconds["unpack"] = time.monotonic() - t0
     _prepare_offline_root(root)
 
-    source = work / "src"
-    source.mkdir()
-    for name in SOURCES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, source / name)
+    source = copy_sources(work / "src")
 
     inventory = work / "inventory.ini"
     inventory.write_text(
@@ -327,11 +341,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
             root, source, inventory, fresh_check, fresh_check_left, first, second, seconds
         )
     finally:
-        for pid in _processes_in(root):  # nothing should run there (policy-rc.d); be sure
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, 9)
-        for point in sorted(_mounts_under(root), reverse=True):
-            subprocess.run(["umount", "-l", point], check=False)
+        release_root(root)
         assert not _mounts_under(root)
         shutil.rmtree(root, ignore_errors=True)
 

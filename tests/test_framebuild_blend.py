@@ -23,7 +23,7 @@ from appliance.framebuild.blend import (
     shifted,
     sigmoid_alpha,
 )
-from appliance.framebuild.eyes import detect_face
+from appliance.framebuild.eyes import detect_face, eyes_left_to_right
 from appliance.frames import FrameSet, default_frames_dir
 
 CROP = (150, 40, 300, 190)  # the astronaut's head in the painting (x0, y0, x1, y1)
@@ -155,9 +155,7 @@ WOBBLE = [(0, 0), (3, -2), (-2, 5), (2, 4), (-1, -3), (-4, 1), (-3, -4), (5, 0),
 
 def test_head_shift_finds_a_movement_and_ignores_the_eyes() -> None:
     ref = _head(0, tint=False)
-    face = detect_face(ref, "h")
-    eyes = (face.right_eye, face.left_eye)
-    eyes = eyes if eyes[0].x <= eyes[1].x else (eyes[1], eyes[0])
+    eyes = eyes_left_to_right(detect_face(ref, "h"))
     for i in (0, 16, 32):  # the eyes look elsewhere in each: still no movement
         assert head_shift(ref, _head(i, tint=False), eyes) == (0, 0)
     for dx, dy in WOBBLE[1:]:

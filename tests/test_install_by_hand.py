@@ -37,12 +37,11 @@ from pathlib import Path
 import pytest
 
 from tests.test_ansible import (
-    SOURCES,
-    _mounts_under,
     _need_root_and_debootstrap,
     _prepare_offline_root,
     _pristine_tarball,
-    _processes_in,
+    copy_sources,
+    release_root,
     venv_numpy,
 )
 
@@ -104,13 +103,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     root.mkdir()
     subprocess.run(["tar", "-C", str(root), "-xf", str(tarball)], check=True)
     _prepare_offline_root(root)
-    src = root / SRC_IN_ROOT.lstrip("/")
-    src.mkdir(parents=True)
-    for name in SOURCES:
-        if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(REPO / name, src / name)
+    copy_sources(root / SRC_IN_ROOT.lstrip("/"))
     shutil.copytree(CLIP, root / CLIP_IN_ROOT.lstrip("/"))
     script = runnable_here(readme_install_block((REPO / "README.md").read_text("utf-8")))
     (root / "root/install.sh").write_text(script, encoding="utf-8")
@@ -128,11 +121,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
         )
         yield box
     finally:
-        for pid in _processes_in(root):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, 9)
-        for point in sorted(_mounts_under(root), reverse=True):
-            subprocess.run(["umount", "-l", point], check=False)
+        release_root(root)
         shutil.rmtree(root, ignore_errors=True)
 
 

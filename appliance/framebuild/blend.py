@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from appliance.framebuild import FrameBuildError
-from appliance.framebuild.eyes import model_eyes
+from appliance.framebuild.eyes import eyes_left_to_right, model_eyes
 from appliance.framebuild.synthesize import EYEBALL_RATIO
 from appliance.types import Box, Face, FaceKeyPoint, Point
 
@@ -99,8 +99,7 @@ def iris_offset(image: np.ndarray, face: Face) -> tuple[float, float]:
         ``(offset, radius)``: mean iris x minus the landmark x (pixels, + = image right) and
         the mean iris radius (pixels).
     """
-    a, b = face.right_eye, face.left_eye
-    eyes = model_eyes(image, (a, b) if a.x <= b.x else (b, a))
+    eyes = model_eyes(image, eyes_left_to_right(face))
     ref = 0.5 * (
         face.keypoint(FaceKeyPoint.NOSE_TIP).x + face.keypoint(FaceKeyPoint.MOUTH_CENTER).x
     )

@@ -39,7 +39,14 @@ from appliance.framebuild.blend import (
     sigmoid_alpha,
 )
 from appliance.framebuild.contact import contact_sheet
-from appliance.framebuild.eyes import Eye, detect_eyes, detect_face, model_eyes, parse_eyes
+from appliance.framebuild.eyes import (
+    Eye,
+    detect_eyes,
+    detect_face,
+    eyes_left_to_right,
+    model_eyes,
+    parse_eyes,
+)
 from appliance.framebuild.output import (
     CONTACT_SHEET,
     changed_box,
@@ -169,9 +176,7 @@ def detect_eyes_with(
     """Adapt a face finder into an eye finder (eye points sorted left to right)."""
 
     def find(image: np.ndarray, source: Any) -> tuple[Point, Point]:
-        face = face_finder(image, source)
-        a, b = face.right_eye, face.left_eye
-        return (a, b) if a.x <= b.x else (b, a)
+        return eyes_left_to_right(face_finder(image, source))
 
     return find
 
@@ -345,7 +350,7 @@ def build_blend(
         box = parse_box(opts.head_box, (w, h))
         source = "--head-box"
     else:
-        head_points = _sorted_eyes(first)
+        head_points = eyes_left_to_right(first)
         try:
             points, _ = _eye_points(painting, opts, detect_eyes_with(face_finder))
         except NoFaceError as err:
@@ -363,7 +368,7 @@ def build_blend(
     moves: list[list[int]] = []
     unaligned: list[str] = []
     chosen: list[np.ndarray] = []
-    ref_eyes = _sorted_eyes(first)
+    ref_eyes = eyes_left_to_right(first)
     for i in picks:
         move = head_shift(heads[0], heads[i], ref_eyes) if opts.stabilise else (0, 0)
         if move is None:
@@ -420,12 +425,6 @@ def build_blend(
             for name in unaligned
         ),
     )
-
-
-def _sorted_eyes(face: Face) -> tuple[Point, Point]:
-    """The face's two eye points, image-left first."""
-    a, b = face.right_eye, face.left_eye
-    return (a, b) if a.x <= b.x else (b, a)
 
 
 def build(opts: BuildOptions) -> BuildResult:

@@ -354,6 +354,12 @@ def detect_face(image: np.ndarray, source: Path | str) -> Face:
     )
 
 
+def eyes_left_to_right(face: Face) -> tuple[Point, Point]:
+    """The face's two eye keypoints, the one further left in the image first."""
+    a, b = face.right_eye, face.left_eye
+    return (a, b) if a.x <= b.x else (b, a)
+
+
 def detect_eyes(image: np.ndarray, source: Path | str) -> tuple[Point, Point]:
     """Find the two eye points of the most prominent face with the BlazeFace detector.
 
@@ -363,9 +369,7 @@ def detect_eyes(image: np.ndarray, source: Path | str) -> tuple[Point, Point]:
     Raises:
         FrameBuildError: No face found (the message suggests ``--eyes``).
     """
-    face = detect_face(image, source)
-    a, b = face.right_eye, face.left_eye
-    return (a, b) if a.x <= b.x else (b, a)
+    return eyes_left_to_right(detect_face(image, source))
 
 
 def model_eyes(image: np.ndarray, points: tuple[Point, Point]) -> tuple[Eye, Eye]:
