@@ -30,6 +30,7 @@ import numpy as np
 
 from appliance import __version__
 from appliance.camera import Capture, Frame
+from appliance.display.overlay import Overlay
 from appliance.faults import FaultPlan, InjectedFault
 from appliance.types import Box, Face
 
@@ -72,6 +73,13 @@ class DisplayLike(Protocol):
 
     def poll(self) -> list[str]:
         """Return pending user actions (``quit``, ``toggle_debug``)."""
+
+    @property
+    def debug(self) -> bool:
+        """Whether the debug overlay is shown (its figures are only built then)."""
+
+    def set_overlay(self, info: Overlay | None) -> None:
+        """Give the debug overlay this camera frame's figures."""
 
     def screenshot(self, path: str | Path) -> None:
         """Save the screen as PNG."""
@@ -195,8 +203,6 @@ class App:
         frame_count: Number of portrait frames (for the trace).
         options: Trace, duration, screenshot, status interval, faults.
         status_sink: Called about once per ``status_interval_s`` with the status dict.
-        overlay: Called with (frame, find result, gaze record, stats) to update a debug
-            overlay, or None.
     """
 
     def __init__(
@@ -211,7 +217,6 @@ class App:
         frame_count: int,
         options: RunOptions,
         status_sink: Callable[[dict[str, Any]], None] | None = None,
-        overlay: Callable[..., None] | None = None,
     ) -> None:
         self.capture = capture
         self.finder = finder
@@ -222,7 +227,6 @@ class App:
         self.frame_count = frame_count
         self.options = options
         self.status_sink = status_sink
-        self.overlay = overlay
         self.stats = Stats()
         self.problems = RateLimitedLog(log)
         self.index = rest_index
@@ -303,6 +307,21 @@ class App:
             self._shutdown()
         return 0
 
+    def _overlay(self, faces: list[Face], result: Any, rec: Any, now: float) -> Overlay:
+        """The debug overlay's figures for this camera frame (result/rec None when they failed)."""
+        return Overlay(
+            fps=round(Stats.rate(self.stats.frame_times, now), 1),
+            image_size=self._image_size,
+            faces=tuple(faces),
+            viewer=None if rec is None else rec.viewer_box,
+            index=None if rec is None else rec.index,
+            state="" if rec is None else rec.state,
+            regions=() if result is None else tuple(result.regions),
+            band=None if result is None else result.band,
+            tiles=() if result is None else tuple(result.tiles),
+            follow=None if result is None else result.follow,
+        )
+
     def _hang(self) -> None:
         """Injected fault: stop making progress (no watchdog pings) until asked to stop."""
         log.warning("fault injection: the main loop now hangs")
@@ -370,9 +389,9 @@ class App:
             self._error("gaze", f"gaze update failed: {err!r}")
         t2 = time.perf_counter()
         now = time.monotonic()
-        if self.overlay is not None:
+        if self.display.debug:
             try:
-                self.overlay(frame, result, rec, self)
+                self.display.set_overlay(self._overlay(faces, result, rec, now))
             except Exception as err:
                 self._error("overlay", f"overlay failed: {err!r}")
         drew = self.display.show(self.index, now)

@@ -287,7 +287,6 @@ def _build_and_run(
             faults=plan,
         ),
         status_sink=sink,
-        overlay=display.overlay_hook if hasattr(display, "overlay_hook") else None,
     )
     app.install_signal_handlers()  # from here on the App's handlers stop the loop
     if stopped_early():

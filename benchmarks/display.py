@@ -26,10 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appliance import display as display_module
 from appliance.config import DisplayConfig
+from appliance.display import screen as display_module
 from appliance.frames import FrameSet, Manifest, diff_patch
 from appliance.types import Box
+from tests.support.display import frame_on_screen
 
 COUNT = 33
 MIB = 1024 * 1024
@@ -156,7 +157,7 @@ def bench_full(frames: FrameSet, size: tuple[int, int], n: int, rotation: int) -
         t0 = time.perf_counter()
         surfaces = []
         for i in range(frames.count):
-            rgb = display_module.frame_on_screen(frames.frame(i), size, rotation, "fit", (0, 0, 0))
+            rgb = frame_on_screen(frames.frame(i), size, rotation, "fit", (0, 0, 0))
             h, w = rgb.shape[:2]
             surfaces.append(pg.image.frombuffer(rgb.tobytes(), (w, h), "RGB").convert())
         prep_s = time.perf_counter() - t0

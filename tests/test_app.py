@@ -15,6 +15,7 @@ import numpy as np
 
 from appliance.app import App, RateLimitedLog, RunOptions, check_frame
 from appliance.camera import CameraError, Capture, EndOfStream
+from appliance.display import Overlay
 from appliance.faults import nan_face, parse
 from appliance.types import Box, Face, Point
 
@@ -63,6 +64,8 @@ class Found:
     inferences: int = 1
     regions: tuple = ()
     band: None = None
+    tiles: tuple = ()
+    follow: None = None
 
 
 class FakeFinder:
@@ -115,10 +118,15 @@ class FakeGaze:
 
 
 class FakeDisplay:
-    def __init__(self):
+    def __init__(self, debug=False):
         self.shown = []
         self.closed = False
         self.shots = []
+        self.debug = debug
+        self.overlays = []
+
+    def set_overlay(self, info):
+        self.overlays.append(info)
 
     def show(self, index, now):
         if self.shown and self.shown[-1] == index:
@@ -157,13 +165,13 @@ def frame(v: int) -> np.ndarray:
     return np.full((48, 64, 3), v, np.uint8)
 
 
-def make_app(items, tmp_path: Path | None = None, finder=None, faults="", **opts):
+def make_app(items, tmp_path: Path | None = None, finder=None, faults="", display=None, **opts):
     statuses = []
     app = App(
         capture=Capture(Script(items), retry_initial_s=0.01, retry_max_s=0.02),
         finder=finder or FakeFinder(),
         gaze=FakeGaze(),
-        display=FakeDisplay(),
+        display=display or FakeDisplay(),
         notifier=Notes(),
         rest_index=2,
         frame_count=5,
@@ -226,6 +234,22 @@ def test_a_full_width_source_leaves_the_field_of_view_alone():
     assert app.gaze.fractions == [] and app.finder.fields_of_view == []
     cam = app.status()["camera"]
     assert cam["sensor_width_fraction"] == 1.0 and cam["hfov_deg"] is None
+
+
+def test_overlay_figures_come_from_the_loop_objects_while_the_overlay_is_on():
+    display = FakeDisplay(debug=True)
+    app, _ = make_app([frame(v) for v in (11, 12, 13)], display=display)
+    assert app.run() == 0
+    assert len(display.overlays) == 3
+    info = display.overlays[-1]
+    assert isinstance(info, Overlay)
+    assert info.image_size == (64, 48) and info.index == 13 % 5 and info.state == "tracking"
+    assert len(info.faces) == 1 and info.viewer == face_at(13.0).box and info.fps > 0
+    assert info.tiles == () and info.follow is None  # a result without a tile plan
+    off = FakeDisplay()
+    app, _ = make_app([frame(v) for v in (11, 12, 13)], display=off)
+    assert app.run() == 0
+    assert off.overlays == []  # no figures are built while the overlay is off
 
 
 def test_first_frame_is_rest_index_before_camera():

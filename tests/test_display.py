@@ -26,13 +26,13 @@ from appliance.display import (
     Overlay,
     choose_driver,
     compute_layout,
-    frame_on_screen,
     rotate_array,
     rotate_rect,
 )
 from appliance.finder import Finder
 from appliance.frames import FrameSet
 from appliance.types import Box, Face, Point
+from tests.support.display import frame_on_screen
 
 W, H = 160, 120  # frame size
 MAGENTA = (255, 0, 255)
@@ -82,7 +82,7 @@ def opened():
 
 def _pygame() -> Any:
     """pygame as the display module imported it (to post events); tests never import it."""
-    import appliance.display as display_module
+    import appliance.display.screen as display_module
 
     return vars(display_module)["pygame"]
 
@@ -321,33 +321,7 @@ def test_overlay_is_upright_for_a_rotated_monitor(frames, opened):
     assert xs.max() > 580 and ys.min() < 20 and xs.min() > 300
 
 
-def test_overlay_hook_reads_duck_typed_loop_objects(frames, opened):
-    class Frame:
-        image = np.zeros((240, 320, 3), np.uint8)
-
-    class Result:
-        faces = (_face(10, 10, 50),)
-        regions = (Box(0, 0, 320, 240),)
-        band = None
-
-    class Record:
-        viewer_box = Box(10, 10, 60, 60)
-        index = 3
-        state = "holding"
-
-    d = opened(frames, debug_overlay=True)
-    d.show(2, 0.0)
-    d.overlay_hook(Frame(), Result(), Record(), None)
-    d.overlay_hook(Frame(), Result(), Record(), None)
-    assert d.show(2, 1.0) is True
-    info = d._overlay_info
-    assert info is not None
-    assert info.image_size == (320, 240) and info.index == 3 and info.state == "holding"
-    assert len(info.faces) == 1 and info.viewer == Box(10, 10, 60, 60) and info.fps > 0
-    assert info.tiles == () and info.follow is None  # a result without a tile plan
-
-
-# Overlay inset colours (opaque, so exact on screen): see the legend in appliance.display.
+# Overlay inset colours (opaque, so exact on screen): see the legend in appliance.display.overlay.
 BAND_BLUE = (90, 150, 255)
 TILE_FAINT = (75, 75, 95)
 RAN_YELLOW = (250, 200, 0)
@@ -370,6 +344,17 @@ def _count(shot: np.ndarray, colour: tuple[int, int, int], xs: range, ys: range)
     return int(np.all(window == colour, axis=2).sum())
 
 
+def _plan(result: Any) -> Overlay:
+    """The overlay of one finder result on a 640×480 camera image, as the loop builds it."""
+    return Overlay(
+        image_size=(640, 480),
+        regions=tuple(result.regions),
+        band=result.band,
+        tiles=tuple(result.tiles),
+        follow=result.follow,
+    )
+
+
 def test_overlay_draws_band_tiles_ran_tiles_and_follow_crop(frames, opened):
     # The real finder plans one frame: a follow crop around the viewer plus one sweep tile.
     finder = Finder(
@@ -384,13 +369,9 @@ def test_overlay_draws_band_tiles_ran_tiles_and_follow_crop(frames, opened):
     ran, idle = tiles[0], tiles[-1]  # top-left ran this frame; bottom-right did not
     assert idle.x0 > follow.x1 + 20 and ran.x1 < follow.x1
 
-    class Frame:
-        pass
-
-    Frame.image = image  # type: ignore[attr-defined]
     d = opened(frames, window_size=(800, 600), debug_overlay=True)
     d.show(2, 0.0)
-    d.overlay_hook(Frame(), result, None, None)
+    d.set_overlay(_plan(result))
     info = d._overlay_info
     assert info is not None and info.follow == follow and info.tiles == tuple(tiles)
     assert d.show(2, 1.0) is True
@@ -444,15 +425,10 @@ def test_overlay_plan_is_not_drawn_while_the_overlay_is_off(frames, opened):
     image = np.zeros((480, 640, 3), np.uint8)
     result = finder.find(image, follow=Box(300, 200, 340, 240))
 
-    class Frame:
-        pass
-
-    Frame.image = image  # type: ignore[attr-defined]
     d = opened(frames, window_size=(800, 600))
     d.show(2, 0.0)
     clean = d.pixels()
-    d.overlay_hook(Frame(), result, None, None)
-    assert d._overlay_info is None  # the hook does no work while the overlay is off
+    d.set_overlay(_plan(result))
     assert d.show(2, 1.0) is False
     assert np.array_equal(d.pixels(), clean)
     for colour in (BAND_BLUE, TILE_FAINT, RAN_YELLOW, FOLLOW_PINK):

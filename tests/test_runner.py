@@ -370,7 +370,7 @@ def demo(tmp_path: Path, display: str, **extra: str):
 
 def test_demo_headless_prints_summary_and_screenshot_of_last_frame(tmp_path):
     from appliance.config import Config
-    from appliance.display import frame_on_screen
+    from tests.support.display import frame_on_screen
 
     res = demo(tmp_path, "headless")
     assert res.returncode == 0, res.stderr

@@ -1,7 +1,9 @@
 """Drawing the portrait with pygame-ce: KMSDRM fullscreen, a window, or headless.
 
-This is the only module that imports pygame. It draws and does nothing else: the loop tells it
-which frame to show (:meth:`Display.show`), and it reports key presses (:meth:`Display.poll`).
+This is the only module of the product that imports pygame (the webcam source aside). It draws
+and does nothing else: the loop tells it which frame to show (:meth:`Display.show`) and what the
+debug overlay shows (:meth:`Display.set_overlay`), and it reports key presses
+(:meth:`Display.poll`).
 
 Drivers:
 
@@ -24,336 +26,31 @@ region over successive :meth:`Display.show` calls.
 
 The screen's contents are kept in an offscreen canvas (the portrait only); the debug overlay is
 drawn over it on the screen, so hiding the overlay or fading under it never needs a re-render.
+What the overlay shows and where its shapes go is worked out in :mod:`appliance.display.overlay`;
+the geometry and the resampling are in :mod:`appliance.display.layout`.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import time
-from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from PIL import Image
 
 from appliance.config import DisplayConfig
+from appliance.display import overlay as ov
+from appliance.display.layout import DisplayError, Renderer, choose_driver, compute_layout
+from appliance.display.overlay import Overlay
 from appliance.frames import FrameSet
-from appliance.types import Box, Face
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # (imported after the prompt switch above)
-
-DRIVERS = ("auto", "kmsdrm", "window", "headless")
-"""Accepted values of ``driver``."""
-
-_LANCZOS_SUPPORT = 3.0
-"""Half-width of PIL's Lanczos kernel, in output-scale pixels."""
-
-Rect4 = tuple[int, int, int, int]
-"""A rectangle ``(x0, y0, x1, y1)`` in integer pixels, ``x1``/``y1`` exclusive."""
-
-
-class DisplayError(RuntimeError):
-    """The video driver cannot be opened (or the display is used after ``close``)."""
-
-
-# -- pure geometry (no pygame) --------------------------------------------------------------
-
-
-def choose_driver(
-    requested: str,
-    env: Mapping[str, str] | None = None,
-    dri: Path = Path("/dev/dri"),
-) -> str:
-    """Resolve ``auto`` to a concrete driver.
-
-    Args:
-        requested: ``auto``, ``kmsdrm``, ``window`` or ``headless``.
-        env: The environment to look at (default ``os.environ``).
-        dri: The DRM device folder whose presence means KMSDRM may work.
-
-    Returns:
-        ``kmsdrm``, ``window`` or ``headless``.
-
-    Raises:
-        DisplayError: ``requested`` is not a known driver.
-    """
-    if requested not in DRIVERS:
-        raise DisplayError(f"unknown display driver {requested!r}; use one of {', '.join(DRIVERS)}")
-    if requested != "auto":
-        return requested
-    e = os.environ if env is None else env
-    if e.get("DISPLAY") or e.get("WAYLAND_DISPLAY"):
-        return "window"
-    if dri.is_dir():
-        return "kmsdrm"
-    return "headless"
-
-
-def rotate_rect(rect: Rect4, size: tuple[int, int], rotation: int) -> Rect4:
-    """Map a rectangle of an image to the same pixels of the image rotated clockwise.
-
-    Args:
-        rect: ``(x0, y0, x1, y1)`` in the unrotated image, pixels.
-        size: ``(width, height)`` of the unrotated image, pixels.
-        rotation: Clockwise rotation, 0/90/180/270 degrees.
-
-    Returns:
-        The rectangle in the rotated image (whose size is ``size`` swapped for 90/270).
-    """
-    x0, y0, x1, y1 = rect
-    w, h = size
-    if rotation == 0:
-        return rect
-    if rotation == 90:
-        return (h - y1, x0, h - y0, x1)
-    if rotation == 180:
-        return (w - x1, h - y1, w - x0, h - y0)
-    if rotation == 270:
-        return (y0, w - x1, y1, w - x0)
-    raise ValueError(f"rotation = {rotation} must be 0, 90, 180 or 270")
-
-
-def rotate_array(image: np.ndarray, rotation: int) -> np.ndarray:
-    """Rotate an ``H×W×C`` image clockwise by 0/90/180/270 degrees (lossless, contiguous)."""
-    if rotation not in (0, 90, 180, 270):
-        raise ValueError(f"rotation = {rotation} must be 0, 90, 180 or 270")
-    return np.ascontiguousarray(np.rot90(image, k=-(rotation // 90)))
-
-
-@dataclass(frozen=True, slots=True)
-class Layout:
-    """Where the (rotated) portrait lands on the screen.
-
-    Attributes:
-        screen: ``(width, height)`` of the screen, pixels.
-        rotation: Clockwise rotation of the portrait, degrees.
-        image: ``(width, height)`` of the rotated portrait, pixels.
-        scaled: ``(width, height)`` of the whole rotated portrait after scaling, pixels.
-        offset: Screen position of the scaled portrait's top-left corner (negative when
-            ``fill`` crops it).
-        visible: The part of the scaled portrait that is on screen, in scaled-image pixels.
-    """
-
-    screen: tuple[int, int]
-    rotation: int
-    image: tuple[int, int]
-    scaled: tuple[int, int]
-    offset: tuple[int, int]
-    visible: Rect4
-
-    @property
-    def fx(self) -> float:
-        """Horizontal scale factor, screen pixels per rotated-image pixel."""
-        return self.scaled[0] / self.image[0]
-
-    @property
-    def fy(self) -> float:
-        """Vertical scale factor, screen pixels per rotated-image pixel."""
-        return self.scaled[1] / self.image[1]
-
-    @property
-    def identity_scale(self) -> bool:
-        """True when the portrait is shown pixel for pixel."""
-        return self.scaled == self.image
-
-    def to_screen(self, rect: Rect4) -> Rect4:
-        """Move a rectangle from scaled-image pixels to screen pixels."""
-        ox, oy = self.offset
-        return (rect[0] + ox, rect[1] + oy, rect[2] + ox, rect[3] + oy)
-
-
-def compute_layout(
-    screen: tuple[int, int], frame_size: tuple[int, int], rotation: int, fit: str
-) -> Layout:
-    """Scale and centre the rotated portrait on the screen.
-
-    Args:
-        screen: ``(width, height)`` of the screen, pixels (both >= 1).
-        frame_size: ``(width, height)`` of the unrotated portrait, pixels.
-        rotation: Clockwise rotation, 0/90/180/270 degrees.
-        fit: ``fit`` shows the whole portrait with borders; ``fill`` covers the screen and
-            crops the overflow equally on both sides.
-
-    Returns:
-        The layout; with ``fit`` one dimension fills the screen exactly.
-    """
-    sw, sh = screen
-    fw, fh = frame_size
-    iw, ih = (fh, fw) if rotation in (90, 270) else (fw, fh)
-    ratios = (sw / iw, sh / ih)
-    scale = min(ratios) if fit == "fit" else max(ratios)
-    if fit == "fit" and ratios[0] <= ratios[1]:
-        scaled = (sw, max(1, min(sh, round(ih * scale))))
-    elif fit == "fit":
-        scaled = (max(1, min(sw, round(iw * scale))), sh)
-    elif ratios[0] >= ratios[1]:
-        scaled = (sw, max(sh, round(ih * scale)))
-    else:
-        scaled = (max(sw, round(iw * scale)), sh)
-    ox, oy = (sw - scaled[0]) // 2, (sh - scaled[1]) // 2
-    visible = (max(0, -ox), max(0, -oy), min(scaled[0], sw - ox), min(scaled[1], sh - oy))
-    return Layout(
-        screen=(sw, sh),
-        rotation=rotation,
-        image=(iw, ih),
-        scaled=scaled,
-        offset=(ox, oy),
-        visible=visible,
-    )
-
-
-def _intersect(a: Rect4, b: Rect4) -> Rect4 | None:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
-
-
-class _Renderer:
-    """Resamples regions of the rotated portrait into screen pixels (PIL Lanczos)."""
-
-    def __init__(self, frames: FrameSet, layout: Layout) -> None:
-        self.frames = frames
-        self.layout = layout
-        self.base = rotate_array(frames.base, layout.rotation)
-        # Source pixels a destination pixel's kernel reaches, with a guard pixel.
-        self.support = (
-            _LANCZOS_SUPPORT * max(1.0, 1.0 / layout.fx, 1.0 / layout.fy) + 1.0
-            if not layout.identity_scale
-            else 0.0
-        )
-
-    def render(self, dest: Rect4, index: int | None) -> np.ndarray:
-        """Return scaled-image region ``dest`` of frame ``index`` (None: the base) as RGB."""
-        lay = self.layout
-        iw, ih = lay.image
-        x0, y0, x1, y1 = dest
-        if lay.identity_scale:
-            src = (x0, y0, x1, y1)
-        else:
-            s = self.support
-            src = (
-                max(0, math.floor(x0 / lay.fx - s)),
-                max(0, math.floor(y0 / lay.fy - s)),
-                min(iw, math.ceil(x1 / lay.fx + s)),
-                min(ih, math.ceil(y1 / lay.fy + s)),
-            )
-        crop = self.base[src[1] : src[3], src[0] : src[2]]
-        if index is not None:
-            patch = self.frames.patches[index]
-            if not patch.empty:
-                rect = rotate_rect(
-                    (patch.x0, patch.y0, patch.x0 + patch.width, patch.y0 + patch.height),
-                    self.frames.size,
-                    lay.rotation,
-                )
-                hit = _intersect(rect, src)
-                if hit is not None:
-                    crop = crop.copy()
-                    pix = rotate_array(patch.pixels, lay.rotation)
-                    crop[hit[1] - src[1] : hit[3] - src[1], hit[0] - src[0] : hit[2] - src[0]] = (
-                        pix[
-                            hit[1] - rect[1] : hit[3] - rect[1], hit[0] - rect[0] : hit[2] - rect[0]
-                        ]
-                    )
-        if lay.identity_scale:
-            return np.ascontiguousarray(crop)
-        cw, ch = crop.shape[1], crop.shape[0]
-        box = (
-            min(max(x0 / lay.fx - src[0], 0.0), float(cw)),
-            min(max(y0 / lay.fy - src[1], 0.0), float(ch)),
-            min(max(x1 / lay.fx - src[0], 0.0), float(cw)),
-            min(max(y1 / lay.fy - src[1], 0.0), float(ch)),
-        )
-        # Two 1-D passes (horizontal, then vertical), each over the other axis' full extent:
-        # this reproduces exactly what one resize of the whole image gives, which PIL's single
-        # 2-D call with a box on a crop does not always do.
-        lanczos = Image.Resampling.LANCZOS
-        img = Image.fromarray(np.ascontiguousarray(crop), "RGB")
-        rows = img.resize((x1 - x0, ch), lanczos, box=(box[0], 0.0, box[2], float(ch)))
-        out = rows.resize((x1 - x0, y1 - y0), lanczos, box=(0.0, box[1], float(x1 - x0), box[3]))
-        return np.asarray(out, dtype=np.uint8)
-
-    def patch_region(self, index: int) -> Rect4 | None:
-        """The scaled-image rectangle where frame ``index`` differs from the scaled base."""
-        patch = self.frames.patches[index]
-        if patch.empty:
-            return None
-        lay = self.layout
-        rx0, ry0, rx1, ry1 = rotate_rect(
-            (patch.x0, patch.y0, patch.x0 + patch.width, patch.y0 + patch.height),
-            self.frames.size,
-            lay.rotation,
-        )
-        s = self.support
-        region = (
-            math.floor((rx0 - s) * lay.fx) - 1,
-            math.floor((ry0 - s) * lay.fy) - 1,
-            math.ceil((rx1 + s) * lay.fx) + 1,
-            math.ceil((ry1 + s) * lay.fy) + 1,
-        )
-        return _intersect(region, lay.visible)
-
-
-# -- the overlay ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Overlay:
-    """What the debug overlay shows; camera quantities are in camera-image pixels.
-
-    Attributes:
-        fps: Camera frames processed per second.
-        image_size: ``(width, height)`` of the camera image the boxes refer to, pixels.
-        faces: Faces found in that image (boxes and eye keypoints are drawn).
-        viewer: The chosen viewer's face box, or None.
-        index: The frame index gaze asked for, or None (the displayed one is shown then).
-        state: Gaze state (``tracking``, ``holding``, ``idle``) or empty.
-        regions: Where the finder ran the detector this frame (follow crop, sweep tiles, the
-            whole-frame pass), camera pixels; drawn bright.
-        band: The finder's head band, or None; drawn as its top and bottom lines.
-        tiles: The band's whole tile grid, camera pixels; drawn faintly.
-        follow: The follow crop searched this frame (one of ``regions``), or None; drawn in
-            its own colour.
-    """
-
-    fps: float = 0.0
-    image_size: tuple[int, int] = (640, 480)
-    faces: tuple[Face, ...] = ()
-    viewer: Box | None = None
-    index: int | None = None
-    state: str = ""
-    regions: tuple[Box, ...] = ()
-    band: Box | None = None
-    tiles: tuple[Box, ...] = ()
-    follow: Box | None = None
-
-
-_OV_BG = (0, 0, 0, 170)
-_OV_INSET = (25, 25, 25, 220)
-_OV_TEXT = (235, 235, 235)
-_OV_FACE = (60, 220, 60)
-_OV_VIEWER = (255, 70, 70)
-_OV_EYE = (0, 230, 255)
-_OV_REGION = (250, 200, 0)
-_OV_BAND = (90, 150, 255)
-_OV_TILE = (75, 75, 95)
-_OV_FOLLOW = (235, 60, 235)
-_OV_BORDER = (120, 120, 120)
-_OV_LEGEND = (
-    ("band", _OV_BAND),
-    ("tiles", _OV_TILE),
-    ("ran", _OV_REGION),
-    ("follow", _OV_FOLLOW),
-    ("face", _OV_FACE),
-    ("viewer", _OV_VIEWER),
-)
-"""Legend entries of the camera inset: label and the colour it is drawn in (opaque RGB)."""
 
 
 @dataclass
@@ -420,7 +117,6 @@ class Display:
         self._overlay_dirty = True
         self._overlay_surface: pygame.Surface | None = None
         self._overlay_rect: pygame.Rect | None = None
-        self._hook_times: deque[float] = deque(maxlen=120)
         self._font: pygame.font.Font | None = None
         self._legend: pygame.Surface | None = None
         self._target = frames.rest_index
@@ -485,7 +181,7 @@ class Display:
             screen.get_size(), self.frames.size, self.config.rotation, self.config.fit
         )
         lay = self.layout
-        renderer = _Renderer(self.frames, lay)
+        renderer = Renderer(self.frames, lay)
         vis = lay.visible
         self._base_pos = lay.to_screen(vis)[:2]
         self._base_surface = self._surface(renderer.render(vis, None))
@@ -546,42 +242,6 @@ class Display:
         if info != self._overlay_info:
             self._overlay_info = info
             self._overlay_dirty = True
-
-    def overlay_hook(self, frame: Any, result: Any, record: Any, app: Any = None) -> None:
-        """Feed the overlay from one loop iteration (the app calls this once per camera frame).
-
-        Args:
-            frame: The camera frame (an object with ``image``, H×W×3), only its size is used.
-            result: The finder's result (``faces``, ``regions``, ``band``, ``tiles``,
-                ``follow``; any may be missing) or None.
-            record: The gaze record (``viewer_box``, ``index``, ``state``) or None.
-            app: The calling app (unused; part of the hook's signature).
-        """
-        now = time.monotonic()
-        self._hook_times.append(now)
-        if not self._debug:
-            return
-        recent = [t for t in self._hook_times if now - t <= 2.0]
-        fps = (len(recent) - 1) / max(now - recent[0], 1e-6) if len(recent) >= 2 else 0.0
-        image = getattr(frame, "image", None)
-        shape = getattr(image, "shape", None)
-        size = (int(shape[1]), int(shape[0])) if shape is not None and len(shape) >= 2 else None
-        if size is None and self._overlay_info is not None:
-            size = self._overlay_info.image_size
-        self.set_overlay(
-            Overlay(
-                fps=round(fps, 1),
-                image_size=size or (640, 480),
-                faces=tuple(getattr(result, "faces", ()) or ()),
-                viewer=getattr(record, "viewer_box", None),
-                index=getattr(record, "index", None),
-                state=str(getattr(record, "state", "") or ""),
-                regions=tuple(getattr(result, "regions", ()) or ()),
-                band=getattr(result, "band", None),
-                tiles=tuple(getattr(result, "tiles", ()) or ()),
-                follow=getattr(result, "follow", None),
-            )
-        )
 
     def show(self, index: int, now: float) -> bool:
         """Show frame ``index``; draw only what changed, at most ``max_fps`` times a second.
@@ -851,69 +511,50 @@ class Display:
     def _render_overlay(self) -> tuple[pygame.Surface, pygame.Rect]:
         """Render the overlay, upright for the viewer, at the portrait's top-left corner.
 
-        The camera inset shows, back to front: the band's whole tile grid (faint), the regions
-        the detector ran on this frame (bright), the head band's top and bottom lines, the
-        follow crop (its own colour), the faces with their eyes, and the chosen viewer. A
-        legend of those colours is rendered once and kept. Only called while the overlay is
-        on and its figures changed, so its cost (a few dozen rectangle outlines and the text
+        The text and the camera inset's shapes come from :mod:`appliance.display.overlay`; a
+        legend of the inset's colours is rendered once and kept. Only called while the overlay
+        is on and its figures changed, so its cost (a few dozen rectangle outlines and the text
         lines) is never paid otherwise.
         """
         rotation = self.config.rotation
-        sw, sh = self.size
-        lw, lh = (sh, sw) if rotation in (90, 270) else (sw, sh)
+        upright = ov.upright_size(self.size, rotation)
         info = self._overlay_info
-        cam_w, cam_h = info.image_size if info is not None else (640, 480)
-        iw = int(min(max(lw * 0.3, 120), 480, lw - 16))
-        ih = max(1, round(iw * cam_h / max(cam_w, 1)))
+        iw, ih = ov.inset_size(upright, info)
         if self._font is None:
             self._font = pygame.font.Font(None, max(14, iw // 14))
         font = self._font
         if self._legend is None:
             self._legend = self._render_legend(font)
-        legend = self._legend
-        shown = self._target
-        count = self.frames.count
-        if info is None:
-            lines = [f"frame {shown}/{count - 1}", "no camera data yet"]
-        else:
-            idx = shown if info.index is None else info.index
-            sweeps = len(info.regions) - (info.follow is not None)
-            tiles = f"   tiles {sweeps}/{len(info.tiles)}" if info.tiles else ""
-            lines = [
-                f"{info.fps:.1f} fps   frame {idx}/{count - 1}   {info.state}".rstrip(),
-                f"faces {len(info.faces)}   viewer {'yes' if info.viewer else 'none'}"
-                f"   inferences {len(info.regions)}",
-                f"camera {cam_w}x{cam_h}{tiles}   follow {'yes' if info.follow else 'no'}",
-            ]
-        texts = [font.render(line, True, _OV_TEXT) for line in lines]
+        lines = ov.text_lines(info, self._target, self.frames.count)
+        texts = [font.render(line, True, ov.TEXT) for line in lines]
         if info is not None:
-            texts.append(legend)
-        pad = 6
+            texts.append(self._legend)
+        pad = ov.PAD
         width = max([iw, *(t.get_width() for t in texts)]) + 2 * pad
         height = pad + ih + pad + sum(t.get_height() for t in texts) + pad
         surf = pygame.Surface((width, height), pygame.SRCALPHA)
-        surf.fill(_OV_BG)
+        surf.fill(ov.BACKGROUND)
         inset = pygame.Rect(pad, pad, iw, ih)
-        surf.fill(_OV_INSET, inset)
-        pygame.draw.rect(surf, _OV_BORDER, inset, 1)
+        surf.fill(ov.INSET, inset)
+        pygame.draw.rect(surf, ov.BORDER, inset, 1)
         if info is not None:
-            self._draw_camera(surf, inset, info)
+            surf.set_clip(inset)
+            for shape in ov.camera_shapes(info, (inset.x, inset.y, inset.w, inset.h)):
+                _draw(surf, shape)
+            surf.set_clip(None)
         y = inset.bottom + pad
         for t in texts:
             surf.blit(t, (pad, y))
             y += t.get_height()
         if rotation:
             surf = pygame.transform.rotate(surf, -rotation)
-        margin = 8
-        x0, y0, x1, y1 = rotate_rect(
-            (margin, margin, margin + width, margin + height), (lw, lh), rotation
-        )
+        x0, y0, x1, y1 = ov.placement((width, height), upright, rotation)
         return surf, pygame.Rect(x0, y0, x1 - x0, y1 - y0)
 
     @staticmethod
     def _render_legend(font: pygame.font.Font) -> pygame.Surface:
         """One line naming each inset colour, each label in its colour (rendered once)."""
-        labels = [font.render(name, True, colour) for name, colour in _OV_LEGEND]
+        labels = [font.render(name, True, colour) for name, colour in ov.LEGEND]
         gap = font.size(" ")[0] * 2
         width = sum(t.get_width() for t in labels) + gap * (len(labels) - 1)
         out = pygame.Surface((max(1, width), max(t.get_height() for t in labels)), pygame.SRCALPHA)
@@ -923,65 +564,12 @@ class Display:
             x += t.get_width() + gap
         return out
 
-    @staticmethod
-    def _draw_camera(surf: pygame.Surface, inset: pygame.Rect, info: Overlay) -> None:
-        """Draw the finder's plan and the faces into ``inset`` (camera pixels scaled to it)."""
-        k = inset.width / max(info.image_size[0], 1)
 
-        def box_rect(b: Box) -> pygame.Rect:
-            return pygame.Rect(
-                round(inset.x + b.x0 * k),
-                round(inset.y + b.y0 * k),
-                max(1, round(b.width * k)),
-                max(1, round(b.height * k)),
-            )
-
-        surf.set_clip(inset)
-        for tile in info.tiles:
-            pygame.draw.rect(surf, _OV_TILE, box_rect(tile), 1)
-        for region in info.regions:
-            if region != info.follow:
-                pygame.draw.rect(surf, _OV_REGION, box_rect(region), 1)
-        if info.band is not None:
-            band = box_rect(info.band)
-            for row in (band.top, band.bottom - 1):
-                pygame.draw.line(surf, _OV_BAND, (inset.left, row), (inset.right - 1, row))
-        if info.follow is not None:
-            pygame.draw.rect(surf, _OV_FOLLOW, box_rect(info.follow), 2)
-        for face in info.faces:
-            pygame.draw.rect(surf, _OV_FACE, box_rect(face.box), 2)
-            for eye in (face.right_eye, face.left_eye):
-                center = (round(inset.x + eye.x * k), round(inset.y + eye.y * k))
-                pygame.draw.circle(surf, _OV_EYE, center, 2)
-        if info.viewer is not None:
-            pygame.draw.rect(surf, _OV_VIEWER, box_rect(info.viewer), 3)
-        surf.set_clip(None)
-
-
-def frame_on_screen(
-    frame: np.ndarray, screen: tuple[int, int], rotation: int, fit: str, background: Sequence[int]
-) -> np.ndarray:
-    """Reference picture: a whole frame rotated, scaled and placed as :class:`Display` does.
-
-    Used by tests and benchmarks to check what is on screen (no pygame involved).
-
-    Args:
-        frame: ``H×W×3`` uint8 RGB.
-        screen: ``(width, height)`` of the screen, pixels.
-        rotation: Clockwise rotation, degrees.
-        fit: ``fit`` or ``fill``.
-        background: Border colour, RGB.
-
-    Returns:
-        ``screen[1]×screen[0]×3`` uint8 RGB.
-    """
-    lay = compute_layout(screen, (frame.shape[1], frame.shape[0]), rotation, fit)
-    rot = rotate_array(frame, rotation)
-    img = Image.fromarray(rot, "RGB").resize(lay.scaled, Image.Resampling.LANCZOS)
-    scaled = np.asarray(img, dtype=np.uint8)
-    out = np.empty((screen[1], screen[0], 3), np.uint8)
-    out[:] = np.asarray(background, np.uint8)
-    vx0, vy0, vx1, vy1 = lay.visible
-    sx0, sy0, sx1, sy1 = lay.to_screen(lay.visible)
-    out[sy0:sy1, sx0:sx1] = scaled[vy0:vy1, vx0:vx1]
-    return out
+def _draw(surf: pygame.Surface, shape: ov.Shape) -> None:
+    """Draw one of the overlay's shapes."""
+    if isinstance(shape, ov.Outline):
+        pygame.draw.rect(surf, shape.colour, pygame.Rect(shape.rect), shape.width)
+    elif isinstance(shape, ov.Line):
+        pygame.draw.line(surf, shape.colour, shape.start, shape.end)
+    else:
+        pygame.draw.circle(surf, shape.colour, shape.center, shape.radius)

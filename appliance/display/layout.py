@@ -1,0 +1,271 @@
+"""Where the portrait lands on the screen, and its pixels there (numpy and PIL, no pygame).
+
+Pure geometry: the driver choice, the clockwise rotations of images and rectangles, the layout
+of the rotated portrait on a screen (``fit``/``fill``), and the Lanczos resampling of a region
+of a frame into screen pixels that :class:`appliance.display.screen.Display` pre-renders once.
+
+Rectangles are ``(x0, y0, x1, y1)`` in integer pixels with ``x1``/``y1`` exclusive; rotations
+are clockwise, in degrees (0/90/180/270), as the monitor is turned.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from appliance.frames import FrameSet
+
+DRIVERS = ("auto", "kmsdrm", "window", "headless")
+"""Accepted values of ``driver``."""
+
+_LANCZOS_SUPPORT = 3.0
+"""Half-width of PIL's Lanczos kernel, in output-scale pixels."""
+
+Rect4 = tuple[int, int, int, int]
+"""A rectangle ``(x0, y0, x1, y1)`` in integer pixels, ``x1``/``y1`` exclusive."""
+
+
+class DisplayError(RuntimeError):
+    """The video driver cannot be opened (or the display is used after ``close``)."""
+
+
+def choose_driver(
+    requested: str,
+    env: Mapping[str, str] | None = None,
+    dri: Path = Path("/dev/dri"),
+) -> str:
+    """Resolve ``auto`` to a concrete driver.
+
+    Args:
+        requested: ``auto``, ``kmsdrm``, ``window`` or ``headless``.
+        env: The environment to look at (default ``os.environ``).
+        dri: The DRM device folder whose presence means KMSDRM may work.
+
+    Returns:
+        ``kmsdrm``, ``window`` or ``headless``.
+
+    Raises:
+        DisplayError: ``requested`` is not a known driver.
+    """
+    if requested not in DRIVERS:
+        raise DisplayError(f"unknown display driver {requested!r}; use one of {', '.join(DRIVERS)}")
+    if requested != "auto":
+        return requested
+    e = os.environ if env is None else env
+    if e.get("DISPLAY") or e.get("WAYLAND_DISPLAY"):
+        return "window"
+    if dri.is_dir():
+        return "kmsdrm"
+    return "headless"
+
+
+def rotate_rect(rect: Rect4, size: tuple[int, int], rotation: int) -> Rect4:
+    """Map a rectangle of an image to the same pixels of the image rotated clockwise.
+
+    Args:
+        rect: ``(x0, y0, x1, y1)`` in the unrotated image, pixels.
+        size: ``(width, height)`` of the unrotated image, pixels.
+        rotation: Clockwise rotation, 0/90/180/270 degrees.
+
+    Returns:
+        The rectangle in the rotated image (whose size is ``size`` swapped for 90/270).
+    """
+    x0, y0, x1, y1 = rect
+    w, h = size
+    if rotation == 0:
+        return rect
+    if rotation == 90:
+        return (h - y1, x0, h - y0, x1)
+    if rotation == 180:
+        return (w - x1, h - y1, w - x0, h - y0)
+    if rotation == 270:
+        return (y0, w - x1, y1, w - x0)
+    raise ValueError(f"rotation = {rotation} must be 0, 90, 180 or 270")
+
+
+def rotate_array(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Rotate an ``H×W×C`` image clockwise by 0/90/180/270 degrees (lossless, contiguous)."""
+    if rotation not in (0, 90, 180, 270):
+        raise ValueError(f"rotation = {rotation} must be 0, 90, 180 or 270")
+    return np.ascontiguousarray(np.rot90(image, k=-(rotation // 90)))
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where the (rotated) portrait lands on the screen.
+
+    Attributes:
+        screen: ``(width, height)`` of the screen, pixels.
+        rotation: Clockwise rotation of the portrait, degrees.
+        image: ``(width, height)`` of the rotated portrait, pixels.
+        scaled: ``(width, height)`` of the whole rotated portrait after scaling, pixels.
+        offset: Screen position of the scaled portrait's top-left corner (negative when
+            ``fill`` crops it).
+        visible: The part of the scaled portrait that is on screen, in scaled-image pixels.
+    """
+
+    screen: tuple[int, int]
+    rotation: int
+    image: tuple[int, int]
+    scaled: tuple[int, int]
+    offset: tuple[int, int]
+    visible: Rect4
+
+    @property
+    def fx(self) -> float:
+        """Horizontal scale factor, screen pixels per rotated-image pixel."""
+        return self.scaled[0] / self.image[0]
+
+    @property
+    def fy(self) -> float:
+        """Vertical scale factor, screen pixels per rotated-image pixel."""
+        return self.scaled[1] / self.image[1]
+
+    @property
+    def identity_scale(self) -> bool:
+        """True when the portrait is shown pixel for pixel."""
+        return self.scaled == self.image
+
+    def to_screen(self, rect: Rect4) -> Rect4:
+        """Move a rectangle from scaled-image pixels to screen pixels."""
+        ox, oy = self.offset
+        return (rect[0] + ox, rect[1] + oy, rect[2] + ox, rect[3] + oy)
+
+
+def compute_layout(
+    screen: tuple[int, int], frame_size: tuple[int, int], rotation: int, fit: str
+) -> Layout:
+    """Scale and centre the rotated portrait on the screen.
+
+    Args:
+        screen: ``(width, height)`` of the screen, pixels (both >= 1).
+        frame_size: ``(width, height)`` of the unrotated portrait, pixels.
+        rotation: Clockwise rotation, 0/90/180/270 degrees.
+        fit: ``fit`` shows the whole portrait with borders; ``fill`` covers the screen and
+            crops the overflow equally on both sides.
+
+    Returns:
+        The layout; with ``fit`` one dimension fills the screen exactly.
+    """
+    sw, sh = screen
+    fw, fh = frame_size
+    iw, ih = (fh, fw) if rotation in (90, 270) else (fw, fh)
+    ratios = (sw / iw, sh / ih)
+    scale = min(ratios) if fit == "fit" else max(ratios)
+    if fit == "fit" and ratios[0] <= ratios[1]:
+        scaled = (sw, max(1, min(sh, round(ih * scale))))
+    elif fit == "fit":
+        scaled = (max(1, min(sw, round(iw * scale))), sh)
+    elif ratios[0] >= ratios[1]:
+        scaled = (sw, max(sh, round(ih * scale)))
+    else:
+        scaled = (max(sw, round(iw * scale)), sh)
+    ox, oy = (sw - scaled[0]) // 2, (sh - scaled[1]) // 2
+    visible = (max(0, -ox), max(0, -oy), min(scaled[0], sw - ox), min(scaled[1], sh - oy))
+    return Layout(
+        screen=(sw, sh),
+        rotation=rotation,
+        image=(iw, ih),
+        scaled=scaled,
+        offset=(ox, oy),
+        visible=visible,
+    )
+
+
+def intersect(a: Rect4, b: Rect4) -> Rect4 | None:
+    """The overlap of two rectangles, or None when they share no pixel."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
+
+
+class Renderer:
+    """Resamples regions of the rotated portrait into screen pixels (PIL Lanczos)."""
+
+    def __init__(self, frames: FrameSet, layout: Layout) -> None:
+        self.frames = frames
+        self.layout = layout
+        self.base = rotate_array(frames.base, layout.rotation)
+        # Source pixels a destination pixel's kernel reaches, with a guard pixel.
+        self.support = (
+            _LANCZOS_SUPPORT * max(1.0, 1.0 / layout.fx, 1.0 / layout.fy) + 1.0
+            if not layout.identity_scale
+            else 0.0
+        )
+
+    def render(self, dest: Rect4, index: int | None) -> np.ndarray:
+        """Return scaled-image region ``dest`` of frame ``index`` (None: the base) as RGB."""
+        lay = self.layout
+        iw, ih = lay.image
+        x0, y0, x1, y1 = dest
+        if lay.identity_scale:
+            src = (x0, y0, x1, y1)
+        else:
+            s = self.support
+            src = (
+                max(0, math.floor(x0 / lay.fx - s)),
+                max(0, math.floor(y0 / lay.fy - s)),
+                min(iw, math.ceil(x1 / lay.fx + s)),
+                min(ih, math.ceil(y1 / lay.fy + s)),
+            )
+        crop = self.base[src[1] : src[3], src[0] : src[2]]
+        if index is not None:
+            patch = self.frames.patches[index]
+            if not patch.empty:
+                rect = rotate_rect(
+                    (patch.x0, patch.y0, patch.x0 + patch.width, patch.y0 + patch.height),
+                    self.frames.size,
+                    lay.rotation,
+                )
+                hit = intersect(rect, src)
+                if hit is not None:
+                    crop = crop.copy()
+                    pix = rotate_array(patch.pixels, lay.rotation)
+                    crop[hit[1] - src[1] : hit[3] - src[1], hit[0] - src[0] : hit[2] - src[0]] = (
+                        pix[
+                            hit[1] - rect[1] : hit[3] - rect[1], hit[0] - rect[0] : hit[2] - rect[0]
+                        ]
+                    )
+        if lay.identity_scale:
+            return np.ascontiguousarray(crop)
+        cw, ch = crop.shape[1], crop.shape[0]
+        box = (
+            min(max(x0 / lay.fx - src[0], 0.0), float(cw)),
+            min(max(y0 / lay.fy - src[1], 0.0), float(ch)),
+            min(max(x1 / lay.fx - src[0], 0.0), float(cw)),
+            min(max(y1 / lay.fy - src[1], 0.0), float(ch)),
+        )
+        # Two 1-D passes (horizontal, then vertical), each over the other axis' full extent:
+        # this reproduces exactly what one resize of the whole image gives, which PIL's single
+        # 2-D call with a box on a crop does not always do.
+        lanczos = Image.Resampling.LANCZOS
+        img = Image.fromarray(np.ascontiguousarray(crop), "RGB")
+        rows = img.resize((x1 - x0, ch), lanczos, box=(box[0], 0.0, box[2], float(ch)))
+        out = rows.resize((x1 - x0, y1 - y0), lanczos, box=(0.0, box[1], float(x1 - x0), box[3]))
+        return np.asarray(out, dtype=np.uint8)
+
+    def patch_region(self, index: int) -> Rect4 | None:
+        """The scaled-image rectangle where frame ``index`` differs from the scaled base."""
+        patch = self.frames.patches[index]
+        if patch.empty:
+            return None
+        lay = self.layout
+        rx0, ry0, rx1, ry1 = rotate_rect(
+            (patch.x0, patch.y0, patch.x0 + patch.width, patch.y0 + patch.height),
+            self.frames.size,
+            lay.rotation,
+        )
+        s = self.support
+        region = (
+            math.floor((rx0 - s) * lay.fx) - 1,
+            math.floor((ry0 - s) * lay.fy) - 1,
+            math.ceil((rx1 + s) * lay.fx) + 1,
+            math.ceil((ry1 + s) * lay.fy) + 1,
+        )
+        return intersect(region, lay.visible)
