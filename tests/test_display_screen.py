@@ -1,4 +1,4 @@
-"""The display: headless (SDL dummy driver) for the drawing logic, and a real X window in Xvfb.
+"""The screen: headless (SDL dummy driver) for the drawing logic, and a real X window in Xvfb.
 
 A small synthetic frame set (red band along the image's top, a moving "pupil" in the head box)
 is written to disk and loaded with the real FrameSet, so patches are real patches.
@@ -20,15 +20,7 @@ import pytest
 from PIL import Image
 
 from appliance.config import DisplayConfig, FinderConfig
-from appliance.display import (
-    Display,
-    DisplayError,
-    Overlay,
-    choose_driver,
-    compute_layout,
-    rotate_array,
-    rotate_rect,
-)
+from appliance.display import Display, DisplayError, Overlay
 from appliance.finder import Finder
 from appliance.frames import FrameSet
 from appliance.types import Box, Face, Point
@@ -92,41 +84,6 @@ def assert_close(shot: np.ndarray, ref: np.ndarray, max_tol: int = 4) -> None:
     diff = np.abs(shot.astype(int) - ref.astype(int))
     assert diff.max() <= max_tol, f"max diff {diff.max()}"
     assert diff.mean() < 0.5
-
-
-# -- pure geometry --------------------------------------------------------------------------
-
-
-def test_choose_driver(tmp_path):
-    dri = tmp_path / "dri"
-    assert choose_driver("auto", {"DISPLAY": ":0"}, dri) == "window"
-    assert choose_driver("auto", {"WAYLAND_DISPLAY": "wayland-0"}, dri) == "window"
-    assert choose_driver("auto", {}, dri) == "headless"
-    dri.mkdir()
-    assert choose_driver("auto", {}, dri) == "kmsdrm"
-    assert choose_driver("headless", {"DISPLAY": ":0"}, dri) == "headless"
-    with pytest.raises(DisplayError, match="'vga'"):
-        choose_driver("vga")
-
-
-@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
-def test_rotate_rect_matches_rotate_array(rotation):
-    img = np.zeros((H, W, 3), np.uint8)
-    img[30:50, 10:70] = 1
-    x0, y0, x1, y1 = rotate_rect((10, 30, 70, 50), (W, H), rotation)
-    rot = rotate_array(img, rotation)
-    ys, xs = np.nonzero(rot[..., 0])
-    assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (x0, y0, x1, y1)
-
-
-def test_layout_fit_and_fill():
-    fit = compute_layout((200, 300), (W, H), 0, "fit")
-    assert fit.scaled == (200, 150) and fit.offset == (0, 75)
-    fill = compute_layout((200, 300), (W, H), 0, "fill")
-    assert fill.scaled == (400, 300) and fill.offset == (-100, 0)
-    assert fill.visible == (100, 0, 300, 300)
-    rot = compute_layout((200, 300), (W, H), 90, "fit")
-    assert rot.image == (H, W) and rot.scaled == (200, 267)
 
 
 # -- headless drawing -----------------------------------------------------------------------
