@@ -48,7 +48,7 @@ REPEAT = 4
 
 def make_room_clip(directory: Path) -> Path:
     """A 1280×720 clip (66° camera, 15 fps): a visitor crosses the room 2.5 m away, stands."""
-    from appliance.sim import (
+    from tests.support.sim import (
         CameraGeometry,
         Renderer,
         astronaut_photo,

@@ -1,6 +1,6 @@
 """How far away the appliance sees a visitor: whole-frame detection vs the head-band finder.
 
-Synthetic clips (appliance.sim: the astronaut photo placed with real camera geometry) of one
+Synthetic clips (tests.support.sim: the astronaut photo placed with real camera geometry) of one
 visitor crossing the room at 1.5, 2.5, 3.5 and 4.5 m, seen by a 66° camera at 1280×960 (Camera
 Module 3). Each frame goes through the finder in 'whole' mode and in 'band' mode (following the
 viewer the way the app does: the box of the face found in the previous frame). Printed per
@@ -31,6 +31,7 @@ import math
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -41,11 +42,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support
+
 from appliance.config import FinderConfig
 from appliance.finder import FaceDetector, Finder, FindResult
 from appliance.gaze.geometry import Camera, even_angles, locate, nearest_index
-from appliance.sim import CameraGeometry, EyeTruth, Renderer, Visitor, astronaut_photo, walk
 from appliance.types import Box, Face, Point
+from tests.support.sim import CameraGeometry, EyeTruth, Renderer, Visitor, astronaut_photo, walk
 
 DISTANCES_M = (1.5, 2.5, 3.5, 4.5)
 

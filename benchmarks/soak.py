@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # tests.support
 MIB = 1024.0 * 1024.0
 RSS_TARGET_MIB = 2.0
 P99_RATIO_TARGET = 1.5
@@ -52,11 +53,11 @@ def make_clip(directory: Path, width: int = 320, height: int = 240, fps: float =
     Returns:
         ``directory``, holding JPEG frames and a ``clip.toml`` with ``loop = true``.
     """
-    from appliance.sim import CameraGeometry, Renderer, astronaut_photo, render_walk, walk
+    from tests.support.sim import CameraGeometry, Renderer, astronaut_photo, render_walk, walk
 
     geometry = CameraGeometry(width=width, height=height, hfov_deg=66.0)
     poses = walk(geometry, 1.3, fps=fps, speed_mps=0.5, stand_s=2.0, stand_x_m=0.2, leave_s=4.5)
-    from appliance.sim import write_clip
+    from tests.support.sim import write_clip
 
     write_clip(
         directory,

@@ -2,7 +2,7 @@
 
 Logic tests use a small stand-in detector that reports a face wherever a (synthetic) marker
 is in the crop it is given; the range tests run the real BlazeFace detector on synthetic
-visitors (appliance.sim) at 1.5-4.5 m, on short clips.
+visitors (tests.support.sim) at 1.5-4.5 m, on short clips.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pytest
 
 from appliance.config import ConfigError, FinderConfig, parse_config
 from appliance.finder import Finder, FindResult, band_from_geometry, tile_grid
-from appliance.sim import CameraGeometry, Renderer, Visitor, astronaut_photo, walk
 from appliance.types import Box, Face, Point
 from benchmarks.range import Runner, match
+from tests.support.sim import CameraGeometry, Renderer, Visitor, astronaut_photo, walk
 
 W, H = 1280, 960
 

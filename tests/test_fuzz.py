@@ -492,7 +492,7 @@ def test_detector_extreme_sizes(detector, shape):
 
 
 def test_detector_non_contiguous_matches_contiguous(detector):
-    from appliance.sim import CameraGeometry, Visitor, astronaut_photo, render_visitor_frame
+    from tests.support.sim import CameraGeometry, Visitor, astronaut_photo, render_visitor_frame
 
     frame = render_visitor_frame(
         astronaut_photo(),

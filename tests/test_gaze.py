@@ -29,8 +29,8 @@ from appliance.gaze.geometry import (
     nearest_index,
 )
 from appliance.gaze.idle import Glancer, smoothstep
-from appliance.sim import CameraGeometry
 from appliance.types import Box, Face, Point
+from tests.support.sim import CameraGeometry
 
 W, H = 640, 480
 SIZE = (W, H)
@@ -84,7 +84,7 @@ def index_changes(records: list[GazeRecord]) -> int:
 
 # -- geometry and sign conventions ----------------------------------------------------------
 def test_face_at_agrees_with_the_simulators_pinhole():
-    # appliance.sim places visitors with its own pinhole model; x there is + = image right,
+    # tests.support.sim places visitors with its own pinhole model; x there is + = image right,
     # i.e. the visitor's LEFT for an unmirrored camera facing the room.
     geo = CameraGeometry(width=W, height=H, hfov_deg=66.0, height_m=1.6, tilt_deg=0.0)
     cam = Camera(hfov_deg=66.0)

@@ -1,7 +1,7 @@
 """End to end: the real `monalisa run` (camera replay, BlazeFace, gaze, frames, headless display).
 
 Each test starts the appliance as its own process, as systemd would, on a replay clip of a real
-face (scikit-image's astronaut photo placed in a room by appliance.sim).
+face (scikit-image's astronaut photo placed in a room by tests.support.sim).
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ import pytest
 from PIL import Image
 
 from appliance.frames import FrameSet, default_frames_dir
-from appliance.sim import CameraGeometry, Renderer, astronaut_photo, render_walk, walk, write_clip
+from tests.support.sim import (
+    CameraGeometry,
+    Renderer,
+    astronaut_photo,
+    render_walk,
+    walk,
+    write_clip,
+)
 
 MONALISA = [sys.executable, "-m", "appliance.cli"]
 GEOMETRY = CameraGeometry(width=640, height=480, hfov_deg=66.0)
@@ -83,7 +90,7 @@ def base_args(clip: Path, tmp: Path) -> list[str]:
 
 
 def test_replay_run_follows_the_visitor(clip, tmp_path):
-    from appliance.sim import read_truth
+    from tests.support.sim import read_truth
 
     cfg = tmp_path / "c.toml"
     frames = FrameSet.load(default_frames_dir())
@@ -136,7 +143,7 @@ def test_replay_run_follows_the_visitor(clip, tmp_path):
 def test_a_band_worked_out_from_the_cameras_height_finds_the_visitor(clip, tmp_path):
     from appliance.config import FinderConfig
     from appliance.finder import install_band
-    from appliance.sim import read_truth
+    from tests.support.sim import read_truth
 
     cfg = tmp_path / "c.toml"
     cfg.write_text(

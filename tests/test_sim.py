@@ -1,4 +1,4 @@
-"""Tests for appliance.sim: geometry, the astronaut cut-out, walks and clip files."""
+"""Tests for tests.support.sim: geometry, the astronaut cut-out, walks and clip files."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance import sim
-from appliance.sim import CameraGeometry, Renderer, Visitor
 from appliance.types import Point
+from tests.support import sim
+from tests.support.sim import CameraGeometry, Renderer, Visitor
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,9 @@ def renderer(photo: sim.FacePhoto) -> Renderer:
 
 
 def test_module_does_not_import_skimage() -> None:
-    code = "import sys, appliance.sim; sys.exit('skimage' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+    code = "import sys, tests.support.sim; sys.exit('skimage' in sys.modules)"
+    repo = Path(__file__).resolve().parent.parent
+    assert subprocess.run([sys.executable, "-c", code], check=False, cwd=repo).returncode == 0
 
 
 def test_focal_length_matches_camera_module_3() -> None:

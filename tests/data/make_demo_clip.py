@@ -1,6 +1,6 @@
 """Make the bundled demo clip: a visitor walks past the portrait, stands, and leaves.
 
-Rendered with :mod:`appliance.sim` from scikit-image's astronaut photo (NASA, public domain)
+Rendered with :mod:`tests.support.sim` from scikit-image's astronaut photo (NASA, public domain)
 through a 66° camera at 640×480, 15 frames per second, JPEG frames. Deterministic: running it
 again writes the same files. Usage (from the repository root, ``make clip``)::
 
@@ -13,7 +13,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from appliance.sim import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: tests.support
+
+from tests.support.sim import (
     CameraGeometry,
     Renderer,
     Visitor,

@@ -1,4 +1,4 @@
-"""Synthetic gallery visitors for replay clips, tests, benchmarks and the demo.
+"""Synthetic gallery visitors for replay clips, tests and benchmarks (not part of the product).
 
 A visitor is a real face photo (by default the public-domain astronaut portrait that ships with
 scikit-image) cut out with a soft edge, scaled so that its eyes are as far apart as a real
@@ -100,7 +100,7 @@ def astronaut_photo() -> FacePhoto:
     """
     import skimage.data  # dev dependency, only needed to build the photo
 
-    raw: np.ndarray = skimage.data.astronaut()  # type: ignore[no-untyped-call]
+    raw: np.ndarray = skimage.data.astronaut()
     img = np.ascontiguousarray(raw[:, :, :3], dtype=np.uint8)
     shape = (img.shape[0], img.shape[1])
     hair = _soft_ellipse(shape, *ASTRONAUT_HAIR, feather=4.0)
@@ -656,7 +656,7 @@ def write_clip(
             )
         )
     lines = [
-        "# A replay clip for `monalisa run --camera replay:DIR` (written by appliance.sim).",
+        "# A replay clip for `monalisa run --camera replay:DIR` (written by tests.support.sim).",
         f"fps = {float(fps)!r}",
         f"frames = {n}",
     ]
