@@ -38,9 +38,10 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from tests.support.run import REPO
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
-REPO = Path(__file__).resolve().parent.parent
 ANSIBLE_DIR = REPO / "ansible"
 BIN = Path(sys.executable).parent
 HOST = "image-root"

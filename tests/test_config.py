@@ -18,6 +18,7 @@ from appliance.config import (
     load_config,
     parse_config,
 )
+from tests.support.run import REPO
 
 
 def test_empty_file_gives_working_defaults(tmp_path):
@@ -218,7 +219,7 @@ def test_every_setting_is_documented_in_the_readme():
     """Each key of each config section appears in the README (a table row or a TOML line)."""
     from appliance.config import Config
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
     missing = []
     for section, field in Config.model_fields.items():
         model = field.annotation

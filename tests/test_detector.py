@@ -23,8 +23,8 @@ from skimage import data
 from appliance import detector as det
 from appliance.detector import Detector, DetectorError, find_model, ssd_anchors, weighted_nms
 from appliance.types import Box, Face, FaceKeyPoint, Point
+from tests.support.run import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 MP_SCRIPT = Path(__file__).resolve().parent / "mp_reference.py"
 
 

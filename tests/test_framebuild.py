@@ -19,10 +19,11 @@ from appliance.framebuild.build import BuildOptions, Progress, build_synthesize
 from appliance.framebuild.output import check_out_dir, manifest_text, write_png
 from appliance.frames import FrameSet
 from appliance.types import Box
+from tests.support.run import REPO
 
 EYES = "203,101,246,103"  # coarse eye points of the astronaut, as an artist would click them
 # `make frames` builds the committed default set with these same inputs (see the Makefile).
-REPO_FRAMES = Path(__file__).resolve().parent.parent / "frames"
+REPO_FRAMES = REPO / "frames"
 # The two eye openings of the astronaut, measured by hand on the photo (x0, y0, x1, y1).
 EYE_REGIONS = [(194, 97, 214, 107), (237, 99, 258, 109)]
 

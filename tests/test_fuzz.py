@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import sys
 import tempfile
 import tomllib
 from pathlib import Path
@@ -36,8 +35,7 @@ from PIL import Image
 from appliance.config import Config, HealthConfig
 from appliance.frames import FrameSet, FrameSetError
 from appliance.health import check
-
-MONALISA = [sys.executable, "-m", "appliance.cli"]
+from tests.support.run import MONALISA
 
 
 def fuzz(max_examples: int) -> settings:

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.run import REPO
 from tests.test_ansible import (
     _need_root_and_debootstrap,
     _prepare_offline_root,
@@ -45,7 +46,6 @@ from tests.test_ansible import (
     venv_numpy,
 )
 
-REPO = Path(__file__).resolve().parent.parent
 CLIP = REPO / "tests" / "data" / "clips" / "demo"
 SRC_IN_ROOT = "/root/monalisa-src"
 CLIP_IN_ROOT = "/srv/replay-clip"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 
 from appliance import detector as det
+from tests.support.run import REPO
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
+MODELS = REPO / "models"
 
 # name -> (file, sha256, input (name, shape), outputs [(name, shape)] as documented)
 EXPECTED = {

@@ -22,7 +22,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,9 +32,8 @@ from typing import Any
 import pytest
 
 from benchmarks.soak import make_clip
+from tests.support.run import MONALISA, app_env
 
-MONALISA = [sys.executable, "-m", "appliance.cli"]
-REPO = Path(__file__).resolve().parent.parent
 CLIP_FRAMES_MIN = 100
 
 CONFIG = """
@@ -133,9 +131,7 @@ class Appliance:
         self.status_file = status_file or tmp / "status.json"
         self.trace_file = trace or tmp / "trace.jsonl"
         self.log_file = tmp / "log.txt"
-        e = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "MONALISA_FAULT")}
-        e.update(
-            SDL_VIDEODRIVER="dummy",
+        e = app_env(
             NOTIFY_SOCKET=str(self.notify.path),
             WATCHDOG_USEC="1000000",
             PYTHONDONTWRITEBYTECODE="1",

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from PIL import Image
 
 from appliance.frames import FrameSet, default_frames_dir
+from tests.support.run import MONALISA, app_env
 from tests.support.sim import (
     CameraGeometry,
     Renderer,
@@ -28,7 +28,6 @@ from tests.support.sim import (
     write_clip,
 )
 
-MONALISA = [sys.executable, "-m", "appliance.cli"]
 GEOMETRY = CameraGeometry(width=640, height=480, hfov_deg=66.0)
 
 
@@ -41,18 +40,11 @@ def clip(tmp_path_factory) -> Path:
     return Path(out)
 
 
-def env(**extra: str) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "MONALISA_FAULT")}
-    e["SDL_VIDEODRIVER"] = "dummy"
-    e.update(extra)
-    return e
-
-
 def run(args: list[str], cwd: Path, timeout: float = 120, **kw: str):
     return subprocess.run(
         [*MONALISA, *args],
         cwd=cwd,
-        env=env(**kw),
+        env=app_env(**kw),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -64,7 +56,7 @@ def spawn(args: list[str], cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*MONALISA, *args],
         cwd=cwd,
-        env=env(),
+        env=app_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -17,7 +17,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ import pytest
 
 from appliance import service
 from appliance.service import LogLimiter, Notifier, setup_logging, socket_address
+from tests.support.run import MONALISA, app_env
 
 
 class FakeClock:
@@ -358,33 +358,10 @@ def app_available() -> bool:
 
 
 needs_app = pytest.mark.skipif(not app_available(), reason="app not yet available")
-MONALISA = [sys.executable, "-m", "appliance.cli"]
-
-
-def write_astronaut_clip(directory: Path, n: int = 30, *, loop: bool = True) -> Path:
-    """``n`` PNG frames (the astronaut photo, 320x240, drifting sideways) and clip.toml."""
-    from PIL import Image
-    from skimage import data
-
-    directory.mkdir(parents=True, exist_ok=True)
-    photo = Image.fromarray(data.astronaut()).resize((240, 240))
-    for i in range(n):
-        canvas = np.full((240, 320, 3), 90, np.uint8)
-        x = 20 + (i * 2) % 60
-        canvas[:, x : x + 240] = np.asarray(photo)
-        Image.fromarray(canvas).save(directory / f"frame_{i:04d}.png")
-    (directory / "clip.toml").write_text(f"fps = 30\nloop = {'true' if loop else 'false'}\n")
-    return directory
-
-
-@pytest.fixture(scope="module")
-def astronaut_clip(tmp_path_factory) -> Path:
-    return write_astronaut_clip(tmp_path_factory.mktemp("clip"))
 
 
 def start_app(clip: Path, tmp: Path, listener: Listener, *extra: str, **env: str):
-    e = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "MONALISA_FAULT")}
-    e.update(SDL_VIDEODRIVER="dummy", NOTIFY_SOCKET=listener.env_value, **env)
+    e = app_env(NOTIFY_SOCKET=listener.env_value, **env)
     args = [
         "run",
         "--camera",

@@ -13,6 +13,7 @@ import pytest
 
 from appliance.types import Point
 from tests.support import sim
+from tests.support.run import REPO
 from tests.support.sim import CameraGeometry, Renderer, Visitor
 
 
@@ -28,8 +29,7 @@ def renderer(photo: sim.FacePhoto) -> Renderer:
 
 def test_module_does_not_import_skimage() -> None:
     code = "import sys, tests.support.sim; sys.exit('skimage' in sys.modules)"
-    repo = Path(__file__).resolve().parent.parent
-    assert subprocess.run([sys.executable, "-c", code], check=False, cwd=repo).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO).returncode == 0
 
 
 def test_focal_length_matches_camera_module_3() -> None:

@@ -25,10 +25,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from appliance.health import CRITICAL, OK, StatusWriter, SystemProbe
+from tests.support.run import app_env, write_astronaut_clip
 
 MONALISA = Path(sys.executable).with_name("monalisa")
 SSHD = "/usr/sbin/sshd"
@@ -213,28 +213,11 @@ def app_available() -> bool:
     return all(importlib.util.find_spec(f"appliance.{m}") is not None for m in mods)
 
 
-def write_astronaut_clip(directory: Path, n: int = 30) -> Path:
-    """``n`` PNG frames of the astronaut photo drifting sideways; loops at 30 fps."""
-    from PIL import Image
-    from skimage import data
-
-    directory.mkdir(parents=True, exist_ok=True)
-    photo = np.asarray(Image.fromarray(data.astronaut()).resize((240, 240)))
-    for i in range(n):
-        canvas = np.full((240, 320, 3), 90, np.uint8)
-        x = 20 + (i * 2) % 60
-        canvas[:, x : x + 240] = photo
-        Image.fromarray(canvas).save(directory / f"frame_{i:04d}.png")
-    (directory / "clip.toml").write_text("fps = 30\nloop = true\n")
-    return directory
-
-
 @pytest.mark.skipif(not app_available(), reason="app not yet available")
 def test_health_over_ssh_during_and_after_a_replay_run(sshd, shared_dir):
     clip = write_astronaut_clip(shared_dir / "clip")
     p = shared_dir / "status.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "MONALISA_FAULT")}
-    env["SDL_VIDEODRIVER"] = "dummy"
+    env = app_env()
     rest = ("--replay-speed", "realtime", "--status-file", str(p), "--duration", "60")
     proc = subprocess.Popen(
         [str(MONALISA), "run", "--camera", f"replay:{clip}", "--display", "headless", *rest],

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-UNIT = Path(__file__).resolve().parent.parent / "deploy" / "monalisa.service"
+from tests.support.run import REPO
+
+UNIT = REPO / "deploy" / "monalisa.service"
 EXEC_START = "/opt/monalisa/venv/bin/monalisa run --config /etc/monalisa/config.toml"
 
 

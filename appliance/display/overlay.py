@@ -130,7 +130,7 @@ def text_lines(info: Overlay | None, shown: int, count: int) -> list[str]:
     Args:
         info: The latest figures, or None before the first camera frame.
         shown: The frame index on screen, used when ``info`` names none.
-        count: Frames in the set.
+        count: Frames in the set (the text reads ``frame i/count-1``).
     """
     if info is None:
         return [f"frame {shown}/{count - 1}", "no camera data yet"]
@@ -154,7 +154,7 @@ def camera_shapes(info: Overlay, inset: tuple[int, int, int, int]) -> list[Shape
     their eyes, and the chosen viewer. The caller clips drawing to ``inset``.
 
     Args:
-        info: The figures to draw.
+        info: What to draw; its ``image_size`` width maps onto the inset's width.
         inset: ``(x, y, width, height)`` of the inset in the overlay, pixels.
     """
     ix, iy, iw, _ = inset

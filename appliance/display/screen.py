@@ -85,13 +85,11 @@ class Display:
     Only one Display may be open in a process at a time; open and close it as often as needed.
 
     Args:
-        config: The ``[display]`` settings.
-        frames: The frame set to draw.
+        config: The ``[display]`` section.
         driver: Overrides ``config.driver`` (``auto``, ``kmsdrm``, ``window``, ``headless``).
 
     Attributes:
         driver: The driver actually in use: ``kmsdrm``, ``window`` or ``headless``.
-        config: The settings it was opened with.
 
     Raises:
         DisplayError: The driver is unknown or cannot be opened (one line, naming it).

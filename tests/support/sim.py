@@ -333,7 +333,6 @@ class Renderer:
 
     Attributes:
         photo: The face photo used for every visitor.
-        geometry: The camera.
         background: The empty room (H×W×3 uint8); by default :func:`room_background`.
         seed: Seed for the room (when no background is given) and the sensor noise.
         noise_sigma: Standard deviation of the per-pixel sensor noise, 0-255 levels.
