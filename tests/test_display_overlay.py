@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 from appliance.display import overlay as ov
 from appliance.display.overlay import Dot, Line, Outline, Overlay
 from appliance.types import Box, Face, Point
+from tests.support.run import REPO
 
 
 def _face(x: float, y: float, s: float) -> Face:
@@ -23,6 +25,16 @@ def test_the_package_layout_overlay_and_loop_load_without_pygame():
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "False"
+
+
+def test_pygame_is_imported_by_the_screen_module_only():
+    root = REPO / "appliance"
+    importers = sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if re.search(r"^\s*(import pygame|from pygame)", p.read_text(), re.MULTILINE)
+    )
+    assert importers == ["camera.py", "display/screen.py"]  # camera: the webcam source only
 
 
 def test_text_before_and_with_camera_data():

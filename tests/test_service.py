@@ -8,7 +8,6 @@ fallback are exercised. The end-to-end tests start the real ``monalisa run`` on 
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import logging
 import os
@@ -351,15 +350,6 @@ def test_service_is_the_only_module_importing_systemd():
 # -- end to end: the real appliance under a notify socket -----------------------------------
 
 
-def app_available() -> bool:
-    """True once the lead's `monalisa run` pieces all exist."""
-    mods = ("app", "runner", "camera", "detector", "display", "finder", "frames", "gaze")
-    return all(importlib.util.find_spec(f"appliance.{m}") is not None for m in mods)
-
-
-needs_app = pytest.mark.skipif(not app_available(), reason="app not yet available")
-
-
 def start_app(clip: Path, tmp: Path, listener: Listener, *extra: str, **env: str):
     e = app_env(NOTIFY_SOCKET=listener.env_value, **env)
     args = [
@@ -408,7 +398,6 @@ def stop(proc: subprocess.Popen[str]) -> None:
     proc.communicate(timeout=10)
 
 
-@needs_app
 def test_ready_once_then_watchdog_pings_then_stopping_on_sigterm(
     astronaut_clip, tmp_path, path_socket
 ):
@@ -441,7 +430,6 @@ def test_ready_once_then_watchdog_pings_then_stopping_on_sigterm(
         stop(proc)
 
 
-@needs_app
 def test_watchdog_pings_stop_when_the_loop_hangs(astronaut_clip, tmp_path, path_socket):
     proc = start_app(
         astronaut_clip,
@@ -464,7 +452,6 @@ def test_watchdog_pings_stop_when_the_loop_hangs(astronaut_clip, tmp_path, path_
         stop(proc)
 
 
-@needs_app
 def test_no_ready_and_exit_78_on_a_bad_frame_set(astronaut_clip, tmp_path, path_socket):
     bad = tmp_path / "frames"
     bad.mkdir()

@@ -10,7 +10,6 @@ must survive the SSH hop.
 from __future__ import annotations
 
 import getpass
-import importlib.util
 import json
 import os
 import re
@@ -208,12 +207,6 @@ def test_health_over_ssh_missing_warning_and_json(sshd, shared_dir):
     assert {c["name"]: c["state"] for c in doc["checks"]}["temperature"] == "WARNING"
 
 
-def app_available() -> bool:
-    mods = ("app", "runner", "camera", "detector", "display", "finder", "frames", "gaze")
-    return all(importlib.util.find_spec(f"appliance.{m}") is not None for m in mods)
-
-
-@pytest.mark.skipif(not app_available(), reason="app not yet available")
 def test_health_over_ssh_during_and_after_a_replay_run(sshd, shared_dir):
     clip = write_astronaut_clip(shared_dir / "clip")
     p = shared_dir / "status.json"
