@@ -12,7 +12,6 @@ completes, so a loop that hangs stops the pings and systemd restarts the service
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -24,13 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from appliance import __version__
 from appliance.camera import Capture, Frame
 from appliance.faults import FaultPlan, InjectedFault
+from appliance.status import CameraStatus, FinderStatus, Status
+from appliance.trace import TraceLine, TraceWriter
 from appliance.types import Box, Face
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ class App:
         rest_index: The frame shown before the first camera frame.
         frame_count: Number of portrait frames (for the trace).
         options: Trace, duration, screenshot, status interval, faults.
-        status_sink: Called about once per ``status_interval_s`` with the status dict.
+        status_sink: Called about once per ``status_interval_s`` with the status.
         overlay: Called with (frame, find result, gaze record, stats) to update a debug
             overlay, or None.
     """
@@ -210,7 +211,7 @@ class App:
         rest_index: int,
         frame_count: int,
         options: RunOptions,
-        status_sink: Callable[[dict[str, Any]], None] | None = None,
+        status_sink: Callable[[Status], None] | None = None,
         overlay: Callable[..., None] | None = None,
     ) -> None:
         self.capture = capture
@@ -229,7 +230,7 @@ class App:
         self.state = "idle"
         self.viewer_box: Box | None = None
         self._stop_reason: str | None = None
-        self._trace: IO[str] | None = None
+        self._trace: TraceWriter | None = None
         self._last_frame_t = 0.0
         self._last_frame_wall = time.monotonic()
         self._image_size = (640, 480)
@@ -268,7 +269,7 @@ class App:
         """
         start = time.monotonic()
         if self.options.trace is not None:
-            self._trace = self.options.trace.open("w", encoding="utf-8")
+            self._trace = TraceWriter(self.options.trace)
         try:
             self.capture.start()
             self.display.show(self.rest_index, start)
@@ -398,7 +399,6 @@ class App:
                 faces,
                 rec,
                 inferences,
-                result,
                 {
                     "capture": capture_ms,
                     "detect": detect_ms,
@@ -415,35 +415,29 @@ class App:
         faces: list[Face],
         rec: Any,
         inferences: int,
-        result: Any,
         ms: dict[str, float],
     ) -> None:
         assert self._trace is not None
-        line = {
-            "t": round(frame.t, 4),
-            "seq": seq,
-            "faces": [
-                {
-                    "box": f.box.as_list(),
-                    "score": round(f.score, 4),
-                    "eyes": [f.right_eye.as_list(), f.left_eye.as_list()],
-                }
-                for f in faces
-            ],
-            "viewer": None if rec is None else rec.viewer,
-            "angle_raw": None
-            if rec is None or rec.angle_raw is None
-            else round(float(rec.angle_raw), 3),
-            "angle": None if rec is None else round(float(rec.angle), 3),
-            "index": self.index,
-            "frame_count": self.frame_count,
-            "state": self.state,
-            "inferences": inferences,
-            "camera": self.capture.state,
-            "ms": {k: round(v, 3) for k, v in ms.items()},
-        }
         try:
-            self._trace.write(json.dumps(line, separators=(",", ":")) + "\n")
+            line = TraceLine.of(
+                t=frame.t,
+                seq=seq,
+                faces=faces,
+                viewer=None if rec is None else rec.viewer,
+                angle_raw=None if rec is None else rec.angle_raw,
+                angle=None if rec is None else rec.angle,
+                index=self.index,
+                frame_count=self.frame_count,
+                state=self.state,
+                inferences=inferences,
+                camera=self.capture.state,
+                ms=ms,
+            )
+        except ValueError as err:
+            self._error("trace_line", f"trace line for frame {frame.seq} not written: {err}")
+            return
+        try:
+            self._trace.write(line)
         except OSError as err:
             self._drop_trace(err)
 
@@ -473,11 +467,14 @@ class App:
                 self._trace.flush()
             except OSError as err:
                 self._drop_trace(err)
-        status = self.status(now)
-        cam = status["camera"]
-        viewers = status["viewers_last_minute"]
+        try:
+            status = self.status(now)
+        except ValueError as err:
+            self._error("status", f"cannot make the status: {err}")
+            return
+        viewers = status.viewers_last_minute
         self.notifier.status(
-            f"{status['gaze_state']}, {status['loop_fps']:.1f} fps, camera {cam['state']}, "
+            f"{status.gaze_state}, {status.loop_fps:.1f} fps, camera {status.camera.state}, "
             f"{viewers} viewer{'s' if viewers != 1 else ''} in the last minute"
         )
         if self.status_sink is not None:
@@ -486,8 +483,12 @@ class App:
             except Exception as err:
                 self._error("status", f"cannot write the status: {err}")
 
-    def status(self, now: float | None = None) -> dict[str, Any]:
-        """The figures for the status file and ``STATUS=``, as a JSON-ready dict."""
+    def status(self, now: float | None = None) -> Status:
+        """The figures for the status file and ``STATUS=``.
+
+        Raises:
+            ValueError: A figure is not finite (the status is not made).
+        """
         now = time.monotonic() if now is None else now
         st = self.stats
         cap = self.capture
@@ -496,44 +497,41 @@ class App:
                 del st.viewer_seen[vid]
         frame_age = None if cap.last_frame_at is None else now - cap.last_frame_at
         failed_for = None if cap.failed_since is None else now - cap.failed_since
-        return {
-            "version": __version__,
-            "pid": os.getpid(),
-            "uptime_s": round(now - st.started, 1),
-            "camera": {
-                "source": cap.source.name,
-                "state": cap.state,
-                "fps": round(cap.fps, 2),
-                "last_frame_age_s": None if frame_age is None else round(frame_age, 2),
-                "failed_for_s": None if failed_for is None else round(failed_for, 1),
-                "failures": cap.failures,
-                "last_error": cap.last_error,
-                # Of the sensor's width the images show; < 1 narrowed the field of view.
-                "sensor_width_fraction": round(self._width_fraction, 4),
-                "hfov_deg": None if self._hfov_deg is None else round(self._hfov_deg, 2),
-            },
-            # The head band searched (band mode), and whether it was configured, worked out
-            # from camera_height_m or learned.
-            "finder": {
-                "band": [round(v, 3) for v in self.finder.band_fraction],
-                "band_source": self.finder.band_source,
-            },
-            "detector_ms": round(statistics.median(st.detect_ms), 2) if st.detect_ms else None,
-            "loop_fps": round(Stats.rate(st.frame_times, now), 2),
-            "display_fps": round(Stats.rate(st.draw_times, now), 2),
-            "frame_index": self.index,
-            "frame_count": self.frame_count,
-            "gaze_state": self.state,
-            "viewers_last_minute": len(st.viewer_seen),
-            "faces_frames_last_minute": sum(1 for t in st.faces_seen if now - t <= 60),
-            "last_viewer_age_s": None
+        return Status(
+            version=__version__,
+            pid=os.getpid(),
+            uptime_s=round(now - st.started, 1),
+            camera=CameraStatus(
+                source=cap.source.name,
+                state=cap.state,
+                fps=round(cap.fps, 2),
+                last_frame_age_s=None if frame_age is None else round(frame_age, 2),
+                failed_for_s=None if failed_for is None else round(failed_for, 1),
+                failures=cap.failures,
+                last_error=cap.last_error,
+                sensor_width_fraction=round(self._width_fraction, 4),
+                hfov_deg=None if self._hfov_deg is None else round(self._hfov_deg, 2),
+            ),
+            finder=FinderStatus(
+                band=[round(v, 3) for v in self.finder.band_fraction],
+                band_source=self.finder.band_source,
+            ),
+            detector_ms=round(statistics.median(st.detect_ms), 2) if st.detect_ms else None,
+            loop_fps=round(Stats.rate(st.frame_times, now), 2),
+            display_fps=round(Stats.rate(st.draw_times, now), 2),
+            frame_index=self.index,
+            frame_count=self.frame_count,
+            gaze_state=self.state,
+            viewers_last_minute=len(st.viewer_seen),
+            faces_frames_last_minute=sum(1 for t in st.faces_seen if now - t <= 60),
+            last_viewer_age_s=None
             if st.last_viewer_at is None
             else round(now - st.last_viewer_at, 1),
-            "frames": st.frames,
-            "bad_frames": st.bad_frames,
-            "errors": st.errors,
-            "last_error": st.last_error,
-        }
+            frames=st.frames,
+            bad_frames=st.bad_frames,
+            errors=st.errors,
+            last_error=st.last_error,
+        )
 
     def _shutdown(self) -> None:
         reason = self._stop_reason or "error"

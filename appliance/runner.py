@@ -13,9 +13,11 @@ restart-loop on it. Command-line syntax errors exit 2 from argparse before this 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -187,8 +189,8 @@ def _build_and_run(
     from appliance.finder import Finder
     from appliance.frames import FrameSet, FrameSetError, default_frames_dir
     from appliance.gaze import Gaze
-    from appliance.health import CameraStatus, Status, StatusWriter
     from appliance.service import Notifier
+    from appliance.status import CameraStatus, Status, StatusWriter
 
     notifier = Notifier()
 
@@ -211,10 +213,15 @@ def _build_and_run(
         "display": config.display.driver,
     }
     # A first status before the slow part, so `monalisa health` says "starting".
-    first = Status(version=__version__, pid=os.getpid(), camera=CameraStatus(config.camera.source))
+    first = Status(
+        version=__version__,
+        pid=os.getpid(),
+        camera=CameraStatus(source=config.camera.source),
+        **extra,
+    )
     try:
-        writer.write_dict({**first.to_dict(), **extra})
-    except (OSError, TypeError, ValueError) as err:
+        writer.write(first)
+    except (OSError, ValueError) as err:
         log.warning("cannot write the status: %s", err)
     if stopped_early():
         return 0, False
@@ -268,8 +275,8 @@ def _build_and_run(
         display.debug = True
     extra["display"] = display.driver
 
-    def sink(status: dict[str, Any]) -> None:
-        writer.write_dict({**status, **extra})
+    def sink(status: Status) -> None:
+        writer.write(status.model_copy(update=extra))
 
     app = App(
         capture=capture,
@@ -351,19 +358,24 @@ def demo(args: argparse.Namespace) -> int:
 
 def summarize_trace(trace: Path, wall_s: float, driver: str, screenshot: Path) -> str:
     """A one-screen summary of a run's trace (frames, states, indices, per-stage ms)."""
-    rows = [json.loads(line) for line in trace.read_text(encoding="utf-8").splitlines() if line]
+    from appliance.trace import TraceLineError, parse_line
+
+    rows = []
+    for text in trace.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(ValueError, TraceLineError):
+            rows.append(parse_line(json.loads(text)))
     if not rows:
         return f"no frames processed ({trace})"
     states: dict[str, int] = {}
     for r in rows:
-        states[r["state"]] = states.get(r["state"], 0) + 1
-    with_face = sum(1 for r in rows if r["faces"])
-    indices = [r["index"] for r in rows]
+        states[r.state or "?"] = states.get(r.state or "?", 0) + 1
+    with_face = sum(1 for r in rows if r.faces)
+    indices = [r.index for r in rows if r.index is not None] or [0]
     changes = sum(1 for a, b in itertools.pairwise(indices) if a != b)
 
     def median(key: str) -> float:
-        vals = sorted(r["ms"][key] for r in rows)
-        return float(vals[len(vals) // 2])
+        vals = sorted(v for r in rows if r.ms is not None and (v := getattr(r.ms, key)) is not None)
+        return float(vals[len(vals) // 2]) if vals else math.nan
 
     lines = [
         "monalisa demo — a visitor walks past the portrait, stands, and leaves",
@@ -373,7 +385,7 @@ def summarize_trace(trace: Path, wall_s: float, driver: str, screenshot: Path) -
         f"  face found in      {with_face} frames ({100 * with_face / len(rows):.0f} %)",
         "  gaze states        "
         + ", ".join(f"{k} {100 * v / len(rows):.0f} %" for k, v in sorted(states.items())),
-        f"  frame index        {min(indices)}..{max(indices)} of {rows[0]['frame_count']}, "
+        f"  frame index        {min(indices)}..{max(indices)} of {rows[0].frame_count}, "
         f"{changes} changes",
         f"  median ms          detect {median('detect'):.1f}, gaze {median('gaze'):.3f}, "
         f"draw {median('draw'):.2f}",

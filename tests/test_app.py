@@ -173,7 +173,7 @@ def make_app(items, tmp_path: Path | None = None, finder=None, faults="", **opts
             faults=parse(faults),
             **opts,
         ),
-        status_sink=statuses.append,
+        status_sink=lambda s: statuses.append(s.to_dict()),
     )
     return app, statuses
 
@@ -216,7 +216,7 @@ def test_a_cropped_sensor_narrows_the_gaze_field_of_view_once(caplog):
     assert app.gaze.fractions == [0.75]  # once, not every frame
     assert app.finder.fields_of_view == [49.5]  # the finder's band follows the gaze's view
     assert "75 % of its sensor's width" in caplog.text
-    cam = app.status()["camera"]
+    cam = app.status().to_dict()["camera"]
     assert cam["sensor_width_fraction"] == 0.75 and cam["hfov_deg"] == 49.5  # FakeGaze's
 
 
@@ -224,7 +224,7 @@ def test_a_full_width_source_leaves_the_field_of_view_alone():
     app, _ = make_app([frame(v) for v in (11, 12)])
     assert app.run() == 0
     assert app.gaze.fractions == [] and app.finder.fields_of_view == []
-    cam = app.status()["camera"]
+    cam = app.status().to_dict()["camera"]
     assert cam["sensor_width_fraction"] == 1.0 and cam["hfov_deg"] is None
 
 
@@ -251,7 +251,7 @@ def test_bad_frames_are_skipped_not_fatal(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "t.jsonl").read_text().splitlines()]
     assert [len(r["faces"]) for r in rows] == [1, 0, 0, 1]
     assert app.stats.bad_frames == 2
-    assert "dtype float32" in (app.status()["last_error"] or "")
+    assert "dtype float32" in (app.status().to_dict()["last_error"] or "")
 
 
 def test_detector_exception_and_nan_faces_are_survived(tmp_path):

@@ -20,16 +20,12 @@ import pytest
 
 from appliance.cli import main
 from appliance.config import ConfigError, HealthConfig, parse_config
-from appliance.health import (
-    CRITICAL,
-    OK,
-    UNKNOWN,
-    WARNING,
+from appliance.health import CRITICAL, OK, UNKNOWN, WARNING, check
+from appliance.status import (
     CameraStatus,
     Status,
     StatusWriter,
     SystemProbe,
-    check,
     decode_throttled,
     parse_get_throttled,
     read_cpu_temp_c,

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance.health import CRITICAL, OK, StatusWriter, SystemProbe
+from appliance.health import CRITICAL, OK
+from appliance.status import StatusWriter, SystemProbe
 
 MONALISA = Path(sys.executable).with_name("monalisa")
 SSHD = "/usr/sbin/sshd"
