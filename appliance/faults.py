@@ -38,6 +38,10 @@ class InjectedFault(RuntimeError):
     """An error raised on purpose by a fault spec."""
 
 
+class FaultSpecError(ValueError):
+    """A ``MONALISA_FAULT`` item that is not understood; the message names it."""
+
+
 @dataclass
 class FaultPlan:
     """The faults asked for, by frame number (0-based)."""
@@ -75,7 +79,7 @@ def parse(spec: str | None) -> FaultPlan:
     """Parse a ``MONALISA_FAULT`` spec; an empty or missing spec means no faults.
 
     Raises:
-        ValueError: An item that is not understood (the message names it).
+        FaultSpecError: An item that is not understood (the message names it).
     """
     plan = FaultPlan()
     for item in (spec or "").split(","):
@@ -105,7 +109,7 @@ def parse(spec: str | None) -> FaultPlan:
             else:
                 raise ValueError
         except (ValueError, IndexError):
-            raise ValueError(f"{ENV}: cannot understand {item!r}") from None
+            raise FaultSpecError(f"{ENV}: cannot understand {item!r}") from None
     return plan
 
 

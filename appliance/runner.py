@@ -26,9 +26,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.config import EX_CONFIG, Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from appliance.app import App, NotifierLike
+    from appliance.status import Status
 
 log = logging.getLogger("monalisa")
 
@@ -126,6 +130,34 @@ def _catch_early_stop(requested: list[str]) -> dict[int, _Handler]:
     return previous
 
 
+class StoppedDuringStartup(Exception):
+    """SIGTERM or SIGINT arrived while the appliance was being built (a clean stop)."""
+
+
+class SettingError(ValueError):
+    """A setting the configuration accepted but the object built from it refused."""
+
+
+def _exit_statuses() -> tuple[tuple[type[Exception], int], ...]:
+    """What each start-up error means for the process: the one table of exit statuses.
+
+    Anything not listed is a bug: it reaches :func:`appliance.cli.main`, which exits 1.
+    """
+    from appliance.detector import DetectorError
+    from appliance.display import DisplayError
+    from appliance.faults import FaultSpecError
+    from appliance.frames import FrameSetError
+
+    return (
+        (StoppedDuringStartup, 0),
+        (FaultSpecError, 2),
+        (FrameSetError, EX_CONFIG),
+        (DetectorError, EX_CONFIG),
+        (SettingError, EX_CONFIG),
+        (DisplayError, EX_UNAVAILABLE),
+    )
+
+
 def run(
     config: Config,
     *,
@@ -146,65 +178,82 @@ def run(
         debug_overlay: Start with the debug overlay shown.
 
     Returns:
-        The process exit status: 0 after a clean stop (also when SIGTERM/SIGINT arrives
-        during start-up), 2 invalid ``MONALISA_FAULT``, 69 no display, 78 bad frame set,
-        model, detector setting or camera source.
+        The process exit status (see :func:`_exit_statuses`): 0 after a clean stop (also when
+        SIGTERM/SIGINT arrives during start-up), 2 invalid ``MONALISA_FAULT``, 69 no display,
+        78 bad frame set, model, detector setting or camera source.
     """
-    stop_requested: list[str] = []
-    previous = _catch_early_stop(stop_requested)
-    handed_over = False
+    from appliance.service import Notifier
+
+    requested: list[str] = []
+    previous = _catch_early_stop(requested)
+    notifier = Notifier()
     try:
-        status, handed_over = _build_and_run(
+        app, sink = _build(
             config,
-            stop_requested,
+            requested,
             config_path=config_path,
             trace=trace,
             duration_s=duration_s,
-            screenshot=screenshot,
             debug_overlay=debug_overlay,
+            screenshot=screenshot,
+            notifier=notifier,
         )
-    finally:
-        if not handed_over:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    except Exception as err:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        status = next((code for kind, code in _exit_statuses() if isinstance(err, kind)), None)
+        if status is None:
+            raise
+        if isinstance(err, StoppedDuringStartup):
+            log.info("stopping during start-up: %s", err)
+            notifier.stopping()
+        else:
+            print(f"monalisa: {err}", file=sys.stderr)
+        return status
+    status = app.run()
+    try:
+        sink(app.status())
+    except Exception as err:
+        log.warning("cannot write the final status: %s", err)
     return status
 
 
-def _build_and_run(
+def _build(
     config: Config,
-    stop_requested: list[str],
+    requested: list[str],
     *,
     config_path: str | None,
     trace: Path | None,
     duration_s: float | None,
     screenshot: Path | None,
     debug_overlay: bool,
-) -> tuple[int, bool]:
-    """The body of :func:`run`; returns (exit status, whether the App's handlers took over)."""
+    notifier: NotifierLike,
+) -> tuple[App, Callable[[Status], None]]:
+    """Build the appliance, step by step; the App's signal handlers are installed last.
+
+    Raises:
+        StoppedDuringStartup: A stop was asked for between two steps.
+        FaultSpecError: ``MONALISA_FAULT`` is not understood.
+        FrameSetError: The frame set cannot be used.
+        DetectorError: The model cannot be used.
+        SettingError: The detector or camera refused a configured value.
+        DisplayError: The display cannot be opened.
+    """
     from appliance import __version__, faults
     from appliance.app import App, RunOptions
     from appliance.camera import Capture, parse_source
     from appliance.detector import Detector, DetectorError
-    from appliance.display import Display, DisplayError
+    from appliance.display import Display
     from appliance.finder import Finder
-    from appliance.frames import FrameSet, FrameSetError, default_frames_dir
+    from appliance.frames import FrameSet, default_frames_dir
     from appliance.gaze import Gaze
-    from appliance.service import Notifier
     from appliance.status import CameraStatus, Status, StatusWriter
 
-    notifier = Notifier()
+    def check_stop() -> None:
+        if requested:
+            raise StoppedDuringStartup(requested[0])
 
-    def stopped_early() -> bool:
-        if not stop_requested:
-            return False
-        log.info("stopping during start-up: %s", stop_requested[0])
-        notifier.stopping()
-        return True
-
-    try:
-        plan = faults.from_env()
-    except ValueError as err:
-        return _fail(str(err), 2), False
+    plan = faults.from_env()
     frames_dir = Path(config.frames.directory) if config.frames.directory else default_frames_dir()
     writer = StatusWriter(Path(config.service.status_file))
     extra: dict[str, Any] = {
@@ -223,26 +272,20 @@ def _build_and_run(
         writer.write(first)
     except (OSError, ValueError) as err:
         log.warning("cannot write the status: %s", err)
-    if stopped_early():
-        return 0, False
-    try:
-        frames = FrameSet.load(frames_dir)
-    except FrameSetError as err:
-        return _fail(str(err), EX_CONFIG), False
-    if stopped_early():
-        return 0, False
+    check_stop()
+    frames = FrameSet.load(frames_dir)
+    check_stop()
     try:
         detector = Detector(
             config.detector.model,
             num_threads=config.detector.num_threads,
             score_threshold=config.detector.score_threshold,
         )
-    except DetectorError as err:
-        return _fail(str(err), EX_CONFIG), False
+    except DetectorError:
+        raise
     except ValueError as err:  # a setting the config should have refused: still EX_CONFIG
-        return _fail(f"detector.{err}", EX_CONFIG), False
-    if stopped_early():
-        return 0, False
+        raise SettingError(f"detector.{err}") from None
+    check_stop()
     try:
         source = parse_source(
             config.camera.source,
@@ -252,7 +295,7 @@ def _build_and_run(
             speed=config.camera.replay_speed,
         )
     except ValueError as err:
-        return _fail(str(err), EX_CONFIG), False
+        raise SettingError(str(err)) from None
     if plan.touches_camera:
         source = faults.FaultySource(source, plan)
     capture = Capture(
@@ -267,10 +310,7 @@ def _build_and_run(
     # A set without angles (None) passes its count: Gaze spreads it over angle_range_deg.
     angles = frames.angles if frames.angles is not None else frames.count
     gaze = Gaze(config.gaze, config.camera, angles, frames.rest_index)
-    try:
-        display = Display(config.display, frames)
-    except DisplayError as err:
-        return _fail(str(err), EX_UNAVAILABLE), False
+    display = Display(config.display, frames)
     if debug_overlay:
         display.debug = True
     extra["display"] = display.driver
@@ -297,15 +337,12 @@ def _build_and_run(
         overlay=display.overlay_hook if hasattr(display, "overlay_hook") else None,
     )
     app.install_signal_handlers()  # from here on the App's handlers stop the loop
-    if stopped_early():
-        display.close()
-        return 0, True
-    status = app.run()
     try:
-        sink(app.status())
-    except Exception as err:
-        log.warning("cannot write the final status: %s", err)
-    return status, True
+        check_stop()
+    except StoppedDuringStartup:
+        display.close()
+        raise
+    return app, sink
 
 
 def demo(args: argparse.Namespace) -> int:
