@@ -19,7 +19,7 @@ import signal
 import statistics
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -29,7 +29,8 @@ import numpy as np
 
 from appliance import __version__
 from appliance.camera import Capture, Frame
-from appliance.faults import FaultPlan, InjectedFault
+from appliance.finder import FindResult
+from appliance.gaze import GazeRecord
 from appliance.status import CameraStatus, FinderStatus, Status
 from appliance.trace import TraceLine, TraceWriter
 from appliance.types import Box, Face
@@ -40,8 +41,8 @@ log = logging.getLogger(__name__)
 class FinderLike(Protocol):
     """What the loop needs of the finder (see :mod:`appliance.finder`)."""
 
-    def find(self, frame: np.ndarray, follow: Box | None = None) -> Any:
-        """Return an object with ``faces``, ``inferences``, ``regions`` and ``band``."""
+    def find(self, frame: np.ndarray, follow: Box | None = None) -> FindResult:
+        """The faces in ``frame`` (H×W×3 uint8 RGB) and where the detector ran."""
 
     def set_field_of_view(self, hfov_deg: float) -> None:
         """Use this horizontal field of view (degrees) from now on."""
@@ -58,8 +59,8 @@ class FinderLike(Protocol):
 class GazeLike(Protocol):
     """What the loop needs of the gaze model (see :mod:`appliance.gaze`)."""
 
-    def update(self, faces: Any, t: float, image_size: tuple[int, int]) -> Any:
-        """Return a record with viewer, viewer_box, angle_raw, angle, index and state."""
+    def update(self, faces: Sequence[Face], t: float, image_size: tuple[int, int]) -> GazeRecord:
+        """Take one camera frame's faces at time ``t`` (s); return where the portrait looks."""
 
     def set_sensor_fraction(self, fraction: float) -> float:
         """Narrow the field of view to the shown part of the sensor; return it, degrees."""
@@ -154,14 +155,12 @@ class RunOptions:
         duration_s: Stop after this many seconds of wall time (None: run until stopped).
         screenshot: Save what is on screen here when the run ends.
         status_interval_s: Seconds between status updates.
-        faults: Injected faults (tests only).
     """
 
     trace: Path | None = None
     duration_s: float | None = None
     screenshot: Path | None = None
     status_interval_s: float = 1.0
-    faults: FaultPlan = field(default_factory=FaultPlan)
 
 
 def _finite_face(face: Face) -> bool:
@@ -194,7 +193,7 @@ class App:
         notifier: systemd notifications (a no-op outside systemd).
         rest_index: The frame shown before the first camera frame.
         frame_count: Number of portrait frames (for the trace).
-        options: Trace, duration, screenshot, status interval, faults.
+        options: Trace, duration, screenshot, status interval.
         status_sink: Called about once per ``status_interval_s`` with the status.
         overlay: Called with (frame, find result, gaze record, stats) to update a debug
             overlay, or None.
@@ -239,9 +238,14 @@ class App:
         self._last_status = 0.0
         self._last_watchdog = 0.0
         self._last_idle_update = 0.0
-        self.last_record: Any = None
+        self.last_record: GazeRecord | None = None
 
     # -- control --------------------------------------------------------------------------
+    @property
+    def stop_requested(self) -> bool:
+        """True once a stop was asked for (the loop ends after its iteration)."""
+        return self._stop_reason is not None
+
     def request_stop(self, reason: str) -> None:
         """Ask the loop to finish its iteration and stop (safe from a signal handler)."""
         if self._stop_reason is None:
@@ -286,9 +290,6 @@ class App:
                 if frame is not None:
                     self._process(frame, seq)
                     seq += 1
-                    hang_after = self.options.faults.hang_after
-                    if hang_after is not None and seq >= hang_after:
-                        self._hang()
                 else:
                     if self.capture.ended:
                         self.request_stop("end of replay")
@@ -303,12 +304,6 @@ class App:
         finally:
             self._shutdown()
         return 0
-
-    def _hang(self) -> None:
-        """Injected fault: stop making progress (no watchdog pings) until asked to stop."""
-        log.warning("fault injection: the main loop now hangs")
-        while self._stop_reason is None:
-            time.sleep(0.05)
 
     def _idle_tick(self, now: float) -> None:
         """Without camera frames, keep the gaze clock running so the eyes ease to rest."""
@@ -325,12 +320,11 @@ class App:
         self.last_record = rec
 
     def _process(self, frame: Frame, seq: int) -> None:
-        faults = self.options.faults
         picked = time.monotonic()
         capture_ms = (picked - frame.arrived) * 1000.0
         faces: list[Face] = []
         inferences = 0
-        result: Any = None
+        result: FindResult | None = None
         problem = check_frame(frame.image)
         t0 = time.perf_counter()
         if problem is not None:
@@ -349,9 +343,6 @@ class App:
                     hfov,
                 )
             try:
-                if frame.seq in faults.detector_raise_at:
-                    raise InjectedFault(f"injected detector error at frame {frame.seq}")
-                faults.frame = frame.seq  # for faults.FaultyDetector, below the finder
                 result = self.finder.find(frame.image, follow=self.viewer_box)
                 found = list(result.faces)
                 inferences = int(result.inferences)
@@ -413,7 +404,7 @@ class App:
         frame: Frame,
         seq: int,
         faces: list[Face],
-        rec: Any,
+        rec: GazeRecord | None,
         inferences: int,
         ms: dict[str, float],
     ) -> None:

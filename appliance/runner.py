@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -298,14 +299,20 @@ def _build(
         raise SettingError(str(err)) from None
     if plan.touches_camera:
         source = faults.FaultySource(source, plan)
-    capture = Capture(
+    make_capture: Callable[..., Capture] = Capture
+    if plan.touches_loop:
+        make_capture = functools.partial(faults.FaultyCapture, plan)
+    capture = make_capture(
         source,
         retry_initial_s=config.camera.retry_initial_s,
         retry_max_s=config.camera.retry_max_s,
         stall_after_s=config.camera.stall_after_s,
     )
-    finder = Finder(
-        config.finder, faults.wrap_detector(detector, plan), hfov_deg=config.camera.hfov_deg
+    finder = faults.wrap_finder(
+        Finder(
+            config.finder, faults.wrap_detector(detector, plan), hfov_deg=config.camera.hfov_deg
+        ),
+        plan,
     )
     # A set without angles (None) passes its count: Gaze spreads it over angle_range_deg.
     angles = frames.angles if frames.angles is not None else frames.count
@@ -331,11 +338,12 @@ def _build(
             duration_s=duration_s,
             screenshot=screenshot,
             status_interval_s=config.service.status_interval_s,
-            faults=plan,
         ),
         status_sink=sink,
         overlay=display.overlay_hook if hasattr(display, "overlay_hook") else None,
     )
+    if isinstance(capture, faults.FaultyCapture):
+        capture.stopping = lambda: app.stop_requested
     app.install_signal_handlers()  # from here on the App's handlers stop the loop
     try:
         check_stop()

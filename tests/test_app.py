@@ -5,6 +5,7 @@ The real pieces run end to end in tests/test_runner.py; here each fault is place
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -15,7 +16,7 @@ import numpy as np
 
 from appliance.app import App, RateLimitedLog, RunOptions, check_frame
 from appliance.camera import CameraError, Capture, EndOfStream
-from appliance.faults import nan_face, parse
+from appliance.faults import FaultyCapture, nan_face, parse
 from appliance.types import Box, Face, Point
 
 
@@ -159,8 +160,11 @@ def frame(v: int) -> np.ndarray:
 
 def make_app(items, tmp_path: Path | None = None, finder=None, faults="", **opts):
     statuses = []
+    plan = parse(faults)
+    make_capture = functools.partial(FaultyCapture, plan) if plan.touches_loop else Capture
+    capture = make_capture(Script(items), retry_initial_s=0.01, retry_max_s=0.02)
     app = App(
-        capture=Capture(Script(items), retry_initial_s=0.01, retry_max_s=0.02),
+        capture=capture,
         finder=finder or FakeFinder(),
         gaze=FakeGaze(),
         display=FakeDisplay(),
@@ -170,11 +174,12 @@ def make_app(items, tmp_path: Path | None = None, finder=None, faults="", **opts
         options=RunOptions(
             trace=None if tmp_path is None else tmp_path / "t.jsonl",
             status_interval_s=0.05,
-            faults=parse(faults),
             **opts,
         ),
         status_sink=lambda s: statuses.append(s.to_dict()),
     )
+    if isinstance(capture, FaultyCapture):
+        capture.stopping = lambda: app.stop_requested
     return app, statuses
 
 
