@@ -494,8 +494,7 @@ class Config(Section):
         finder, cam = self.finder, self.camera
         if finder.camera_height_m is None:
             return self
-        from appliance.finder import install_band
-        from appliance.optics import default_sensor, expected_field_of_view
+        from appliance.optics import default_sensor, expected_field_of_view, install_band
 
         size = (cam.width, cam.height)
         _, hfov = expected_field_of_view(size, cam.hfov_deg, default_sensor(cam.source))

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from appliance.config import ConfigError, FinderConfig, parse_config
-from appliance.finder import Finder, FindResult, band_from_geometry, tile_grid
+from appliance.finder import Finder, FindResult, tile_grid
+from appliance.optics import band_from_geometry
 from appliance.sim import CameraGeometry, Renderer, Visitor, astronaut_photo, walk
 from appliance.types import Box, Face, Point
 from benchmarks.range import Runner, match
@@ -579,7 +580,7 @@ def test_band_command_names_a_bad_sensor_size(
 def test_a_band_from_camera_height_follows_the_image_and_the_field_of_view(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from appliance.finder import install_band
+    from appliance.optics import install_band
 
     cfg = FinderConfig(mode="band", camera_height_m=1.75)
     f = Finder(cfg, MarkerDetector(), hfov_deg=66.0)
