@@ -31,6 +31,8 @@ from appliance import __version__
 from appliance.camera import Capture, Frame
 from appliance.finder import FindResult
 from appliance.gaze import GazeRecord
+from appliance.loglimit import LogLimiter
+from appliance.rate import rate_per_s
 from appliance.status import CameraStatus, FinderStatus, Status
 from appliance.trace import TraceLine, TraceWriter
 from appliance.types import Box, Face
@@ -91,35 +93,6 @@ class NotifierLike(Protocol):
     def stopping(self) -> None: ...  # noqa: D102
 
 
-class RateLimitedLog:
-    """Logs a repeating problem once, then a count every ``interval_s`` seconds.
-
-    Args:
-        logger: Where to log.
-        interval_s: Least time between two lines about the same key, seconds.
-    """
-
-    def __init__(self, logger: logging.Logger, interval_s: float = 60.0) -> None:
-        self.logger = logger
-        self.interval_s = interval_s
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def warning(self, key: str, message: str) -> None:
-        """Log ``message`` under ``key`` unless the key was logged within the interval."""
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self.interval_s:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return
-        extra = self._suppressed.pop(key, 0)
-        suffix = ""
-        if extra and last is not None:
-            suffix = f" (and {extra} more like it in the last {now - last:.0f} s)"
-        self._last[key] = now
-        self.logger.warning("%s%s", message, suffix)
-
-
 @dataclass
 class Stats:
     """Running figures for the status file (reset windows are in seconds)."""
@@ -136,14 +109,6 @@ class Stats:
     faces_seen: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
     last_viewer_at: float | None = None
     last_error: str | None = None
-
-    @staticmethod
-    def rate(times: deque[float], now: float, window: float = 2.0) -> float:
-        """Events per second over the last ``window`` seconds."""
-        recent = [t for t in times if now - t <= window]
-        if len(recent) < 2:
-            return 0.0
-        return (len(recent) - 1) / max(now - recent[0], 1e-6)
 
 
 @dataclass
@@ -224,7 +189,7 @@ class App:
         self.status_sink = status_sink
         self.overlay = overlay
         self.stats = Stats()
-        self.problems = RateLimitedLog(log)
+        self.problems = LogLimiter(log)
         self.index = rest_index
         self.state = "idle"
         self.viewer_box: Box | None = None
@@ -443,7 +408,7 @@ class App:
     def _error(self, key: str, message: str) -> None:
         self.stats.errors += 1
         self.stats.last_error = message
-        self.problems.warning(key, message)
+        self.problems.warning(key, "%s", message)
 
     # -- once a second ---------------------------------------------------------------------
     def _tick(self, now: float) -> None:
@@ -508,8 +473,8 @@ class App:
                 band_source=self.finder.band_source,
             ),
             detector_ms=round(statistics.median(st.detect_ms), 2) if st.detect_ms else None,
-            loop_fps=round(Stats.rate(st.frame_times, now), 2),
-            display_fps=round(Stats.rate(st.draw_times, now), 2),
+            loop_fps=round(rate_per_s(st.frame_times, now), 2),
+            display_fps=round(rate_per_s(st.draw_times, now), 2),
             frame_index=self.index,
             frame_count=self.frame_count,
             gaze_state=self.state,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.app import App, RateLimitedLog, RunOptions, check_frame
+from appliance.app import App, RunOptions, check_frame
 from appliance.camera import CameraError, Capture, EndOfStream
 from appliance.faults import FaultyCapture, nan_face, parse
 from appliance.types import Box, Face, Point
@@ -318,17 +318,6 @@ def test_hang_fault_stops_watchdog_pings():
     stop = next(t for name, t in app.notifier.msgs if name == "STOPPING")
     assert pings, "no watchdog ping before the hang"
     assert stop - pings[-1] > 1.0  # no ping during the hang
-
-
-def test_rate_limited_log_suppresses_repeats(caplog):
-    import logging
-
-    log = RateLimitedLog(logging.getLogger("t"), interval_s=60)
-    with caplog.at_level(logging.WARNING, logger="t"):
-        for _ in range(100):
-            log.warning("k", "same problem")
-        log.warning("other", "another problem")
-    assert [r.getMessage() for r in caplog.records] == ["same problem", "another problem"]
 
 
 def test_check_frame():
