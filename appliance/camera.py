@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from PIL import Image
 
+from appliance.config import parse_source_spec
 from appliance.loglimit import LogLimiter
 from appliance.rate import rate_per_s
 
@@ -433,16 +434,15 @@ def parse_source(
     Raises:
         ValueError: An unknown spelling (the message names it).
     """
-    if spec == "picamera2":
+    try:
+        parsed = parse_source_spec(spec)
+    except ValueError as err:
+        raise ValueError(f"camera {spec!r}: {err}") from None
+    if parsed.kind == "picamera2":
         return Picamera2Source(width, height, fps)
-    if spec == "webcam" or spec.startswith("webcam:"):
-        _, _, idx = spec.partition(":")
-        if idx and not idx.isdigit():
-            raise ValueError(f"camera {spec!r}: webcam index must be a number, e.g. webcam:0")
-        return WebcamSource(int(idx or 0), width, height)
-    if spec.startswith("replay:") and len(spec) > len("replay:"):
-        return ReplaySource(spec[len("replay:") :], speed)
-    raise ValueError(f"camera {spec!r}: expected picamera2, webcam[:N] or replay:DIR")
+    if parsed.kind == "webcam":
+        return WebcamSource(parsed.index, width, height)
+    return ReplaySource(parsed.directory, speed)
 
 
 class Capture:

@@ -9,6 +9,7 @@ fails on configuration exits with :data:`EX_CONFIG` (78) so systemd does not res
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -56,30 +57,41 @@ class Section(BaseModel):
         return key in self.model_fields_set and getattr(self, key) != field.default
 
 
-def source_problem(spec: str) -> str | None:
-    """Why ``spec`` is not a camera source spelling, or None if it is one.
+@dataclass(frozen=True)
+class SourceSpec:
+    """A camera source spelling, parsed (:func:`parse_source_spec`).
 
-    The same grammar as :func:`appliance.camera.parse_source` (which this module must not
-    import: it pulls in the camera libraries): ``picamera2``, ``webcam``, ``webcam:N`` with N
-    a non-negative decimal V4L2 index, or ``replay:DIR`` with a non-empty DIR. Whether DIR
-    exists is checked when the camera opens, not here.
-
-    Args:
-        spec: The spelling from the config file or ``--camera``.
-
-    Returns:
-        A short reason, or None when ``spec`` is valid.
+    Attributes:
+        kind: ``"picamera2"``, ``"webcam"`` or ``"replay"``.
+        index: The V4L2 device index of a webcam (``webcam:N``; 0 for ``webcam``).
+        directory: The clip folder of a replay (``replay:DIR``).
     """
-    if spec in ("picamera2", "webcam"):
-        return None
-    if spec.startswith("webcam:"):
-        idx = spec[len("webcam:") :]
-        if idx == "" or (idx.isascii() and idx.isdigit()):
-            return None
-        return "webcam index must be a number, e.g. webcam:0"
-    if spec.startswith("replay:") and len(spec) > len("replay:"):
-        return None
-    return "expected 'picamera2', 'webcam', 'webcam:N' or 'replay:DIR'"
+
+    kind: Literal["picamera2", "webcam", "replay"]
+    index: int = 0
+    directory: str = ""
+
+
+def parse_source_spec(spec: str) -> SourceSpec:
+    """Parse a camera source spelling: the one grammar for the config and the camera.
+
+    ``picamera2``, ``webcam``, ``webcam:N`` with N a non-negative decimal V4L2 index, or
+    ``replay:DIR`` with a non-empty DIR. Whether DIR exists is checked when the camera opens,
+    not here.
+
+    Raises:
+        ValueError: Not a source spelling; the message is a short reason.
+    """
+    kind, sep, rest = spec.partition(":")
+    if spec == "picamera2":
+        return SourceSpec("picamera2")
+    if kind == "webcam":
+        if rest == "" or (rest.isascii() and rest.isdigit()):
+            return SourceSpec("webcam", index=int(rest or 0))
+        raise ValueError("webcam index must be a number, e.g. webcam:0")
+    if kind == "replay" and sep and rest:
+        return SourceSpec("replay", directory=rest)
+    raise ValueError("expected 'picamera2', 'webcam', 'webcam:N' or 'replay:DIR'")
 
 
 class CameraConfig(Section):
@@ -127,9 +139,10 @@ class CameraConfig(Section):
     @field_validator("source")
     @classmethod
     def _source_grammar(cls, value: str) -> str:
-        problem = source_problem(value)
-        if problem is not None:
-            raise PydanticCustomError("camera_source", problem)
+        try:
+            parse_source_spec(value)
+        except ValueError as err:
+            raise PydanticCustomError("camera_source", str(err)) from None
         return value
 
 
