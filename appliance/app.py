@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import signal
 import statistics
@@ -126,12 +125,6 @@ class RunOptions:
     duration_s: float | None = None
     screenshot: Path | None = None
     status_interval_s: float = 1.0
-
-
-def _finite_face(face: Face) -> bool:
-    values = [face.score, face.box.x0, face.box.y0, face.box.x1, face.box.y1]
-    values += [c for p in face.keypoints for c in (p.x, p.y)]
-    return all(math.isfinite(v) for v in values) and 0.0 <= face.score <= 1.0
 
 
 def check_frame(image: Any) -> str | None:
@@ -309,11 +302,10 @@ class App:
                 )
             try:
                 result = self.finder.find(frame.image, follow=self.viewer_box)
-                found = list(result.faces)
+                faces = list(result.faces)
                 inferences = int(result.inferences)
-                faces = [f for f in found if _finite_face(f)]
-                if len(faces) != len(found):
-                    self._error("nan", f"detector returned {len(found) - len(faces)} bad faces")
+                if result.dropped:
+                    self._error("nan", f"detector returned {result.dropped} bad faces")
             except Exception as err:
                 self._error("detect", f"detector failed on frame {frame.seq}: {err}")
         t1 = time.perf_counter()

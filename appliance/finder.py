@@ -89,6 +89,8 @@ class FindResult:
         tiles: The band's whole tile grid (frame pixels; empty in 'whole' mode), for the
             overlay; shared with the finder's layout, do not modify.
         follow: The follow crop searched this frame (also ``regions[0]``), or None.
+        dropped: Faces the detector returned that were not usable (see :func:`usable_face`)
+            and are not in ``faces``.
     """
 
     faces: list[Face]
@@ -97,6 +99,23 @@ class FindResult:
     band: Box | None
     tiles: list[Box] = field(default_factory=list)
     follow: Box | None = None
+    dropped: int = 0
+
+
+def usable_face(face: Face) -> bool:
+    """True if every number of ``face`` is finite and its score is within 0 … 1.
+
+    A broken model can return NaN; this is the one check for it, made by the finder on what
+    it returns (the gaze model relies on it too).
+    """
+    b = face.box
+    values = (face.score, b.x0, b.y0, b.x1, b.y1, *(c for p in face.keypoints for c in (p.x, p.y)))
+    return all(math.isfinite(v) for v in values) and 0.0 <= face.score <= 1.0
+
+
+def _usable(faces: list[Face]) -> tuple[list[Face], int]:
+    kept = [f for f in faces if usable_face(f)]
+    return kept, len(faces) - len(kept)
 
 
 @dataclass
@@ -300,7 +319,8 @@ class Finder:
         height, width = int(frame.shape[0]), int(frame.shape[1])
         if self.config.mode == "whole":
             whole = Box(0.0, 0.0, float(width), float(height))
-            return FindResult(self.detector.detect(frame), 1, [whole], None)
+            faces, dropped = _usable(self.detector.detect(frame))
+            return FindResult(faces, 1, [whole], None, dropped=dropped)
         lay = self.layout(width, height)
         regions: list[Box] = []
         crop: Box | None = None
@@ -318,10 +338,10 @@ class Finder:
                 f = face.translated(float(x0), float(y0))
                 if not _is_cut(f, r, width, height):
                     found.append((f, max(r.width, r.height)))
-        faces = self._merge(found)
+        faces, dropped = _usable(self._merge(found))
         if self.config.band_learn:
             self._learn(faces, height)
-        return FindResult(faces, len(regions), regions, lay.band, lay.tiles, crop)
+        return FindResult(faces, len(regions), regions, lay.band, lay.tiles, crop, dropped)
 
     def _pick(self, lay: _Layout, count: int, moving: np.ndarray | None) -> list[int]:
         """Choose ``count`` schedule items: the longest unvisited, moving tiles first.
@@ -413,8 +433,6 @@ class Finder:
     def _learn(self, faces: list[Face], height: int) -> None:
         """Record where faces were seen; after enough, move the band to cover them."""
         for f in faces:
-            if not (math.isfinite(f.box.y0) and math.isfinite(f.box.y1)):
-                continue
             top = min(LEARN_BINS - 1, max(0, int(f.box.y0 / height * LEARN_BINS)))
             bottom = min(LEARN_BINS - 1, max(0, int(f.box.y1 / height * LEARN_BINS)))
             self._tops[top] += 1

@@ -17,6 +17,7 @@ import numpy as np
 from appliance.app import App, RunOptions, check_frame
 from appliance.camera import CameraError, Capture, EndOfStream
 from appliance.faults import FaultyCapture, nan_face, parse
+from appliance.finder import usable_face
 from appliance.types import Box, Face, Point
 
 
@@ -64,6 +65,7 @@ class Found:
     inferences: int = 1
     regions: tuple = ()
     band: None = None
+    dropped: int = 0
 
 
 class FakeFinder:
@@ -85,7 +87,8 @@ class FakeFinder:
         faces = [face_at(float(frame[0, 0, 0]))]
         if self.calls in self.nan_on:
             faces.append(nan_face())
-        return Found(faces)
+        kept = [f for f in faces if usable_face(f)]  # as the real finder does
+        return Found(kept, dropped=len(faces) - len(kept))
 
 
 @dataclass(frozen=True)
