@@ -70,11 +70,11 @@ def _add_run_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
+    from appliance.config import DISPLAY_DRIVERS
+
     p.add_argument("--config", help="TOML config file (default: built-in defaults)")
     p.add_argument("--camera", help="picamera2 | webcam[:N] | replay:DIR (overrides config)")
-    p.add_argument(
-        "--display", choices=["auto", "kmsdrm", "window", "headless"], help="video driver"
-    )
+    p.add_argument("--display", choices=DISPLAY_DRIVERS, help="video driver")
     p.add_argument("--frames", help="frame set folder (overrides config)")
     p.add_argument("--trace", help="write one JSON line per processed camera frame here")
     p.add_argument("--replay-speed", choices=["realtime", "max"], help="replay pacing")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -393,13 +393,18 @@ class GazeConfig(Section):
 
 
 _Channel = Annotated[int, Field(ge=0, le=255)]
+
+DisplayDriver = Literal["auto", "kmsdrm", "window", "headless"]
+"""The display drivers: ``auto`` picks ``window`` or ``kmsdrm``; ``headless`` draws offscreen."""
+DISPLAY_DRIVERS: tuple[str, ...] = get_args(DisplayDriver)
+"""The same names as a tuple, for command-line choices."""
 _Pixels = Annotated[int, Field(ge=16, le=16384)]
 
 
 class DisplayConfig(Section):
     """How the portrait is drawn."""
 
-    driver: Literal["auto", "kmsdrm", "window", "headless"] = Field(
+    driver: DisplayDriver = Field(
         "auto", description="'auto': kmsdrm without a desktop, a window with one."
     )
     rotation: Literal[0, 90, 180, 270] = Field(
