@@ -8,6 +8,8 @@ Exit statuses: 0 clean stop (also a SIGTERM/SIGINT during start-up); 2 an invali
 cannot be opened — systemd retries; 78 (EX_CONFIG) bad configuration (from the file or a
 command-line override such as ``--camera foo``), frame set or model — systemd does not
 restart-loop on it. Command-line syntax errors exit 2 from argparse before this module runs.
+Each build step raises; :func:`_exit_statuses` is the one table from error to exit status.
+Injected faults (``MONALISA_FAULT``, tests only) are wrappers built here around the parts.
 """
 
 from __future__ import annotations
