@@ -12,26 +12,29 @@ completes, so a loop that hangs stops the pings and systemd restarts the service
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import math
 import os
 import signal
 import statistics
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from appliance import __version__
 from appliance.camera import Capture, Frame
 from appliance.display.overlay import Overlay
-from appliance.faults import FaultPlan, InjectedFault
+from appliance.finder import FindResult
+from appliance.gaze import GazeRecord
+from appliance.loglimit import LogLimiter
+from appliance.rate import rate_per_s
+from appliance.status import CameraStatus, FinderStatus, Status
+from appliance.trace import TraceLine, TraceWriter
 from appliance.types import Box, Face
 
 log = logging.getLogger(__name__)
@@ -40,8 +43,8 @@ log = logging.getLogger(__name__)
 class FinderLike(Protocol):
     """What the loop needs of the finder (see :mod:`appliance.finder`)."""
 
-    def find(self, frame: np.ndarray, follow: Box | None = None) -> Any:
-        """Return an object with ``faces``, ``inferences``, ``regions`` and ``band``."""
+    def find(self, frame: np.ndarray, follow: Box | None = None) -> FindResult:
+        """The faces in ``frame`` (H×W×3 uint8 RGB) and where the detector ran."""
 
     def set_field_of_view(self, hfov_deg: float) -> None:
         """Use this horizontal field of view (degrees) from now on."""
@@ -58,8 +61,8 @@ class FinderLike(Protocol):
 class GazeLike(Protocol):
     """What the loop needs of the gaze model (see :mod:`appliance.gaze`)."""
 
-    def update(self, faces: Any, t: float, image_size: tuple[int, int]) -> Any:
-        """Return a record with viewer, viewer_box, angle_raw, angle, index and state."""
+    def update(self, faces: Sequence[Face], t: float, image_size: tuple[int, int]) -> GazeRecord:
+        """Take one camera frame's faces at time ``t`` (s); return where the portrait looks."""
 
     def set_sensor_fraction(self, fraction: float) -> float:
         """Narrow the field of view to the shown part of the sensor; return it, degrees."""
@@ -97,35 +100,6 @@ class NotifierLike(Protocol):
     def stopping(self) -> None: ...  # noqa: D102
 
 
-class RateLimitedLog:
-    """Logs a repeating problem once, then a count every ``interval_s`` seconds.
-
-    Args:
-        logger: Where to log.
-        interval_s: Least time between two lines about the same key, seconds.
-    """
-
-    def __init__(self, logger: logging.Logger, interval_s: float = 60.0) -> None:
-        self.logger = logger
-        self.interval_s = interval_s
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def warning(self, key: str, message: str) -> None:
-        """Log ``message`` under ``key`` unless the key was logged within the interval."""
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self.interval_s:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return
-        extra = self._suppressed.pop(key, 0)
-        suffix = ""
-        if extra and last is not None:
-            suffix = f" (and {extra} more like it in the last {now - last:.0f} s)"
-        self._last[key] = now
-        self.logger.warning("%s%s", message, suffix)
-
-
 @dataclass
 class Stats:
     """Running figures for the status file (reset windows are in seconds)."""
@@ -143,14 +117,6 @@ class Stats:
     last_viewer_at: float | None = None
     last_error: str | None = None
 
-    @staticmethod
-    def rate(times: deque[float], now: float, window: float = 2.0) -> float:
-        """Events per second over the last ``window`` seconds."""
-        recent = [t for t in times if now - t <= window]
-        if len(recent) < 2:
-            return 0.0
-        return (len(recent) - 1) / max(now - recent[0], 1e-6)
-
 
 @dataclass
 class RunOptions:
@@ -161,20 +127,12 @@ class RunOptions:
         duration_s: Stop after this many seconds of wall time (None: run until stopped).
         screenshot: Save what is on screen here when the run ends.
         status_interval_s: Seconds between status updates.
-        faults: Injected faults (tests only).
     """
 
     trace: Path | None = None
     duration_s: float | None = None
     screenshot: Path | None = None
     status_interval_s: float = 1.0
-    faults: FaultPlan = field(default_factory=FaultPlan)
-
-
-def _finite_face(face: Face) -> bool:
-    values = [face.score, face.box.x0, face.box.y0, face.box.x1, face.box.y1]
-    values += [c for p in face.keypoints for c in (p.x, p.y)]
-    return all(math.isfinite(v) for v in values) and 0.0 <= face.score <= 1.0
 
 
 def check_frame(image: Any) -> str | None:
@@ -201,8 +159,8 @@ class App:
         notifier: systemd notifications (a no-op outside systemd).
         rest_index: The frame shown before the first camera frame.
         frame_count: Number of portrait frames (for the trace).
-        options: Trace, duration, screenshot, status interval, faults.
-        status_sink: Called about once per ``status_interval_s`` with the status dict.
+        options: Trace, duration, screenshot, status interval.
+        status_sink: Called about once per ``status_interval_s`` with the status.
     """
 
     def __init__(
@@ -216,7 +174,7 @@ class App:
         rest_index: int,
         frame_count: int,
         options: RunOptions,
-        status_sink: Callable[[dict[str, Any]], None] | None = None,
+        status_sink: Callable[[Status], None] | None = None,
     ) -> None:
         self.capture = capture
         self.finder = finder
@@ -228,12 +186,12 @@ class App:
         self.options = options
         self.status_sink = status_sink
         self.stats = Stats()
-        self.problems = RateLimitedLog(log)
+        self.problems = LogLimiter(log)
         self.index = rest_index
         self.state = "idle"
         self.viewer_box: Box | None = None
         self._stop_reason: str | None = None
-        self._trace: IO[str] | None = None
+        self._trace: TraceWriter | None = None
         self._last_frame_t = 0.0
         self._last_frame_wall = time.monotonic()
         self._image_size = (640, 480)
@@ -242,9 +200,14 @@ class App:
         self._last_status = 0.0
         self._last_watchdog = 0.0
         self._last_idle_update = 0.0
-        self.last_record: Any = None
+        self.last_record: GazeRecord | None = None
 
     # -- control --------------------------------------------------------------------------
+    @property
+    def stop_requested(self) -> bool:
+        """True once a stop was asked for (the loop ends after its iteration)."""
+        return self._stop_reason is not None
+
     def request_stop(self, reason: str) -> None:
         """Ask the loop to finish its iteration and stop (safe from a signal handler)."""
         if self._stop_reason is None:
@@ -272,7 +235,7 @@ class App:
         """
         start = time.monotonic()
         if self.options.trace is not None:
-            self._trace = self.options.trace.open("w", encoding="utf-8")
+            self._trace = TraceWriter(self.options.trace)
         try:
             self.capture.start()
             self.display.show(self.rest_index, start)
@@ -289,9 +252,6 @@ class App:
                 if frame is not None:
                     self._process(frame, seq)
                     seq += 1
-                    hang_after = self.options.faults.hang_after
-                    if hang_after is not None and seq >= hang_after:
-                        self._hang()
                 else:
                     if self.capture.ended:
                         self.request_stop("end of replay")
@@ -307,10 +267,16 @@ class App:
             self._shutdown()
         return 0
 
-    def _overlay(self, faces: list[Face], result: Any, rec: Any, now: float) -> Overlay:
+    def _overlay(
+        self,
+        faces: list[Face],
+        result: FindResult | None,
+        rec: GazeRecord | None,
+        now: float,
+    ) -> Overlay:
         """The debug overlay's figures for this camera frame (result/rec None when they failed)."""
         return Overlay(
-            fps=round(Stats.rate(self.stats.frame_times, now), 1),
+            fps=round(rate_per_s(self.stats.frame_times, now), 1),
             image_size=self._image_size,
             faces=tuple(faces),
             viewer=None if rec is None else rec.viewer_box,
@@ -321,12 +287,6 @@ class App:
             tiles=() if result is None else tuple(result.tiles),
             follow=None if result is None else result.follow,
         )
-
-    def _hang(self) -> None:
-        """Injected fault: stop making progress (no watchdog pings) until asked to stop."""
-        log.warning("fault injection: the main loop now hangs")
-        while self._stop_reason is None:
-            time.sleep(0.05)
 
     def _idle_tick(self, now: float) -> None:
         """Without camera frames, keep the gaze clock running so the eyes ease to rest."""
@@ -343,12 +303,11 @@ class App:
         self.last_record = rec
 
     def _process(self, frame: Frame, seq: int) -> None:
-        faults = self.options.faults
         picked = time.monotonic()
         capture_ms = (picked - frame.arrived) * 1000.0
         faces: list[Face] = []
         inferences = 0
-        result: Any = None
+        result: FindResult | None = None
         problem = check_frame(frame.image)
         t0 = time.perf_counter()
         if problem is not None:
@@ -367,15 +326,11 @@ class App:
                     hfov,
                 )
             try:
-                if frame.seq in faults.detector_raise_at:
-                    raise InjectedFault(f"injected detector error at frame {frame.seq}")
-                faults.frame = frame.seq  # for faults.FaultyDetector, below the finder
                 result = self.finder.find(frame.image, follow=self.viewer_box)
-                found = list(result.faces)
+                faces = list(result.faces)
                 inferences = int(result.inferences)
-                faces = [f for f in found if _finite_face(f)]
-                if len(faces) != len(found):
-                    self._error("nan", f"detector returned {len(found) - len(faces)} bad faces")
+                if result.dropped:
+                    self._error("nan", f"detector returned {result.dropped} bad faces")
             except Exception as err:
                 self._error("detect", f"detector failed on frame {frame.seq}: {err}")
         t1 = time.perf_counter()
@@ -417,7 +372,6 @@ class App:
                 faces,
                 rec,
                 inferences,
-                result,
                 {
                     "capture": capture_ms,
                     "detect": detect_ms,
@@ -432,37 +386,31 @@ class App:
         frame: Frame,
         seq: int,
         faces: list[Face],
-        rec: Any,
+        rec: GazeRecord | None,
         inferences: int,
-        result: Any,
         ms: dict[str, float],
     ) -> None:
         assert self._trace is not None
-        line = {
-            "t": round(frame.t, 4),
-            "seq": seq,
-            "faces": [
-                {
-                    "box": f.box.as_list(),
-                    "score": round(f.score, 4),
-                    "eyes": [f.right_eye.as_list(), f.left_eye.as_list()],
-                }
-                for f in faces
-            ],
-            "viewer": None if rec is None else rec.viewer,
-            "angle_raw": None
-            if rec is None or rec.angle_raw is None
-            else round(float(rec.angle_raw), 3),
-            "angle": None if rec is None else round(float(rec.angle), 3),
-            "index": self.index,
-            "frame_count": self.frame_count,
-            "state": self.state,
-            "inferences": inferences,
-            "camera": self.capture.state,
-            "ms": {k: round(v, 3) for k, v in ms.items()},
-        }
         try:
-            self._trace.write(json.dumps(line, separators=(",", ":")) + "\n")
+            line = TraceLine.of(
+                t=frame.t,
+                seq=seq,
+                faces=faces,
+                viewer=None if rec is None else rec.viewer,
+                angle_raw=None if rec is None else rec.angle_raw,
+                angle=None if rec is None else rec.angle,
+                index=self.index,
+                frame_count=self.frame_count,
+                state=self.state,
+                inferences=inferences,
+                camera=self.capture.state,
+                ms=ms,
+            )
+        except ValueError as err:
+            self._error("trace_line", f"trace line for frame {frame.seq} not written: {err}")
+            return
+        try:
+            self._trace.write(line)
         except OSError as err:
             self._drop_trace(err)
 
@@ -477,7 +425,7 @@ class App:
     def _error(self, key: str, message: str) -> None:
         self.stats.errors += 1
         self.stats.last_error = message
-        self.problems.warning(key, message)
+        self.problems.warning(key, "%s", message)
 
     # -- once a second ---------------------------------------------------------------------
     def _tick(self, now: float) -> None:
@@ -492,11 +440,14 @@ class App:
                 self._trace.flush()
             except OSError as err:
                 self._drop_trace(err)
-        status = self.status(now)
-        cam = status["camera"]
-        viewers = status["viewers_last_minute"]
+        try:
+            status = self.status(now)
+        except ValueError as err:
+            self._error("status", f"cannot make the status: {err}")
+            return
+        viewers = status.viewers_last_minute
         self.notifier.status(
-            f"{status['gaze_state']}, {status['loop_fps']:.1f} fps, camera {cam['state']}, "
+            f"{status.gaze_state}, {status.loop_fps:.1f} fps, camera {status.camera.state}, "
             f"{viewers} viewer{'s' if viewers != 1 else ''} in the last minute"
         )
         if self.status_sink is not None:
@@ -505,8 +456,12 @@ class App:
             except Exception as err:
                 self._error("status", f"cannot write the status: {err}")
 
-    def status(self, now: float | None = None) -> dict[str, Any]:
-        """The figures for the status file and ``STATUS=``, as a JSON-ready dict."""
+    def status(self, now: float | None = None) -> Status:
+        """The figures for the status file and ``STATUS=``.
+
+        Raises:
+            ValueError: A figure is not finite (the status is not made).
+        """
         now = time.monotonic() if now is None else now
         st = self.stats
         cap = self.capture
@@ -515,44 +470,41 @@ class App:
                 del st.viewer_seen[vid]
         frame_age = None if cap.last_frame_at is None else now - cap.last_frame_at
         failed_for = None if cap.failed_since is None else now - cap.failed_since
-        return {
-            "version": __version__,
-            "pid": os.getpid(),
-            "uptime_s": round(now - st.started, 1),
-            "camera": {
-                "source": cap.source.name,
-                "state": cap.state,
-                "fps": round(cap.fps, 2),
-                "last_frame_age_s": None if frame_age is None else round(frame_age, 2),
-                "failed_for_s": None if failed_for is None else round(failed_for, 1),
-                "failures": cap.failures,
-                "last_error": cap.last_error,
-                # Of the sensor's width the images show; < 1 narrowed the field of view.
-                "sensor_width_fraction": round(self._width_fraction, 4),
-                "hfov_deg": None if self._hfov_deg is None else round(self._hfov_deg, 2),
-            },
-            # The head band searched (band mode), and whether it was configured, worked out
-            # from camera_height_m or learned.
-            "finder": {
-                "band": [round(v, 3) for v in self.finder.band_fraction],
-                "band_source": self.finder.band_source,
-            },
-            "detector_ms": round(statistics.median(st.detect_ms), 2) if st.detect_ms else None,
-            "loop_fps": round(Stats.rate(st.frame_times, now), 2),
-            "display_fps": round(Stats.rate(st.draw_times, now), 2),
-            "frame_index": self.index,
-            "frame_count": self.frame_count,
-            "gaze_state": self.state,
-            "viewers_last_minute": len(st.viewer_seen),
-            "faces_frames_last_minute": sum(1 for t in st.faces_seen if now - t <= 60),
-            "last_viewer_age_s": None
+        return Status(
+            version=__version__,
+            pid=os.getpid(),
+            uptime_s=round(now - st.started, 1),
+            camera=CameraStatus(
+                source=cap.source.name,
+                state=cap.state,
+                fps=round(cap.fps, 2),
+                last_frame_age_s=None if frame_age is None else round(frame_age, 2),
+                failed_for_s=None if failed_for is None else round(failed_for, 1),
+                failures=cap.failures,
+                last_error=cap.last_error,
+                sensor_width_fraction=round(self._width_fraction, 4),
+                hfov_deg=None if self._hfov_deg is None else round(self._hfov_deg, 2),
+            ),
+            finder=FinderStatus(
+                band=[round(v, 3) for v in self.finder.band_fraction],
+                band_source=self.finder.band_source,
+            ),
+            detector_ms=round(statistics.median(st.detect_ms), 2) if st.detect_ms else None,
+            loop_fps=round(rate_per_s(st.frame_times, now), 2),
+            display_fps=round(rate_per_s(st.draw_times, now), 2),
+            frame_index=self.index,
+            frame_count=self.frame_count,
+            gaze_state=self.state,
+            viewers_last_minute=len(st.viewer_seen),
+            faces_frames_last_minute=sum(1 for t in st.faces_seen if now - t <= 60),
+            last_viewer_age_s=None
             if st.last_viewer_at is None
             else round(now - st.last_viewer_at, 1),
-            "frames": st.frames,
-            "bad_frames": st.bad_frames,
-            "errors": st.errors,
-            "last_error": st.last_error,
-        }
+            frames=st.frames,
+            bad_frames=st.bad_frames,
+            errors=st.errors,
+            last_error=st.last_error,
+        )
 
     def _shutdown(self) -> None:
         reason = self._stop_reason or "error"

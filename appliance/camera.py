@@ -31,6 +31,10 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from PIL import Image
 
+from appliance.config import parse_source_spec
+from appliance.loglimit import LogLimiter
+from appliance.rate import rate_per_s
+
 log = logging.getLogger(__name__)
 
 CameraState = Literal["starting", "running", "failed", "ended", "stopped"]
@@ -430,16 +434,15 @@ def parse_source(
     Raises:
         ValueError: An unknown spelling (the message names it).
     """
-    if spec == "picamera2":
+    try:
+        parsed = parse_source_spec(spec)
+    except ValueError as err:
+        raise ValueError(f"camera {spec!r}: {err}") from None
+    if parsed.kind == "picamera2":
         return Picamera2Source(width, height, fps)
-    if spec == "webcam" or spec.startswith("webcam:"):
-        _, _, idx = spec.partition(":")
-        if idx and not idx.isdigit():
-            raise ValueError(f"camera {spec!r}: webcam index must be a number, e.g. webcam:0")
-        return WebcamSource(int(idx or 0), width, height)
-    if spec.startswith("replay:") and len(spec) > len("replay:"):
-        return ReplaySource(spec[len("replay:") :], speed)
-    raise ValueError(f"camera {spec!r}: expected picamera2, webcam[:N] or replay:DIR")
+    if parsed.kind == "webcam":
+        return WebcamSource(parsed.index, width, height)
+    return ReplaySource(parsed.directory, speed)
 
 
 class Capture:
@@ -482,8 +485,7 @@ class Capture:
         self.failed_since: float | None = None
         self.last_frame_at: float | None = None
         self._fps_times: list[float] = []
-        self._episode_logged = False
-        self._last_warned = 0.0
+        self._problems = LogLimiter(log, 60.0, repeats_at=logging.DEBUG)
 
     # -- consumer side -------------------------------------------------------------------
     def start(self) -> None:
@@ -519,13 +521,9 @@ class Capture:
     @property
     def fps(self) -> float:
         """Frames received per second over the last ~2 s (0 when none)."""
-        now = time.monotonic()
         with self._cond:
-            times = [t for t in self._fps_times if now - t <= 2.0]
-        if len(times) < 2:
-            return 0.0
-        span = max(now - times[0], 1e-6)
-        return (len(times) - 1) / span
+            times = list(self._fps_times)
+        return rate_per_s(times, time.monotonic())
 
     def stall_check(self, now: float | None = None) -> None:
         """Mark a running camera that has sent nothing for ``stall_after_s`` as failed."""
@@ -552,7 +550,7 @@ class Capture:
     def _fail(self, message: str) -> None:
         if self.state != "failed":
             self.failed_since = time.monotonic()
-            self._episode_logged = False
+            self._problems.forget("camera")  # a new failure: its first line at once
         self.state = "failed"
         self.failures += 1
         self.last_error = message
@@ -563,13 +561,7 @@ class Capture:
         At WARNING once per failure episode and then at most once a minute; the retries in
         between at DEBUG (the status file shows the state meanwhile).
         """
-        now = time.monotonic()
-        if not self._episode_logged or now - self._last_warned >= 60.0:
-            self._episode_logged = True
-            self._last_warned = now
-            log.warning(message, *args)
-        else:
-            log.debug(message, *args)
+        self._problems.warning("camera", message, *args)
 
     def _wait(self, seconds: float) -> None:
         self._stop.wait(seconds)

@@ -70,11 +70,11 @@ def _add_run_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
+    from appliance.config import DISPLAY_DRIVERS
+
     p.add_argument("--config", help="TOML config file (default: built-in defaults)")
     p.add_argument("--camera", help="picamera2 | webcam[:N] | replay:DIR (overrides config)")
-    p.add_argument(
-        "--display", choices=["auto", "kmsdrm", "window", "headless"], help="video driver"
-    )
+    p.add_argument("--display", choices=DISPLAY_DRIVERS, help="video driver")
     p.add_argument("--frames", help="frame set folder (overrides config)")
     p.add_argument("--trace", help="write one JSON line per processed camera frame here")
     p.add_argument("--replay-speed", choices=["realtime", "max"], help="replay pacing")
@@ -394,8 +394,8 @@ def _cmd_band(args: argparse.Namespace) -> int:
     import math
 
     from appliance.config import EX_CONFIG, ConfigError, load_config
-    from appliance.finder import install_band, tile_grid
-    from appliance.optics import default_sensor, expected_field_of_view
+    from appliance.finder import tile_grid
+    from appliance.optics import default_sensor, expected_field_of_view, focal_px, install_band
     from appliance.types import Box
 
     try:
@@ -439,7 +439,7 @@ def _cmd_band(args: argparse.Namespace) -> int:
     tiles = tile_grid(cam.width, cam.height, band, tile_px, fc.tile_overlap * tile_px)
     sweep = len(tiles) + (1 if fc.whole_pass else 0)
     per = max(1, fc.inferences_per_frame)
-    f_px = cam.width / 2 / math.tan(math.radians(hfov) / 2)
+    f_px = focal_px(cam.width, hfov)
     reach = f_px * 0.063 / (8.0 * tile_px / 192)  # eyes 8 px apart in the model input
     (eye_min, eye_max), (near, far) = asked.visitor_eyes_m, asked.visitor_distance_m
     print("[finder]")

@@ -9,8 +9,9 @@ fails on configuration exits with :data:`EX_CONFIG` (78) so systemd does not res
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -56,30 +57,41 @@ class Section(BaseModel):
         return key in self.model_fields_set and getattr(self, key) != field.default
 
 
-def source_problem(spec: str) -> str | None:
-    """Why ``spec`` is not a camera source spelling, or None if it is one.
+@dataclass(frozen=True)
+class SourceSpec:
+    """A camera source spelling, parsed (:func:`parse_source_spec`).
 
-    The same grammar as :func:`appliance.camera.parse_source` (which this module must not
-    import: it pulls in the camera libraries): ``picamera2``, ``webcam``, ``webcam:N`` with N
-    a non-negative decimal V4L2 index, or ``replay:DIR`` with a non-empty DIR. Whether DIR
-    exists is checked when the camera opens, not here.
-
-    Args:
-        spec: The spelling from the config file or ``--camera``.
-
-    Returns:
-        A short reason, or None when ``spec`` is valid.
+    Attributes:
+        kind: ``"picamera2"``, ``"webcam"`` or ``"replay"``.
+        index: The V4L2 device index of a webcam (``webcam:N``; 0 for ``webcam``).
+        directory: The clip folder of a replay (``replay:DIR``).
     """
-    if spec in ("picamera2", "webcam"):
-        return None
-    if spec.startswith("webcam:"):
-        idx = spec[len("webcam:") :]
-        if idx == "" or (idx.isascii() and idx.isdigit()):
-            return None
-        return "webcam index must be a number, e.g. webcam:0"
-    if spec.startswith("replay:") and len(spec) > len("replay:"):
-        return None
-    return "expected 'picamera2', 'webcam', 'webcam:N' or 'replay:DIR'"
+
+    kind: Literal["picamera2", "webcam", "replay"]
+    index: int = 0
+    directory: str = ""
+
+
+def parse_source_spec(spec: str) -> SourceSpec:
+    """Parse a camera source spelling: the one grammar for the config and the camera.
+
+    ``picamera2``, ``webcam``, ``webcam:N`` with N a non-negative decimal V4L2 index, or
+    ``replay:DIR`` with a non-empty DIR. Whether DIR exists is checked when the camera opens,
+    not here.
+
+    Raises:
+        ValueError: Not a source spelling; the message is a short reason.
+    """
+    kind, sep, rest = spec.partition(":")
+    if spec == "picamera2":
+        return SourceSpec("picamera2")
+    if kind == "webcam":
+        if rest == "" or (rest.isascii() and rest.isdigit()):
+            return SourceSpec("webcam", index=int(rest or 0))
+        raise ValueError("webcam index must be a number, e.g. webcam:0")
+    if kind == "replay" and sep and rest:
+        return SourceSpec("replay", directory=rest)
+    raise ValueError("expected 'picamera2', 'webcam', 'webcam:N' or 'replay:DIR'")
 
 
 class CameraConfig(Section):
@@ -127,9 +139,10 @@ class CameraConfig(Section):
     @field_validator("source")
     @classmethod
     def _source_grammar(cls, value: str) -> str:
-        problem = source_problem(value)
-        if problem is not None:
-            raise PydanticCustomError("camera_source", problem)
+        try:
+            parse_source_spec(value)
+        except ValueError as err:
+            raise PydanticCustomError("camera_source", str(err)) from None
         return value
 
 
@@ -380,13 +393,18 @@ class GazeConfig(Section):
 
 
 _Channel = Annotated[int, Field(ge=0, le=255)]
+
+DisplayDriver = Literal["auto", "kmsdrm", "window", "headless"]
+"""The display drivers: ``auto`` picks ``window`` or ``kmsdrm``; ``headless`` draws offscreen."""
+DISPLAY_DRIVERS: tuple[str, ...] = get_args(DisplayDriver)
+"""The same names as a tuple, for command-line choices."""
 _Pixels = Annotated[int, Field(ge=16, le=16384)]
 
 
 class DisplayConfig(Section):
     """How the portrait is drawn."""
 
-    driver: Literal["auto", "kmsdrm", "window", "headless"] = Field(
+    driver: DisplayDriver = Field(
         "auto", description="'auto': kmsdrm without a desktop, a window with one."
     )
     rotation: Literal[0, 90, 180, 270] = Field(
@@ -494,8 +512,7 @@ class Config(Section):
         finder, cam = self.finder, self.camera
         if finder.camera_height_m is None:
             return self
-        from appliance.finder import install_band
-        from appliance.optics import default_sensor, expected_field_of_view
+        from appliance.optics import default_sensor, expected_field_of_view, install_band
 
         size = (cam.width, cam.height)
         _, hfov = expected_field_of_view(size, cam.hfov_deg, default_sensor(cam.source))

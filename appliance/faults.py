@@ -13,29 +13,40 @@ comma-separated list of items:
 * ``detector_nan_at:N`` — on frame N the detector (below the finder, see
   :class:`FaultyDetector`) returns one extra face with NaN score, box and keypoints.
 * ``hang_after:N`` — the main loop stops making progress after N frames (a hung loop).
+
+Every fault is injected by a wrapper the runner builds around a real part (the camera source,
+the capture, the finder, the detector); the main loop knows nothing of them.
 * ``leak_per_frame:B`` — the camera keeps B bytes per frame forever (a memory leak, to prove
   the soak benchmark catches one).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from appliance.camera import CameraError, CameraSource
-from appliance.finder import FaceDetector
+from appliance.camera import CameraError, CameraSource, Capture, Frame
+from appliance.finder import FaceDetector, Finder, FindResult
 from appliance.types import Box, Face, Point
+
+log = logging.getLogger(__name__)
 
 ENV = "MONALISA_FAULT"
 
 
 class InjectedFault(RuntimeError):
     """An error raised on purpose by a fault spec."""
+
+
+class FaultSpecError(ValueError):
+    """A ``MONALISA_FAULT`` item that is not understood; the message names it."""
 
 
 @dataclass
@@ -51,8 +62,8 @@ class FaultPlan:
     hang_after: int | None = None
     leak_per_frame: int = 0
     frame: int = -1
-    """The camera frame the loop is working on (set by the loop before each find; -1 before
-    the first), so that faults injected below the finder know which frame they are in."""
+    """The camera frame the loop is working on (set by :class:`FaultyCapture` as the loop
+    takes it; -1 before the first), so that faults below the loop know which frame it is."""
 
     @property
     def touches_camera(self) -> bool:
@@ -70,12 +81,17 @@ class FaultPlan:
         """True if the detector the finder uses must be wrapped."""
         return bool(self.detector_nan_at)
 
+    @property
+    def touches_loop(self) -> bool:
+        """True if the capture and the finder must be wrapped (frame numbers, hang, raise)."""
+        return bool(self.detector_raise_at or self.detector_nan_at or self.hang_after is not None)
+
 
 def parse(spec: str | None) -> FaultPlan:
     """Parse a ``MONALISA_FAULT`` spec; an empty or missing spec means no faults.
 
     Raises:
-        ValueError: An item that is not understood (the message names it).
+        FaultSpecError: An item that is not understood (the message names it).
     """
     plan = FaultPlan()
     for item in (spec or "").split(","):
@@ -105,7 +121,7 @@ def parse(spec: str | None) -> FaultPlan:
             else:
                 raise ValueError
         except (ValueError, IndexError):
-            raise ValueError(f"{ENV}: cannot understand {item!r}") from None
+            raise FaultSpecError(f"{ENV}: cannot understand {item!r}") from None
     return plan
 
 
@@ -219,3 +235,76 @@ class FaultyDetector:
 def wrap_detector(detector: FaceDetector, plan: FaultPlan) -> FaceDetector:
     """``detector`` wrapped in a :class:`FaultyDetector` if the plan has detector faults."""
     return FaultyDetector(detector, plan) if plan.touches_detector else detector
+
+
+class FaultyCapture(Capture):
+    """The capture thread, telling the plan which frame the loop takes, and hanging the loop.
+
+    Each frame the loop takes sets :attr:`FaultPlan.frame` (for :class:`FaultyFinder` and
+    :class:`FaultyDetector`). After ``hang_after`` frames, taking the next one never returns a
+    frame and blocks until :attr:`stopping` says the loop was asked to stop: the loop makes no
+    progress, so it sends no watchdog pings.
+
+    Args:
+        plan: The faults.
+        source: The camera, as for :class:`~appliance.camera.Capture`.
+        **kwargs: The rest of :class:`~appliance.camera.Capture`'s arguments.
+    """
+
+    def __init__(self, plan: FaultPlan, source: CameraSource, **kwargs: Any) -> None:
+        super().__init__(source, **kwargs)
+        self.plan = plan
+        self.stopping: Callable[[], bool] = lambda: False
+        """True once the loop was asked to stop (wired by whoever builds the loop)."""
+        self._taken = 0
+
+    def latest(self, timeout: float) -> Frame | None:
+        """The inner capture's newest frame, noted in the plan; nothing once the loop hangs."""
+        if self.plan.hang_after is not None and self._taken >= self.plan.hang_after:
+            log.warning("fault injection: the main loop now hangs")
+            while not self.stopping():
+                time.sleep(0.05)
+            return None
+        frame = super().latest(timeout)
+        if frame is not None:
+            self._taken += 1
+            self.plan.frame = frame.seq
+        return frame
+
+
+class FaultyFinder:
+    """Wraps the finder and raises on the plan's ``detector_raise_at`` frames.
+
+    Args:
+        inner: The real finder.
+        plan: The faults; its ``frame`` is read on every call.
+    """
+
+    def __init__(self, inner: Finder, plan: FaultPlan) -> None:
+        self.inner = inner
+        self.plan = plan
+
+    def find(self, frame: np.ndarray, follow: Box | None = None) -> FindResult:
+        """The inner finder's result, or :class:`InjectedFault` on a fault frame."""
+        if self.plan.frame in self.plan.detector_raise_at:
+            raise InjectedFault(f"injected detector error at frame {self.plan.frame}")
+        return self.inner.find(frame, follow=follow)
+
+    def set_field_of_view(self, hfov_deg: float) -> None:
+        """As the inner finder."""
+        self.inner.set_field_of_view(hfov_deg)
+
+    @property
+    def band_fraction(self) -> tuple[float, float]:
+        """The inner finder's head band, (top, bottom) as fractions of the image height."""
+        return self.inner.band_fraction
+
+    @property
+    def band_source(self) -> str:
+        """The inner finder's band source."""
+        return self.inner.band_source
+
+
+def wrap_finder(finder: Finder, plan: FaultPlan) -> Finder | FaultyFinder:
+    """``finder`` wrapped in a :class:`FaultyFinder` if the plan raises in it."""
+    return FaultyFinder(finder, plan) if plan.detector_raise_at else finder

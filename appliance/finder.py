@@ -37,6 +37,7 @@ import numpy as np
 
 from appliance.config import FinderConfig
 from appliance.detector import weighted_nms
+from appliance.optics import install_band
 from appliance.types import Box, Face
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ class FindResult:
         tiles: The band's whole tile grid (frame pixels; empty in 'whole' mode), for the
             overlay; shared with the finder's layout, do not modify.
         follow: The follow crop searched this frame (also ``regions[0]``), or None.
+        dropped: Faces the detector returned that were not usable (see :func:`usable_face`)
+            and are not in ``faces``.
     """
 
     faces: list[Face]
@@ -96,6 +99,23 @@ class FindResult:
     band: Box | None
     tiles: list[Box] = field(default_factory=list)
     follow: Box | None = None
+    dropped: int = 0
+
+
+def usable_face(face: Face) -> bool:
+    """True if every number of ``face`` is finite and its score is within 0 … 1.
+
+    A broken model can return NaN; this is the one check for it, made by the finder on what
+    it returns (the gaze model relies on it too).
+    """
+    b = face.box
+    values = (face.score, b.x0, b.y0, b.x1, b.y1, *(c for p in face.keypoints for c in (p.x, p.y)))
+    return all(math.isfinite(v) for v in values) and 0.0 <= face.score <= 1.0
+
+
+def _usable(faces: list[Face]) -> tuple[list[Face], int]:
+    kept = [f for f in faces if usable_face(f)]
+    return kept, len(faces) - len(kept)
 
 
 @dataclass
@@ -146,93 +166,6 @@ def tile_grid(width: int, height: int, band: Box, tile_px: int, overlap: float) 
     xs = _positions(0.0, float(width), side, ov, width)
     ys = _positions(band.y0, band.height, side, ov, height)
     return [Box(x, y, x + side, y + side) for y in ys for x in xs]
-
-
-def band_from_geometry(
-    *,
-    width: int,
-    height: int,
-    hfov_deg: float,
-    camera_height_m: float,
-    tilt_deg: float = 0.0,
-    eye_min_m: float = 1.1,
-    eye_max_m: float = 1.95,
-    near_m: float = 1.0,
-    far_m: float = 5.0,
-) -> tuple[float, float]:
-    """The head band for an installation: where faces can appear, as fractions of the height.
-
-    Pinhole geometry (square pixels): a face whose eyes are between ``eye_min_m`` and
-    ``eye_max_m`` above the floor, between ``near_m`` and ``far_m`` from the camera, has its
-    box (from 5 cm above the eyes to 11 cm below them) inside the returned rows.
-
-    Args:
-        width: Camera image width, pixels.
-        height: Camera image height, pixels.
-        hfov_deg: Horizontal field of view, degrees.
-        camera_height_m: Height of the camera's lens above the floor, metres.
-        tilt_deg: Downward tilt of the camera, degrees (0 = level; negative = up).
-        eye_min_m: Lowest eye height to see (children), metres.
-        eye_max_m: Highest eye height to see, metres.
-        near_m: Nearest visitor distance to cover, metres (> 0).
-        far_m: Farthest visitor distance to cover, metres (>= near_m).
-
-    Returns:
-        ``(band_top, band_bottom)``, rounded outwards to 0.01 and clipped to [0, 1].
-
-    Raises:
-        ValueError: The ranges are empty or the camera sees none of them.
-    """
-    if not (0 < near_m <= far_m and eye_min_m <= eye_max_m and width > 0 and height > 0):
-        raise ValueError("band: need 0 < near <= far, eye_min <= eye_max and a positive size")
-    f = width / 2.0 / math.tan(math.radians(hfov_deg) / 2.0)
-    t = math.radians(tilt_deg)
-    rows: list[float] = []
-    for y_m in (eye_max_m + 0.05, eye_min_m - 0.11):
-        for z in (near_m, far_m):
-            dy = camera_height_m - y_m
-            depth = z * math.cos(t) + dy * math.sin(t)
-            if depth <= 0:
-                raise ValueError("band: the camera is tilted so far that it does not see visitors")
-            rows.append(height / 2.0 + f * (-z * math.sin(t) + dy * math.cos(t)) / depth)
-    top = max(0.0, math.floor(min(rows) / height * 100) / 100)
-    bottom = min(1.0, math.ceil(max(rows) / height * 100) / 100)
-    if bottom <= 0.0 or top >= 1.0:
-        raise ValueError("band: no visitor's face would be in the picture")
-    return top, bottom
-
-
-def install_band(
-    config: FinderConfig, width: int, height: int, hfov_deg: float
-) -> tuple[float, float]:
-    """The head band that ``config``'s camera height, tilt and visitors give for an image.
-
-    Args:
-        config: The ``[finder]`` settings; ``camera_height_m`` must be set.
-        width: Image width, pixels.
-        height: Image height, pixels.
-        hfov_deg: The horizontal field of view the images show, degrees (after any sensor
-            crop).
-
-    Returns:
-        ``(band_top, band_bottom)`` as :func:`band_from_geometry` gives them.
-
-    Raises:
-        ValueError: ``camera_height_m`` is not set, or the camera sees none of the faces.
-    """
-    if config.camera_height_m is None:
-        raise ValueError("band: camera_height_m is not set")
-    return band_from_geometry(
-        width=width,
-        height=height,
-        hfov_deg=hfov_deg,
-        camera_height_m=config.camera_height_m,
-        tilt_deg=config.camera_tilt_deg,
-        eye_min_m=config.visitor_eyes_m[0],
-        eye_max_m=config.visitor_eyes_m[1],
-        near_m=config.visitor_distance_m[0],
-        far_m=config.visitor_distance_m[1],
-    )
 
 
 def _is_cut(face: Face, region: Box, width: int, height: int) -> bool:
@@ -386,7 +319,8 @@ class Finder:
         height, width = int(frame.shape[0]), int(frame.shape[1])
         if self.config.mode == "whole":
             whole = Box(0.0, 0.0, float(width), float(height))
-            return FindResult(self.detector.detect(frame), 1, [whole], None)
+            faces, dropped = _usable(self.detector.detect(frame))
+            return FindResult(faces, 1, [whole], None, dropped=dropped)
         lay = self.layout(width, height)
         regions: list[Box] = []
         crop: Box | None = None
@@ -404,10 +338,10 @@ class Finder:
                 f = face.translated(float(x0), float(y0))
                 if not _is_cut(f, r, width, height):
                     found.append((f, max(r.width, r.height)))
-        faces = self._merge(found)
+        faces, dropped = _usable(self._merge(found))
         if self.config.band_learn:
             self._learn(faces, height)
-        return FindResult(faces, len(regions), regions, lay.band, lay.tiles, crop)
+        return FindResult(faces, len(regions), regions, lay.band, lay.tiles, crop, dropped)
 
     def _pick(self, lay: _Layout, count: int, moving: np.ndarray | None) -> list[int]:
         """Choose ``count`` schedule items: the longest unvisited, moving tiles first.
@@ -499,8 +433,6 @@ class Finder:
     def _learn(self, faces: list[Face], height: int) -> None:
         """Record where faces were seen; after enough, move the band to cover them."""
         for f in faces:
-            if not (math.isfinite(f.box.y0) and math.isfinite(f.box.y1)):
-                continue
             top = min(LEARN_BINS - 1, max(0, int(f.box.y0 / height * LEARN_BINS)))
             bottom = min(LEARN_BINS - 1, max(0, int(f.box.y1 / height * LEARN_BINS)))
             self._tops[top] += 1

@@ -1,6 +1,7 @@
 """Field of view: what part of the sensor a camera stream shows, and the angle it spans.
 
-Pure arithmetic, no camera library: the configuration, ``monalisa band`` and the finder use
+Also the pinhole focal length and the head band an installation's geometry gives. Pure
+arithmetic, no camera library: the configuration, ``monalisa band`` and the finder use
 it before any camera is opened, the gaze geometry after the camera says what it really crops.
 
 The ISP keeps a stream's aspect ratio by cropping the sensor, not by squashing it (picamera2
@@ -11,6 +12,10 @@ and with them a fifth of the lens's 66°.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the settings' type only: the configuration imports this module
+    from appliance.config import FinderConfig
 
 
 def narrowed_hfov_deg(hfov_deg: float, fraction: float) -> float:
@@ -87,3 +92,99 @@ def expected_field_of_view(
     """
     fraction = 1.0 if sensor is None else expected_width_fraction(size, sensor)
     return fraction, narrowed_hfov_deg(hfov_deg, fraction)
+
+
+def focal_px(width: float, hfov_deg: float) -> float:
+    """The pinhole focal length, pixels, of an image ``width`` pixels wide spanning ``hfov_deg``.
+
+    ``width / 2 / tan(hfov / 2)``: a point ``x`` metres to the side at depth ``z`` lands
+    ``focal_px · x / z`` pixels from the image's centre.
+    """
+    return width / 2.0 / math.tan(math.radians(hfov_deg) / 2.0)
+
+
+def band_from_geometry(
+    *,
+    width: int,
+    height: int,
+    hfov_deg: float,
+    camera_height_m: float,
+    tilt_deg: float = 0.0,
+    eye_min_m: float = 1.1,
+    eye_max_m: float = 1.95,
+    near_m: float = 1.0,
+    far_m: float = 5.0,
+) -> tuple[float, float]:
+    """The head band for an installation: where faces can appear, as fractions of the height.
+
+    Pinhole geometry (square pixels): a face whose eyes are between ``eye_min_m`` and
+    ``eye_max_m`` above the floor, between ``near_m`` and ``far_m`` from the camera, has its
+    box (from 5 cm above the eyes to 11 cm below them) inside the returned rows.
+
+    Args:
+        width: Camera image width, pixels.
+        height: Camera image height, pixels.
+        hfov_deg: Horizontal field of view, degrees.
+        camera_height_m: Height of the camera's lens above the floor, metres.
+        tilt_deg: Downward tilt of the camera, degrees (0 = level; negative = up).
+        eye_min_m: Lowest eye height to see (children), metres.
+        eye_max_m: Highest eye height to see, metres.
+        near_m: Nearest visitor distance to cover, metres (> 0).
+        far_m: Farthest visitor distance to cover, metres (>= near_m).
+
+    Returns:
+        ``(band_top, band_bottom)``, rounded outwards to 0.01 and clipped to [0, 1].
+
+    Raises:
+        ValueError: The ranges are empty or the camera sees none of them.
+    """
+    if not (0 < near_m <= far_m and eye_min_m <= eye_max_m and width > 0 and height > 0):
+        raise ValueError("band: need 0 < near <= far, eye_min <= eye_max and a positive size")
+    f = focal_px(width, hfov_deg)
+    t = math.radians(tilt_deg)
+    rows: list[float] = []
+    for y_m in (eye_max_m + 0.05, eye_min_m - 0.11):
+        for z in (near_m, far_m):
+            dy = camera_height_m - y_m
+            depth = z * math.cos(t) + dy * math.sin(t)
+            if depth <= 0:
+                raise ValueError("band: the camera is tilted so far that it does not see visitors")
+            rows.append(height / 2.0 + f * (-z * math.sin(t) + dy * math.cos(t)) / depth)
+    top = max(0.0, math.floor(min(rows) / height * 100) / 100)
+    bottom = min(1.0, math.ceil(max(rows) / height * 100) / 100)
+    if bottom <= 0.0 or top >= 1.0:
+        raise ValueError("band: no visitor's face would be in the picture")
+    return top, bottom
+
+
+def install_band(
+    config: FinderConfig, width: int, height: int, hfov_deg: float
+) -> tuple[float, float]:
+    """The head band that ``config``'s camera height, tilt and visitors give for an image.
+
+    Args:
+        config: The ``[finder]`` settings; ``camera_height_m`` must be set.
+        width: Image width, pixels.
+        height: Image height, pixels.
+        hfov_deg: The horizontal field of view the images show, degrees (after any sensor
+            crop).
+
+    Returns:
+        ``(band_top, band_bottom)`` as :func:`band_from_geometry` gives them.
+
+    Raises:
+        ValueError: ``camera_height_m`` is not set, or the camera sees none of the faces.
+    """
+    if config.camera_height_m is None:
+        raise ValueError("band: camera_height_m is not set")
+    return band_from_geometry(
+        width=width,
+        height=height,
+        hfov_deg=hfov_deg,
+        camera_height_m=config.camera_height_m,
+        tilt_deg=config.camera_tilt_deg,
+        eye_min_m=config.visitor_eyes_m[0],
+        eye_max_m=config.visitor_eyes_m[1],
+        near_m=config.visitor_distance_m[0],
+        far_m=config.visitor_distance_m[1],
+    )

@@ -8,14 +8,19 @@ Exit statuses: 0 clean stop (also a SIGTERM/SIGINT during start-up); 2 an invali
 cannot be opened — systemd retries; 78 (EX_CONFIG) bad configuration (from the file or a
 command-line override such as ``--camera foo``), frame set or model — systemd does not
 restart-loop on it. Command-line syntax errors exit 2 from argparse before this module runs.
+Each build step raises; :func:`_exit_statuses` is the one table from error to exit status.
+Injected faults (``MONALISA_FAULT``, tests only) are wrappers built here around the parts.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import itertools
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -24,9 +29,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.config import EX_CONFIG, Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from appliance.app import App, NotifierLike
+    from appliance.status import Status
 
 log = logging.getLogger("monalisa")
 
@@ -124,6 +133,34 @@ def _catch_early_stop(requested: list[str]) -> dict[int, _Handler]:
     return previous
 
 
+class StoppedDuringStartup(Exception):
+    """SIGTERM or SIGINT arrived while the appliance was being built (a clean stop)."""
+
+
+class SettingError(ValueError):
+    """A setting the configuration accepted but the object built from it refused."""
+
+
+def _exit_statuses() -> tuple[tuple[type[Exception], int], ...]:
+    """What each start-up error means for the process: the one table of exit statuses.
+
+    Anything not listed is a bug: it reaches :func:`appliance.cli.main`, which exits 1.
+    """
+    from appliance.detector import DetectorError
+    from appliance.display import DisplayError
+    from appliance.faults import FaultSpecError
+    from appliance.frames import FrameSetError
+
+    return (
+        (StoppedDuringStartup, 0),
+        (FaultSpecError, 2),
+        (FrameSetError, EX_CONFIG),
+        (DetectorError, EX_CONFIG),
+        (SettingError, EX_CONFIG),
+        (DisplayError, EX_UNAVAILABLE),
+    )
+
+
 def run(
     config: Config,
     *,
@@ -144,65 +181,82 @@ def run(
         debug_overlay: Start with the debug overlay shown.
 
     Returns:
-        The process exit status: 0 after a clean stop (also when SIGTERM/SIGINT arrives
-        during start-up), 2 invalid ``MONALISA_FAULT``, 69 no display, 78 bad frame set,
-        model, detector setting or camera source.
+        The process exit status (see :func:`_exit_statuses`): 0 after a clean stop (also when
+        SIGTERM/SIGINT arrives during start-up), 2 invalid ``MONALISA_FAULT``, 69 no display,
+        78 bad frame set, model, detector setting or camera source.
     """
-    stop_requested: list[str] = []
-    previous = _catch_early_stop(stop_requested)
-    handed_over = False
+    from appliance.service import Notifier
+
+    requested: list[str] = []
+    previous = _catch_early_stop(requested)
+    notifier = Notifier()
     try:
-        status, handed_over = _build_and_run(
+        app, sink = _build(
             config,
-            stop_requested,
+            requested,
             config_path=config_path,
             trace=trace,
             duration_s=duration_s,
-            screenshot=screenshot,
             debug_overlay=debug_overlay,
+            screenshot=screenshot,
+            notifier=notifier,
         )
-    finally:
-        if not handed_over:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    except Exception as err:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        status = next((code for kind, code in _exit_statuses() if isinstance(err, kind)), None)
+        if status is None:
+            raise
+        if isinstance(err, StoppedDuringStartup):
+            log.info("stopping during start-up: %s", err)
+            notifier.stopping()
+        else:
+            print(f"monalisa: {err}", file=sys.stderr)
+        return status
+    status = app.run()
+    try:
+        sink(app.status())
+    except Exception as err:
+        log.warning("cannot write the final status: %s", err)
     return status
 
 
-def _build_and_run(
+def _build(
     config: Config,
-    stop_requested: list[str],
+    requested: list[str],
     *,
     config_path: str | None,
     trace: Path | None,
     duration_s: float | None,
     screenshot: Path | None,
     debug_overlay: bool,
-) -> tuple[int, bool]:
-    """The body of :func:`run`; returns (exit status, whether the App's handlers took over)."""
+    notifier: NotifierLike,
+) -> tuple[App, Callable[[Status], None]]:
+    """Build the appliance, step by step; the App's signal handlers are installed last.
+
+    Raises:
+        StoppedDuringStartup: A stop was asked for between two steps.
+        FaultSpecError: ``MONALISA_FAULT`` is not understood.
+        FrameSetError: The frame set cannot be used.
+        DetectorError: The model cannot be used.
+        SettingError: The detector or camera refused a configured value.
+        DisplayError: The display cannot be opened.
+    """
     from appliance import __version__, faults
     from appliance.app import App, RunOptions
     from appliance.camera import Capture, parse_source
     from appliance.detector import Detector, DetectorError
-    from appliance.display import Display, DisplayError
+    from appliance.display import Display
     from appliance.finder import Finder
-    from appliance.frames import FrameSet, FrameSetError, default_frames_dir
+    from appliance.frames import FrameSet, default_frames_dir
     from appliance.gaze import Gaze
-    from appliance.health import CameraStatus, Status, StatusWriter
-    from appliance.service import Notifier
+    from appliance.status import CameraStatus, Status, StatusWriter
 
-    notifier = Notifier()
+    def check_stop() -> None:
+        if requested:
+            raise StoppedDuringStartup(requested[0])
 
-    def stopped_early() -> bool:
-        if not stop_requested:
-            return False
-        log.info("stopping during start-up: %s", stop_requested[0])
-        notifier.stopping()
-        return True
-
-    try:
-        plan = faults.from_env()
-    except ValueError as err:
-        return _fail(str(err), 2), False
+    plan = faults.from_env()
     frames_dir = Path(config.frames.directory) if config.frames.directory else default_frames_dir()
     writer = StatusWriter(Path(config.service.status_file))
     extra: dict[str, Any] = {
@@ -211,31 +265,30 @@ def _build_and_run(
         "display": config.display.driver,
     }
     # A first status before the slow part, so `monalisa health` says "starting".
-    first = Status(version=__version__, pid=os.getpid(), camera=CameraStatus(config.camera.source))
+    first = Status(
+        version=__version__,
+        pid=os.getpid(),
+        camera=CameraStatus(source=config.camera.source),
+        **extra,
+    )
     try:
-        writer.write_dict({**first.to_dict(), **extra})
-    except (OSError, TypeError, ValueError) as err:
+        writer.write(first)
+    except (OSError, ValueError) as err:
         log.warning("cannot write the status: %s", err)
-    if stopped_early():
-        return 0, False
-    try:
-        frames = FrameSet.load(frames_dir)
-    except FrameSetError as err:
-        return _fail(str(err), EX_CONFIG), False
-    if stopped_early():
-        return 0, False
+    check_stop()
+    frames = FrameSet.load(frames_dir)
+    check_stop()
     try:
         detector = Detector(
             config.detector.model,
             num_threads=config.detector.num_threads,
             score_threshold=config.detector.score_threshold,
         )
-    except DetectorError as err:
-        return _fail(str(err), EX_CONFIG), False
+    except DetectorError:
+        raise
     except ValueError as err:  # a setting the config should have refused: still EX_CONFIG
-        return _fail(f"detector.{err}", EX_CONFIG), False
-    if stopped_early():
-        return 0, False
+        raise SettingError(f"detector.{err}") from None
+    check_stop()
     try:
         source = parse_source(
             config.camera.source,
@@ -245,31 +298,34 @@ def _build_and_run(
             speed=config.camera.replay_speed,
         )
     except ValueError as err:
-        return _fail(str(err), EX_CONFIG), False
+        raise SettingError(str(err)) from None
     if plan.touches_camera:
         source = faults.FaultySource(source, plan)
-    capture = Capture(
+    make_capture: Callable[..., Capture] = Capture
+    if plan.touches_loop:
+        make_capture = functools.partial(faults.FaultyCapture, plan)
+    capture = make_capture(
         source,
         retry_initial_s=config.camera.retry_initial_s,
         retry_max_s=config.camera.retry_max_s,
         stall_after_s=config.camera.stall_after_s,
     )
-    finder = Finder(
-        config.finder, faults.wrap_detector(detector, plan), hfov_deg=config.camera.hfov_deg
+    finder = faults.wrap_finder(
+        Finder(
+            config.finder, faults.wrap_detector(detector, plan), hfov_deg=config.camera.hfov_deg
+        ),
+        plan,
     )
     # A set without angles (None) passes its count: Gaze spreads it over angle_range_deg.
     angles = frames.angles if frames.angles is not None else frames.count
     gaze = Gaze(config.gaze, config.camera, angles, frames.rest_index)
-    try:
-        display = Display(config.display, frames)
-    except DisplayError as err:
-        return _fail(str(err), EX_UNAVAILABLE), False
+    display = Display(config.display, frames)
     if debug_overlay:
         display.debug = True
     extra["display"] = display.driver
 
-    def sink(status: dict[str, Any]) -> None:
-        writer.write_dict({**status, **extra})
+    def sink(status: Status) -> None:
+        writer.write(status.model_copy(update=extra))
 
     app = App(
         capture=capture,
@@ -284,20 +340,18 @@ def _build_and_run(
             duration_s=duration_s,
             screenshot=screenshot,
             status_interval_s=config.service.status_interval_s,
-            faults=plan,
         ),
         status_sink=sink,
     )
+    if isinstance(capture, faults.FaultyCapture):
+        capture.stopping = lambda: app.stop_requested
     app.install_signal_handlers()  # from here on the App's handlers stop the loop
-    if stopped_early():
-        display.close()
-        return 0, True
-    status = app.run()
     try:
-        sink(app.status())
-    except Exception as err:
-        log.warning("cannot write the final status: %s", err)
-    return status, True
+        check_stop()
+    except StoppedDuringStartup:
+        display.close()
+        raise
+    return app, sink
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -350,19 +404,24 @@ def demo(args: argparse.Namespace) -> int:
 
 def summarize_trace(trace: Path, wall_s: float, driver: str, screenshot: Path) -> str:
     """A one-screen summary of a run's trace (frames, states, indices, per-stage ms)."""
-    rows = [json.loads(line) for line in trace.read_text(encoding="utf-8").splitlines() if line]
+    from appliance.trace import TraceLineError, parse_line
+
+    rows = []
+    for text in trace.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(ValueError, TraceLineError):
+            rows.append(parse_line(json.loads(text)))
     if not rows:
         return f"no frames processed ({trace})"
     states: dict[str, int] = {}
     for r in rows:
-        states[r["state"]] = states.get(r["state"], 0) + 1
-    with_face = sum(1 for r in rows if r["faces"])
-    indices = [r["index"] for r in rows]
+        states[r.state or "?"] = states.get(r.state or "?", 0) + 1
+    with_face = sum(1 for r in rows if r.faces)
+    indices = [r.index for r in rows if r.index is not None] or [0]
     changes = sum(1 for a, b in itertools.pairwise(indices) if a != b)
 
     def median(key: str) -> float:
-        vals = sorted(r["ms"][key] for r in rows)
-        return float(vals[len(vals) // 2])
+        vals = sorted(v for r in rows if r.ms is not None and (v := getattr(r.ms, key)) is not None)
+        return float(vals[len(vals) // 2]) if vals else math.nan
 
     lines = [
         "monalisa demo — a visitor walks past the portrait, stands, and leaves",
@@ -372,7 +431,7 @@ def summarize_trace(trace: Path, wall_s: float, driver: str, screenshot: Path) -
         f"  face found in      {with_face} frames ({100 * with_face / len(rows):.0f} %)",
         "  gaze states        "
         + ", ".join(f"{k} {100 * v / len(rows):.0f} %" for k, v in sorted(states.items())),
-        f"  frame index        {min(indices)}..{max(indices)} of {rows[0]['frame_count']}, "
+        f"  frame index        {min(indices)}..{max(indices)} of {rows[0].frame_count}, "
         f"{changes} changes",
         f"  median ms          detect {median('detect'):.1f}, gaze {median('gaze'):.3f}, "
         f"draw {median('draw'):.2f}",

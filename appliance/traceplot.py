@@ -1,14 +1,11 @@
 """``monalisa trace plot``: draw a gaze trace (angles, frame index, states) to tune with.
 
-A trace is the JSON Lines file ``monalisa run --trace FILE`` writes, one object per processed
-camera frame: ``{"t": s, "seq": n, "faces": [...], "viewer": id|null, "angle_raw": deg|null,
-"angle": deg, "index": i, "frame_count": n, "state": "tracking"|"holding"|"idle", ...}``.
-
-Reading (:func:`load_trace`) needs only the standard library. Drawing (:func:`plot_trace`)
-imports matplotlib lazily - it comes with the optional ``plot`` extra (``pip install
-'monalisa[plot]'``), the appliance itself never needs it. A line that is cut short (the
-appliance was stopped while writing), not JSON, or has a value of the wrong type is skipped
-and reported with its line number; only a trace without a single usable line is an error.
+A trace is the JSON Lines file ``monalisa run --trace FILE`` writes (its lines are defined in
+:mod:`appliance.trace`). Reading (:func:`load_trace`) needs no plotting library. Drawing
+(:func:`plot_trace`) imports matplotlib lazily - it comes with the optional ``plot`` extra
+(``pip install 'monalisa[plot]'``), the appliance itself never needs it. A line that is cut
+short (the appliance was stopped while writing), not JSON, or has a value of the wrong type is
+skipped and reported with its line number; only a trace without a single usable line is an error.
 """
 
 from __future__ import annotations
@@ -18,6 +15,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from appliance.trace import TraceLineError, parse_line
 
 STATES = ("tracking", "holding", "idle")
 """The gaze states, in the order they are drawn in the legend."""
@@ -77,41 +76,28 @@ class _Bad(Exception):
     pass
 
 
-def _number(row: dict[str, Any], key: str, *, required: bool = False) -> float:
-    value = row.get(key)
+def _plotted(key: str, value: float | None) -> float:
+    """A number to draw: NaN where absent; beyond :data:`MAX_ABS` the line is corrupt."""
     if value is None:
-        if required:
-            raise _Bad(f"no {key!r}")
         return math.nan
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Bad(f"{key!r} is {json.dumps(value)[:40]}, not a number")
-    v = float(value)
-    if not math.isfinite(v) or abs(v) > MAX_ABS:
+    if abs(value) > MAX_ABS:
         raise _Bad(f"{key!r} = {value!r} is out of range")
-    return v
+    return float(value)
 
 
 def _parse(row: Any) -> tuple[float, float, float, float, float, str | None, str, int | None]:
-    if not isinstance(row, dict):
-        raise _Bad(f"a JSON {type(row).__name__}, not an object")
-    t = _number(row, "t", required=True)
-    angle_raw = _number(row, "angle_raw")
-    angle = _number(row, "angle")
-    index = _number(row, "index")
-    faces_value = row.get("faces")
-    faces = float(len(faces_value)) if isinstance(faces_value, list) else math.nan
-    viewer_value = row.get("viewer")
-    viewer = None if viewer_value is None else str(viewer_value)[:20]
-    state_value = row.get("state")
-    state = state_value if state_value in STATES else ""
-    count_value = row.get("frame_count")
-    count = (
-        count_value
-        if isinstance(count_value, int)
-        and not isinstance(count_value, bool)
-        and 1 <= count_value <= 100_000
-        else None
-    )
+    try:
+        line = parse_line(row)
+    except TraceLineError as why:
+        raise _Bad(str(why)) from None
+    t = _plotted("t", line.t)
+    angle_raw = _plotted("angle_raw", line.angle_raw)
+    angle = _plotted("angle", line.angle)
+    index = _plotted("index", line.index)
+    faces = math.nan if line.faces is None else float(len(line.faces))
+    viewer = None if line.viewer is None else str(line.viewer)[:20]
+    state = line.state if line.state in STATES else ""
+    count = line.frame_count if line.frame_count and 1 <= line.frame_count <= 100_000 else None
     return t, angle_raw, angle, index, faces, viewer, state, count
 
 

@@ -533,7 +533,7 @@ def test_health_playbook_reports_each_portrait(deployed: Deployment) -> None:
     assert r.returncode != 0
     assert re.search(rf"{HOST}\s+CRITICAL", r.stdout), r.stdout[-3000:]
     # A running appliance's status file (as StatusWriter writes it): OK, one row with figures.
-    from appliance.health import CameraStatus, Status, StatusWriter
+    from appliance.status import CameraStatus, Status, StatusWriter
 
     status = Status(
         version="0.1.0",

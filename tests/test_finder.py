@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from appliance.config import ConfigError, FinderConfig, parse_config
-from appliance.finder import Finder, FindResult, band_from_geometry, tile_grid
+from appliance.finder import Finder, FindResult, tile_grid, usable_face
+from appliance.optics import band_from_geometry
 from appliance.types import Box, Face, Point
 from benchmarks.range import Runner, match
 from tests.support.sim import CameraGeometry, Renderer, Visitor, astronaut_photo, walk
@@ -579,7 +580,7 @@ def test_band_command_names_a_bad_sensor_size(
 def test_a_band_from_camera_height_follows_the_image_and_the_field_of_view(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from appliance.finder import install_band
+    from appliance.optics import install_band
 
     cfg = FinderConfig(mode="band", camera_height_m=1.75)
     f = Finder(cfg, MarkerDetector(), hfov_deg=66.0)
@@ -636,3 +637,27 @@ def test_a_learned_band_replaces_the_one_from_camera_height() -> None:
     f.set_field_of_view(60.0)  # the view changing later does not undo what was learned
     f.layout(W, H)
     assert f.band_fraction == learned and f.band_source == "learned"
+
+
+# ---- the one check for unusable faces --------------------------------------------------------
+
+
+class _Broken:
+    """A model returning a real face, a NaN face and one scored above 1."""
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        h, w = image.shape[:2]
+        real = _face_at(w / 2, h / 2, 12.0)
+        nan = math.nan
+        p = Point(nan, nan)
+        return [real, Face(Box(nan, nan, nan, nan), nan, (p,) * 6), _face_at(w / 3, h / 2, 12, 1.5)]
+
+
+@pytest.mark.parametrize("mode", ["whole", "band"])
+def test_the_finder_drops_unusable_faces_and_counts_them(mode: Literal["whole", "band"]) -> None:
+    f = Finder(FinderConfig(mode=mode, band_top=0.0, band_bottom=1.0), _Broken())
+    result = f.find(np.zeros((240, 320, 3), np.uint8))
+    assert result.faces and all(usable_face(x) for x in result.faces)
+    assert result.dropped >= 1
+    assert not usable_face(Face(Box(0, 0, 1, 1), 1.5, (Point(0, 0),) * 6))
+    assert usable_face(_face_at(10, 10, 4.0))

@@ -134,7 +134,7 @@ def test_replay_run_follows_the_visitor(clip, tmp_path):
 
 def test_a_band_worked_out_from_the_cameras_height_finds_the_visitor(clip, tmp_path):
     from appliance.config import FinderConfig
-    from appliance.finder import install_band
+    from appliance.optics import install_band
     from tests.support.sim import read_truth
 
     cfg = tmp_path / "c.toml"

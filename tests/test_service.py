@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from appliance import service
-from appliance.service import LogLimiter, Notifier, setup_logging, socket_address
+from appliance.service import Notifier, setup_logging, socket_address
 from tests.support.run import MONALISA, app_env
 
 
@@ -307,33 +307,6 @@ def test_log_levels():
     assert service.parse_level(logging.ERROR) == logging.ERROR
     with pytest.raises(ValueError, match="'loud'"):
         service.parse_level("loud")
-
-
-def test_log_limiter_logs_once_then_summarises(caplog):
-    clock = FakeClock()
-    lim = LogLimiter(logging.getLogger("monalisa.test"), interval_s=60.0, clock=clock)
-    with caplog.at_level(logging.INFO, logger="monalisa.test"):
-        for _ in range(30 * 59):  # a bad frame at 30 fps for 59 s
-            lim.error("camera", "bad frame: %s", "shape (1, 1)")
-            clock.t += 1 / 30
-        assert [r.getMessage() for r in caplog.records] == ["bad frame: shape (1, 1)"]
-        clock.t += 2
-        assert lim.error("camera", "bad frame: %s", "shape (1, 1)")
-        assert lim.warning("other", "another problem")  # keys are independent
-        assert lim.active("camera")
-        assert lim.resolved("camera", "camera recovered")
-        assert not lim.resolved("camera", "camera recovered")  # only once
-        assert not lim.active("camera")
-    msgs = [r.getMessage() for r in caplog.records]
-    assert re.fullmatch(r"bad frame: shape \(1, 1\) \(1769 more in the last 61 s\)", msgs[1])
-    assert msgs[2] == "another problem"
-    assert re.fullmatch(r"camera recovered \(after 61 s\)", msgs[3])
-    assert [r.levelno for r in caplog.records] == [
-        logging.ERROR,
-        logging.ERROR,
-        logging.WARNING,
-        logging.INFO,
-    ]
 
 
 def test_service_is_the_only_module_importing_systemd():

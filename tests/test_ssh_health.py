@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.health import CRITICAL, OK, StatusWriter, SystemProbe
+from appliance.health import CRITICAL, OK
+from appliance.status import StatusWriter, SystemProbe
 from tests.support.run import app_env, write_astronaut_clip
 
 MONALISA = Path(sys.executable).with_name("monalisa")

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from appliance.config import DISPLAY_DRIVERS
 from appliance.frames import FrameSet
 
-DRIVERS = ("auto", "kmsdrm", "window", "headless")
+DRIVERS = DISPLAY_DRIVERS
 """Accepted values of ``driver``."""
 
 _LANCZOS_SUPPORT = 3.0

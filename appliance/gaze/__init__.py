@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from appliance.config import CameraConfig, GazeConfig
+from appliance.finder import usable_face
 from appliance.gaze.filters import make_filter
 from appliance.gaze.geometry import (
     Camera,
@@ -72,9 +73,7 @@ class GazeRecord:
 
 
 def _usable(face: Face) -> bool:
-    b = face.box
-    values = (b.x0, b.y0, b.x1, b.y1, *(c for p in face.keypoints for c in (p.x, p.y)))
-    return all(math.isfinite(v) for v in values) and b.width > 0 and b.height > 0
+    return usable_face(face) and face.box.width > 0 and face.box.height > 0
 
 
 class Gaze:

@@ -28,6 +28,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from appliance.optics import focal_px
 from appliance.types import Box, Face, Point
 
 MIN_DISTANCE_MM = 200.0
@@ -58,7 +59,7 @@ class Camera:
 
     def focal_px(self, width: float) -> float:
         """Focal length in pixels for an image ``width`` pixels wide."""
-        return width / 2.0 / math.tan(math.radians(self.hfov_deg) / 2.0)
+        return focal_px(width, self.hfov_deg)
 
 
 @dataclass(frozen=True, slots=True)
