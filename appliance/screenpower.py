@@ -30,6 +30,15 @@ CEC_TIMEOUT_S = 5.0
 """Longest wait for one cec-ctl command, seconds (a TV that does not answer must not hang)."""
 
 
+def cec_argv(program: str, device: str, message: str) -> list[str]:
+    """The cec-ctl command sending ``message`` (``--standby``, ``--image-view-on``) to the TV.
+
+    ``--playback`` first claims a logical address as a playback device, needed before an
+    unconfigured adapter may send; the TV is logical address 0.
+    """
+    return [program, "-d", device, "--playback", "--to", "0", message]
+
+
 class ScreenPower:
     """Puts the monitor to sleep on closing and wakes it on opening, as configured.
 
@@ -69,7 +78,7 @@ class ScreenPower:
         program = shutil.which(self._cec_ctl)
         if program is None:
             return f"{self._cec_ctl} not found (apt install v4l-utils)"
-        argv = [program, "-d", device, "--playback", "--to", "0", message]
+        argv = cec_argv(program, device, message)
         try:
             done = subprocess.run(
                 argv, capture_output=True, text=True, timeout=self._timeout_s, check=False
