@@ -407,3 +407,49 @@ def week_lines(schedule: Schedule, first: date, days: int = 7) -> list[str]:
             what = "closed"
         lines.append(f"{DAY_NAMES[day.weekday()]} {day.isoformat()}  {what}")
     return lines
+
+
+def describe(state: State, now: datetime) -> str:
+    """``open until 18:00``, ``closed until Tue 10:00`` or ``open`` (always open), at ``now``."""
+    word = "open" if state.open else "closed"
+    if state.until is None:
+        return word
+    return f"{word} until {format_until(state.until, now)}"
+
+
+class Watch:
+    """Follows a schedule for a loop that ticks at any rate, asking it only at changes.
+
+    Between changes :meth:`poll` costs one comparison. The clock may jump (NTP setting a Pi's
+    clock after boot, a technician's ``date``): a jump past the next change is a change, and a
+    jump backwards asks the schedule again.
+
+    Args:
+        schedule: The opening hours to follow.
+    """
+
+    def __init__(self, schedule: Schedule) -> None:
+        self.schedule = schedule
+        self.state: State | None = None
+        """The state at the last poll; None before the first."""
+        self._last: datetime | None = None
+
+    def poll(self, now: datetime) -> State | None:
+        """The new state if open/closed changed since the last poll, else None.
+
+        The first poll always returns the state.
+
+        Args:
+            now: The current time, aware (``datetime.now(UTC)``).
+        """
+        u = _utc(now)
+        last, self._last = self._last, u
+        current = self.state
+        steady = last is not None and u >= last
+        if current is not None and steady and (current.until is None or u < _utc(current.until)):
+            return None
+        new = self.schedule.state_at(u)
+        self.state = new
+        if current is None or new.open != current.open:
+            return new
+        return None

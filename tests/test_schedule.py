@@ -21,6 +21,8 @@ from appliance.schedule import (
     Schedule,
     ScheduleError,
     State,
+    Watch,
+    describe,
     format_until,
     parse_closed,
     parse_days,
@@ -364,3 +366,48 @@ def test_cli_bad_arguments_exit_2(tmp_path, args, message):
     _, done = run_schedule(tmp_path, '[schedule]\nopen = ["daily 10:00-18:00"]\n', *args)
     assert done.returncode == 2
     assert done.stderr.strip() == message
+
+
+# --- Following it in a loop ----------------------------------------------------------------
+
+
+def test_describe():
+    now = at(2026, 12, 6, 9)  # Sunday
+    assert describe(State(False, at(2026, 12, 6, 10)), now) == "closed until 10:00"
+    assert describe(State(False, at(2026, 12, 8, 10)), now) == "closed until Tue 10:00"
+    assert describe(State(True, at(2026, 12, 6, 18)), now) == "open until 18:00"
+    assert describe(State(True, None), now) == "open"
+
+
+def test_watch_reports_each_change_once_over_a_week():
+    watch = Watch(GALLERY)
+    t = at(2026, 12, 6, 3)  # Sunday night
+    changes = []
+    while t < at(2026, 12, 13, 3):
+        new = watch.poll(t)
+        if new is not None:
+            changes.append((t, new.open))
+        t += timedelta(seconds=30)
+    assert changes == [
+        (at(2026, 12, 6, 3), False),  # the first poll
+        (at(2026, 12, 6, 10), True),
+        (at(2026, 12, 6, 18), False),
+        *[(at(2026, 12, d, h), h == 10) for d in range(8, 13) for h in (10, 21 if d == 10 else 18)],
+    ]
+
+
+def test_watch_follows_clock_jumps():
+    watch = Watch(GALLERY)
+    assert watch.poll(at(2026, 12, 8, 12)) == State(True, at(2026, 12, 8, 18))
+    assert watch.poll(at(2026, 12, 8, 12, 1)) is None
+    # NTP sets the clock back to the night before: closed, asked again at once.
+    assert watch.poll(at(2026, 12, 7, 23)) == State(False, at(2026, 12, 8, 10))
+    # ... and forward past two changes (open, then closed again): no change to report.
+    assert watch.poll(at(2026, 12, 8, 19)) is None
+    assert watch.state == State(False, at(2026, 12, 9, 10))
+
+
+def test_watch_of_an_always_open_schedule():
+    watch = Watch(Schedule.parse([], [], PARIS))
+    assert watch.poll(at(2026, 12, 8, 12)) == State(True, None)
+    assert watch.poll(at(2027, 12, 8, 12)) is None
