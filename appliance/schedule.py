@@ -21,8 +21,10 @@ still apply); neither means always open.
 Clock changes: hours are local wall-clock times, so ``10:00`` is 10:00 on the day of a
 change too. A time that does not exist (skipped when the clocks go forward, e.g. 02:30 in
 Europe/Paris on the last Sunday of March) is taken as the instant the clock would show had
-it not jumped, i.e. one gap later (02:30 -> 03:30 summer time). A time that happens twice
-(when the clocks go back) is its first occurrence, the earlier instant.
+it not jumped, i.e. one gap later (02:30 -> 03:30 summer time), so ``02:15-02:45`` is
+03:15-03:45 that day and ``02:30-03:00``, which would end before it starts, does not happen
+that day. A time that happens twice (when the
+clocks go back) is its first occurrence, the earlier instant.
 """
 
 from __future__ import annotations
@@ -295,7 +297,9 @@ class Schedule:
                 continue
             for span in rule.spans:
                 end_day = day + timedelta(1) if span.overnight else day
-                out.append((_at(day, span.start, self.zone), _at(end_day, span.end, self.zone)))
+                start, end = _at(day, span.start, self.zone), _at(end_day, span.end, self.zone)
+                if start < end:  # 02:30-03:00 on the day 02:30 is moved to 03:30
+                    out.append((start, end))
         return out
 
     def _closed_between(self, first: date, last: date) -> list[tuple[datetime, datetime]]:

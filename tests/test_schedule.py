@@ -14,8 +14,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from appliance.schedule import (
+    DAY_NAMES,
     LOOKAHEAD_DAYS,
     Period,
     Schedule,
@@ -195,6 +198,17 @@ def test_nonexistent_time_is_one_gap_later():
     assert p.start.astimezone(UTC) == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)  # 03:30 CEST
     assert (p.start.hour, p.start.minute) == (3, 30)
     assert p.end.astimezone(UTC) == datetime(2026, 3, 29, 2, tzinfo=UTC)  # 04:00 CEST
+
+
+def test_span_from_the_skipped_hour_to_its_end_does_not_happen():
+    s = Schedule.parse(["Sun 02:30-03:00"], [], PARIS)
+    # 02:30 becomes 03:30, after 03:00: nothing that Sunday, the next Sunday as usual.
+    assert s.periods(at(2026, 3, 29), at(2026, 3, 30)) == []
+    assert s.state_at(at(2026, 3, 28, 12)) == State(False, at(2026, 4, 5, 2, 30))
+    inside = Schedule.parse(["Sun 02:15-02:45"], [], PARIS)
+    assert inside.periods(at(2026, 3, 29), at(2026, 3, 30)) == [
+        Period(at(2026, 3, 29, 3, 15), at(2026, 3, 29, 3, 45))
+    ]
 
 
 def test_repeated_time_is_the_first():
@@ -411,3 +425,45 @@ def test_watch_of_an_always_open_schedule():
     watch = Watch(Schedule.parse([], [], PARIS))
     assert watch.poll(at(2026, 12, 8, 12)) == State(True, None)
     assert watch.poll(at(2027, 12, 8, 12)) is None
+
+
+# --- Property: state_at agrees with periods -------------------------------------------------
+
+ZONES = [PARIS, NEW_YORK, ZoneInfo("UTC"), ZoneInfo("Australia/Lord_Howe")]  # Lord Howe: 30 min
+
+
+@st.composite
+def schedules(draw: st.DrawFn) -> Schedule:
+    entries = []
+    for _ in range(draw(st.integers(1, 4))):
+        a, b = draw(st.sampled_from(DAY_NAMES)), draw(st.sampled_from(DAY_NAMES))
+        h0, h1 = draw(st.integers(0, 23)), draw(st.integers(0, 24))
+        m0, m1 = draw(st.sampled_from([0, 30, 59])), 0 if h1 == 24 else draw(st.integers(0, 59))
+        if (h0, m0) == (h1, m1):
+            continue
+        entries.append(f"{a}-{b} {h0:02d}:{m0:02d}-{h1:02d}:{m1:02d}")
+    closed = [
+        f"2026-{draw(st.integers(1, 12)):02d}-{draw(st.integers(1, 28)):02d}"
+        for _ in range(draw(st.integers(0, 5)))
+    ]
+    return Schedule.parse(entries, closed, draw(st.sampled_from(ZONES)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(schedules(), st.integers(0, 365 * 24 * 60))
+def test_state_at_agrees_with_periods(schedule, minutes):
+    t = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes, seconds=17)
+    window_end = t + timedelta(days=40)
+    found = schedule.periods(t - timedelta(days=10), window_end)
+    state = schedule.state_at(t)
+    inside = [p for p in found if p.start <= t < p.end]
+    assert state.open == bool(inside)
+    if inside:
+        if inside[0].end < window_end:
+            assert state.until == inside[0].end
+    else:
+        later = [p.start for p in found if p.start > t]
+        if later:
+            assert state.until == later[0]
+    if state.until is not None:
+        assert state.until > t
