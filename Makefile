@@ -4,10 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 MPVENV := .venv-mp
 BIN := $(VENV)/bin
-# Debian packages the test suite drives for real (sshd, systemd's analyzers, debootstrap, Xvfb)
-# and the headers systemd-python builds against.
+# Debian packages the test suite drives for real (sshd, systemd's analyzers, debootstrap, Xvfb,
+# cec-ctl from v4l-utils) and the headers systemd-python builds against.
 SYSDEPS := openssh-server openssh-client debootstrap systemd libsystemd-dev pkg-config xvfb \
-           xauth strace
+           xauth strace v4l-utils
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: demo test lint typecheck unit bench soak frames sysdeps clean clip
@@ -57,6 +57,7 @@ bench: $(VENV)/.stamp $(MPVENV)/.stamp
 	$(BIN)/python benchmarks/framebuild.py
 	$(BIN)/python benchmarks/gaze.py
 	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/schedule.py
 
 # Hours of camera frames through the real appliance (about 40 min here): table, plot, JSON in out/soak.
 SOAK_FRAMES ?= 500000

@@ -509,6 +509,74 @@ def _cmd_trace_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_schedule_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "schedule",
+        help="print the opening hours of the coming days ([schedule] in the config)",
+        description="Print whether the portrait runs now and, day by day, when it is open "
+        "(local time of [schedule] timezone). Exit 78 if the configuration is invalid.",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config file (default: /etc/monalisa/config.toml if it is readable, else the "
+        "built-in defaults: always open)",
+    )
+    p.add_argument("--days", type=int, default=7, help="how many days to list (1-366, default 7)")
+    p.add_argument(
+        "--from",
+        dest="start",
+        metavar="ISO",
+        help="start here instead of now: 2026-12-24 or 2026-12-24T17:30 (in the schedule's "
+        "time zone unless an offset is given)",
+    )
+    p.set_defaults(handler=_cmd_schedule)
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    import os
+    from datetime import UTC, datetime
+
+    from appliance.config import DEFAULT_CONFIG_PATH, EX_CONFIG, Config, ConfigError, load_config
+    from appliance.localzone import resolve_zone
+    from appliance.schedule import Schedule, format_until, week_lines
+
+    if not 1 <= args.days <= 366:
+        print(f"monalisa schedule: --days {args.days}: give 1 to 366", file=sys.stderr)
+        return 2
+    config_path = args.config
+    if config_path is None and os.access(DEFAULT_CONFIG_PATH, os.R_OK):
+        config_path = str(DEFAULT_CONFIG_PATH)
+    try:
+        section = (load_config(config_path) if config_path else Config()).schedule
+    except ConfigError as err:
+        for line in err.lines:
+            print(line, file=sys.stderr)
+        return EX_CONFIG
+    zone, zone_name = resolve_zone(section.timezone)
+    schedule = Schedule.parse(section.open, section.closed, zone)
+    try:
+        start = datetime.fromisoformat(args.start) if args.start else datetime.now(UTC)
+    except ValueError:
+        print(f"monalisa schedule: --from {args.start!r}: not an ISO date/time", file=sys.stderr)
+        return 2
+    start = start.replace(tzinfo=zone) if start.tzinfo is None else start.astimezone(zone)
+    print(
+        f"{config_path or '(built-in defaults)'}: time zone {zone_name}, screen while "
+        f"closed: {section.screen}"
+    )
+    state = schedule.state_at(start)
+    if schedule.always_open:
+        print("always open: [schedule] sets no opening hours and no closed dates")
+        return 0
+    now = "open" if state.open else "closed"
+    change = "closes" if state.open else "opens"
+    print(f"{start:%a %Y-%m-%d %H:%M %Z}: {now}, {change} {format_until(state.until, start)}")
+    for line in week_lines(schedule, start.date(), args.days):
+        print(line)
+    return 0
+
+
 # Sub-command registration. Each entry adds its parser(s) and sets ``handler``.
 # Keep imports of heavy modules inside the handlers so `monalisa --help` stays fast.
 # >>> command registry (add one line per command group; keep this marker)
@@ -520,6 +588,7 @@ _REGISTRY: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
     _add_detect_commands,
     _add_finder_commands,
     _add_trace_commands,
+    _add_schedule_commands,
 ]
 # <<< command registry
 

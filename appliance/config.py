@@ -9,11 +9,13 @@ fails on configuration exits with :data:`EX_CONFIG` (78) so systemd does not res
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,6 +24,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from appliance.localzone import ZONE_HINT, ZoneError, named_zone, resolve_zone
+from appliance.schedule import Schedule, ScheduleError, parse_closed, parse_rule
 
 EX_CONFIG = 78
 """Exit status for a configuration error (sysexits.h ``EX_CONFIG``)."""
@@ -483,6 +488,68 @@ class HealthConfig(Section):
     )
 
 
+def _schedule_check(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """A validator of one ``[schedule]`` list entry: the parser's message, without a prefix."""
+
+    def check(value: str) -> str:
+        try:
+            parse(value)
+        except ScheduleError as err:
+            raise PydanticCustomError("schedule", str(err)) from None
+        return value
+
+    return check
+
+
+class ScheduleConfig(Section):
+    """Opening hours: when the portrait runs, and what the screen shows while closed.
+
+    The grammar of ``open`` and ``closed`` and the handling of clock changes are in
+    :mod:`appliance.schedule`; `monalisa schedule` prints the coming week.
+    """
+
+    open: list[Annotated[str, AfterValidator(_schedule_check(parse_rule))]] = Field(
+        [],
+        description="Weekly opening hours, 'DAYS HH:MM-HH:MM[, HH:MM-HH:MM]': days 'Tue-Sun', "
+        "'Sat-Mon', 'Mon,Wed' or 'daily'; an end before the start runs past midnight. Empty = "
+        "open around the clock.",
+    )
+    closed: list[Annotated[str, AfterValidator(_schedule_check(parse_closed))]] = Field(
+        [],
+        description="Whole days closed, local midnight to midnight: 'YYYY-MM-DD' or "
+        "'YYYY-MM-DD..YYYY-MM-DD' (both days included).",
+    )
+    timezone: str = Field(
+        "",
+        description="IANA time zone of the hours and dates, e.g. 'Europe/Paris'; empty = the "
+        "system's (TZ, else /etc/localtime).",
+    )
+    screen: Literal["off", "black", "rest"] = Field(
+        "off",
+        description="While closed: 'off' puts the monitor to standby over HDMI-CEC (cec-ctl, "
+        "/dev/cec*; without them a black screen); 'black' a black screen, monitor on; 'rest' "
+        "the portrait at rest. The camera and detector stop in all three.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value:
+            try:
+                named_zone(value)
+            except ZoneError:
+                raise PydanticCustomError("timezone", f"unknown time zone ({ZONE_HINT})") from None
+        return value
+
+    def to_schedule(self) -> Schedule:
+        """The :class:`~appliance.schedule.Schedule` these settings describe.
+
+        An empty ``timezone`` reads the system's zone now (see :mod:`appliance.localzone`).
+        """
+        zone, _ = resolve_zone(self.timezone)
+        return Schedule.parse(self.open, self.closed, zone)
+
+
 class Config(Section):
     """The whole configuration file."""
 
@@ -494,6 +561,7 @@ class Config(Section):
     frames: FramesConfig = Field(default_factory=FramesConfig)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
 
     @model_validator(mode="after")
     def _stale_after_status_interval(self) -> Config:

@@ -136,6 +136,72 @@ def test_role_default_finder_mode_is_the_appliances() -> None:
     assert m.group(1) == FinderConfig().mode == "band"
 
 
+SCHEDULE_PLAY = """
+- name: Render the role's config template
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars_files:
+    - {defaults}
+  tasks:
+    - name: With the role's defaults
+      ansible.builtin.template:
+        src: {template}
+        dest: {out}/default.toml
+        mode: "0644"
+    - name: With opening hours, and a bare off (YAML's false)
+      ansible.builtin.template:
+        src: {template}
+        dest: {out}/set.toml
+        mode: "0644"
+      vars:
+        monalisa_schedule_open: ["Tue-Sun 10:00-18:00", "Thu 18:00-21:00"]
+        monalisa_schedule_closed: ["2026-12-25"]
+        monalisa_schedule_timezone: Europe/Paris
+        monalisa_schedule_screen: off
+"""
+
+
+def test_config_template_writes_the_schedule_only_when_set(tmp_path: Path) -> None:
+    role = ANSIBLE_DIR / "roles/monalisa"
+    play = tmp_path / "play.yml"
+    play.write_text(
+        SCHEDULE_PLAY.format(
+            defaults=role / "defaults/main.yml",
+            template=role / "templates/config.toml.j2",
+            out=tmp_path,
+        )
+    )
+    r = _run(
+        [
+            _tool("ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+            str(play),
+        ],
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    default = tomllib.loads((tmp_path / "default.toml").read_text())
+    assert "schedule" not in default  # unset: the appliance's default, always open
+    assert tomllib.loads((tmp_path / "set.toml").read_text())["schedule"] == {
+        "open": ["Tue-Sun 10:00-18:00", "Thu 18:00-21:00"],
+        "closed": ["2026-12-25"],
+        "timezone": "Europe/Paris",
+        "screen": "off",
+    }
+    for name in ("default.toml", "set.toml"):
+        check = subprocess.run(
+            [str(BIN / "monalisa"), "config", "check", str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert check.returncode == 0, check.stderr
+
+
 # --------------------------------------------------------------------------------------------
 # A real deploy into a debootstrapped root
 

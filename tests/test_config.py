@@ -227,3 +227,68 @@ def test_every_setting_is_documented_in_the_readme():
             if f"`{key}`" not in readme and f"\n{key} =" not in readme:
                 missing.append(f"[{section}] {key}")
     assert not missing, missing
+
+
+# --- [schedule] ------------------------------------------------------------------------------
+
+
+def test_schedule_defaults_to_always_open():
+    cfg = Config()
+    assert (cfg.schedule.open, cfg.schedule.closed, cfg.schedule.timezone) == ([], [], "")
+    assert cfg.schedule.screen == "off"
+    assert cfg.schedule.to_schedule().always_open
+
+
+def test_schedule_section_builds_its_schedule(tmp_path):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    p = tmp_path / "c.toml"
+    p.write_text(
+        '[schedule]\nopen = ["Tue-Sun 10:00-18:00", "Thu 18:00-21:00"]\n'
+        'closed = ["2026-12-25", "2026-12-31..2027-01-01"]\ntimezone = "Europe/Paris"\n'
+        'screen = "rest"\n'
+    )
+    cfg = load_config(p)
+    schedule = cfg.schedule.to_schedule()
+    paris = ZoneInfo("Europe/Paris")
+    assert schedule.zone == paris
+    assert schedule.is_open(datetime(2026, 12, 10, 20, 30, tzinfo=paris))
+    assert not schedule.is_open(datetime(2026, 12, 31, 12, tzinfo=paris))
+    assert cfg.schedule.screen == "rest"
+    assert load_config(_round_trip(tmp_path, cfg)) == cfg
+
+
+def _round_trip(tmp_path: Path, cfg: Config) -> Path:
+    q = tmp_path / "shown.toml"
+    q.write_text(dump_config(cfg))
+    return q
+
+
+def test_schedule_errors_name_the_entry_and_the_bad_part(tmp_path, capsys):
+    p = tmp_path / "c.toml"
+    p.write_text(
+        '[schedule]\nopen = ["Tue-Sun 10:00-18:00", "Thu 18:00-21:0x", "Sunday 10:00-12:00"]\n'
+        'closed = ["2026-12-25", "2026-02-30"]\ntimezone = "Europe/Pariss"\nscreen = "dark"\n'
+        "surprise = 1\n"
+    )
+    assert main(["config", "check", str(p)]) == EX_CONFIG
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"{p}: schedule.open[1] = 'Thu 18:00-21:0x': bad time '21:0x' (HH:MM, 00:00 to 24:00)",
+        f"{p}: schedule.open[2] = 'Sunday 10:00-12:00': unknown day 'Sunday' (days: Mon Tue "
+        "Wed Thu Fri Sat Sun, ranges like Tue-Sun, lists like Mon,Wed, or daily)",
+        f"{p}: schedule.closed[1] = '2026-02-30': bad date '2026-02-30' (YYYY-MM-DD, a day "
+        "that exists)",
+        f"{p}: schedule.timezone = 'Europe/Pariss': unknown time zone (an IANA name such as "
+        "'Europe/Paris'; empty = the system's)",
+        f"{p}: schedule.screen = 'dark': Input should be 'off', 'black' or 'rest'",
+        f"{p}: schedule.surprise = 1: unknown key",
+    ]
+
+
+def test_schedule_open_must_be_a_list_of_strings(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        parse_config({"schedule": {"open": "Tue-Sun 10:00-18:00"}}, "c.toml")
+    assert info.value.lines == [
+        "c.toml: schedule.open = 'Tue-Sun 10:00-18:00': Input should be a valid list"
+    ]
