@@ -39,12 +39,10 @@ from appliance.framebuild.blend import (
     sigmoid_alpha,
 )
 from appliance.framebuild.contact import contact_sheet
+from appliance.framebuild.eyemodel import find_eyes
 from appliance.framebuild.eyes import (
-    Eye,
-    detect_eyes,
     detect_face,
     eyes_left_to_right,
-    model_eyes,
     parse_eyes,
 )
 from appliance.framebuild.output import (
@@ -234,13 +232,15 @@ def _write(
 
 
 def build_synthesize(
-    opts: BuildOptions, finder: Callable[..., tuple[Point, Point]] = detect_eyes
+    opts: BuildOptions, face_finder: Callable[[np.ndarray, Any], Face] = detect_face
 ) -> BuildResult:
-    """Build a frame set by moving the painting's irises (no model, no GPU).
+    """Build a frame set by moving the painting's irises (CPU only).
+
+    The eyes are modelled by the face mesh (iris, lids), else by the hand-made iris finder.
 
     Args:
         opts: Build options (``painting``, ``out``, ``count``, ``max_angle``, ``eyes``).
-        finder: Finds the coarse eye points when ``opts.eyes`` is not given.
+        face_finder: Finds the face when ``opts.eyes`` is not given.
 
     Raises:
         FrameBuildError: Bad option, unreadable painting, no face or no iris found, or a
@@ -249,8 +249,13 @@ def build_synthesize(
     if not 0 < opts.max_angle <= 60:
         raise FrameBuildError(f"--max-angle {opts.max_angle}: must be in (0, 60] degrees")
     painting = _check_common(opts)
-    points, source = _eye_points(painting, opts, finder)
-    eyes: tuple[Eye, Eye] = model_eyes(painting, points)
+    face: Face | None = None
+    if opts.eyes:
+        points, source = parse_eyes(opts.eyes), "--eyes"
+    else:
+        face = face_finder(painting, opts.painting)
+        points, source = eyes_left_to_right(face), "detector"
+    eyes, modelled_by = find_eyes(painting, points, opts.painting, face)
     angles = [float(a) for a in np.linspace(-opts.max_angle, opts.max_angle, opts.count)]
     shifts, scale = iris_shifts(eyes, angles)
     renderers = [EyeRenderer(painting, e) for e in eyes]
@@ -268,6 +273,7 @@ def build_synthesize(
         "source_sha256": _sha256(opts.painting),
         "angle_range": [-opts.max_angle, opts.max_angle],
         "eyes_from": source,
+        "eyes_modelled_by": modelled_by,
         "eye_points": [points[0].x, points[0].y, points[1].x, points[1].y],
         "iris_centres": [eyes[0].iris.x, eyes[0].iris.y, eyes[1].iris.x, eyes[1].iris.y],
         "iris_radii": [eyes[0].radius, eyes[1].radius],

@@ -81,6 +81,23 @@ def _box_blur(mask: np.ndarray, radius: int) -> np.ndarray:
     return out[: mask.shape[0], : mask.shape[1]]
 
 
+def canvas_detail(rgb: np.ndarray, s: int, outside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split a supersampled crop into its smooth part and the canvas's finest detail.
+
+    The detail is what a blur over about one image pixel removes (``s`` sub-pixels per
+    pixel), clipped to the 99th percentile of its size on the skin around the eye (``outside``):
+    cracks and brush marks pass, the hard rim of an iris in a sharp photo does not.
+
+    Returns:
+        ``(base, detail)``, both ``h×w×3`` float; ``base + detail`` is ``rgb`` up to the clip.
+    """
+    radius = max(1, s // 2)
+    base = np.stack([_box_blur(_box_blur(rgb[..., c], radius), radius) for c in range(3)], axis=2)
+    detail = rgb - base
+    limit = float(np.percentile(np.abs(detail[outside]), 99)) if outside.any() else 0.0
+    return base, np.clip(detail, -limit, limit)
+
+
 def harmonic_fill(rgb: np.ndarray, hole: np.ndarray, iterations: int = 40) -> np.ndarray:
     """Fill ``hole`` smoothly from everything around it (a membrane / Laplace fill).
 
@@ -160,14 +177,18 @@ class EyeRenderer:
         # beside it and the lids' shadow), and from the clean sclera only (the brighter half
         # of the opening outside the hole). The clean one takes over only away from the hole's
         # rim, so the fill stays seamless and is not greyed by the lash lines.
-        with_lids = harmonic_fill(self.rgb, hole)
+        # The fills work on the painting without its finest detail; that detail (craquelure,
+        # brush marks: on the canvas, not the eye) is laid back over the uncovered sclera.
+        base, canvas = canvas_detail(self.rgb, s, ~self.inside)
+        with_lids = harmonic_fill(base, hole)
         lum = self.rgb.mean(axis=2)
         rest = self.inside & ~hole
         clean = rest & (lum >= np.median(lum[rest])) if rest.any() else rest
-        sclera = harmonic_fill(self.rgb, ~clean) if clean.any() else with_lids
+        sclera = harmonic_fill(base, ~clean) if clean.any() else with_lids
         depth = np.clip(2.0 * _box_blur(hole, max(1, round(0.35 * r * s))) - 1.0, 0.0, 1.0)
         w = ((1.0 - LID_SHADE) * depth * depth * (3.0 - 2.0 * depth))[..., None]
-        self.bare = np.where(hole[..., None], (1.0 - w) * with_lids + w * sclera, self.rgb)
+        filled = (1.0 - w) * with_lids + w * sclera + canvas
+        self.bare = np.where(hole[..., None], filled, self.rgb)
         # Iris texture, continued upward/downward where the lids hid it in the painting.
         self.texture = _continue_columns(self.rgb, self.inside & (iris_alpha > 0.5))
         x0, y0, x1, y1 = eye.roi
