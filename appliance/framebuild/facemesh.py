@@ -11,10 +11,12 @@ and ``iris_landmark`` graphs:
    (size and centre offset in proportion to the eye distance, as BlazeFace's box would be).
 2. **Face mesh**: the ROI resampled (bilinear, edges replicated) into 192×192 RGB scaled to
    [0, 1]; 468 points plus a face-presence logit (face if its sigmoid ≥ 0.5).
-3. **Eye ROI** per eye from the two mesh corner points (33/133 and 362/263): rotated to the
+3. **Second mesh** in the square the first mesh's own points make (its bounding box, turned by
+   points 33 → 263), as MediaPipe's face tracking does between video frames.
+4. **Eye ROI** per eye from the two mesh corner points (33/133 and 362/263): rotated to the
    corner line, a square of 2.3 × the corner distance, resampled into 64×64; the subject's left
    eye is mirrored (the model knows right eyes only) and its points mirrored back.
-4. **Iris model**: 71 eye points (the first 16 the lid contour: 9 lower including both corners,
+5. **Iris model**: 71 eye points (the first 16 the lid contour: 9 lower including both corners,
    7 upper) and 5 iris points (centre, then four edge points).
 
 Every step maps points back to the image with the ROI's rotation and size. MediaPipe treats
@@ -317,16 +319,25 @@ class FaceMesh:
         lids = roi.project(contour[:16], IRIS_SIZE, self.exact)
         ring = roi.project(iris, IRIS_SIZE, self.exact)
         centre = ring[0]
-        radius = float(np.mean(np.hypot(*(ring[1:] - centre).T)))
+        radii = np.hypot(*(ring[1:] - centre).T)
+        radius = float(np.mean(radii))
         lower = [_pt(r) for r in lids[:9]]
         upper = [_pt(r) for r in lids[9:16]]
         return EyeMarks(_pt(centre), radius, _sorted_left(lower), _sorted_left(upper))
 
     def find(self, image: npt.NDArray[np.uint8], roi: Roi) -> FaceMarks | None:
-        """Mesh and both eyes in a face ROI; None when the mesh sees no face there."""
+        """Mesh and both eyes in a face ROI; None when the mesh sees no face there.
+
+        The mesh runs twice: in ``roi``, then in the ROI its own points make (MediaPipe's
+        face tracking between video frames: the square fits the face better than a detector
+        box or two eye points do); the second is kept unless it lost the face.
+        """
         mesh, presence = self.mesh(image, roi)
         if presence < MIN_PRESENCE:
             return None
+        again, second = self.mesh(image, self.index_roi(mesh_roi(mesh)))
+        if second >= MIN_PRESENCE:
+            mesh, presence = again, second
         a = self.eye(
             image, _pt(mesh[CORNERS_IMAGE_LEFT[0]]), _pt(mesh[CORNERS_IMAGE_LEFT[1]]), False
         )
