@@ -12,7 +12,8 @@ from appliance import detector as det
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
 # name -> (file, sha256, input (name, shape), outputs [(name, shape)] as documented)
-EXPECTED = {
+Shape = tuple[int, ...]
+EXPECTED: dict[str, tuple[str, str, tuple[str, Shape], set[tuple[str, Shape]]]] = {
     "full": (
         "blazeface.tflite",
         "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
