@@ -45,6 +45,15 @@ def _lid_height(points: Sequence[Point], a: Point, b: Point, sign: float) -> flo
     return max(0.0, num / den) if den > 0 else 0.0
 
 
+GRID = 0.01
+"""The builder rounds the models' eye geometry to this many pixels: a build does not depend on
+the last float bits a CPU's TFLite kernels produce (``make frames`` stays byte-identical)."""
+
+
+def _snap(v: float) -> float:
+    return round(v / GRID) * GRID
+
+
 def opening_from(marks: EyeMarks) -> Opening:
     """The almond through the model's lid contour (corners exact, lids fitted)."""
     a, b = marks.corners
@@ -55,19 +64,21 @@ def opening_from(marks: EyeMarks) -> Opening:
 
 
 def eye_from(marks: EyeMarks, ipd: float, shape: tuple[int, ...]) -> Eye:
-    """An :class:`Eye` for the renderer from one eye's landmarks."""
+    """An :class:`Eye` for the renderer from one eye's landmarks (on a 0.01 px grid)."""
+    o = opening_from(marks)
+    iris = Point(_snap(marks.iris.x), _snap(marks.iris.y))
     return Eye(
-        roi=eye_roi(marks.iris, ipd, shape),
-        iris=marks.iris,
-        radius=marks.radius,
-        opening=opening_from(marks),
+        roi=eye_roi(iris, ipd, shape),
+        iris=iris,
+        radius=_snap(marks.radius),
+        opening=Opening(*(_snap(v) for v in (o.xl, o.yl, o.xr, o.yr, o.up, o.down))),
     )
 
 
 def eyes_from(marks: FaceMarks, shape: tuple[int, ...]) -> tuple[Eye, Eye]:
     """Both eyes (image-left first) from the face's landmarks."""
     a, b = marks.eyes
-    ipd = math.hypot(b.iris.x - a.iris.x, b.iris.y - a.iris.y)
+    ipd = _snap(math.hypot(b.iris.x - a.iris.x, b.iris.y - a.iris.y))
     if ipd < 4:
         raise FrameBuildError("the face mesh put both irises on the same spot")
     return eye_from(a, ipd, shape), eye_from(b, ipd, shape)

@@ -85,17 +85,21 @@ def canvas_detail(rgb: np.ndarray, s: int, outside: np.ndarray) -> tuple[np.ndar
     """Split a supersampled crop into its smooth part and the canvas's finest detail.
 
     The detail is what a blur over about one image pixel removes (``s`` sub-pixels per
-    pixel), clipped to the 99th percentile of its size on the skin around the eye (``outside``):
-    cracks and brush marks pass, the hard rim of an iris in a sharp photo does not.
+    pixel). Only detail as faint as the skin's around the eye (``outside``; up to its 99th
+    percentile) counts as canvas: cracks and brush marks pass; a catch-light or the hard rim
+    of an iris in a sharp photo, and a pixel around them, are dropped (they belong to the eye,
+    which moves).
 
     Returns:
-        ``(base, detail)``, both ``h×w×3`` float; ``base + detail`` is ``rgb`` up to the clip.
+        ``(base, detail)``, both ``h×w×3`` float.
     """
     radius = max(1, s // 2)
     base = np.stack([_box_blur(_box_blur(rgb[..., c], radius), radius) for c in range(3)], axis=2)
     detail = rgb - base
-    limit = float(np.percentile(np.abs(detail[outside]), 99)) if outside.any() else 0.0
-    return base, np.clip(detail, -limit, limit)
+    size = np.abs(detail).max(axis=2)
+    limit = float(np.percentile(size[outside], 99)) if outside.any() else 0.0
+    loud = _box_blur(size > limit, s) > 0
+    return base, np.where(loud[..., None], 0.0, detail)
 
 
 def harmonic_fill(rgb: np.ndarray, hole: np.ndarray, iterations: int = 40) -> np.ndarray:
