@@ -22,6 +22,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -390,6 +391,136 @@ def head_shift(
     if max(abs(dx), abs(dy)) > MAX_SHIFT_FRACTION * min(h, w):
         return None
     return dx, dy
+
+
+# Face mesh points that stay put when the eyes turn (nose, forehead, chin, cheeks, jaw, mouth
+# corners): the head's own movement is fitted to these.
+STILL_POINTS = (
+    1,
+    4,
+    5,
+    6,
+    9,
+    10,
+    151,
+    168,
+    195,
+    197,
+    152,
+    175,
+    234,
+    454,
+    93,
+    323,
+    132,
+    361,
+    61,
+    291,
+    172,
+    397,
+    58,
+    288,
+)
+
+MAX_TURN_DEG = 10.0
+"""Largest head rotation stabilised, degrees."""
+
+MAX_SCALE_CHANGE = 0.1
+"""Largest head scale change stabilised (fraction)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Similarity:
+    """``p -> s R(angle) p + (tx, ty)`` in pixels: how a head frame moved against the first.
+
+    Attributes:
+        scale: Size factor (1 = unchanged).
+        angle: Rotation, degrees (positive turns +x toward +y, i.e. clockwise on screen).
+        tx: Shift x, pixels.
+        ty: Shift y, pixels.
+    """
+
+    scale: float
+    angle: float
+    tx: float
+    ty: float
+
+    @classmethod
+    def fit(cls, src: np.ndarray, dst: np.ndarray) -> Similarity:
+        """Least-squares similarity taking the ``k×2`` points ``src`` onto ``dst``."""
+        ms, md = src.mean(axis=0), dst.mean(axis=0)
+        a, b = src - ms, dst - md
+        den = float((a * a).sum())
+        c = float((a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1]).sum()) / max(den, 1e-12)
+        s = float((a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum()) / max(den, 1e-12)
+        tx = float(md[0] - (c * ms[0] - s * ms[1]))
+        ty = float(md[1] - (s * ms[0] + c * ms[1]))
+        return cls(math.hypot(c, s), math.degrees(math.atan2(s, c)), tx, ty)
+
+    def matrix(self) -> np.ndarray:
+        """The 2×3 matrix ``[[c, -s, tx], [s, c, ty]]``."""
+        r = math.radians(self.angle)
+        c, s = self.scale * math.cos(r), self.scale * math.sin(r)
+        return np.array([[c, -s, self.tx], [s, c, self.ty]])
+
+    def small(self, size: tuple[int, int]) -> bool:
+        """Whether this is a wobble worth undoing (not a different shot) for a ``w×h`` frame."""
+        w, h = size
+        # How far the frame's centre moves.
+        m = self.matrix()
+        cx, cy = 0.5 * w, 0.5 * h
+        dx = m[0, 0] * cx + m[0, 1] * cy + m[0, 2] - cx
+        dy = m[1, 0] * cx + m[1, 1] * cy + m[1, 2] - cy
+        return (
+            max(abs(dx), abs(dy)) <= MAX_SHIFT_FRACTION * min(w, h)
+            and abs(self.angle) <= MAX_TURN_DEG
+            and abs(self.scale - 1.0) <= MAX_SCALE_CHANGE
+        )
+
+
+def head_similarity(reference: np.ndarray, head: np.ndarray) -> Similarity:
+    """The similarity taking ``reference``'s still face points onto ``head``'s (``468×2``)."""
+    idx = list(STILL_POINTS)
+    return Similarity.fit(reference[idx], head[idx])
+
+
+def undo_similarity(image: np.ndarray, move: Similarity) -> np.ndarray:
+    """``image`` (moved by ``move`` against the reference) brought back onto the reference.
+
+    Output pixel ``p`` samples ``image`` at ``move(p)`` (bicubic); what comes in from beyond
+    the border repeats the border.
+    """
+    h, w = image.shape[:2]
+    pad = max(h, w) // 4
+    big = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    m = move.matrix()
+    # In padded coordinates: q = p + pad on both sides.
+    c = (
+        m[0, 0],
+        m[0, 1],
+        m[0, 2] + pad - pad * (m[0, 0] + m[0, 1]),
+        m[1, 0],
+        m[1, 1],
+        m[1, 2] + pad - pad * (m[1, 0] + m[1, 1]),
+    )
+    out = Image.fromarray(big).transform(
+        (big.shape[1], big.shape[0]), Image.Transform.AFFINE, c, Image.Resampling.BICUBIC
+    )
+    return np.ascontiguousarray(np.asarray(out)[pad : pad + h, pad : pad + w])
+
+
+def mesh_offset(eyes: Sequence[Any]) -> tuple[float, float]:
+    """Iris offset from the eye-corner midpoint along the corner line, and the iris radius.
+
+    Args:
+        eyes: The two :class:`~appliance.framebuild.facemesh.EyeMarks` of a head frame.
+
+    Returns:
+        ``(offset, radius)``: the mean over both eyes of ``gaze × half the eye width``
+        (pixels, + = toward the image's right) and the mean iris radius (pixels).
+    """
+    off = float(np.mean([e.gaze() * 0.5 * e.width for e in eyes]))
+    return off, float(np.mean([e.radius for e in eyes]))
 
 
 def shifted(image: np.ndarray, dx: int, dy: int) -> np.ndarray:

@@ -28,18 +28,21 @@ from appliance.framebuild.blend import (
     blend_frame,
     head_box_from_faces,
     head_shift,
+    head_similarity,
     iris_offset,
     list_heads,
     load_heads,
+    mesh_offset,
     offsets_to_angles,
     parse_box,
     picked_angles,
     read_image,
     shifted,
     sigmoid_alpha,
+    undo_similarity,
 )
 from appliance.framebuild.contact import contact_sheet
-from appliance.framebuild.eyemodel import find_eyes
+from appliance.framebuild.eyemodel import find_eyes, mesh_at
 from appliance.framebuild.eyes import (
     detect_face,
     eyes_left_to_right,
@@ -324,6 +327,7 @@ def build_blend(
     progress = Progress("blending", len(heads) + 2 * opts.count + 1, opts.progress)
     offsets: list[float] = []
     radii: list[float] = []
+    meshes: list[np.ndarray | None] = []
     first: Face | None = None
     for path, head in zip(files, heads, strict=True):
         try:
@@ -335,10 +339,20 @@ def build_blend(
                 "or remove this one"
             ) from err
         first = first or face
-        try:
-            off, rad = iris_offset(head, face)
-        except FrameBuildError as err:
-            raise FrameBuildError(f"{path}: {err}") from err
+        # Gaze: the irises against the eye corners, from the face mesh; the hand-made iris
+        # finder where the mesh sees no face.
+        marks = mesh_at(head, eyes_left_to_right(face), face)
+        if marks is not None:
+            off, rad = mesh_offset(marks.eyes)
+            meshes.append(marks.mesh)
+        else:
+            try:
+                off, rad = iris_offset(head, face)
+            except FrameBuildError as err:
+                raise FrameBuildError(
+                    f"{path}: the face mesh sees no face in this head frame, and {err}"
+                ) from err
+            meshes.append(None)
         offsets.append(off)
         radii.append(rad)
         progress.step()
@@ -369,19 +383,35 @@ def build_blend(
     bw, bh = int(box.x1 - box.x0), int(box.y1 - box.y0)
     alpha = sigmoid_alpha(bw, bh, opts.blend_j, opts.blend_k)
     region = painting[int(box.y0) : int(box.y1), int(box.x0) : int(box.x1)]
-    # Hold the head still: each picked head frame is moved back by its movement against the
-    # first one (eyes left out of the comparison), in whole pixels.
-    moves: list[list[int]] = []
+    # Hold the head still: each picked head frame is brought back onto the first one by the
+    # similarity (turn, scale, shift) fitted to the face mesh's still points; where either
+    # has no mesh, by phase correlation (eyes left out of the comparison), in whole pixels.
+    moves: list[list[float]] = []
     unaligned: list[str] = []
     chosen: list[np.ndarray] = []
     ref_eyes = eyes_left_to_right(first)
+    ref_mesh = meshes[0]
     for i in picks:
-        move = head_shift(heads[0], heads[i], ref_eyes) if opts.stabilise else (0, 0)
-        if move is None:
-            unaligned.append(files[i].name)
-            move = (0, 0)
-        moves.append([move[0], move[1]])
-        chosen.append(shifted(heads[i], -move[0], -move[1]))
+        mesh_i = meshes[i]
+        if not opts.stabilise:
+            moves.append([0.0, 0.0, 0.0, 1.0])
+            chosen.append(heads[i])
+        elif ref_mesh is not None and mesh_i is not None:
+            sim = head_similarity(ref_mesh, mesh_i)
+            if sim.small((hw, hh)):
+                moves.append([round(v, 3) for v in (sim.tx, sim.ty, sim.angle, sim.scale)])
+                chosen.append(undo_similarity(heads[i], sim))
+            else:
+                unaligned.append(files[i].name)
+                moves.append([0.0, 0.0, 0.0, 1.0])
+                chosen.append(heads[i])
+        else:
+            move = head_shift(heads[0], heads[i], ref_eyes)
+            if move is None:
+                unaligned.append(files[i].name)
+                move = (0, 0)
+            moves.append([float(move[0]), float(move[1]), 0.0, 1.0])
+            chosen.append(shifted(heads[i], -move[0], -move[1]))
     colour = ColourMatch.fit(chosen, region) if opts.colour_match else None
     frames = []
     for head in chosen:
@@ -405,8 +435,10 @@ def build_blend(
         "blend_k": opts.blend_k,
         "colour_match": opts.colour_match,
         "stabilise": opts.stabilise,
-        # Each picked head frame's movement against the first head frame (dx, dy pixels),
-        # undone before blending; `unaligned`: moved too far to be a wobble, left as they are.
+        # Each picked head frame's movement against the first head frame, undone before
+        # blending: [dx, dy] pixels, turn (degrees), scale, fitted as a similarity taking the
+        # first frame's still face points onto this one's; `unaligned`: moved too far to be a
+        # wobble, left as they are.
         "head_moves": moves,
         "unaligned": unaligned,
     }

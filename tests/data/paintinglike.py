@@ -147,6 +147,26 @@ def head_motion(i: int, count: int) -> tuple[float, float, float, float]:
     )
 
 
+HEAD_CROP = (65, 10, 465, 410)
+"""Where the head frames are cut from the Grace Hopper painting (x0, y0, x1, y1)."""
+
+
+def head_frames(frames: list[np.ndarray], crop: tuple[int, ...] = HEAD_CROP) -> list[np.ndarray]:
+    """Soft, slightly moving 512×512 head frames from gaze frames of a painting-like portrait.
+
+    Args:
+        frames: Frames of the portrait whose eyes sweep (e.g. a synthesize build), in order.
+        crop: The head's square in the frames, resized to 512×512.
+    """
+    out = []
+    for i, frame in enumerate(frames):
+        x0, y0, x1, y1 = crop
+        head = Image.fromarray(np.ascontiguousarray(frame[y0:y1, x0:x1]))
+        big = np.asarray(head.resize((512, 512), Image.Resampling.BICUBIC))
+        out.append(soften(wobble(big, *head_motion(i, len(frames)))))
+    return out
+
+
 def main(out: str) -> int:
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)
