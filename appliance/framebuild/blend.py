@@ -29,7 +29,7 @@ from PIL import Image
 
 from appliance.framebuild import FrameBuildError
 from appliance.framebuild.eyes import eyes_left_to_right, model_eyes
-from appliance.framebuild.synthesize import EYEBALL_RATIO
+from appliance.framebuild.synthesize import EYEBALL_RATIO, box_blur
 from appliance.types import Box, Face, FaceKeyPoint, Point
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -521,6 +521,31 @@ def mesh_offset(eyes: Sequence[Any]) -> tuple[float, float]:
     """
     off = float(np.mean([e.gaze() * 0.5 * e.width for e in eyes]))
     return off, float(np.mean([e.radius for e in eyes]))
+
+
+MOTION_GREY = 8.0
+"""Grey levels a head pixel must change by, across the frames, to count as moving."""
+
+
+def motion_mask(heads: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """Where the (stabilised) head frames differ from each other: 1 there, 0 where still.
+
+    A pixel moves if any frame's grey level is more than :data:`MOTION_GREY` from the
+    frames' median; the moving set is widened by 4 % of the frame's smaller side and its edge
+    softened over as much again, then resized to ``size`` (``w×h``, the head box).
+
+    Returns:
+        ``h×w`` float64 in [0, 1].
+    """
+    grey = np.stack([h[..., :3].astype(np.float64).mean(axis=2) for h in heads])
+    spread = np.abs(grey - np.median(grey, axis=0)).max(axis=0)
+    moving = spread > MOTION_GREY
+    r = max(1, round(0.04 * min(moving.shape)))
+    wide = box_blur(moving, r) > 0
+    soft = np.clip(2.0 * box_blur(wide, r), 0.0, 1.0)
+    img = Image.fromarray(soft.astype(np.float32), mode="F").resize(size, Image.Resampling.BILINEAR)
+    out: np.ndarray = np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
+    return out
 
 
 def shifted(image: np.ndarray, dx: int, dy: int) -> np.ndarray:

@@ -33,6 +33,7 @@ from appliance.framebuild.blend import (
     list_heads,
     load_heads,
     mesh_offset,
+    motion_mask,
     offsets_to_angles,
     parse_box,
     picked_angles,
@@ -412,6 +413,9 @@ def build_blend(
                 move = (0, 0)
             moves.append([float(move[0]), float(move[1]), 0.0, 1.0])
             chosen.append(shifted(heads[i], -move[0], -move[1]))
+    # Only what moves between the head frames (the eyes, lids, a turn left over) is blended
+    # in: elsewhere the painting keeps its own sharpness and texture.
+    alpha = alpha * motion_mask(chosen, (bw, bh))
     colour = ColourMatch.fit(chosen, region) if opts.colour_match else None
     frames = []
     for head in chosen:

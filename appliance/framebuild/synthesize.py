@@ -70,8 +70,8 @@ def _soft_disc(
     return a
 
 
-def _box_blur(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over a ``(2 radius + 1)²`` square (edges replicated), via an integral image."""
+def box_blur(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Mean (float64) over a ``(2 radius + 1)²`` square, edges replicated (integral image)."""
     if radius <= 0:
         return mask.astype(np.float64)
     k = 2 * radius + 1
@@ -94,11 +94,11 @@ def canvas_detail(rgb: np.ndarray, s: int, outside: np.ndarray) -> tuple[np.ndar
         ``(base, detail)``, both ``h×w×3`` float.
     """
     radius = max(1, s // 2)
-    base = np.stack([_box_blur(_box_blur(rgb[..., c], radius), radius) for c in range(3)], axis=2)
+    base = np.stack([box_blur(box_blur(rgb[..., c], radius), radius) for c in range(3)], axis=2)
     detail = rgb - base
     size = np.abs(detail).max(axis=2)
     limit = float(np.percentile(size[outside], 99)) if outside.any() else 0.0
-    loud = _box_blur(size > limit, s) > 0
+    loud = box_blur(size > limit, s) > 0
     return base, np.where(loud[..., None], 0.0, detail)
 
 
@@ -172,7 +172,7 @@ class EyeRenderer:
         ix, iy, r = eye.iris.x, eye.iris.y, eye.radius
         # The limbus and the lid edges are soft in proportion to the eye's size.
         self.edge = max(0.5, 0.15 * r)
-        feather = _box_blur(self.inside, max(1, round(0.06 * r * s)))
+        feather = box_blur(self.inside, max(1, round(0.06 * r * s)))
         self.soft_inside = np.clip(2.0 * feather - 1.0, 0.0, 1.0) * self.inside
         iris_alpha = _soft_disc(self.xs, self.ys, ix, iy, r, self.edge) * self.inside
         # Bare eye: remove the iris (and its soft rim), fill smoothly from its surroundings.
@@ -189,7 +189,7 @@ class EyeRenderer:
         rest = self.inside & ~hole
         clean = rest & (lum >= np.median(lum[rest])) if rest.any() else rest
         sclera = harmonic_fill(base, ~clean) if clean.any() else with_lids
-        depth = np.clip(2.0 * _box_blur(hole, max(1, round(0.35 * r * s))) - 1.0, 0.0, 1.0)
+        depth = np.clip(2.0 * box_blur(hole, max(1, round(0.35 * r * s))) - 1.0, 0.0, 1.0)
         w = ((1.0 - LID_SHADE) * depth * depth * (3.0 - 2.0 * depth))[..., None]
         filled = (1.0 - w) * with_lids + w * sclera + canvas
         self.bare = np.where(hole[..., None], filled, self.rgb)
