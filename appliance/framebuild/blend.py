@@ -379,11 +379,7 @@ def head_shift(
         the best match is farther than :data:`MAX_SHIFT_FRACTION` of the smaller side (not a
         small movement: left as it is).
     """
-    fa = np.fft.rfft2(_grey_without_eyes(reference, eyes))
-    fb = np.fft.rfft2(_grey_without_eyes(head, eyes))
-    cross = fb * np.conj(fa)
-    cross /= np.abs(cross) + 1e-12
-    corr = np.fft.irfft2(cross, s=reference.shape[:2])
+    corr = _correlation(reference, head, eyes)
     h, w = corr.shape
     py, px = np.unravel_index(int(np.argmax(corr)), corr.shape)
     dy = int(py) - h if py > h // 2 else int(py)
@@ -391,6 +387,40 @@ def head_shift(
     if max(abs(dx), abs(dy)) > MAX_SHIFT_FRACTION * min(h, w):
         return None
     return dx, dy
+
+
+def _correlation(reference: np.ndarray, head: np.ndarray, eyes: tuple[Point, Point]) -> np.ndarray:
+    """Phase correlation surface of ``head`` against ``reference`` (eyes faded out)."""
+    fa = np.fft.rfft2(_grey_without_eyes(reference, eyes))
+    fb = np.fft.rfft2(_grey_without_eyes(head, eyes))
+    cross = fb * np.conj(fa)
+    cross /= np.abs(cross) + 1e-12
+    corr: np.ndarray = np.fft.irfft2(cross, s=reference.shape[:2])
+    return corr
+
+
+def residual_shift(
+    reference: np.ndarray, head: np.ndarray, eyes: tuple[Point, Point]
+) -> tuple[float, float]:
+    """Sub-pixel ``(dx, dy)`` of ``head`` against ``reference`` (within ±2 px, else 0, 0).
+
+    The phase correlation's peak near zero, refined by a parabola through it and its
+    neighbours along each axis: what a face-mesh fit leaves over (the mesh is good to about a
+    pixel on a small head).
+    """
+    corr = _correlation(reference, head, eyes)
+    near = np.roll(np.roll(corr, 2, axis=0), 2, axis=1)[:5, :5]
+    py, px = np.unravel_index(int(np.argmax(near)), near.shape)
+    if py in (0, 4) or px in (0, 4):
+        return 0.0, 0.0
+
+    def vertex(a: float, b: float, c: float) -> float:
+        den = a - 2.0 * b + c
+        return 0.0 if abs(den) < 1e-12 else 0.5 * (a - c) / den
+
+    dy = py - 2 + vertex(near[py - 1, px], near[py, px], near[py + 1, px])
+    dx = px - 2 + vertex(near[py, px - 1], near[py, px], near[py, px + 1])
+    return float(dx), float(dy)
 
 
 # Face mesh points that stay put when the eyes turn (nose, forehead, chin, cheeks, jaw, mouth
@@ -476,6 +506,17 @@ class Similarity:
             and abs(self.angle) <= MAX_TURN_DEG
             and abs(self.scale - 1.0) <= MAX_SCALE_CHANGE
         )
+
+
+def refined(move: Similarity, dx: float, dy: float) -> Similarity:
+    """``move`` followed, in the reference frame, by a shift of ``(dx, dy)`` pixels."""
+    m = move.matrix()
+    return Similarity(
+        move.scale,
+        move.angle,
+        move.tx + m[0, 0] * dx + m[0, 1] * dy,
+        move.ty + m[1, 0] * dx + m[1, 1] * dy,
+    )
 
 
 def head_similarity(reference: np.ndarray, head: np.ndarray) -> Similarity:

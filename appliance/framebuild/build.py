@@ -38,6 +38,8 @@ from appliance.framebuild.blend import (
     parse_box,
     picked_angles,
     read_image,
+    refined,
+    residual_shift,
     shifted,
     sigmoid_alpha,
     undo_similarity,
@@ -400,6 +402,9 @@ def build_blend(
         elif ref_mesh is not None and mesh_i is not None:
             sim = head_similarity(ref_mesh, mesh_i)
             if sim.small((hw, hh)):
+                # What the mesh fit leaves over, measured on the whole face (sub-pixel).
+                rest = residual_shift(heads[0], undo_similarity(heads[i], sim), ref_eyes)
+                sim = refined(sim, *rest)
                 moves.append([round(v, 3) for v in (sim.tx, sim.ty, sim.angle, sim.scale)])
                 chosen.append(undo_similarity(heads[i], sim))
             else:
