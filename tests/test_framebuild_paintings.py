@@ -167,3 +167,62 @@ def test_eyes_option_uses_the_face_mesh_too(tmp_path: Path) -> None:
     build = tomllib.loads((out / "frames.toml").read_text())["build"]
     assert build["eyes_from"] == "--eyes" and build["eyes_modelled_by"] == "face mesh"
     assert abs(build["iris_centres"][0] - marks.eyes[0].iris.x) < 1.0
+
+
+@pytest.fixture(scope="module")
+def blended(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """33 soft, moving head frames of the Grace Hopper painting (file order shuffled),
+    blended back into it."""
+    root = tmp_path_factory.mktemp("blend")
+    painting = pl.painting("hopper")
+    src = root / "hopper_painting.png"
+    Image.fromarray(painting).save(src)
+    sweep = root / "sweep"
+    assert main(["frames", "build", str(src), "--out", str(sweep), "--count", str(COUNT)]) == 0
+    heads = root / "heads"
+    heads.mkdir()
+    order = np.random.default_rng(1).permutation(COUNT)
+    for i, head in enumerate(pl.head_frames(frames_of(sweep))):
+        Image.fromarray(head).save(heads / f"head_{order[i]:02d}.png")
+    out = root / "set"
+    args = ["frames", "build", str(src), "--out", str(out), "--mode", "blend"]
+    assert main([*args, "--heads", str(heads), "--count", str(COUNT)]) == 0
+    return painting, out, order
+
+
+def test_blend_orders_the_heads_by_their_measured_gaze(blended: tuple) -> None:
+    _, out, order = blended
+    build = tomllib.loads((out / "frames.toml").read_text())["build"]
+    true = [int(np.flatnonzero(order == int(n[5:7]))[0]) for n in build["head_frames"]]
+    assert spearman([float(t) for t in true]) >= 0.95
+    assert build["unaligned"] == []
+    # The heads turn and scale a little: the fitted moves say so.
+    assert max(abs(m[2]) for m in build["head_moves"]) > 0.5
+
+
+def test_blend_irises_move_monotonically_between_the_lids(blended: tuple) -> None:
+    _, out, _ = blended
+    marks = measured(frames_of(out))
+    for side in (0, 1):
+        xs = [m.eyes[side].iris.x for m in marks]
+        assert spearman(xs) >= 0.95, f"eye {side}: Spearman {spearman(xs):.3f}"
+        for i, m in enumerate(marks):
+            eye = m.eyes[side]
+            inside = opening_from(eye).mask(np.array([eye.iris.x]), np.array([eye.iris.y]))
+            assert bool(inside[0]), f"frame {i} eye {side}: iris outside the lids"
+
+
+def test_blend_outside_the_head_box_is_the_painting(blended: tuple) -> None:
+    painting, out, _ = blended
+    manifest = tomllib.loads((out / "frames.toml").read_text())
+    x0, y0, x1, y1 = manifest["build"]["paste_box"]
+    region = np.zeros(painting.shape[:2], bool)
+    region[y0:y1, x0:x1] = True
+    frames = frames_of(out)
+    for i, frame in enumerate(frames):
+        assert outside_differs(painting, frame, region) <= 0.002, f"frame {i}"
+    # Sharper than that: only the moving parts (eyes, lids) change at all.
+    changed = np.zeros(painting.shape[:2], bool)
+    for frame in frames:
+        changed |= np.abs(frame.astype(int) - painting.astype(int)).max(axis=2) > 12
+    assert changed.mean() < 0.25 * region.mean()
