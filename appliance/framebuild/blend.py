@@ -29,7 +29,7 @@ from PIL import Image
 
 from appliance.framebuild import FrameBuildError
 from appliance.framebuild.eyes import eyes_left_to_right, model_eyes
-from appliance.framebuild.synthesize import EYEBALL_RATIO, box_blur
+from appliance.framebuild.synthesize import EYEBALL_RATIO, box_blur, shift_edge
 from appliance.types import Box, Face, FaceKeyPoint, Point
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -591,12 +591,7 @@ def motion_mask(heads: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarra
 
 def shifted(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
     """``image`` moved by ``(dx, dy)`` whole pixels; the uncovered edge repeats the border."""
-    if dx == 0 and dy == 0:
-        return image
-    h, w = image.shape[:2]
-    px, py = abs(dx), abs(dy)
-    padded = np.pad(image, ((py, py), (px, px), (0, 0)), mode="edge")
-    return np.ascontiguousarray(padded[py - dy : py - dy + h, px - dx : px - dx + w])
+    return shift_edge(image, dx, dy)
 
 
 def blend_frame(

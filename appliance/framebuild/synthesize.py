@@ -9,7 +9,8 @@ large ones):
 1. the *bare eye* — the iris removed and the hole filled smoothly (a membrane fill, coarse to
    fine) from the sclera beside it and the lids above and below, so the eye's shading and the
    lid shadows carry on across the uncovered sclera;
-2. the iris (with its pupil and catch-light) moved by the shift and cut by the opening, with a
+2. the iris (with its pupil and catch-light) moved by the shift along the line between the eye's
+   corners (a tilted eye's iris follows its tilt) and cut by the opening, with a
    limbus and lid edge softened in proportion to the iris radius, so it never lies on a lid or
    the skin; iris texture hidden under a lid in the painting is continued from the nearest
    visible row of the same column;
@@ -59,6 +60,17 @@ def iris_shifts(eyes: Sequence[Eye], angles: Sequence[float]) -> tuple[list[floa
         if most_right > 0:
             scale = min(scale, right / most_right)
     return [v * scale for v in raw], scale
+
+
+def shift_edge(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """``image`` moved by ``(dx, dy)`` whole pixels; the uncovered edge repeats the border."""
+    if dx == 0 and dy == 0:
+        return image
+    h, w = image.shape[:2]
+    px, py = abs(dx), abs(dy)
+    pad = ((py, py), (px, px)) + ((0, 0),) * (image.ndim - 2)
+    padded = np.pad(image, pad, mode="edge")
+    return np.ascontiguousarray(padded[py - dy : py - dy + h, px - dx : px - dx + w])
 
 
 def _soft_disc(
@@ -206,17 +218,14 @@ class EyeRenderer:
         """
         e = self.eye
         s = supersample_for(e.roi)
-        # Move by a whole number of sub-pixels (1/8 px: invisible after averaging).
-        k = round(shift * s)
-        disc = _soft_disc(self.xs, self.ys, e.iris.x + k / s, e.iris.y, e.radius, self.edge)
+        # Along the almond (the corner line, for a tilted eye), by a whole number of sub-pixels
+        # (1/8 px: invisible after averaging).
+        o = e.opening
+        slope = (o.yr - o.yl) / max(o.xr - o.xl, 1e-6)
+        k, m = round(shift * s), round(shift * slope * s)
+        disc = _soft_disc(self.xs, self.ys, e.iris.x + k / s, e.iris.y + m / s, e.radius, self.edge)
         alpha = disc * self.soft_inside
-        tex = np.empty_like(self.texture)
-        if k >= 0:
-            tex[:, k:] = self.texture[:, : tex.shape[1] - k]
-            tex[:, :k] = self.texture[:, :1]
-        else:
-            tex[:, :k] = self.texture[:, -k:]
-            tex[:, k:] = self.texture[:, -1:]
+        tex = shift_edge(self.texture, k, m)
         a = alpha[..., None]
         hi = self.bare * (1.0 - a) + tex * a
         hi = np.where(self.inside[..., None], hi, self.rgb)
