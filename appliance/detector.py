@@ -51,12 +51,14 @@ import numpy.typing as npt
 from appliance.types import Box, Face, FaceKeyPoint, Point
 
 __all__ = [
+    "LANDMARK_MODEL_FILES",
     "MODEL_FILES",
     "Detector",
     "DetectorError",
     "FaceKeyPoint",
     "ModelSpec",
     "find_model",
+    "load_interpreter",
     "ssd_anchors",
     "weighted_nms",
 ]
@@ -66,6 +68,9 @@ MODEL_FILES: dict[str, str] = {
     "full": "blazeface.tflite",
     "short": "blazeface_short_range.tflite",
 }
+
+#: The face mesh (468 points) and iris models the frame builder runs, by short name.
+LANDMARK_MODEL_FILES: dict[str, str] = {"mesh": "face_mesh.tflite", "iris": "iris_landmark.tflite"}
 
 _MODEL_DIR_ENV = "MONALISA_MODEL_DIR"
 _SYSTEM_MODEL_DIR = Path("/usr/share/monalisa/models")
@@ -144,7 +149,8 @@ def find_model(name: str | Path) -> Path:
 
     Args:
         name: ``"full"`` (full-range, 192 px, for 1–5 m), ``"short"`` (short-range, 128 px, up
-            to ~2 m) or a path to a ``.tflite`` file.
+            to ~2 m), ``"mesh"`` / ``"iris"`` (the frame builder's) or a path to a ``.tflite``
+            file.
 
     Returns:
         The path of the model file. Named models are searched in ``$MONALISA_MODEL_DIR``, the
@@ -154,8 +160,9 @@ def find_model(name: str | Path) -> Path:
         DetectorError: The file does not exist (the message names what was searched).
     """
     key = str(name)
-    if key in MODEL_FILES:
-        filename = MODEL_FILES[key]
+    named = {**MODEL_FILES, **LANDMARK_MODEL_FILES}
+    if key in named:
+        filename = named[key]
         dirs: list[Path] = []
         env = os.environ.get(_MODEL_DIR_ENV)
         if env:
@@ -172,6 +179,15 @@ def find_model(name: str | Path) -> Path:
     if not path.is_file():
         raise DetectorError(f"{path}: model file not found")
     return path
+
+
+def load_interpreter(path: Path, num_threads: int = 1) -> Any:
+    """Return an allocated TFLite interpreter for any model (the frame builder's face mesh).
+
+    Raises:
+        DetectorError: No TFLite runtime, or the file is not a valid model (one line).
+    """
+    return _load_interpreter(path, num_threads)
 
 
 def _load_interpreter(path: Path, num_threads: int) -> Any:

@@ -95,34 +95,37 @@ def test_blend_end_to_end(painting: Path, heads: Path, tmp_path: Path) -> None:
     assert main(["frames", "check", str(out)]) == 0
 
 
-def test_centre_is_the_head_and_border_the_painting(
+def test_moving_parts_are_the_head_and_the_rest_the_painting(
     painting: Path, heads: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "set"
     box = "140,30,310,200"
     args = ["frames", "build", str(painting), "--out", str(out), "--mode", "blend"]
     extra = ["--heads", str(heads), "--count", "3", "--head-box", box, "--no-colour-match"]
+    extra.append("--no-stabilise")  # heads compared pixel for pixel below
     assert main([*args, *extra]) == 0
     manifest = tomllib.loads((out / "frames.toml").read_text())
     photo = data.astronaut()
     x0, y0, x1, y1 = (int(v) for v in box.split(","))
+    w, h = x1 - x0, y1 - y0
     for entry, head_name in zip(manifest["frames"], manifest["build"]["head_frames"], strict=True):
         frame = np.asarray(Image.open(out / entry["file"])).astype(int)
         head = np.asarray(
-            Image.open(heads / head_name).resize((x1 - x0, y1 - y0), Image.Resampling.LANCZOS)
+            Image.open(heads / head_name).resize((w, h), Image.Resampling.LANCZOS)
         ).astype(int)
-        w, h = x1 - x0, y1 - y0
-        # Centre (within 1/8 of the box from the middle): the head frame, to within rounding.
-        cy, cx = slice(y0 + 3 * h // 8, y1 - 3 * h // 8), slice(x0 + 3 * w // 8, x1 - 3 * w // 8)
-        inner = head[3 * h // 8 : h - 3 * h // 8, 3 * w // 8 : w - 3 * w // 8]
-        assert np.abs(frame[cy, cx] - inner).max() <= 1
-        # Border ring and everything outside the box: exactly the painting.
+        # The irises (they move between the head frames): the head frame, to within rounding.
+        for ex, ey in ((206, 101), (249, 104)):
+            patch = (slice(ey - 2, ey + 3), slice(ex - 2, ex + 3))
+            inner = head[ey - 2 - y0 : ey + 3 - y0, ex - 2 - x0 : ex + 3 - x0]
+            assert np.abs(frame[patch] - inner).max() <= 2
+        # Nose, mouth, chin and everything outside the box do not move: exactly the painting,
+        # sharp as it is.
         outside = np.ones(photo.shape[:2], bool)
-        outside[y0 + 1 : y1 - 1, x0 + 1 : x1 - 1] = False
+        outside[y0:y1, x0:x1] = False
         assert np.array_equal(frame[outside], photo[outside])
-        # And in between it really blends (neither pure painting nor pure head).
-        ring = frame[y0 + 8, x0 + w // 2]
-        assert not np.array_equal(ring, photo[y0 + 8, x0 + w // 2])
+        chin = (slice(135, 190), slice(185, 265))
+        assert np.array_equal(frame[chin], photo[chin])
+        assert not np.array_equal(frame[100, 200:215], photo[100, 200:215])
 
 
 def test_head_frames_of_differing_sizes(painting: Path, heads: Path, tmp_path: Path, capsys):
@@ -184,8 +187,12 @@ def test_blend_holds_a_wobbling_head_still(painting: Path, tmp_path: Path) -> No
     assert main([*args, "--out", str(tmp_path / "still"), *box]) == 0
     assert main([*args, "--out", str(tmp_path / "raw"), *box, "--no-stabilise"]) == 0
     b = tomllib.loads((tmp_path / "still" / "frames.toml").read_text())["build"]
-    # Each picked head's movement against the first file (h_00) was found and undone.
-    assert [tuple(m) for m in b["head_moves"]] == [WOBBLE[int(n[2:4])] for n in b["head_frames"]]
+    # Each picked head's movement against the first file (h_00) was found (from the face
+    # mesh's still points, to within a pixel on these 256-pixel heads) and undone.
+    for move, name in zip(b["head_moves"], b["head_frames"], strict=True):
+        dx, dy = WOBBLE[int(name[2:4])]
+        assert abs(move[0] - dx) <= 1.2 and abs(move[1] - dy) <= 1.2, (name, move)
+        assert abs(move[2]) < 0.5 and abs(move[3] - 1.0) < 0.01
     assert b["unaligned"] == [] and b["stabilise"] is True
 
     def wobble(folder: Path) -> float:
@@ -198,7 +205,8 @@ def test_blend_holds_a_wobbling_head_still(painting: Path, tmp_path: Path) -> No
 
     still, raw = wobble(tmp_path / "still"), wobble(tmp_path / "raw")
     print(f"wobble: still {still:.2f}, raw {raw:.2f} grey levels")
-    assert still < 0.5 and raw > 5.0, (still, raw)
+    # Not zero: the fitted move is sub-pixel, and resampling by it softens a little.
+    assert still < 1.0 and raw > 5.0, (still, raw)
 
 
 def test_a_head_moved_too_far_is_left_and_named(
@@ -212,7 +220,7 @@ def test_a_head_moved_too_far_is_left_and_named(
     b = tomllib.loads((out / "frames.toml").read_text())["build"]
     moved = [n for n in b["head_frames"] if n != "h_00.png"]
     assert moved and b["unaligned"] == moved
-    assert all(m == [0, 0] for m in b["head_moves"])
+    assert all(m == [0.0, 0.0, 0.0, 1.0] for m in b["head_moves"])
     warnings = capsys.readouterr().err.strip().splitlines()
     assert warnings == [
         f"monalisa frames build: warning: {wobbly / n}: moved more than 10 % of its size against "

@@ -12,7 +12,8 @@ from tests.support.run import REPO
 MODELS = REPO / "models"
 
 # name -> (file, sha256, input (name, shape), outputs [(name, shape)] as documented)
-EXPECTED = {
+Shape = tuple[int, ...]
+EXPECTED: dict[str, tuple[str, str, tuple[str, Shape], set[tuple[str, Shape]]]] = {
     "full": (
         "blazeface.tflite",
         "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
@@ -25,6 +26,18 @@ EXPECTED = {
         ("input", (1, 128, 128, 3)),
         {("regressors", (1, 896, 16)), ("classificators", (1, 896, 1))},
     ),
+    "mesh": (
+        "face_mesh.tflite",
+        "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+        ("input_1", (1, 192, 192, 3)),
+        {("conv2d_21", (1, 1, 1, 1404)), ("conv2d_31", (1, 1, 1, 1))},
+    ),
+    "iris": (
+        "iris_landmark.tflite",
+        "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f",
+        ("input_1", (1, 64, 64, 3)),
+        {("output_eyes_contours_and_brows", (1, 213)), ("output_iris", (1, 15))},
+    ),
 }
 
 
@@ -34,7 +47,8 @@ def test_model_file_hash(name: str) -> None:
     path = MODELS / filename
     assert path.is_file(), f"{path} missing"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
-    assert det.MODEL_FILES[name] == filename
+    assert {**det.MODEL_FILES, **det.LANDMARK_MODEL_FILES}[name] == filename
+    assert det.find_model(name) == path
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

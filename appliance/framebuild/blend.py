@@ -22,13 +22,14 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from appliance.framebuild import FrameBuildError
 from appliance.framebuild.eyes import eyes_left_to_right, model_eyes
-from appliance.framebuild.synthesize import EYEBALL_RATIO
+from appliance.framebuild.synthesize import EYEBALL_RATIO, box_blur, shift_edge
 from appliance.types import Box, Face, FaceKeyPoint, Point
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -378,11 +379,7 @@ def head_shift(
         the best match is farther than :data:`MAX_SHIFT_FRACTION` of the smaller side (not a
         small movement: left as it is).
     """
-    fa = np.fft.rfft2(_grey_without_eyes(reference, eyes))
-    fb = np.fft.rfft2(_grey_without_eyes(head, eyes))
-    cross = fb * np.conj(fa)
-    cross /= np.abs(cross) + 1e-12
-    corr = np.fft.irfft2(cross, s=reference.shape[:2])
+    corr = _correlation(reference, head, eyes)
     h, w = corr.shape
     py, px = np.unravel_index(int(np.argmax(corr)), corr.shape)
     dy = int(py) - h if py > h // 2 else int(py)
@@ -392,14 +389,209 @@ def head_shift(
     return dx, dy
 
 
+def _correlation(reference: np.ndarray, head: np.ndarray, eyes: tuple[Point, Point]) -> np.ndarray:
+    """Phase correlation surface of ``head`` against ``reference`` (eyes faded out)."""
+    fa = np.fft.rfft2(_grey_without_eyes(reference, eyes))
+    fb = np.fft.rfft2(_grey_without_eyes(head, eyes))
+    cross = fb * np.conj(fa)
+    cross /= np.abs(cross) + 1e-12
+    corr: np.ndarray = np.fft.irfft2(cross, s=reference.shape[:2])
+    return corr
+
+
+def residual_shift(
+    reference: np.ndarray, head: np.ndarray, eyes: tuple[Point, Point]
+) -> tuple[float, float]:
+    """Sub-pixel ``(dx, dy)`` of ``head`` against ``reference`` (within ±2 px, else 0, 0).
+
+    The phase correlation's peak near zero, refined by a parabola through it and its
+    neighbours along each axis: what a face-mesh fit leaves over (the mesh is good to about a
+    pixel on a small head).
+    """
+    corr = _correlation(reference, head, eyes)
+    near = np.roll(np.roll(corr, 2, axis=0), 2, axis=1)[:5, :5]
+    py, px = np.unravel_index(int(np.argmax(near)), near.shape)
+    if py in (0, 4) or px in (0, 4):
+        return 0.0, 0.0
+
+    def vertex(a: float, b: float, c: float) -> float:
+        den = a - 2.0 * b + c
+        return 0.0 if abs(den) < 1e-12 else 0.5 * (a - c) / den
+
+    dy = py - 2 + vertex(near[py - 1, px], near[py, px], near[py + 1, px])
+    dx = px - 2 + vertex(near[py, px - 1], near[py, px], near[py, px + 1])
+    return float(dx), float(dy)
+
+
+# Face mesh points that stay put when the eyes turn (nose, forehead, chin, cheeks, jaw, mouth
+# corners): the head's own movement is fitted to these.
+STILL_POINTS = (
+    1,
+    4,
+    5,
+    6,
+    9,
+    10,
+    151,
+    168,
+    195,
+    197,
+    152,
+    175,
+    234,
+    454,
+    93,
+    323,
+    132,
+    361,
+    61,
+    291,
+    172,
+    397,
+    58,
+    288,
+)
+
+MAX_TURN_DEG = 10.0
+"""Largest head rotation stabilised, degrees."""
+
+MAX_SCALE_CHANGE = 0.1
+"""Largest head scale change stabilised (fraction)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Similarity:
+    """``p -> s R(angle) p + (tx, ty)`` in pixels: how a head frame moved against the first.
+
+    Attributes:
+        scale: Size factor (1 = unchanged).
+        angle: Rotation, degrees (positive turns +x toward +y, i.e. clockwise on screen).
+        tx: Shift x, pixels.
+        ty: Shift y, pixels.
+    """
+
+    scale: float
+    angle: float
+    tx: float
+    ty: float
+
+    @classmethod
+    def fit(cls, src: np.ndarray, dst: np.ndarray) -> Similarity:
+        """Least-squares similarity taking the ``k×2`` points ``src`` onto ``dst``."""
+        ms, md = src.mean(axis=0), dst.mean(axis=0)
+        a, b = src - ms, dst - md
+        den = float((a * a).sum())
+        c = float((a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1]).sum()) / max(den, 1e-12)
+        s = float((a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum()) / max(den, 1e-12)
+        tx = float(md[0] - (c * ms[0] - s * ms[1]))
+        ty = float(md[1] - (s * ms[0] + c * ms[1]))
+        return cls(math.hypot(c, s), math.degrees(math.atan2(s, c)), tx, ty)
+
+    def matrix(self) -> np.ndarray:
+        """The 2×3 matrix ``[[c, -s, tx], [s, c, ty]]``."""
+        r = math.radians(self.angle)
+        c, s = self.scale * math.cos(r), self.scale * math.sin(r)
+        return np.array([[c, -s, self.tx], [s, c, self.ty]])
+
+    def small(self, size: tuple[int, int]) -> bool:
+        """Whether this is a wobble worth undoing (not a different shot) for a ``w×h`` frame."""
+        w, h = size
+        # How far the frame's centre moves.
+        m = self.matrix()
+        cx, cy = 0.5 * w, 0.5 * h
+        dx = m[0, 0] * cx + m[0, 1] * cy + m[0, 2] - cx
+        dy = m[1, 0] * cx + m[1, 1] * cy + m[1, 2] - cy
+        return (
+            max(abs(dx), abs(dy)) <= MAX_SHIFT_FRACTION * min(w, h)
+            and abs(self.angle) <= MAX_TURN_DEG
+            and abs(self.scale - 1.0) <= MAX_SCALE_CHANGE
+        )
+
+
+def refined(move: Similarity, dx: float, dy: float) -> Similarity:
+    """``move`` followed, in the reference frame, by a shift of ``(dx, dy)`` pixels."""
+    m = move.matrix()
+    return Similarity(
+        move.scale,
+        move.angle,
+        move.tx + m[0, 0] * dx + m[0, 1] * dy,
+        move.ty + m[1, 0] * dx + m[1, 1] * dy,
+    )
+
+
+def head_similarity(reference: np.ndarray, head: np.ndarray) -> Similarity:
+    """The similarity taking ``reference``'s still face points onto ``head``'s (``468×2``)."""
+    idx = list(STILL_POINTS)
+    return Similarity.fit(reference[idx], head[idx])
+
+
+def undo_similarity(image: np.ndarray, move: Similarity) -> np.ndarray:
+    """``image`` (moved by ``move`` against the reference) brought back onto the reference.
+
+    Output pixel ``p`` samples ``image`` at ``move(p)`` (bicubic); what comes in from beyond
+    the border repeats the border.
+    """
+    h, w = image.shape[:2]
+    pad = max(h, w) // 4
+    big = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    m = move.matrix()
+    # In padded coordinates: q = p + pad on both sides.
+    c = (
+        m[0, 0],
+        m[0, 1],
+        m[0, 2] + pad - pad * (m[0, 0] + m[0, 1]),
+        m[1, 0],
+        m[1, 1],
+        m[1, 2] + pad - pad * (m[1, 0] + m[1, 1]),
+    )
+    out = Image.fromarray(big).transform(
+        (big.shape[1], big.shape[0]), Image.Transform.AFFINE, c, Image.Resampling.BICUBIC
+    )
+    return np.ascontiguousarray(np.asarray(out)[pad : pad + h, pad : pad + w])
+
+
+def mesh_offset(eyes: Sequence[Any]) -> tuple[float, float]:
+    """Iris offset from the eye-corner midpoint along the corner line, and the iris radius.
+
+    Args:
+        eyes: The two :class:`~appliance.framebuild.facemesh.EyeMarks` of a head frame.
+
+    Returns:
+        ``(offset, radius)``: the mean over both eyes of ``gaze × half the eye width``
+        (pixels, + = toward the image's right) and the mean iris radius (pixels).
+    """
+    off = float(np.mean([e.gaze() * 0.5 * e.width for e in eyes]))
+    return off, float(np.mean([e.radius for e in eyes]))
+
+
+MOTION_GREY = 8.0
+"""Grey levels a head pixel must change by, across the frames, to count as moving."""
+
+
+def motion_mask(heads: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """Where the (stabilised) head frames differ from each other: 1 there, 0 where still.
+
+    A pixel moves if any frame's grey level is more than :data:`MOTION_GREY` from the
+    frames' median; the moving set is widened by 4 % of the frame's smaller side and its edge
+    softened over as much again, then resized to ``size`` (``w×h``, the head box).
+
+    Returns:
+        ``h×w`` float64 in [0, 1].
+    """
+    grey = np.stack([h[..., :3].astype(np.float64).mean(axis=2) for h in heads])
+    spread = np.abs(grey - np.median(grey, axis=0)).max(axis=0)
+    moving = spread > MOTION_GREY
+    r = max(1, round(0.04 * min(moving.shape)))
+    wide = box_blur(moving, r) > 0
+    soft = np.clip(2.0 * box_blur(wide, r), 0.0, 1.0)
+    img = Image.fromarray(soft.astype(np.float32), mode="F").resize(size, Image.Resampling.BILINEAR)
+    out: np.ndarray = np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
+    return out
+
+
 def shifted(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
     """``image`` moved by ``(dx, dy)`` whole pixels; the uncovered edge repeats the border."""
-    if dx == 0 and dy == 0:
-        return image
-    h, w = image.shape[:2]
-    px, py = abs(dx), abs(dy)
-    padded = np.pad(image, ((py, py), (px, px), (0, 0)), mode="edge")
-    return np.ascontiguousarray(padded[py - dy : py - dy + h, px - dx : px - dx + w])
+    return shift_edge(image, dx, dy)
 
 
 def blend_frame(

@@ -28,23 +28,27 @@ from appliance.framebuild.blend import (
     blend_frame,
     head_box_from_faces,
     head_shift,
+    head_similarity,
     iris_offset,
     list_heads,
     load_heads,
+    mesh_offset,
+    motion_mask,
     offsets_to_angles,
     parse_box,
     picked_angles,
     read_image,
+    refined,
+    residual_shift,
     shifted,
     sigmoid_alpha,
+    undo_similarity,
 )
 from appliance.framebuild.contact import contact_sheet
+from appliance.framebuild.eyemodel import find_eyes, mesh_at
 from appliance.framebuild.eyes import (
-    Eye,
-    detect_eyes,
     detect_face,
     eyes_left_to_right,
-    model_eyes,
     parse_eyes,
 )
 from appliance.framebuild.output import (
@@ -234,13 +238,15 @@ def _write(
 
 
 def build_synthesize(
-    opts: BuildOptions, finder: Callable[..., tuple[Point, Point]] = detect_eyes
+    opts: BuildOptions, face_finder: Callable[[np.ndarray, Any], Face] = detect_face
 ) -> BuildResult:
-    """Build a frame set by moving the painting's irises (no model, no GPU).
+    """Build a frame set by moving the painting's irises (CPU only).
+
+    The eyes are modelled by the face mesh (iris, lids), else by the hand-made iris finder.
 
     Args:
         opts: Build options (``painting``, ``out``, ``count``, ``max_angle``, ``eyes``).
-        finder: Finds the coarse eye points when ``opts.eyes`` is not given.
+        face_finder: Finds the face when ``opts.eyes`` is not given.
 
     Raises:
         FrameBuildError: Bad option, unreadable painting, no face or no iris found, or a
@@ -249,8 +255,13 @@ def build_synthesize(
     if not 0 < opts.max_angle <= 60:
         raise FrameBuildError(f"--max-angle {opts.max_angle}: must be in (0, 60] degrees")
     painting = _check_common(opts)
-    points, source = _eye_points(painting, opts, finder)
-    eyes: tuple[Eye, Eye] = model_eyes(painting, points)
+    face: Face | None = None
+    if opts.eyes:
+        points, source = parse_eyes(opts.eyes), "--eyes"
+    else:
+        face = face_finder(painting, opts.painting)
+        points, source = eyes_left_to_right(face), "detector"
+    eyes, modelled_by = find_eyes(painting, points, opts.painting, face)
     angles = [float(a) for a in np.linspace(-opts.max_angle, opts.max_angle, opts.count)]
     shifts, scale = iris_shifts(eyes, angles)
     renderers = [EyeRenderer(painting, e) for e in eyes]
@@ -268,6 +279,7 @@ def build_synthesize(
         "source_sha256": _sha256(opts.painting),
         "angle_range": [-opts.max_angle, opts.max_angle],
         "eyes_from": source,
+        "eyes_modelled_by": modelled_by,
         "eye_points": [points[0].x, points[0].y, points[1].x, points[1].y],
         "iris_centres": [eyes[0].iris.x, eyes[0].iris.y, eyes[1].iris.x, eyes[1].iris.y],
         "iris_radii": [eyes[0].radius, eyes[1].radius],
@@ -318,6 +330,7 @@ def build_blend(
     progress = Progress("blending", len(heads) + 2 * opts.count + 1, opts.progress)
     offsets: list[float] = []
     radii: list[float] = []
+    meshes: list[np.ndarray | None] = []
     first: Face | None = None
     for path, head in zip(files, heads, strict=True):
         try:
@@ -329,10 +342,20 @@ def build_blend(
                 "or remove this one"
             ) from err
         first = first or face
-        try:
-            off, rad = iris_offset(head, face)
-        except FrameBuildError as err:
-            raise FrameBuildError(f"{path}: {err}") from err
+        # Gaze: the irises against the eye corners, from the face mesh; the hand-made iris
+        # finder where the mesh sees no face.
+        marks = mesh_at(head, eyes_left_to_right(face), face)
+        if marks is not None:
+            off, rad = mesh_offset(marks.eyes)
+            meshes.append(marks.mesh)
+        else:
+            try:
+                off, rad = iris_offset(head, face)
+            except FrameBuildError as err:
+                raise FrameBuildError(
+                    f"{path}: the face mesh sees no face in this head frame, and {err}"
+                ) from err
+            meshes.append(None)
         offsets.append(off)
         radii.append(rad)
         progress.step()
@@ -363,19 +386,41 @@ def build_blend(
     bw, bh = int(box.x1 - box.x0), int(box.y1 - box.y0)
     alpha = sigmoid_alpha(bw, bh, opts.blend_j, opts.blend_k)
     region = painting[int(box.y0) : int(box.y1), int(box.x0) : int(box.x1)]
-    # Hold the head still: each picked head frame is moved back by its movement against the
-    # first one (eyes left out of the comparison), in whole pixels.
-    moves: list[list[int]] = []
+    # Hold the head still: each picked head frame is brought back onto the first one by the
+    # similarity (turn, scale, shift) fitted to the face mesh's still points; where either
+    # has no mesh, by phase correlation (eyes left out of the comparison), in whole pixels.
+    moves: list[list[float]] = []
     unaligned: list[str] = []
     chosen: list[np.ndarray] = []
     ref_eyes = eyes_left_to_right(first)
+    ref_mesh = meshes[0]
     for i in picks:
-        move = head_shift(heads[0], heads[i], ref_eyes) if opts.stabilise else (0, 0)
-        if move is None:
-            unaligned.append(files[i].name)
-            move = (0, 0)
-        moves.append([move[0], move[1]])
-        chosen.append(shifted(heads[i], -move[0], -move[1]))
+        mesh_i = meshes[i]
+        if not opts.stabilise:
+            moves.append([0.0, 0.0, 0.0, 1.0])
+            chosen.append(heads[i])
+        elif ref_mesh is not None and mesh_i is not None:
+            sim = head_similarity(ref_mesh, mesh_i)
+            if sim.small((hw, hh)):
+                # What the mesh fit leaves over, measured on the whole face (sub-pixel).
+                rest = residual_shift(heads[0], undo_similarity(heads[i], sim), ref_eyes)
+                sim = refined(sim, *rest)
+                moves.append([round(v, 3) for v in (sim.tx, sim.ty, sim.angle, sim.scale)])
+                chosen.append(undo_similarity(heads[i], sim))
+            else:
+                unaligned.append(files[i].name)
+                moves.append([0.0, 0.0, 0.0, 1.0])
+                chosen.append(heads[i])
+        else:
+            move = head_shift(heads[0], heads[i], ref_eyes)
+            if move is None:
+                unaligned.append(files[i].name)
+                move = (0, 0)
+            moves.append([float(move[0]), float(move[1]), 0.0, 1.0])
+            chosen.append(shifted(heads[i], -move[0], -move[1]))
+    # Only what moves between the head frames (the eyes, lids, a turn left over) is blended
+    # in: elsewhere the painting keeps its own sharpness and texture.
+    alpha = alpha * motion_mask(chosen, (bw, bh))
     colour = ColourMatch.fit(chosen, region) if opts.colour_match else None
     frames = []
     for head in chosen:
@@ -399,8 +444,10 @@ def build_blend(
         "blend_k": opts.blend_k,
         "colour_match": opts.colour_match,
         "stabilise": opts.stabilise,
-        # Each picked head frame's movement against the first head frame (dx, dy pixels),
-        # undone before blending; `unaligned`: moved too far to be a wobble, left as they are.
+        # Each picked head frame's movement against the first head frame, undone before
+        # blending: [dx, dy] pixels, turn (degrees), scale, fitted as a similarity taking the
+        # first frame's still face points onto this one's; `unaligned`: moved too far to be a
+        # wobble, left as they are.
         "head_moves": moves,
         "unaligned": unaligned,
     }

@@ -9,7 +9,8 @@ large ones):
 1. the *bare eye* — the iris removed and the hole filled smoothly (a membrane fill, coarse to
    fine) from the sclera beside it and the lids above and below, so the eye's shading and the
    lid shadows carry on across the uncovered sclera;
-2. the iris (with its pupil and catch-light) moved by the shift and cut by the opening, with a
+2. the iris (with its pupil and catch-light) moved by the shift along the line between the eye's
+   corners (a tilted eye's iris follows its tilt) and cut by the opening, with a
    limbus and lid edge softened in proportion to the iris radius, so it never lies on a lid or
    the skin; iris texture hidden under a lid in the painting is continued from the nearest
    visible row of the same column;
@@ -61,6 +62,17 @@ def iris_shifts(eyes: Sequence[Eye], angles: Sequence[float]) -> tuple[list[floa
     return [v * scale for v in raw], scale
 
 
+def shift_edge(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """``image`` moved by ``(dx, dy)`` whole pixels; the uncovered edge repeats the border."""
+    if dx == 0 and dy == 0:
+        return image
+    h, w = image.shape[:2]
+    px, py = abs(dx), abs(dy)
+    pad = ((py, py), (px, px)) + ((0, 0),) * (image.ndim - 2)
+    padded = np.pad(image, pad, mode="edge")
+    return np.ascontiguousarray(padded[py - dy : py - dy + h, px - dx : px - dx + w])
+
+
 def _soft_disc(
     xs: np.ndarray, ys: np.ndarray, cx: float, cy: float, r: float, edge: float
 ) -> np.ndarray:
@@ -70,8 +82,8 @@ def _soft_disc(
     return a
 
 
-def _box_blur(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over a ``(2 radius + 1)²`` square (edges replicated), via an integral image."""
+def box_blur(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Mean (float64) over a ``(2 radius + 1)²`` square, edges replicated (integral image)."""
     if radius <= 0:
         return mask.astype(np.float64)
     k = 2 * radius + 1
@@ -79,6 +91,27 @@ def _box_blur(mask: np.ndarray, radius: int) -> np.ndarray:
     ii = padded.cumsum(0).cumsum(1)
     out: np.ndarray = (ii[k:, k:] - ii[:-k, k:] - ii[k:, :-k] + ii[:-k, :-k]) / (k * k)
     return out[: mask.shape[0], : mask.shape[1]]
+
+
+def canvas_detail(rgb: np.ndarray, s: int, outside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split a supersampled crop into its smooth part and the canvas's finest detail.
+
+    The detail is what a blur over about one image pixel removes (``s`` sub-pixels per
+    pixel). Only detail as faint as the skin's around the eye (``outside``; up to its 99th
+    percentile) counts as canvas: cracks and brush marks pass; a catch-light or the hard rim
+    of an iris in a sharp photo, and a pixel around them, are dropped (they belong to the eye,
+    which moves).
+
+    Returns:
+        ``(base, detail)``, both ``h×w×3`` float.
+    """
+    radius = max(1, s // 2)
+    base = np.stack([box_blur(box_blur(rgb[..., c], radius), radius) for c in range(3)], axis=2)
+    detail = rgb - base
+    size = np.abs(detail).max(axis=2)
+    limit = float(np.percentile(size[outside], 99)) if outside.any() else 0.0
+    loud = box_blur(size > limit, s) > 0
+    return base, np.where(loud[..., None], 0.0, detail)
 
 
 def harmonic_fill(rgb: np.ndarray, hole: np.ndarray, iterations: int = 40) -> np.ndarray:
@@ -151,7 +184,7 @@ class EyeRenderer:
         ix, iy, r = eye.iris.x, eye.iris.y, eye.radius
         # The limbus and the lid edges are soft in proportion to the eye's size.
         self.edge = max(0.5, 0.15 * r)
-        feather = _box_blur(self.inside, max(1, round(0.06 * r * s)))
+        feather = box_blur(self.inside, max(1, round(0.06 * r * s)))
         self.soft_inside = np.clip(2.0 * feather - 1.0, 0.0, 1.0) * self.inside
         iris_alpha = _soft_disc(self.xs, self.ys, ix, iy, r, self.edge) * self.inside
         # Bare eye: remove the iris (and its soft rim), fill smoothly from its surroundings.
@@ -160,14 +193,18 @@ class EyeRenderer:
         # beside it and the lids' shadow), and from the clean sclera only (the brighter half
         # of the opening outside the hole). The clean one takes over only away from the hole's
         # rim, so the fill stays seamless and is not greyed by the lash lines.
-        with_lids = harmonic_fill(self.rgb, hole)
+        # The fills work on the painting without its finest detail; that detail (craquelure,
+        # brush marks: on the canvas, not the eye) is laid back over the uncovered sclera.
+        base, canvas = canvas_detail(self.rgb, s, ~self.inside)
+        with_lids = harmonic_fill(base, hole)
         lum = self.rgb.mean(axis=2)
         rest = self.inside & ~hole
         clean = rest & (lum >= np.median(lum[rest])) if rest.any() else rest
-        sclera = harmonic_fill(self.rgb, ~clean) if clean.any() else with_lids
-        depth = np.clip(2.0 * _box_blur(hole, max(1, round(0.35 * r * s))) - 1.0, 0.0, 1.0)
+        sclera = harmonic_fill(base, ~clean) if clean.any() else with_lids
+        depth = np.clip(2.0 * box_blur(hole, max(1, round(0.35 * r * s))) - 1.0, 0.0, 1.0)
         w = ((1.0 - LID_SHADE) * depth * depth * (3.0 - 2.0 * depth))[..., None]
-        self.bare = np.where(hole[..., None], (1.0 - w) * with_lids + w * sclera, self.rgb)
+        filled = (1.0 - w) * with_lids + w * sclera + canvas
+        self.bare = np.where(hole[..., None], filled, self.rgb)
         # Iris texture, continued upward/downward where the lids hid it in the painting.
         self.texture = _continue_columns(self.rgb, self.inside & (iris_alpha > 0.5))
         x0, y0, x1, y1 = eye.roi
@@ -181,17 +218,14 @@ class EyeRenderer:
         """
         e = self.eye
         s = supersample_for(e.roi)
-        # Move by a whole number of sub-pixels (1/8 px: invisible after averaging).
-        k = round(shift * s)
-        disc = _soft_disc(self.xs, self.ys, e.iris.x + k / s, e.iris.y, e.radius, self.edge)
+        # Along the almond (the corner line, for a tilted eye), by a whole number of sub-pixels
+        # (1/8 px: invisible after averaging).
+        o = e.opening
+        slope = (o.yr - o.yl) / max(o.xr - o.xl, 1e-6)
+        k, m = round(shift * s), round(shift * slope * s)
+        disc = _soft_disc(self.xs, self.ys, e.iris.x + k / s, e.iris.y + m / s, e.radius, self.edge)
         alpha = disc * self.soft_inside
-        tex = np.empty_like(self.texture)
-        if k >= 0:
-            tex[:, k:] = self.texture[:, : tex.shape[1] - k]
-            tex[:, :k] = self.texture[:, :1]
-        else:
-            tex[:, :k] = self.texture[:, -k:]
-            tex[:, k:] = self.texture[:, -1:]
+        tex = shift_edge(self.texture, k, m)
         a = alpha[..., None]
         hi = self.bare * (1.0 - a) + tex * a
         hi = np.where(self.inside[..., None], hi, self.rgb)
