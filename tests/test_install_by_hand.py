@@ -30,7 +30,7 @@ import shlex
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,6 +199,7 @@ def start_the_unit_and_check_health(
     duration_s: float = 30,
     wait_s: float = 60,
     health_config: str | None = None,
+    extra_args: Sequence[str] = (),
 ) -> str:
     """Start the installed unit's ``ExecStart=`` in ``root`` as its user; health must say OK.
 
@@ -215,6 +216,7 @@ def start_the_unit_and_check_health(
         wait_s: How long to wait for it to track, seconds (longer under emulation).
         health_config: A config file (inside ``root``) for ``monalisa health``; None = its
             default.
+        extra_args: More ``monalisa run`` arguments (e.g. the replay's pacing).
 
     Returns:
         What ``monalisa health`` printed.
@@ -226,7 +228,7 @@ def start_the_unit_and_check_health(
     runtime.mkdir(parents=True, exist_ok=True)
     assert run_in(root, "chown", f"{user}:{group}", run_dir).returncode == 0
     command = shlex.split(_unit_value(unit, "ExecStart"))
-    extra = ["--camera", f"replay:{clip_in_root}", "--display", "headless"]
+    extra = ["--camera", f"replay:{clip_in_root}", "--display", "headless", *extra_args]
     as_user = ["setpriv", f"--reuid={user}", f"--regid={group}", "--init-groups"]
     proc = subprocess.Popen(
         ["chroot", str(root), *as_user, *command, *extra, "--duration", f"{duration_s:g}"],
