@@ -316,8 +316,9 @@ def test_detect_agrees_with_x86(arm64: Arm64Root, model: str, tmp_path: Path) ->
         + [f"{PHOTOS_IN_ROOT}/{n}" for n in names]
     )
     arm64.timed(f"detect {model} ({len(names)} photos)", t0)
-    assert sum(len(f) for f in here.values()) >= 3, here  # the comparison covers real faces
-    assert len(here["astronaut.png"]) == 1 and here["coffee.png"] == []
+    # The comparison covers real faces (the short-range model misses the small ones).
+    assert len(here["astronaut.png"]) == 1 and len(here["camera-gray.png"]) == 1, here
+    assert here["coffee.png"] == []
     assert _differences(here, there) == []
 
 
