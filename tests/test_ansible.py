@@ -314,6 +314,11 @@ def write_inventory(work: Path, root: Path) -> Path:
     return inventory
 
 
+# One deploy.yml run at most, seconds: under qemu on a busy 2-core machine a first arm64
+# deploy took 42 min (bookworm) and more than 60 (trixie, py_compile and pip under emulation).
+DEPLOY_TIMEOUT_S = 3 * 3600
+
+
 def deploy_twice(
     inventory: Path, source: Path, seconds: dict[str, float], *, is_pi: bool = False
 ) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
@@ -321,7 +326,12 @@ def deploy_twice(
     runs = []
     for name in ("first deploy", "second deploy"):
         t0 = time.monotonic()
-        runs.append(_run(_playbook_cmd(inventory, source, "deploy.yml", is_pi=is_pi), timeout=3600))
+        runs.append(
+            _run(
+                _playbook_cmd(inventory, source, "deploy.yml", is_pi=is_pi),
+                timeout=DEPLOY_TIMEOUT_S,
+            )
+        )
         seconds[name] = time.monotonic() - t0
         assert runs[0].returncode == 0, runs[0].stdout[-6000:] + runs[0].stderr[-3000:]
     print(f"\nsecond run: {_recap_line(runs[1].stdout)}")
