@@ -30,7 +30,7 @@ import shlex
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,14 +85,21 @@ class Installed:
     def chroot(
         self, *cmd: str, timeout: float = 300, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["chroot", str(self.root), *cmd],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            env={"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", **(env or {})},
-        )
+        return run_in(self.root, *cmd, timeout=timeout, env=env)
+
+
+def run_in(
+    root: Path, *cmd: str, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` in the root file system ``root`` as root, with a login's basic environment."""
+    return subprocess.run(
+        ["chroot", str(root), *cmd],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -180,18 +187,51 @@ def _unit_value(unit: str, key: str) -> str:
     return values[0].strip()
 
 
-def test_what_the_unit_starts_shows_the_portrait_and_health_says_ok(installed: Installed) -> None:
-    unit = (installed.root / "etc/systemd/system/monalisa.service").read_text("utf-8")
+# A technician's login: not the service user, no groups.
+AS_A_LOGIN = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+def start_the_unit_and_check_health(
+    root: Path,
+    clip_in_root: str,
+    frames_dir: str,
+    *,
+    duration_s: float = 30,
+    wait_s: float = 60,
+    health_config: str | None = None,
+    extra_args: Sequence[str] = (),
+) -> str:
+    """Start the installed unit's ``ExecStart=`` in ``root`` as its user; health must say OK.
+
+    ``/run/monalisa`` is made as ``RuntimeDirectory=`` makes it, a replay camera and the
+    headless display are added (no camera, no screen here). Once the status file says
+    tracking, ``monalisa health`` runs as a technician's login (not the service user, no
+    groups) and must exit 0. The appliance must then stop cleanly on SIGTERM.
+
+    Args:
+        root: The root file system the unit is installed in.
+        clip_in_root: The replay clip's folder, as seen inside ``root``.
+        frames_dir: The frame set the status file must name, as seen inside ``root``.
+        duration_s: How long the appliance runs at most, seconds.
+        wait_s: How long to wait for it to track, seconds (longer under emulation).
+        health_config: A config file (inside ``root``) for ``monalisa health``; None = its
+            default.
+        extra_args: More ``monalisa run`` arguments (e.g. the replay's pacing).
+
+    Returns:
+        What ``monalisa health`` printed.
+    """
+    unit = (root / "etc/systemd/system/monalisa.service").read_text("utf-8")
     user, group = _unit_value(unit, "User"), _unit_value(unit, "Group")
     run_dir = f"/run/{_unit_value(unit, 'RuntimeDirectory')}"  # as RuntimeDirectory= makes it
-    runtime = installed.root / run_dir.lstrip("/")
+    runtime = root / run_dir.lstrip("/")
     runtime.mkdir(parents=True, exist_ok=True)
-    assert installed.chroot("chown", f"{user}:{group}", run_dir).returncode == 0
+    assert run_in(root, "chown", f"{user}:{group}", run_dir).returncode == 0
     command = shlex.split(_unit_value(unit, "ExecStart"))
-    extra = ["--camera", f"replay:{CLIP_IN_ROOT}", "--display", "headless", "--duration", "30"]
+    extra = ["--camera", f"replay:{clip_in_root}", "--display", "headless", *extra_args]
     as_user = ["setpriv", f"--reuid={user}", f"--regid={group}", "--init-groups"]
     proc = subprocess.Popen(
-        ["chroot", str(installed.root), *as_user, *command, *extra],
+        ["chroot", str(root), *as_user, *command, *extra, "--duration", f"{duration_s:g}"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -199,7 +239,7 @@ def test_what_the_unit_starts_shows_the_portrait_and_health_says_ok(installed: I
     )
     status_path = runtime / "status.json"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + wait_s
         status: dict[str, object] = {}
         while time.monotonic() < deadline and proc.poll() is None:
             with contextlib.suppress(OSError, ValueError):
@@ -209,16 +249,21 @@ def test_what_the_unit_starts_shows_the_portrait_and_health_says_ok(installed: I
             time.sleep(0.5)
         assert proc.poll() is None, proc.communicate()[0][-3000:]
         assert status.get("gaze_state") == "tracking", status
-        assert status["frames_dir"] == "/usr/share/monalisa/frames"
+        assert status["frames_dir"] == frames_dir
         assert status["frame_count"] == 33 and status["errors"] == 0
-        # A technician's login: not the service user, no groups.
-        health = installed.chroot(
-            "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "monalisa", "health"
-        )
+        health_cmd = ["monalisa", "health"]
+        if health_config:
+            health_cmd += ["--config", health_config]
+        health = run_in(root, *AS_A_LOGIN, *health_cmd)
         assert health.returncode == 0, health.stdout + health.stderr
         assert health.stdout.startswith("MONALISA OK - tracking")
     finally:
         proc.terminate()
-        out = proc.communicate(timeout=30)[0]
+        out = proc.communicate(timeout=120)[0]
     assert proc.returncode == 0, out[-3000:]
     assert "stopping" in out
+    return health.stdout
+
+
+def test_what_the_unit_starts_shows_the_portrait_and_health_says_ok(installed: Installed) -> None:
+    start_the_unit_and_check_health(installed.root, CLIP_IN_ROOT, "/usr/share/monalisa/frames")
