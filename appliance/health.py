@@ -276,10 +276,11 @@ def _viewers(s: _Seen, cfg: HealthConfig) -> Check | None:
     hours = s.status.schedule
     last = s.status.last_viewer_age_s
     unseen = last if last is not None else s.status.uptime_s
+    of = ""
     if hours is not None and hours.unseen_open_s is not None:
-        unseen = hours.unseen_open_s  # closed hours do not count
+        unseen, of = hours.unseen_open_s, " of opening hours"  # closed hours do not count
     if cfg.no_viewer_warning_s > 0 and unseen >= cfg.no_viewer_warning_s:
-        msg = f"no viewer for {unseen / 3600.0:.1f} h: is the camera covered or pointing away?"
+        msg = f"no viewer for {unseen / 3600.0:.1f} h{of}: is the camera covered or pointing away?"
         return Check("viewers", WARNING, msg, round(unseen, 1))
     n = s.status.viewers_last_minute
     return Check("viewers", OK, f"{n} in the last minute", n)
