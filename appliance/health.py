@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -215,10 +216,22 @@ def _startup(s: _Seen, cfg: HealthConfig) -> Check | None:
     return Check("startup", CRITICAL, msg, round(uptime, 1))
 
 
+LATE_OPENING_S = 120.0
+"""Still closed this long after the opening time it announced: WARNING, seconds."""
+
+
 def _hours(s: _Seen, cfg: HealthConfig) -> Check | None:
     hours = s.status.schedule
     if hours is None:
         return None
+    if s.closed and hours.until is not None:
+        try:
+            late = s.status.written_at - datetime.fromisoformat(hours.until).timestamp()
+        except ValueError:
+            late = 0.0
+        if late > LATE_OPENING_S:
+            msg = f"still closed {late / 60:.0f} min after the opening time ({hours.until})"
+            return Check("schedule", WARNING, msg, hours.open)
     return Check("schedule", OK, hours.text, hours.open)
 
 

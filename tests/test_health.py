@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -144,7 +145,7 @@ def closed(**over) -> dict:
     """A status while closed, as the loop writes it: camera stopped, nobody, 0 fps."""
     schedule = {
         "open": False,
-        "until": "2026-12-08T10:00:00+01:00",
+        "until": datetime.fromtimestamp(NOW + 10 * 3600, UTC).isoformat(),
         "text": "closed until Tue 10:00",
         "screen": "off",
         "unseen_open_s": 600.0,
@@ -179,6 +180,16 @@ def test_closed_but_stale_or_hot_is_still_a_problem(tmp_path):
     assert gone.code == CRITICAL
     hot = verdict(tmp_path, **closed(cpu_temp_c=81.0))
     assert hot.code == WARNING
+
+
+def test_still_closed_after_the_announced_opening_warns(tmp_path):
+    opens = datetime.fromtimestamp(NOW - 600, UTC).isoformat()  # 10 min before the status
+    hours = closed()["schedule"] | {"until": opens}
+    r = verdict(tmp_path, **closed(schedule=hours))
+    assert r.code == WARNING
+    assert r.summary.startswith("still closed 10 min after the opening time")
+    soon = datetime.fromtimestamp(NOW + 60, UTC).isoformat()
+    assert verdict(tmp_path, **closed(schedule=hours | {"until": soon})).code == OK
 
 
 def test_open_with_hours_counts_only_opening_hours_without_a_viewer(tmp_path):
