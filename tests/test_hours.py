@@ -430,3 +430,47 @@ def test_off_without_working_cec_is_black_with_one_warning(
     ]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert "black instead of off" in warnings[0].getMessage()
+
+
+class FlakyScreen(ScreenPower):
+    """'off' whose CEC works for standby and fails the first ``fail`` wakes."""
+
+    def __init__(self, fail: int) -> None:
+        super().__init__("off")
+        self.fail = fail
+        self.wakes = 0
+
+    def wake_at_start(self) -> None:
+        pass
+
+    def sleep(self) -> str:  # type: ignore[override]
+        self.asleep = True
+        return "off"
+
+    def wake(self) -> bool:
+        if not self.asleep:
+            return True
+        self.wakes += 1
+        if self.wakes <= self.fail:
+            return False
+        self.asleep = False
+        return True
+
+
+def test_hours_count_closed_time_and_retry_a_failed_wake_every_minute():
+    wall = [paris(2026, 12, 6, 17, 0)]
+    screen = FlakyScreen(fail=2)
+    hours = Hours(Watch(DAILY), screen, wall_clock=lambda: wall[0])
+    assert hours.poll(0.0) is None and hours.is_open
+    wall[0] = paris(2026, 12, 6, 18, 0)
+    assert hours.poll(100.0) == "close" and hours.look == "off"
+    assert hours.status(150.0, 0.0).unseen_open_s == 100.0  # closed time does not count
+    wall[0] = paris(2026, 12, 8, 10, 0)
+    assert hours.poll(1000.0) == "open" and screen.wakes == 1 and screen.asleep
+    assert hours.poll(1030.0) is None and screen.wakes == 1  # not before a minute
+    assert hours.poll(1061.0) is None and screen.wakes == 2
+    assert hours.poll(1122.0) is None and screen.wakes == 3 and not screen.asleep
+    assert hours.poll(1200.0) is None and screen.wakes == 3
+    assert hours.closed_between(0.0, 1200.0) == 900.0
+    status = hours.status(1200.0, 0.0)
+    assert status.open and status.text == "open until 18:00" and status.unseen_open_s == 300.0
