@@ -5,6 +5,10 @@ logged at most once per interval, and the portrait stays on screen in whatever g
 filter reaches (the eyes ease back to rest while the camera is away). Camera frames exist only in
 memory; the trace records numbers (boxes, scores, eye points), never pixels.
 
+Outside opening hours (:mod:`appliance.hours`) the camera thread is stopped, so no frame is
+read and the detector does not run; the screen is black or the portrait at rest, and the loop
+wakes four times a second only to poll the clock, feed the watchdog and write the status.
+
 Progress is reported to systemd from this loop only: ``WATCHDOG=1`` is sent when an iteration
 completes, so a loop that hangs stops the pings and systemd restarts the service.
 """
