@@ -5,6 +5,10 @@ logged at most once per interval, and the portrait stays on screen in whatever g
 filter reaches (the eyes ease back to rest while the camera is away). Camera frames exist only in
 memory; the trace records numbers (boxes, scores, eye points), never pixels.
 
+Outside opening hours (:mod:`appliance.hours`) the camera thread is stopped, so no frame is
+read and the detector does not run; the screen is black or the portrait at rest, and the loop
+wakes four times a second only to poll the clock, feed the watchdog and write the status.
+
 Progress is reported to systemd from this loop only: ``WATCHDOG=1`` is sent when an iteration
 completes, so a loop that hangs stops the pings and systemd restarts the service.
 """
@@ -31,8 +35,10 @@ from appliance.camera import Capture, Frame
 from appliance.display.overlay import Overlay
 from appliance.finder import FindResult
 from appliance.gaze import GazeRecord
+from appliance.hours import Hours
 from appliance.loglimit import LogLimiter
 from appliance.rate import rate_per_s
+from appliance.schedule import describe
 from appliance.status import CameraStatus, FinderStatus, Status
 from appliance.trace import TraceLine, TraceWriter
 from appliance.types import Box, Face
@@ -84,6 +90,9 @@ class DisplayLike(Protocol):
     def set_overlay(self, info: Overlay | None) -> None:
         """Give the debug overlay this camera frame's figures."""
 
+    def blank(self) -> None:
+        """Fill the screen with black (the gallery is closed); the next show() redraws."""
+
     def screenshot(self, path: str | Path) -> None:
         """Save the screen as PNG."""
 
@@ -127,12 +136,15 @@ class RunOptions:
         duration_s: Stop after this many seconds of wall time (None: run until stopped).
         screenshot: Save what is on screen here when the run ends.
         status_interval_s: Seconds between status updates.
+        closed_sleep_s: While closed, seconds the loop sleeps between two iterations (it
+            wakes to poll the clock, feed the watchdog and write the status).
     """
 
     trace: Path | None = None
     duration_s: float | None = None
     screenshot: Path | None = None
     status_interval_s: float = 1.0
+    closed_sleep_s: float = 0.25
 
 
 def check_frame(image: Any) -> str | None:
@@ -161,6 +173,9 @@ class App:
         frame_count: Number of portrait frames (for the trace).
         options: Trace, duration, screenshot, status interval.
         status_sink: Called about once per ``status_interval_s`` with the status.
+        hours: The opening hours to follow; None: always open. While closed the camera
+            thread is stopped (no frame is read, the detector does not run), the screen is
+            black or the portrait at rest, and the loop sleeps between status updates.
     """
 
     def __init__(
@@ -175,7 +190,9 @@ class App:
         frame_count: int,
         options: RunOptions,
         status_sink: Callable[[Status], None] | None = None,
+        hours: Hours | None = None,
     ) -> None:
+        self.hours = hours
         self.capture = capture
         self.finder = finder
         self.gaze = gaze
@@ -237,9 +254,10 @@ class App:
         if self.options.trace is not None:
             self._trace = TraceWriter(self.options.trace)
         try:
-            self.capture.start()
             self.display.show(self.rest_index, start)
             self.stats.draw_times.append(start)
+            if not self._follow_hours(start):
+                self.capture.start()
             self.notifier.ready()
             log.info("monalisa %s running: camera %s", __version__, self.capture.source.name)
             seq = 0
@@ -248,6 +266,9 @@ class App:
                 for action in self.display.poll():
                     if action == "quit":
                         self.request_stop("quit key")
+                if self._follow_hours(now):
+                    self._closed_tick(now, start)
+                    continue
                 frame = self.capture.latest(timeout=0.02)
                 if frame is not None:
                     self._process(frame, seq)
@@ -266,6 +287,70 @@ class App:
         finally:
             self._shutdown()
         return 0
+
+    # -- opening hours -------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """True while the gallery is closed (the camera is stopped)."""
+        return self.hours is not None and not self.hours.is_open
+
+    def _follow_hours(self, now: float) -> bool:
+        """Poll the opening hours; close or reopen on a change. True while closed."""
+        if self.hours is None:
+            return False
+        try:
+            change = self.hours.poll(now)
+        except Exception as err:  # a schedule bug must not stop the portrait: stay as is
+            self._error("schedule", f"opening hours: {err!r}")
+            return self.closed
+        if change == "close":
+            self._close(now)
+        elif change == "open":
+            self._reopen(now)
+        return self.closed
+
+    def _close(self, now: float) -> None:
+        """The gallery closed: stop the camera (and so the detector), blank or rest the screen."""
+        assert self.hours is not None
+        self.capture.stop()
+        self.index, self.state, self.viewer_box = self.rest_index, "closed", None
+        if self.hours.look == "rest":
+            self.display.show(self.rest_index, now)
+        else:
+            self.display.blank()
+        self.stats.draw_times.append(now)
+        log.info(
+            "closed: camera stopped, screen %s; %s",
+            self.hours.look,
+            self._schedule_text(),
+        )
+
+    def _reopen(self, now: float) -> None:
+        """The gallery opened: the portrait at rest, the camera started again."""
+        self.state = "idle"
+        self.index = self.rest_index
+        self._last_frame_wall = now
+        if self.display.show(self.rest_index, now):
+            self.stats.draw_times.append(now)
+        self.capture.start()
+        log.info("open: camera started; %s", self._schedule_text())
+
+    def _schedule_text(self) -> str:
+        assert self.hours is not None
+        state = self.hours.state
+        if state is None:
+            return "open"
+        return describe(state, self.hours.wall_clock())
+
+    def _closed_tick(self, now: float, start: float) -> None:
+        """One iteration while closed: the screen kept, watchdog and status, then a sleep."""
+        if self.hours is not None and self.hours.look == "rest":
+            self.display.show(self.rest_index, now)  # completes a cross-fade to rest
+        self._tick(now)
+        if self.options.duration_s is not None and now - start >= self.options.duration_s:
+            self.request_stop("duration reached")
+            return
+        time.sleep(self.options.closed_sleep_s)
 
     def _overlay(
         self,
@@ -445,16 +530,24 @@ class App:
         except ValueError as err:
             self._error("status", f"cannot make the status: {err}")
             return
-        viewers = status.viewers_last_minute
-        self.notifier.status(
-            f"{status.gaze_state}, {status.loop_fps:.1f} fps, camera {status.camera.state}, "
-            f"{viewers} viewer{'s' if viewers != 1 else ''} in the last minute"
-        )
+        self.notifier.status(self._status_line(status))
         if self.status_sink is not None:
             try:
                 self.status_sink(status)
             except Exception as err:
                 self._error("status", f"cannot write the status: {err}")
+
+    @staticmethod
+    def _status_line(status: Status) -> str:
+        """The ``STATUS=`` text systemd shows in ``systemctl status``."""
+        hours = status.schedule
+        if hours is not None and not hours.open:
+            return f"{hours.text}, screen {hours.screen}, camera {status.camera.state}"
+        viewers = status.viewers_last_minute
+        return (
+            f"{status.gaze_state}, {status.loop_fps:.1f} fps, camera {status.camera.state}, "
+            f"{viewers} viewer{'s' if viewers != 1 else ''} in the last minute"
+        )
 
     def status(self, now: float | None = None) -> Status:
         """The figures for the status file and ``STATUS=``.
@@ -504,6 +597,11 @@ class App:
             bad_frames=st.bad_frames,
             errors=st.errors,
             last_error=st.last_error,
+            schedule=None
+            if self.hours is None
+            else self.hours.status(
+                now, st.started if st.last_viewer_at is None else st.last_viewer_at
+            ),
         )
 
     def _shutdown(self) -> None:

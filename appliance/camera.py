@@ -489,7 +489,16 @@ class Capture:
 
     # -- consumer side -------------------------------------------------------------------
     def start(self) -> None:
-        """Start the capture thread."""
+        """Start the capture thread; after :meth:`stop`, start it again (the source reopens).
+
+        A thread still finishing a read after :meth:`stop` is waited for, at most
+        ``retry_max_s`` seconds, so two threads never read the source at once.
+        """
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(self.retry_max_s)
+        if self.state != "ended":
+            self.state = "starting"
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
         self._thread.start()
 

@@ -484,7 +484,8 @@ class HealthConfig(Section):
     )
     no_viewer_warning_s: Annotated[float, Field(ge=0)] = Field(
         86400.0,
-        description="No viewer followed for this long is a WARNING, seconds; 0 disables.",
+        description="No viewer followed for this long is a WARNING, seconds (with [schedule] "
+        "hours, opening hours only); 0 disables.",
     )
 
 

@@ -6,8 +6,8 @@ after ``|``::
 
     MONALISA OK - tracking, 29.8 fps, camera running, 54.2°C, 1 viewer in the last minute | ...
 
-Each figure is judged by one small function (freshness, start-up, camera, frame rate,
-temperature, throttling, viewers); the verdict is the worst of them.
+Each figure is judged by one small function (freshness, start-up, opening hours, camera,
+frame rate, temperature, throttling, viewers); the verdict is the worst of them.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,9 @@ def check(
     appliance has not shown the portrait within ``startup_grace_s``, or the camera has failed
     for ``camera_failed_critical_s`` or longer. WARNING: the camera is failing (shorter), the
     frame rate is below ``min_fps_warning``, the SoC is at ``temp_warning_c`` or hotter, the
-    Pi reports under-voltage or throttling, or nobody was seen for ``no_viewer_warning_s``.
+    Pi reports under-voltage or throttling, or nobody was seen for ``no_viewer_warning_s``
+    of opening hours. While the gallery is closed (``[schedule]``) the stopped camera, the
+    frame rate and the absence of viewers are not problems: OK ``closed until Tue 10:00``.
     UNKNOWN: the file cannot be read or is not a status file.
 
     Args:
@@ -184,6 +187,12 @@ class _Seen:
     starting: bool
     """Still within ``startup_grace_s``."""
 
+    @property
+    def closed(self) -> bool:
+        """The gallery is closed: the camera is stopped on purpose and nobody is expected."""
+        hours = self.status.schedule
+        return hours is not None and not hours.open
+
 
 def _freshness(s: _Seen, cfg: HealthConfig) -> Check | None:
     if s.age > cfg.stale_after_s:
@@ -207,8 +216,29 @@ def _startup(s: _Seen, cfg: HealthConfig) -> Check | None:
     return Check("startup", CRITICAL, msg, round(uptime, 1))
 
 
+LATE_OPENING_S = 120.0
+"""Still closed this long after the opening time it announced: WARNING, seconds."""
+
+
+def _hours(s: _Seen, cfg: HealthConfig) -> Check | None:
+    hours = s.status.schedule
+    if hours is None:
+        return None
+    if s.closed and hours.until is not None:
+        try:
+            late = s.status.written_at - datetime.fromisoformat(hours.until).timestamp()
+        except ValueError:
+            late = 0.0
+        if late > LATE_OPENING_S:
+            msg = f"still closed {late / 60:.0f} min after the opening time ({hours.until})"
+            return Check("schedule", WARNING, msg, hours.open)
+    return Check("schedule", OK, hours.text, hours.open)
+
+
 def _camera(s: _Seen, cfg: HealthConfig) -> Check | None:
     cam = s.status.camera
+    if s.closed:
+        return Check("camera", OK, f"camera {cam.state} while closed", cam.state)
     if cam.state == "failed":
         failed_for = (cam.failed_for_s or 0.0) + s.age
         why = f": {cam.last_error}" if cam.last_error else ""
@@ -221,7 +251,8 @@ def _camera(s: _Seen, cfg: HealthConfig) -> Check | None:
 
 
 def _fps(s: _Seen, cfg: HealthConfig) -> Check | None:
-    if s.status.camera.state == "running" and not s.starting and s.fps < cfg.min_fps_warning:
+    running = s.status.camera.state == "running" and not s.closed
+    if running and not s.starting and s.fps < cfg.min_fps_warning:
         msg = f"low frame rate: {s.fps:.1f} fps (warning below {cfg.min_fps_warning:g})"
         return Check("fps", WARNING, msg, s.fps)
     return Check("fps", OK, f"{s.fps:.1f} fps", s.fps)
@@ -253,10 +284,16 @@ def _throttling(s: _Seen, cfg: HealthConfig) -> Check | None:
 
 
 def _viewers(s: _Seen, cfg: HealthConfig) -> Check | None:
+    if s.closed:
+        return Check("viewers", OK, "none expected while closed", 0)
+    hours = s.status.schedule
     last = s.status.last_viewer_age_s
     unseen = last if last is not None else s.status.uptime_s
+    of = ""
+    if hours is not None and hours.unseen_open_s is not None:
+        unseen, of = hours.unseen_open_s, " of opening hours"  # closed hours do not count
     if cfg.no_viewer_warning_s > 0 and unseen >= cfg.no_viewer_warning_s:
-        msg = f"no viewer for {unseen / 3600.0:.1f} h: is the camera covered or pointing away?"
+        msg = f"no viewer for {unseen / 3600.0:.1f} h{of}: is the camera covered or pointing away?"
         return Check("viewers", WARNING, msg, round(unseen, 1))
     n = s.status.viewers_last_minute
     return Check("viewers", OK, f"{n} in the last minute", n)
@@ -265,6 +302,7 @@ def _viewers(s: _Seen, cfg: HealthConfig) -> Check | None:
 _CHECKS: tuple[Callable[[_Seen, HealthConfig], Check | None], ...] = (
     _freshness,
     _startup,
+    _hours,
     _camera,
     _fps,
     _temperature,
@@ -278,10 +316,14 @@ def _summary(s: _Seen, checks: list[Check]) -> str:
     st = s.status
     problems = [c.message for c in checks if c.code != OK]
     n = st.viewers_last_minute
-    headline = [st.gaze_state, f"{s.fps:.1f} fps", f"camera {st.camera.state}"]
+    if s.closed and st.schedule is not None:
+        headline = [st.schedule.text, f"camera {st.camera.state}"]
+    else:
+        headline = [st.gaze_state, f"{s.fps:.1f} fps", f"camera {st.camera.state}"]
     if st.cpu_temp_c is not None:
         headline.append(f"{st.cpu_temp_c:.1f}°C")
-    headline.append(f"{n} viewer{'' if n == 1 else 's'} in the last minute")
+    if not s.closed:
+        headline.append(f"{n} viewer{'' if n == 1 else 's'} in the last minute")
     head = ", ".join(headline)
     if checks[0].code != OK:  # not running: the rest is what it last reported
         head = "last status: " + head
@@ -302,6 +344,8 @@ def _perfdata(s: _Seen, cfg: HealthConfig) -> list[str]:
     perf.append(f"viewers={st.viewers_last_minute};;;0")
     perf.append(f"camera_failures={st.camera.failures}c;;;0")
     perf.append(f"uptime={st.uptime_s:.0f}s;;;0")
+    if st.schedule is not None:
+        perf.append(f"open={int(st.schedule.open)};;;0;1")
     return perf
 
 

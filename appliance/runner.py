@@ -35,6 +35,7 @@ from appliance.config import EX_CONFIG, Config, ConfigError, load_config
 
 if TYPE_CHECKING:
     from appliance.app import App, NotifierLike
+    from appliance.hours import Hours
     from appliance.status import Status
 
 log = logging.getLogger("monalisa")
@@ -327,6 +328,7 @@ def _build(
     def sink(status: Status) -> None:
         writer.write(status.model_copy(update=extra))
 
+    hours = _hours(config)
     app = App(
         capture=capture,
         finder=finder,
@@ -342,6 +344,7 @@ def _build(
             status_interval_s=config.service.status_interval_s,
         ),
         status_sink=sink,
+        hours=hours,
     )
     if isinstance(capture, faults.FaultyCapture):
         capture.stopping = lambda: app.stop_requested
@@ -352,6 +355,27 @@ def _build(
         display.close()
         raise
     return app, sink
+
+
+def _hours(config: Config) -> Hours | None:
+    """The opening hours to follow, or None when the schedule is always open.
+
+    Raises:
+        SettingError: The schedule cannot be built (e.g. the system's time zone is unknown).
+    """
+    from appliance.hours import Hours
+    from appliance.schedule import ScheduleError, Watch
+    from appliance.screenpower import ScreenPower
+
+    try:
+        schedule = config.schedule.to_schedule()
+    except ScheduleError as err:
+        raise SettingError(f"schedule: {err}") from None
+    if schedule.always_open:
+        return None
+    zone = getattr(schedule.zone, "key", schedule.zone)
+    log.info("opening hours followed (%s), closed screen: %s", zone, config.schedule.screen)
+    return Hours(Watch(schedule), ScreenPower(config.schedule.screen))
 
 
 def demo(args: argparse.Namespace) -> int:

@@ -118,6 +118,23 @@ class ScreenPower:
         log.info("screen: monitor put to standby over HDMI-CEC (%s)", device)
         return "off"
 
+    def wake_at_start(self) -> None:
+        """The appliance starts while open: wake the monitor, in case it is still asleep.
+
+        A run that stopped while closed may have left it in standby. Only in 'off' mode,
+        when a CEC device and cec-ctl are present (else nothing is tried and nothing
+        logged). A failure is the one WARNING of :meth:`sleep`: from then on the screen is
+        black instead of off.
+        """
+        if self.mode != "off" or self._cec_broken:
+            return
+        device = self._device()
+        if device is None or shutil.which(self._cec_ctl) is None:
+            return
+        why = self._cec(device, "--image-view-on")
+        if why is not None:
+            self._fall_back(why)
+
     def wake(self) -> bool:
         """The gallery opened: wake the monitor if :meth:`sleep` put it to standby.
 

@@ -271,6 +271,28 @@ class FinderStatus(_Record):
     band_source: str
 
 
+class ScheduleStatus(_Record):
+    """The opening hours part of the status (present when ``[schedule]`` sets any hours).
+
+    Attributes:
+        open: True while the gallery is open.
+        until: The next change (closing if open, opening if closed), ISO 8601 local time
+            with its UTC offset, e.g. ``"2026-12-08T10:00:00+01:00"``; None if never.
+        text: The same in words, as of the status: ``"closed until Tue 10:00"``,
+            ``"open until 18:00"``.
+        screen: While closed, what the screen shows: ``"off"`` (monitor in standby over
+            HDMI-CEC), ``"black"`` or ``"rest"`` (the portrait at rest); None while open.
+        unseen_open_s: Seconds of opening hours (closed time not counted) since a viewer was
+            last followed, or since start if never.
+    """
+
+    open: bool = True
+    until: str | None = None
+    text: str = "open"
+    screen: str | None = None
+    unseen_open_s: float | None = None
+
+
 class Status(_Record):
     """Everything the status file holds; figures only, never an image.
 
@@ -289,7 +311,7 @@ class Status(_Record):
         frame_index: The portrait frame on screen, 0 … frame_count - 1; None before the first.
         frame_count: How many portrait frames the set has.
         gaze_state: ``"tracking"``, ``"holding"`` or ``"idle"`` (``"starting"`` before the
-            first frame).
+            first frame, ``"closed"`` outside opening hours).
         viewers_last_minute: Distinct viewers followed in the last 60 s.
         faces_frames_last_minute: Camera frames with at least one face in the last 60 s.
         last_viewer_age_s: Seconds since a viewer was last followed; None if never.
@@ -299,6 +321,7 @@ class Status(_Record):
         last_error: The last error message, or None.
         cpu_temp_c: SoC temperature, °C; None where the system does not say.
         throttled: Decoded ``vcgencmd get_throttled`` (see :class:`Throttling`), or None.
+        schedule: See :class:`ScheduleStatus`; None without opening hours.
         written_at: When this status was written, seconds since the Unix epoch (the only key
             a file must have).
         schema: Layout version of this file (:data:`SCHEMA`).
@@ -327,6 +350,7 @@ class Status(_Record):
     last_error: str | None = None
     cpu_temp_c: float | None = None
     throttled: Throttling | None = None
+    schedule: ScheduleStatus | None = None
     written_at: float = 0.0
     schema_: int = Field(default=SCHEMA, alias="schema")
 

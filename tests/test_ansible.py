@@ -675,6 +675,52 @@ def test_health_playbook_reports_each_portrait(deployed: Deployment) -> None:
     assert row, r.stdout[-3000:]
 
 
+def test_health_table_shows_a_closed_portrait_and_its_next_opening(tmp_path: Path) -> None:
+    """The fleet table from health.yml, run on this machine (no deploy needed)."""
+    from appliance.status import CameraStatus, ScheduleStatus, Status, StatusWriter
+
+    status = Status(
+        version="0.1.0",
+        pid=os.getpid(),
+        uptime_s=3600.0,
+        gaze_state="closed",
+        frame_count=33,
+        cpu_temp_c=41.5,
+        last_viewer_age_s=3 * 86400.0,
+        schedule=ScheduleStatus(
+            open=False,
+            until="2026-12-08T10:00:00+01:00",
+            text="closed until Tue 10:00",
+            screen="off",
+            unseen_open_s=600.0,
+        ),
+        written_at=time.time(),
+    )
+    status.camera = CameraStatus(source="picamera2", state="stopped")
+    path = tmp_path / "status.json"
+    StatusWriter(path).write(status)
+    health_cmd = f"{BIN / 'monalisa'} health --json --status-file {path}"
+    r = _run(
+        [
+            _tool("ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+            "-e",
+            f"health_command='{health_cmd}'",
+            "health.yml",
+        ],
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    flat = " ".join(r.stdout.split())  # the YAML callback wraps long rows
+    expected = "localhost OK closed - 41.5°C 72.0 h ago closed until Tue 10:00, camera stopped"
+    assert expected in flat, r.stdout[-3000:]
+
+
 def _live_frames(deployed: Deployment) -> dict[str, str]:
     """SHA-256 of every file of the live frame set, by path inside it (links resolved in root)."""
     r = deployed.chroot(

@@ -141,6 +141,9 @@ class FakeDisplay:
     def poll(self):
         return []
 
+    def blank(self):
+        self.shown.append(None)
+
     def screenshot(self, path):
         self.shots.append(path)
 

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,76 @@ def test_no_viewer_for_too_long_warns(tmp_path):
     assert never.code == WARNING
     off = HealthConfig(no_viewer_warning_s=0)
     assert verdict(tmp_path, off, last_viewer_age_s=10 * day).code == OK
+
+
+def closed(**over) -> dict:
+    """A status while closed, as the loop writes it: camera stopped, nobody, 0 fps."""
+    schedule = {
+        "open": False,
+        "until": datetime.fromtimestamp(NOW + 10 * 3600, UTC).isoformat(),
+        "text": "closed until Tue 10:00",
+        "screen": "off",
+        "unseen_open_s": 600.0,
+    }
+    return {
+        "gaze_state": "closed",
+        "camera_state": "stopped",
+        "camera_fps": 0.0,
+        "loop_fps": 0.0,
+        "display_fps": 0.0,
+        "viewers_last_minute": 0,
+        "last_viewer_age_s": 3 * 86400.0,  # a closed weekend
+        "schedule": schedule,
+    } | over
+
+
+def test_closed_is_ok_with_the_next_opening_and_no_camera_fps_or_viewer_warning(tmp_path):
+    r = verdict(tmp_path, **closed())
+    assert r.code == OK, r.line
+    assert r.line.startswith("MONALISA OK - closed until Tue 10:00, camera stopped, 54.2°C | ")
+    perf = r.line.split(" | ", 1)[1].split()
+    assert "open=0;;;0;1" in perf
+    assert all("=" in item for item in perf)  # parseable
+    assert {c.name: c.state for c in r.checks}["schedule"] == "OK"
+
+
+def test_closed_but_stale_or_hot_is_still_a_problem(tmp_path):
+    stale = verdict(tmp_path, age_s=12.0, **closed())
+    assert stale.code == CRITICAL
+    assert stale.summary.startswith("status is 12 s old")
+    gone = verdict(tmp_path, **closed(pid=2**22 + 12345))
+    assert gone.code == CRITICAL
+    hot = verdict(tmp_path, **closed(cpu_temp_c=81.0))
+    assert hot.code == WARNING
+
+
+def test_still_closed_after_the_announced_opening_warns(tmp_path):
+    opens = datetime.fromtimestamp(NOW - 600, UTC).isoformat()  # 10 min before the status
+    hours = closed()["schedule"] | {"until": opens}
+    r = verdict(tmp_path, **closed(schedule=hours))
+    assert r.code == WARNING
+    assert r.summary.startswith("still closed 10 min after the opening time")
+    soon = datetime.fromtimestamp(NOW + 60, UTC).isoformat()
+    assert verdict(tmp_path, **closed(schedule=hours | {"until": soon})).code == OK
+
+
+def test_open_with_hours_counts_only_opening_hours_without_a_viewer(tmp_path):
+    # Tuesday 10:05 after a closed weekend: 3 days since the last viewer, 5 min of them open.
+    hours = {"open": True, "until": "2026-12-08T18:00:00+01:00", "text": "open until 18:00"}
+    tuesday = verdict(
+        tmp_path,
+        last_viewer_age_s=3 * 86400.0,
+        viewers_last_minute=0,
+        schedule=hours | {"unseen_open_s": 300.0},
+    )
+    assert tuesday.code == OK, tuesday.line
+    assert "open=1;;;0;1" in tuesday.line
+    # A whole day of opening hours without anybody is still worth a look.
+    long = verdict(
+        tmp_path, last_viewer_age_s=5 * 86400.0, schedule=hours | {"unseen_open_s": 86400.0}
+    )
+    assert long.code == WARNING
+    assert "no viewer for 24.0 h" in long.summary
 
 
 def test_worst_check_wins(tmp_path):

@@ -169,6 +169,31 @@ def test_camera_failure_midrun_keeps_running_and_recovers(clip, tmp_path):
     assert sum(1 for line in res.stderr.splitlines() if "Traceback" in line) == 0
 
 
+def test_closed_by_the_schedule_runs_without_the_camera_and_health_says_so(clip, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).date()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[schedule]\ntimezone = "UTC"\nopen = ["daily 00:00-24:00"]\n'
+        f'closed = ["{today}..{today + timedelta(days=2)}"]\nscreen = "black"\n'
+    )
+    res = run(
+        [*base_args(clip, tmp_path), "--config", str(cfg), "--trace", "t.jsonl", "--duration", "3"],
+        tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    assert not (tmp_path / "t.jsonl").read_text()  # no camera frame processed
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["gaze_state"] == "closed" and status["camera"]["state"] == "stopped"
+    assert status["frames"] == 0
+    opens = datetime.combine(today + timedelta(days=3), datetime.min.time(), UTC)
+    assert status["schedule"]["until"] == opens.isoformat()
+    assert "closed: camera stopped, screen black" in res.stderr
+    health = run(["health", "--status-file", str(tmp_path / "status.json")], tmp_path)
+    assert health.stdout.startswith("MONALISA ") and "closed until" in health.stdout
+
+
 def test_bad_config_exits_78_naming_the_key(tmp_path):
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[gaze]\nno_such_key = 1\n")

@@ -275,6 +275,19 @@ class Display:
             self._last_draw = now
         return drew
 
+    def blank(self) -> None:
+        """Fill the whole screen with black (the gallery is closed).
+
+        The portrait's canvas is kept: the next :meth:`show` draws the whole screen again.
+
+        Raises:
+            DisplayError: The display was closed.
+        """
+        self._check_open()
+        self._screen.fill((0, 0, 0))
+        pygame.display.flip()
+        self._current, self._fade, self._overlay_rect = None, None, None
+
     def poll(self) -> list[str]:
         """Handle window events; return the user's actions in order.
 
