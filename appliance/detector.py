@@ -20,9 +20,9 @@ but is read back as ``origin + (i + ½)·step``. Every point MediaPipe reports i
 ``(step − 1) / 2`` source pixels too far right and down (``step`` = source pixels per
 model-input pixel; the slip is 2.8 px for a 1280×960 frame into 192×192, 0.3 px for a 320-px
 tile). The detector's decisions (which faces, scores) are MediaPipe's exactly; only the reported
-coordinates differ by that shift, unless ``mediapipe_coordinates=True`` asks for MediaPipe's
-own numbers (the conformance test does). Removing the slip matters to the finder, which merges
-views of one face taken at different scales (each with its own slip).
+coordinates differ by that shift, which :func:`letterbox` states (``Letterbox.slip``) for anyone
+comparing with MediaPipe's numbers (the conformance tests add it back). Removing the slip matters
+to the finder, which merges views of one face taken at different scales (each with its own slip).
 
 Preprocessing is cheap: for each source image shape the bilinear taps and their 1/32-step
 weights are computed once and cached (with reusable scratch buffers), so a frame costs two row
@@ -56,8 +56,10 @@ __all__ = [
     "Detector",
     "DetectorError",
     "FaceKeyPoint",
+    "Letterbox",
     "ModelSpec",
     "find_model",
+    "letterbox",
     "load_interpreter",
     "ssd_anchors",
     "weighted_nms",
@@ -242,6 +244,66 @@ def _restore_fd(fd: int, saved: int) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class Letterbox:
+    """Where the square model input lies on an image, as MediaPipe letterboxes it.
+
+    The whole image is centred in a square of side ``max(width, height)`` (the excess is zero
+    border) and that square is resampled to the model input. Coordinates are continuous
+    pixels with corner-based origins: image pixel ``(c, r)`` covers ``[c, c+1) × [r, r+1)``,
+    model-input pixel ``i`` covers ``[i, i+1)``.
+
+    Attributes:
+        x0: Image x of the model input's left edge, pixels (negative for tall images).
+        y0: Image y of the model input's top edge, pixels (negative for wide images).
+        side: Side of the letterboxed square, image pixels (``max(width, height)``).
+        input_size: Model input side, pixels.
+    """
+
+    x0: float
+    y0: float
+    side: float
+    input_size: int
+
+    @property
+    def step(self) -> float:
+        """Image pixels per model-input pixel (> 0; < 1 when the image is upscaled)."""
+        return self.side / self.input_size
+
+    @property
+    def slip(self) -> float:
+        """MediaPipe's half-pixel slip, ``(step - 1) / 2`` image pixels (see the module doc).
+
+        MediaPipe reports every point this far right and down of where it lies on the image
+        (negative for upscaled images); :class:`Detector` reports the exact place.
+        """
+        return (self.step - 1.0) / 2.0
+
+    def to_image(self, u: float, v: float) -> Point:
+        """The exact image point a model-input point shows (as :meth:`Detector.detect` maps).
+
+        Args:
+            u: Model-input x, continuous pixels in ``[0, input size]`` (0 = left edge).
+            v: Model-input y, continuous pixels in ``[0, input size]``.
+
+        Returns:
+            The point in image pixels, without MediaPipe's slip.
+        """
+        return Point(self.x0 + u * self.step - self.slip, self.y0 + v * self.step - self.slip)
+
+
+def letterbox(height: int, width: int, input_size: int) -> Letterbox:
+    """The letterbox of a ``height×width`` image in a square model input of ``input_size`` px.
+
+    Args:
+        height: Image height, pixels (>= 1).
+        width: Image width, pixels (>= 1).
+        input_size: Model input side, pixels (192 full range, 128 short range).
+    """
+    side = float(max(width, height))
+    return Letterbox((width - side) / 2.0, (height - side) / 2.0, side, input_size)
+
+
+@dataclass(frozen=True, slots=True)
 class _Plan:
     """Precomputed letterbox resampling for one source shape (height, width, channels).
 
@@ -267,9 +329,7 @@ class _Plan:
     rows2_u16: U16Array  # scratch (nr, W*C)
     cols_u16: U16Array  # scratch (nr, nc*3): horizontal pass
     cols2_u16: U16Array  # scratch (nr, nc*3)
-    origin: tuple[float, float]  # source px of model-input (0, 0): letterbox mapping
-    side: float  # source px spanned by the model input (the letterboxed square)
-    slip: float  # MediaPipe's half-pixel slip, (step - 1) / 2 source px (see the module doc)
+    box: Letterbox  # where the model input lies on the source
 
 
 def _axis_taps(
@@ -307,12 +367,9 @@ def _axis_taps(
 def _make_plan(height: int, width: int, channels: int, size: int) -> _Plan:
     """Build the resampling plan mapping a ``height×width×channels`` image to ``size²``."""
     # MediaPipe: the ROI is the whole image, padded to the model's (square) aspect ratio.
-    side = float(max(width, height))
-    step = side / size
-    x_origin = (width - side) / 2.0
-    y_origin = (height - side) / 2.0
-    xi0, xi1, xw0, xw1, c0, c1 = _axis_taps(size, x_origin, step, width)
-    yi0, yi1, yw0, yw1, r0, r1 = _axis_taps(size, y_origin, step, height)
+    box = letterbox(height, width, size)
+    xi0, xi1, xw0, xw1, c0, c1 = _axis_taps(size, box.x0, box.step, width)
+    yi0, yi1, yw0, yw1, r0, r1 = _axis_taps(size, box.y0, box.step, height)
     # Gray images are read three times per pixel; RGBA skips alpha.
     chan = np.zeros(3, np.intp) if channels == 1 else np.arange(3, dtype=np.intp)
     nr, nc = r1 - r0, c1 - c0
@@ -334,9 +391,7 @@ def _make_plan(height: int, width: int, channels: int, size: int) -> _Plan:
         rows2_u16=np.empty((nr, width * channels), np.uint16),
         cols_u16=np.empty((nr, nc * 3), np.uint16),
         cols2_u16=np.empty((nr, nc * 3), np.uint16),
-        origin=(x_origin, y_origin),
-        side=side,
-        slip=(step - 1.0) / 2.0,
+        box=box,
     )
 
 
@@ -497,8 +552,6 @@ class Detector:
         num_anchors: Number of SSD anchors (2304 full range, 896 short range).
         num_threads: TFLite interpreter threads.
         score_threshold: Minimum face score in [0, 1].
-        mediapipe_coordinates: Report MediaPipe's own coordinates, with its half-pixel slip
-            (``(step - 1) / 2`` px right and down), instead of corrected ones.
         last_timings: Milliseconds spent by the last :meth:`detect` call in ``"preprocess"``,
             ``"invoke"`` and ``"decode"`` (decode includes NMS and building the results).
     """
@@ -509,7 +562,6 @@ class Detector:
         *,
         num_threads: int = 1,
         score_threshold: float | None = None,
-        mediapipe_coordinates: bool = False,
     ) -> None:
         """Load a model.
 
@@ -519,8 +571,6 @@ class Detector:
             num_threads: Interpreter threads, >= 1.
             score_threshold: Minimum score in (0, 1); default MediaPipe's (0.6 full range,
                 0.5 short range).
-            mediapipe_coordinates: Keep MediaPipe's half-pixel slip in the reported points
-                (for comparing with MediaPipe); default False: pixel-exact coordinates.
 
         Raises:
             DetectorError: The model is missing, corrupt or not a supported BlazeFace model.
@@ -532,7 +582,6 @@ class Detector:
             raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
         self.model_path = find_model(model)
         self.num_threads = num_threads
-        self.mediapipe_coordinates = bool(mediapipe_coordinates)
         self._interpreter = _load_interpreter(self.model_path, num_threads)
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
@@ -591,28 +640,6 @@ class Detector:
         else:
             self._plans.move_to_end(key)
         return plan
-
-    def input_to_image(self, u: float, v: float, height: int, width: int) -> Point:
-        """Map a point of the model input to the pixels of an image, as :meth:`detect` does.
-
-        Args:
-            u: Model-input x, continuous pixels in ``[0, input_size]`` (0 = left edge).
-            v: Model-input y, continuous pixels in ``[0, input_size]``.
-            height: Height of the image given to :meth:`detect`, pixels (>= 1).
-            width: Width of that image, pixels (>= 1).
-
-        Returns:
-            The point in image pixels (continuous: the centre of pixel ``(i, j)`` is
-            ``(i + 0.5, j + 0.5)``), with or without MediaPipe's slip as
-            :attr:`mediapipe_coordinates` says.
-        """
-        side = float(max(width, height))
-        step = side / self.input_size
-        slip = 0.0 if self.mediapipe_coordinates else (step - 1.0) / 2.0
-        return Point(
-            (width - side) / 2.0 + u * step - slip,
-            (height - side) / 2.0 + v * step - slip,
-        )
 
     def preprocess(self, image: npt.NDArray[np.uint8]) -> F32Array:
         """Letterbox ``image`` into the model input and return a copy of the input tensor.
@@ -710,8 +737,7 @@ class Detector:
         dets = _decode(picked, raw, [anchors[i] for i in idx.tolist()], self.input_size)
         threshold = self.score_threshold
         dets = [d for d in dets if d[0] >= threshold]
-        ox, oy = plan.origin
-        if not self.mediapipe_coordinates:
-            ox, oy = ox - plan.slip, oy - plan.slip
-        s = plan.side
-        return [_face(score, v, s, ox, oy) for score, v in _weighted_nms(dets, _NMS_IOU)]
+        # Normalised outputs times the letterboxed square's side, less MediaPipe's slip.
+        box = plan.box
+        ox, oy = box.x0 - box.slip, box.y0 - box.slip
+        return [_face(score, v, box.side, ox, oy) for score, v in _weighted_nms(dets, _NMS_IOU)]

@@ -21,8 +21,16 @@ from PIL import Image
 from skimage import data
 
 from appliance import detector as det
-from appliance.detector import Detector, DetectorError, find_model, ssd_anchors, weighted_nms
+from appliance.detector import (
+    Detector,
+    DetectorError,
+    find_model,
+    letterbox,
+    ssd_anchors,
+    weighted_nms,
+)
 from appliance.types import Box, Face, FaceKeyPoint, Point
+from tests.support.mediapipe_coords import MediaPipeDetector, detector_slip
 from tests.support.run import REPO
 
 MP_SCRIPT = Path(__file__).resolve().parent / "mp_reference.py"
@@ -142,8 +150,8 @@ def detectors() -> dict[str, Detector]:
 
 @pytest.fixture(scope="module")
 def mp_detectors() -> dict[str, Detector]:
-    """Detectors reporting MediaPipe's own coordinates (with its half-pixel slip)."""
-    return {m: Detector(m, mediapipe_coordinates=True) for m in ("full", "short")}
+    """Our detectors, their faces moved by MediaPipe's half-pixel slip (test helper)."""
+    return {m: MediaPipeDetector(m) for m in ("full", "short")}
 
 
 # ----------------------------------------------------------------------------- conformance
@@ -383,48 +391,72 @@ def test_results_in_source_pixels_and_timings(detectors: dict[str, Detector]) ->
     assert d.last_timings["invoke"] > 0
 
 
+def _mediapipe_read_back(u: float, v: float, h: int, w: int, size: int) -> tuple[float, float]:
+    """MediaPipe's own mapping of a model-input point to an ``h×w`` image (corner-based)."""
+    side = max(h, w)
+    step = side / size
+    return (w - side) / 2 + u * step, (h - side) / 2 + v * step
+
+
 @pytest.mark.parametrize("shape", [(960, 1280), (480, 640), (320, 320), (100, 100), (300, 50)])
-def test_input_to_image_inverts_the_letterbox_to_the_pixel(shape: tuple[int, int]) -> None:
+def test_letterbox_inverts_the_letterbox_to_the_pixel(shape: tuple[int, int]) -> None:
     """A blob's centroid in the model input maps back onto the blob, without MediaPipe's slip."""
     h, w = shape
     step = max(h, w) / 192
     sigma = 3 * max(step, 1.0)
     rng = np.random.default_rng(7)
-    exact, mediapipe = Detector("full"), Detector("full", mediapipe_coordinates=True)
+    d = Detector("full")
+    box = letterbox(h, w, d.input_size)
+    assert box.step == pytest.approx(step)
     yy, xx = np.mgrid[0:h, 0:w] + 0.5  # continuous coordinates of pixel centres
     vv, uu = np.mgrid[0:192, 0:192] + 0.5
     for _ in range(3):
         cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
         blob = 255 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma**2))
         grey = np.rint(blob).astype(np.uint8)
-        weight = (exact.preprocess(np.dstack([grey] * 3))[..., 0].astype(np.float64) + 1) / 2
+        weight = (d.preprocess(np.dstack([grey] * 3))[..., 0].astype(np.float64) + 1) / 2
         u, v = (weight * uu).sum() / weight.sum(), (weight * vv).sum() / weight.sum()
-        p = exact.input_to_image(u, v, h, w)
+        p = box.to_image(u, v)
         assert p.x == pytest.approx(cx, abs=0.05) and p.y == pytest.approx(cy, abs=0.05)
-        q = mediapipe.input_to_image(u, v, h, w)
+        # MediaPipe's read-back lands the slip the test helper adds away from the blob
+        qx, qy = _mediapipe_read_back(u, v, h, w, 192)
         slip = (step - 1) / 2
-        assert q.x - cx == pytest.approx(slip, abs=0.05)
-        assert q.y - cy == pytest.approx(slip, abs=0.05)
+        assert detector_slip((h, w, 3), 192) == pytest.approx(slip)
+        assert qx - cx == pytest.approx(slip, abs=0.05)
+        assert qy - cy == pytest.approx(slip, abs=0.05)
 
 
-def test_detect_removes_exactly_mediapipes_slip(mp_detectors: dict[str, Detector]) -> None:
-    ours = Detector("full")
+def test_detect_removes_exactly_mediapipes_slip() -> None:
+    """Faces equal MediaPipe's mapping of the model's own detections, less the slip exactly.
+
+    The model input's grey levels, given back as a 192×192 image, make the same tensor (a
+    192-px image goes in unscaled, whole grey levels), so detecting on it gives the model's
+    detections in model-input pixels; MediaPipe's mapping of those to the frame is then
+    computed here, independently of the detector.
+    """
+    ours, helper = Detector("full"), MediaPipeDetector("full")
     for frame, step in (
         (data.astronaut(), 512 / 192),
         (_place(data.astronaut(), 1280, 960, 400, 300), 1280 / 192),
     ):
+        h, w = frame.shape[:2]
+        tensor = ours.preprocess(frame)
+        model_view = np.rint((tensor.astype(np.float64) + 1) * 255 / 2).astype(np.uint8)
+        np.testing.assert_array_equal(ours.preprocess(model_view), tensor)
+        (raw,) = ours.detect(model_view)
         (face,) = ours.detect(frame)
-        (theirs,) = mp_detectors["full"].detect(frame)
-        assert face.score == theirs.score
+        (theirs,) = helper.detect(frame)
+        assert face.score == raw.score == theirs.score
         slip = (step - 1) / 2
-        for p, q in zip(face.keypoints, theirs.keypoints, strict=True):
-            assert q.x - p.x == pytest.approx(slip, abs=1e-6)
-            assert q.y - p.y == pytest.approx(slip, abs=1e-6)
-        assert theirs.box.x0 - face.box.x0 == pytest.approx(slip, abs=1e-6)
-        assert theirs.box.y1 - face.box.y1 == pytest.approx(slip, abs=1e-6)
-        assert ours.input_to_image(96.0, 96.0, *frame.shape[:2]).x == pytest.approx(
-            frame.shape[1] / 2 - slip
-        )
+        for p, q, r in zip(face.keypoints, theirs.keypoints, raw.keypoints, strict=True):
+            mx, my = _mediapipe_read_back(r.x, r.y, h, w, 192)
+            assert mx - p.x == pytest.approx(slip, abs=1e-6)
+            assert my - p.y == pytest.approx(slip, abs=1e-6)
+            assert (q.x, q.y) == pytest.approx((mx, my), abs=1e-6)
+        x0, y1 = _mediapipe_read_back(raw.box.x0, raw.box.y1, h, w, 192)
+        assert x0 - face.box.x0 == pytest.approx(slip, abs=1e-6)
+        assert y1 - face.box.y1 == pytest.approx(slip, abs=1e-6)
+        assert letterbox(h, w, 192).to_image(96.0, 96.0).x == pytest.approx(w / 2 - slip)
 
 
 def test_score_threshold_is_configurable() -> None:

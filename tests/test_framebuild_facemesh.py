@@ -23,6 +23,7 @@ from appliance.framebuild import facemesh as fmm
 from appliance.framebuild.facemesh import FaceMesh, Roi
 from appliance.types import Point
 from tests.data import paintinglike as pl
+from tests.support.mediapipe_coords import MediaPipeFaceMesh, roi_slip
 
 REPO = Path(__file__).resolve().parent.parent
 MP_SCRIPT = REPO / "tests" / "data" / "mp_face_mesh.py"
@@ -79,8 +80,8 @@ def reference(images: dict[str, np.ndarray], tmp_path_factory: pytest.TempPathFa
 
 @pytest.fixture(scope="module")
 def mp_mesh() -> FaceMesh:
-    """Our models reporting MediaPipe's own coordinates (its half-pixel slip kept)."""
-    return FaceMesh(mediapipe_coordinates=True)
+    """Our models, their points moved by MediaPipe's half-pixel slip (MediaPipe's crops)."""
+    return MediaPipeFaceMesh()
 
 
 KEYS = [
@@ -134,23 +135,32 @@ def test_irises_and_corners_agree_with_refined_mediapipe(
             assert math.hypot(ours.x - theirs[0], ours.y - theirs[1]) <= max(tol, radius)
 
 
-def test_exact_coordinates_are_mediapipes_without_the_slip(
-    images: dict[str, np.ndarray], mp_mesh: FaceMesh
-) -> None:
-    image = images["hopper_painting"]
-    exact = FaceMesh()
+def test_exact_coordinates_are_mediapipes_without_the_slip() -> None:
     roi = Roi(255.0, 230.0, 300.0, 0.2)
-    theirs, _ = mp_mesh.mesh(image, roi)
-    ours, _ = exact.mesh(image, roi)
-    # Input pixel i shows the ROI at i/n but is read back at (i + 1/2)/n.
-    step = roi.size / fmm.MESH_SIZE
+    n = fmm.MESH_SIZE
+    centres = np.stack(
+        [a.ravel() for a in np.meshgrid(np.arange(n) + 0.5, np.arange(n) + 0.5)], axis=1
+    )
+    ours = roi.project(centres, n)
+    # The centre of input pixel i shows the image at the position it sampled (pixel indices,
+    # +1/2 in corner-based pixels): exact.
+    xs, ys = roi.sample_points(n)
+    assert np.allclose(ours, np.stack([xs.ravel(), ys.ravel()], axis=1) + 0.5, atol=1e-9)
+    # MediaPipe reads the same points back with its own projection (normalised, about the
+    # ROI centre): it is ahead of the exact place by the slip the test helper adds.
     c, s = math.cos(roi.angle), math.sin(roi.angle)
+    u, v = centres[:, 0] / n - 0.5, centres[:, 1] / n - 0.5
+    theirs = np.stack(
+        [roi.cx + (c * u - s * v) * roi.size, roi.cy + (s * u + c * v) * roi.size], axis=1
+    )
+    step = roi.size / n
     slip = np.array([c - s, s + c]) * 0.5 * step - 0.5
     assert np.allclose(theirs - ours, slip, atol=1e-6)
+    assert np.allclose(roi_slip(roi, n), slip, atol=1e-12)
 
 
-def test_gaze_and_corners(mp_mesh: FaceMesh, images: dict[str, np.ndarray]) -> None:
-    got = mp_mesh.find_face(images["hopper_photo"])
+def test_gaze_and_corners(images: dict[str, np.ndarray]) -> None:
+    got = FaceMesh().find_face(images["hopper_photo"])
     assert got is not None
     for eye in got.eyes:
         a, b = eye.corners

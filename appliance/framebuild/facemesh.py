@@ -22,8 +22,9 @@ and ``iris_landmark`` graphs:
 Every step maps points back to the image with the ROI's rotation and size. MediaPipe treats
 pixel centres as integer positions when it samples but reports corner-based coordinates
 (the half-pixel slip the detector documents); :class:`FaceMesh` reports pixel-exact
-coordinates (pixel ``(c, r)`` covers ``[c, c+1) × [r, r+1)``), or MediaPipe's own with
-``mediapipe_coordinates=True`` (the conformance test).
+coordinates (pixel ``(c, r)`` covers ``[c, c+1) × [r, r+1)``). Its ROIs are in MediaPipe's
+sampling coordinates (:meth:`FaceMesh.index_roi` converts), so that each model step can be
+compared with MediaPipe's by adding the slip back (the conformance tests do).
 
 Only :mod:`appliance.detector` imports the TFLite runtime; this module asks it for
 interpreters.
@@ -95,27 +96,28 @@ class Roi:
         c, s = math.cos(self.angle), math.sin(self.angle)
         return self.cx + c * u - s * v, self.cy + s * u + c * v
 
-    def project(self, pts: F64, n: int, exact: bool) -> F64:
-        """Map ``k×2`` points in model-input pixels to image pixels.
+    def project(self, pts: F64, n: int) -> F64:
+        """Map ``k×2`` points in model-input pixels to exact image pixels.
+
+        MediaPipe reads a point back at ``(x / n - 1/2) × size`` from the centre; but input
+        pixel ``i`` holds the ROI at ``i / n``, not ``(i + 1/2) / n``, and the ROI is in pixel
+        indices: this mapping goes half an input pixel back, then half a source pixel forward
+        (removing MediaPipe's slip).
 
         Args:
             pts: Points in the ``n×n`` model input (continuous, corner-based), already
                 mirrored back if the input was.
             n: Model input side, pixels.
-            exact: Remove MediaPipe's half-pixel slip (pixel-exact image coordinates).
+
+        Returns:
+            ``k×2`` image points, pixel ``(c, r)`` covering ``[c, c+1) × [r, r+1)``.
         """
         c, s = math.cos(self.angle), math.sin(self.angle)
-        u = pts[:, 0] / n - 0.5
-        v = pts[:, 1] / n - 0.5
-        if exact:
-            # Input pixel i holds the ROI at i/n but is read back at (i + 1/2)/n: half an
-            # input pixel back, then half a source pixel forward.
-            u = u - 0.5 / n
-            v = v - 0.5 / n
+        u = pts[:, 0] / n - 0.5 - 0.5 / n
+        v = pts[:, 1] / n - 0.5 - 0.5 / n
         x = self.cx + (c * u - s * v) * self.size
         y = self.cy + (s * u + c * v) * self.size
-        out = np.stack([x, y], axis=1)
-        return out + 0.5 if exact else out
+        return np.stack([x, y], axis=1) + 0.5
 
 
 def roi_from_points(a: Point, b: Point, cx: float, cy: float, side: float) -> Roi:
@@ -242,19 +244,13 @@ def _sorted_left(points: list[Point]) -> tuple[Point, ...]:
 
 
 class FaceMesh:
-    """The face mesh and iris models, loaded once (not thread-safe).
-
-    Args:
-        mediapipe_coordinates: Report MediaPipe's own coordinates (half-pixel slip kept, and
-            the face ROI taken from the detector's MediaPipe coordinates) for comparing with
-            MediaPipe; default False: pixel-exact coordinates.
+    """The face mesh and iris models, loaded once (not thread-safe); points in exact pixels.
 
     Raises:
         FrameBuildError: A model file is missing or unreadable.
     """
 
-    def __init__(self, *, mediapipe_coordinates: bool = False) -> None:
-        self.exact = not mediapipe_coordinates
+    def __init__(self) -> None:
         try:
             self._mesh = load_interpreter(find_model("mesh"))
             self._iris = load_interpreter(find_model("iris"))
@@ -269,14 +265,16 @@ class FaceMesh:
         }
         self._mesh_points, self._mesh_flag = mesh_outs[1404], mesh_outs[1]
 
+    def detector(self, model: str) -> Detector:
+        """The BlazeFace detector of ``"short"`` or ``"full"`` range (score >= 0.5), loaded once."""
+        if model not in self._detectors:
+            self._detectors[model] = Detector(model, score_threshold=0.5)
+        return self._detectors[model]
+
     def detect(self, image: npt.NDArray[np.uint8]) -> Face | None:
         """The most prominent BlazeFace face (short range as MediaPipe's face mesh, then full)."""
         for model in ("short", "full"):
-            if model not in self._detectors:
-                self._detectors[model] = Detector(
-                    model, score_threshold=0.5, mediapipe_coordinates=not self.exact
-                )
-            faces = self._detectors[model].detect(image)
+            faces = self.detector(model).detect(image)
             if faces:
                 return max(faces, key=lambda f: f.box.area * f.score)
         return None
@@ -296,7 +294,7 @@ class FaceMesh:
         raw = self._mesh.get_tensor(self._mesh_points).reshape(468, 3)[:, :2].astype(np.float64)
         logit = float(self._mesh.get_tensor(self._mesh_flag).ravel()[0])
         presence = 1.0 / (1.0 + math.exp(-max(-100.0, min(100.0, logit))))
-        return roi.project(raw, MESH_SIZE, self.exact), presence
+        return roi.project(raw, MESH_SIZE), presence
 
     def eye(self, image: npt.NDArray[np.uint8], p: Point, q: Point, flip: bool) -> EyeMarks:
         """Iris and lid contour of the eye with mesh corners ``p`` → ``q``.
@@ -307,17 +305,24 @@ class FaceMesh:
             q: Second corner (133 or 263), pixels.
             flip: Mirror the crop (the subject's left eye; the model knows right eyes).
         """
-        # The ROI is built in MediaPipe's coordinates: undo the exact shift of the corners.
-        off = 0.5 if self.exact else 0.0
-        roi = eye_roi_from_corners(Point(p.x - off, p.y - off), Point(q.x - off, q.y - off))
+        return self.iris(image, self.index_roi(eye_roi_from_corners(p, q)), flip)
+
+    def iris(self, image: npt.NDArray[np.uint8], roi: Roi, flip: bool) -> EyeMarks:
+        """Iris and lid contour of the eye in ``roi`` (MediaPipe's sampling coordinates).
+
+        Args:
+            image: ``H×W×3`` uint8 RGB.
+            roi: The eye's square, as :func:`eye_roi_from_corners` makes it, in pixel indices.
+            flip: Mirror the crop (the subject's left eye; the model knows right eyes).
+        """
         self._run(self._iris, image, roi, IRIS_SIZE, flip)
         contour = self._iris.get_tensor(self._iris_contour).reshape(71, 3)[:, :2].astype(np.float64)
         iris = self._iris.get_tensor(self._iris_points).reshape(5, 3)[:, :2].astype(np.float64)
         if flip:
             contour[:, 0] = IRIS_SIZE - contour[:, 0]
             iris[:, 0] = IRIS_SIZE - iris[:, 0]
-        lids = roi.project(contour[:16], IRIS_SIZE, self.exact)
-        ring = roi.project(iris, IRIS_SIZE, self.exact)
+        lids = roi.project(contour[:16], IRIS_SIZE)
+        ring = roi.project(iris, IRIS_SIZE)
         centre = ring[0]
         radii = np.hypot(*(ring[1:] - centre).T)
         radius = float(np.mean(radii))
@@ -355,7 +360,5 @@ class FaceMesh:
         return self.find(image, self.index_roi(face_roi(face)))
 
     def index_roi(self, roi: Roi) -> Roi:
-        """``roi`` (made from this instance's points) in MediaPipe's pixel-index coordinates."""
-        if not self.exact:
-            return roi
+        """``roi`` (made from exact points) in MediaPipe's pixel-index coordinates."""
         return Roi(roi.cx - 0.5, roi.cy - 0.5, roi.size, roi.angle)
