@@ -43,8 +43,10 @@ log = logging.getLogger(__name__)
 class FinderLike(Protocol):
     """What the loop needs of the finder (see :mod:`appliance.finder`)."""
 
-    def find(self, frame: np.ndarray, follow: Box | None = None) -> FindResult:
-        """The faces in ``frame`` (H×W×3 uint8 RGB) and where the detector ran."""
+    def find(
+        self, frame: np.ndarray, follow: Box | None = None, t: float | None = None
+    ) -> FindResult:
+        """The faces in ``frame`` (H×W×3 uint8 RGB, taken at ``t`` s) and where it looked."""
 
     def set_field_of_view(self, hfov_deg: float) -> None:
         """Use this horizontal field of view (degrees) from now on."""
@@ -110,6 +112,10 @@ class Stats:
     errors: int = 0
     bad_frames: int = 0
     detect_ms: deque[float] = field(default_factory=lambda: deque(maxlen=120))
+    detector_load: deque[tuple[float, int, float]] = field(
+        default_factory=lambda: deque(maxlen=8192)
+    )
+    """(time, inferences, detector ms) of each frame of the last minute or so."""
     frame_times: deque[float] = field(default_factory=lambda: deque(maxlen=240))
     draw_times: deque[float] = field(default_factory=lambda: deque(maxlen=240))
     viewer_seen: dict[int, float] = field(default_factory=dict)
@@ -326,7 +332,7 @@ class App:
                     hfov,
                 )
             try:
-                result = self.finder.find(frame.image, follow=self.viewer_box)
+                result = self.finder.find(frame.image, follow=self.viewer_box, t=frame.t)
                 faces = list(result.faces)
                 inferences = int(result.inferences)
                 if result.dropped:
@@ -359,7 +365,9 @@ class App:
         if drew:
             st.draw_times.append(shown)
         detect_ms = (t1 - t0) * 1000.0
-        st.detect_ms.append(detect_ms)
+        if inferences:  # frames the cadence skipped are not detector timings
+            st.detect_ms.append(detect_ms)
+        st.detector_load.append((shown, inferences, detect_ms))
         if faces:
             st.faces_seen.append(shown)
         if rec is not None and rec.viewer is not None:

@@ -83,7 +83,7 @@ class FakeFinder:
     def set_field_of_view(self, hfov_deg):
         self.fields_of_view.append(hfov_deg)
 
-    def find(self, frame, follow=None):
+    def find(self, frame, follow=None, t=None):
         self.calls += 1
         if self.calls in self.raise_on:
             raise RuntimeError("boom")
