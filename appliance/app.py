@@ -33,11 +33,14 @@ from appliance.finder import FindResult
 from appliance.gaze import GazeRecord
 from appliance.loglimit import LogLimiter
 from appliance.rate import rate_per_s
-from appliance.status import CameraStatus, FinderStatus, Status
+from appliance.status import BEHIND_FRACTION, CameraStatus, FinderStatus, LoadStatus, Status
 from appliance.trace import TraceLine, TraceWriter
 from appliance.types import Box, Face
 
 log = logging.getLogger(__name__)
+
+LOAD_WINDOW_S = 60.0
+"""The status's detector load is averaged over this many seconds."""
 
 
 class FinderLike(Protocol):
@@ -206,6 +209,7 @@ class App:
         self._last_status = 0.0
         self._last_watchdog = 0.0
         self._last_idle_update = 0.0
+        self._behind_since: float | None = None
         self.last_record: GazeRecord | None = None
 
     # -- control --------------------------------------------------------------------------
@@ -498,6 +502,7 @@ class App:
                 band_source=self.finder.band_source,
             ),
             detector_ms=round(statistics.median(st.detect_ms), 2) if st.detect_ms else None,
+            load=self._load(now),
             loop_fps=round(rate_per_s(st.frame_times, now), 2),
             display_fps=round(rate_per_s(st.draw_times, now), 2),
             frame_index=self.index,
@@ -512,6 +517,23 @@ class App:
             bad_frames=st.bad_frames,
             errors=st.errors,
             last_error=st.last_error,
+        )
+
+    def _load(self, now: float) -> LoadStatus:
+        """Detector load over the last minute, and how long the loop has been behind."""
+        st = self.stats
+        recent = [(t, n, ms) for t, n, ms in st.detector_load if now - t <= LOAD_WINDOW_S]
+        span = min(LOAD_WINDOW_S, max(now - st.started, 1e-3))
+        loop, camera = rate_per_s(st.frame_times, now), self.capture.fps
+        behind = self.capture.state == "running" and loop < BEHIND_FRACTION * camera
+        if not behind:
+            self._behind_since = None
+        elif self._behind_since is None:
+            self._behind_since = now
+        return LoadStatus(
+            inferences_per_s=round(sum(n for _, n, _ in recent) / span, 2),
+            detector_ms_per_s=round(sum(ms for _, _, ms in recent) / span, 1),
+            behind_for_s=0.0 if self._behind_since is None else round(now - self._behind_since, 1),
         )
 
     def _shutdown(self) -> None:
