@@ -505,7 +505,13 @@ def test_newcomer_is_found_while_the_viewer_is_followed(
 ) -> None:
     viewer = Visitor(x_m=-0.3, distance_m=2.0)
     run = Runner(Finder(_band(), detector))  # type: ignore[arg-type]
-    for _ in range(8):  # the viewer is found and followed
+    for _ in range(150):  # a still viewer is found within one sweep at idle_sweep_hz
+        frame, truths = renderer.render([viewer])
+        run.step(frame, truths)
+        if run.follow is not None:
+            break
+    assert run.stats.frames <= 5 * 30  # a full sweep (11 regions) at 3 per second: < 4 s
+    for _ in range(3):  # ... and followed
         frame, truths = renderer.render([viewer])
         run.step(frame, truths)
     assert run.follow is not None and run.stats.hits[-1] is not None
@@ -515,11 +521,11 @@ def test_newcomer_is_found_while_the_viewer_is_followed(
         assert pose is not None
         frame, (tv, tn) = renderer.render([viewer, pose])
         res = run.step(frame, [tv])
-        assert res.inferences == 2
+        assert 1 <= res.inferences <= 2  # the crop; a tile where the newcomer moves
         assert match(res.faces, tv) is not None  # the viewer, every frame
         seen_newcomer.append(match(res.faces, tn) is not None)
     assert any(seen_newcomer[:4])  # the newcomer, within a few frames of walking in
-    assert sum(seen_newcomer) >= 3  # and again as the sweep comes round
+    assert sum(seen_newcomer) >= 2  # and again while it moves (motion wakes its tiles)
 
 
 def _band_lines(
