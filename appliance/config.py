@@ -170,9 +170,10 @@ class DetectorConfig(Section):
 class FinderConfig(Section):
     """Where in a camera frame to run the detector (owned by appliance/finder.py).
 
-    'band' mode searches the head band in tiles small enough for distant faces (one or two
-    tiles per frame, round-robin) and follows the viewer with one crop per frame sized from
-    their face: about ``inferences_per_frame`` inferences per frame whatever the room.
+    'band' mode searches the head band in tiles small enough for distant faces (round-robin,
+    moving tiles first) and follows the viewer with one crop per frame sized from their face;
+    with ``cadence = "room"`` the tiles are swept at ``idle_sweep_hz`` / ``track_sweep_hz``
+    unless something moves, so an empty, still room costs a few inferences per second.
     """
 
     mode: Literal["whole", "band"] = Field(
