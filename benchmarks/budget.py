@@ -28,7 +28,7 @@ clip run once and twice over: the difference, so start-up does not count), and, 
 apart, the CPU seconds per gallery-second the replay spends decoding its JPEGs (a Pi's ISP
 delivers frames without that cost: subtract it).
 
-Run:  .venv/bin/python -m benchmarks.budget            (~3 min here; in ``make bench``)
+Run:  .venv/bin/python -m benchmarks.budget            (~10 min here; in ``make bench``)
       .venv/bin/python -m benchmarks.budget --quick    (short clips, no CPU run)
 """
 
