@@ -62,6 +62,7 @@ bench: $(VENV)/.stamp $(MPVENV)/.stamp
 	$(BIN)/python benchmarks/framebuild.py
 	$(BIN)/python benchmarks/gaze.py
 	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/budget.py
 	$(BIN)/python benchmarks/schedule.py
 
 # Hours of camera frames through the real appliance (about 40 min here): table, plot, JSON in out/soak.

@@ -39,18 +39,23 @@ from appliance.hours import Hours
 from appliance.loglimit import LogLimiter
 from appliance.rate import rate_per_s
 from appliance.schedule import describe
-from appliance.status import CameraStatus, FinderStatus, Status
+from appliance.status import BEHIND_FRACTION, CameraStatus, FinderStatus, LoadStatus, Status
 from appliance.trace import TraceLine, TraceWriter
 from appliance.types import Box, Face
 
 log = logging.getLogger(__name__)
 
+LOAD_WINDOW_S = 60.0
+"""The status's detector load is averaged over this many seconds."""
+
 
 class FinderLike(Protocol):
     """What the loop needs of the finder (see :mod:`appliance.finder`)."""
 
-    def find(self, frame: np.ndarray, follow: Box | None = None) -> FindResult:
-        """The faces in ``frame`` (H×W×3 uint8 RGB) and where the detector ran."""
+    def find(
+        self, frame: np.ndarray, follow: Box | None = None, t: float | None = None
+    ) -> FindResult:
+        """The faces in ``frame`` (H×W×3 uint8 RGB, taken at ``t`` s) and where it looked."""
 
     def set_field_of_view(self, hfov_deg: float) -> None:
         """Use this horizontal field of view (degrees) from now on."""
@@ -119,6 +124,10 @@ class Stats:
     errors: int = 0
     bad_frames: int = 0
     detect_ms: deque[float] = field(default_factory=lambda: deque(maxlen=120))
+    detector_load: deque[tuple[float, int, float]] = field(
+        default_factory=lambda: deque(maxlen=8192)
+    )
+    """(time, inferences, detector ms) of each frame of the last minute or so."""
     frame_times: deque[float] = field(default_factory=lambda: deque(maxlen=240))
     draw_times: deque[float] = field(default_factory=lambda: deque(maxlen=240))
     viewer_seen: dict[int, float] = field(default_factory=dict)
@@ -217,6 +226,7 @@ class App:
         self._last_status = 0.0
         self._last_watchdog = 0.0
         self._last_idle_update = 0.0
+        self._behind_since: float | None = None
         self.last_record: GazeRecord | None = None
 
     # -- control --------------------------------------------------------------------------
@@ -411,7 +421,7 @@ class App:
                     hfov,
                 )
             try:
-                result = self.finder.find(frame.image, follow=self.viewer_box)
+                result = self.finder.find(frame.image, follow=self.viewer_box, t=frame.t)
                 faces = list(result.faces)
                 inferences = int(result.inferences)
                 if result.dropped:
@@ -444,7 +454,9 @@ class App:
         if drew:
             st.draw_times.append(shown)
         detect_ms = (t1 - t0) * 1000.0
-        st.detect_ms.append(detect_ms)
+        if inferences:  # frames the cadence skipped are not detector timings
+            st.detect_ms.append(detect_ms)
+        st.detector_load.append((shown, inferences, detect_ms))
         if faces:
             st.faces_seen.append(shown)
         if rec is not None and rec.viewer is not None:
@@ -583,6 +595,7 @@ class App:
                 band_source=self.finder.band_source,
             ),
             detector_ms=round(statistics.median(st.detect_ms), 2) if st.detect_ms else None,
+            load=self._load(now),
             loop_fps=round(rate_per_s(st.frame_times, now), 2),
             display_fps=round(rate_per_s(st.draw_times, now), 2),
             frame_index=self.index,
@@ -602,6 +615,23 @@ class App:
             else self.hours.status(
                 now, st.started if st.last_viewer_at is None else st.last_viewer_at
             ),
+        )
+
+    def _load(self, now: float) -> LoadStatus:
+        """Detector load over the last minute, and how long the loop has been behind."""
+        st = self.stats
+        recent = [(t, n, ms) for t, n, ms in st.detector_load if now - t <= LOAD_WINDOW_S]
+        span = min(LOAD_WINDOW_S, max(now - st.started, 1e-3))
+        loop, camera = rate_per_s(st.frame_times, now), self.capture.fps
+        behind = self.capture.state == "running" and loop < BEHIND_FRACTION * camera
+        if not behind:
+            self._behind_since = None
+        elif self._behind_since is None:
+            self._behind_since = now
+        return LoadStatus(
+            inferences_per_s=round(sum(n for _, n, _ in recent) / span, 2),
+            detector_ms_per_s=round(sum(ms for _, _, ms in recent) / span, 1),
+            behind_for_s=0.0 if self._behind_since is None else round(now - self._behind_since, 1),
         )
 
     def _shutdown(self) -> None:

@@ -456,10 +456,20 @@ def _cmd_band(args: argparse.Namespace) -> int:
             f"# the ISP crops the {sensor[0]}x{sensor[1]} sensor to {cam.width}:{cam.height}: "
             f"{100 * fraction:.0f} % of its width, {hfov:.1f}° of the lens's {cam.hfov_deg:g}°"
         )
+    if fc.cadence == "room":
+        pace = (
+            f"every {sweep / fc.idle_sweep_hz:.1f} s in a still, empty room, every "
+            f"{math.ceil(sweep / per)} frames where things move, "
+            f"{sweep / fc.track_sweep_hz:.1f} s while following"
+        )
+    else:
+        pace = (
+            f"every {math.ceil(sweep / per)} frames searching, "
+            f"{math.ceil(sweep / max(1, per - 1))} while following"
+        )
     print(
         f"# {len(tiles)} tiles of {tile_px} px (+ whole frame: {fc.whole_pass}): a full sweep "
-        f"every {math.ceil(sweep / per)} frames searching, {math.ceil(sweep / max(1, per - 1))} "
-        f"while following; tiles reach about {reach:.1f} m"
+        f"{pace}; tiles reach about {reach:.1f} m"
     )
     if fc.camera_height_m is None:
         print(

@@ -170,9 +170,10 @@ class DetectorConfig(Section):
 class FinderConfig(Section):
     """Where in a camera frame to run the detector (owned by appliance/finder.py).
 
-    'band' mode searches the head band in tiles small enough for distant faces (one or two
-    tiles per frame, round-robin) and follows the viewer with one crop per frame sized from
-    their face: about ``inferences_per_frame`` inferences per frame whatever the room.
+    'band' mode searches the head band in tiles small enough for distant faces (round-robin,
+    moving tiles first) and follows the viewer with one crop per frame sized from their face;
+    with ``cadence = "room"`` the tiles are swept at ``idle_sweep_hz`` / ``track_sweep_hz``
+    unless something moves, so an empty, still room costs a few inferences per second.
     """
 
     mode: Literal["whole", "band"] = Field(
@@ -240,6 +241,33 @@ class FinderConfig(Section):
         2,
         description="Detector runs per frame in 'band' mode: the follow crop (if any) plus "
         "sweep tiles (at least one).",
+    )
+    cadence: Literal["room", "frame"] = Field(
+        "room",
+        description="'room': sweep the band at idle_sweep_hz (nobody followed, nothing "
+        "moving; motion wakes it at once) or track_sweep_hz (while following a viewer); "
+        "'frame': inferences_per_frame every frame whatever the room (the previous behaviour).",
+    )
+    idle_sweep_hz: Annotated[float, Field(gt=0.0, le=120.0)] = Field(
+        3.0,
+        description="Sweep inferences per second in a still room with nobody followed "
+        "('room' cadence).",
+    )
+    track_sweep_hz: Annotated[float, Field(gt=0.0, le=120.0)] = Field(
+        3.0,
+        description="Sweep inferences per second besides the follow crop while a viewer is "
+        "followed ('room' cadence); newcomers are found within about tiles / this seconds.",
+    )
+    follow_model: Literal["short", "full"] = Field(
+        "short",
+        description="Model for the follow crop: 'short' (short-range BlazeFace, 128 px input, "
+        "about a third of the work; the crop is sized from the face, so it sees every "
+        "distance) or 'full' (the sweep's full-range model).",
+    )
+    follow_found: bool = Field(
+        True,
+        description="Search around a face found in the last frame even before the gaze names "
+        "it the viewer (a close face that tiles cut is not lost meanwhile).",
     )
     follow_crop: Annotated[float, Field(ge=1.5, le=12.0)] = Field(
         3.5, description="Side of the follow crop in face-box widths, 1.5-12."

@@ -284,11 +284,13 @@ class FaultyFinder:
         self.inner = inner
         self.plan = plan
 
-    def find(self, frame: np.ndarray, follow: Box | None = None) -> FindResult:
+    def find(
+        self, frame: np.ndarray, follow: Box | None = None, t: float | None = None
+    ) -> FindResult:
         """The inner finder's result, or :class:`InjectedFault` on a fault frame."""
         if self.plan.frame in self.plan.detector_raise_at:
             raise InjectedFault(f"injected detector error at frame {self.plan.frame}")
-        return self.inner.find(frame, follow=follow)
+        return self.inner.find(frame, follow=follow, t=t)
 
     def set_field_of_view(self, hfov_deg: float) -> None:
         """As the inner finder."""

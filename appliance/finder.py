@@ -18,8 +18,17 @@ at the scale it needs:
   close that their face is bigger than the overlap) are visited longest-waiting first, a few per
   frame; with ``motion_first`` tiles where the picture changed since the last frame go first.
 * **Follow** — when the app passes the current viewer's face box, one crop around them (sized
-  from their face, moved by their last motion) is detected every frame, plus one sweep tile to
-  discover newcomers: ``inferences_per_frame`` (default 2) inferences per frame in every case.
+  from their face, moved by their last motion) is detected every frame, so the gaze filter gets
+  a fresh face every camera frame.
+* **Cadence** — with ``cadence = "room"`` (the default) the sweep follows the room, not the
+  camera: with nobody followed and nothing moving in the band the tiles are swept at
+  ``idle_sweep_hz`` inferences per second; a tile where the picture changed is swept in the
+  same frame (up to ``inferences_per_frame``), so a newcomer wakes the sweep at once; while a
+  viewer is followed the other tiles are swept at ``track_sweep_hz`` (moving ones first). A
+  frame can then get no inference at all (``FindResult.ran`` is False): that is "not looked",
+  not "nobody there". ``cadence = "frame"`` is the behaviour before: ``inferences_per_frame``
+  inferences every frame whatever the room. Both need the frame's time (``find(t=...)``);
+  without it every frame is swept as with ``"frame"``.
 
 Crops are numpy views (no copies); the detector letterboxes whatever size it is given. Nothing
 here touches the camera; between calls only a coarse grid of one channel of the last frame
@@ -82,8 +91,10 @@ class FindResult:
     """What the finder found in one frame.
 
     Attributes:
-        faces: Faces in frame pixels, merged across regions, best first.
-        inferences: Detector runs spent on this frame (>= 1).
+        faces: Faces in frame pixels, merged across regions, best first (empty when the
+            detector did not run: see ``ran``).
+        inferences: Detector runs spent on this frame (>= 0; 0 when the sweep's cadence
+            skipped the frame).
         regions: Where the detector ran (frame pixels), follow crop first; for the overlay.
         band: The head band searched (frame pixels), or None in 'whole' mode.
         tiles: The band's whole tile grid (frame pixels; empty in 'whole' mode), for the
@@ -100,6 +111,16 @@ class FindResult:
     tiles: list[Box] = field(default_factory=list)
     follow: Box | None = None
     dropped: int = 0
+
+    @property
+    def ran(self) -> bool:
+        """True if the detector looked at this frame at all.
+
+        False means "not looked" (the cadence skipped an empty, still room), which is not the
+        same as "looked and found nobody": nothing about the room changed since the last look.
+        The finder skips a frame only when no viewer is followed.
+        """
+        return self.inferences > 0
 
 
 def usable_face(face: Face) -> bool:
@@ -185,16 +206,25 @@ class Finder:
     Args:
         config: The ``[finder]`` settings.
         detector: Anything with ``detect(image) -> list[Face]`` (the BlazeFace detector).
+        follow_detector: The detector for the follow crop (the short-range model, with
+            ``follow_model = "short"``); None: ``detector``.
         hfov_deg: The camera's horizontal field of view, degrees (``camera.hfov_deg``); used
             only to work the band out from ``camera_height_m``. The app narrows it with
             :meth:`set_field_of_view` when the camera shows only part of its sensor.
     """
 
     def __init__(
-        self, config: FinderConfig, detector: FaceDetector, *, hfov_deg: float = 66.0
+        self,
+        config: FinderConfig,
+        detector: FaceDetector,
+        *,
+        hfov_deg: float = 66.0,
+        follow_detector: FaceDetector | None = None,
     ) -> None:
         self.config = config
         self.detector = detector
+        self.follow_detector = follow_detector
+        self._recent: Box | None = None
         self._layout: _Layout | None = None
         self._last_follow: Box | None = None
         self._prev_small: np.ndarray | None = None
@@ -205,6 +235,8 @@ class Finder:
         self._tops = np.zeros(LEARN_BINS, np.int64)
         self._bottoms = np.zeros(LEARN_BINS, np.int64)
         self._learned_faces = 0
+        self._credit = 1.0
+        self._last_t: float | None = None
 
     @property
     def band_fraction(self) -> tuple[float, float]:
@@ -255,6 +287,9 @@ class Finder:
         self._layout = None
         self._last_follow = None
         self._prev_small = None
+        self._recent = None
+        self._credit = 1.0
+        self._last_t = None
 
     def layout(self, width: int, height: int) -> _Layout:
         """The band, tiles and sweep schedule for a ``width``×``height`` frame (cached)."""
@@ -300,12 +335,16 @@ class Finder:
         y0 = min(max(0.0, round(cy - side / 2)), height - side)
         return Box(x0, y0, x0 + side, y0 + side)
 
-    def find(self, frame: np.ndarray, follow: Box | None = None) -> FindResult:
+    def find(
+        self, frame: np.ndarray, follow: Box | None = None, t: float | None = None
+    ) -> FindResult:
         """Run the detector where it is needed in ``frame`` and return the merged faces.
 
         Args:
             frame: H×W×3 uint8 RGB camera frame (gray H×W and RGBA also work).
             follow: The current viewer's face box in frame pixels (from gaze), or None.
+            t: The frame's time, seconds (monotonic or a clip's clock); paces the sweep with
+                ``cadence = "room"``. None: no clock, every frame is swept.
 
         Returns:
             The faces in frame pixels (best first), the number of inferences, the regions
@@ -324,24 +363,61 @@ class Finder:
         lay = self.layout(width, height)
         regions: list[Box] = []
         crop: Box | None = None
-        if follow is not None and follow.width > 0 and all(map(math.isfinite, follow.as_list(9))):
+        if follow is None or follow.width <= 0 or not all(map(math.isfinite, follow.as_list(9))):
+            follow = self._recent if self.config.follow_found else None
+        if follow is not None:
             crop = self.follow_crop(follow, width, height)
             regions.append(crop)
         self._last_follow = follow
-        sweeps = min(len(lay.schedule), max(1, self.config.inferences_per_frame - len(regions)))
+        room = max(1, self.config.inferences_per_frame - len(regions))
         moving = self._motion(frame, lay, regions[0] if regions else None)
-        regions += [lay.schedule[i] for i in self._pick(lay, sweeps, moving)]
+        sweeps = min(len(lay.schedule), self._sweeps(room, moving, crop is not None, t))
+        if sweeps:
+            regions += [lay.schedule[i] for i in self._pick(lay, sweeps, moving)]
         found: list[tuple[Face, float]] = []
+        size = float(getattr(self.detector, "input_size", 192))
         for r in regions:
             x0, y0, x1, y1 = int(r.x0), int(r.y0), int(r.x1), int(r.y1)
-            for face in self.detector.detect(frame[y0:y1, x0:x1]):
+            det = self.detector
+            side = max(r.width, r.height)
+            if r is crop and self.follow_detector is not None:
+                det = self.follow_detector
+                # The merge judges scale in the main model's input: the same face in a
+                # smaller input is a coarser view.
+                side *= size / float(getattr(det, "input_size", size))
+            for face in det.detect(frame[y0:y1, x0:x1]):
                 f = face.translated(float(x0), float(y0))
                 if not _is_cut(f, r, width, height):
-                    found.append((f, max(r.width, r.height)))
+                    found.append((f, side))
         faces, dropped = _usable(self._merge(found))
+        self._recent = faces[0].box if faces else None
         if self.config.band_learn:
             self._learn(faces, height)
         return FindResult(faces, len(regions), regions, lay.band, lay.tiles, crop, dropped)
+
+    def _sweeps(
+        self, room: int, moving: np.ndarray | None, following: bool, t: float | None
+    ) -> int:
+        """How many sweep regions to detect in this frame (0 … ``room``).
+
+        With ``cadence = "frame"`` or no clock: ``room``. Otherwise a credit grows at
+        ``track_sweep_hz`` (following a viewer) or ``idle_sweep_hz`` (nobody followed) per
+        second, capped at one, and a sweep spends it; a region where the picture moved (not
+        counting the followed viewer) is swept at once (up to ``room``) whatever the credit.
+        """
+        cfg = self.config
+        if cfg.cadence == "frame" or t is None or not math.isfinite(t):
+            return room
+        last, self._last_t = self._last_t, t
+        dt = 0.0 if last is None else min(1.0, max(0.0, t - last))
+        rate = cfg.track_sweep_hz if following else cfg.idle_sweep_hz
+        self._credit = min(1.0, self._credit + rate * dt)
+        woken = 0 if moving is None else int(moving.sum())
+        timed = 1 if self._credit >= 1.0 - 1e-9 else 0  # tolerate rounding of rate × dt
+        count = min(room, max(woken, timed))
+        if count:
+            self._credit = max(0.0, self._credit - count)
+        return count
 
     def _pick(self, lay: _Layout, count: int, moving: np.ndarray | None) -> list[int]:
         """Choose ``count`` schedule items: the longest unvisited, moving tiles first.
@@ -352,20 +428,21 @@ class Finder:
         """
         priority = lay.ages.copy()
         if moving is not None:
-            priority += moving.astype(np.int64) * len(lay.schedule)
+            priority += moving * len(lay.schedule)
         order = sorted(range(len(priority)), key=lambda i: (-int(priority[i]), i))[:count]
         lay.ages += 1
         lay.ages[order] = 0
         return order
 
     def _motion(self, frame: np.ndarray, lay: _Layout, exclude: Box | None) -> np.ndarray | None:
-        """Which schedule items saw the picture change since the last frame (None: unknown).
+        """How urgently each schedule item wants a look: 0 still, 1 moved (None: unknown).
 
         Compares a sparse grid of samples (about 160 across, one channel) with the previous
         frame's; a sample counts when it changed by more than :data:`MOTION_LEVEL`, and a tile
         moves when at least :data:`MOTION_MIN_SAMPLES` of its samples did. Changes inside
-        ``exclude`` (the followed viewer) and the whole-frame item are ignored. Only the small
-        sample grid of the previous frame is kept, in memory.
+        ``exclude`` (the followed viewer's crop) and below it (their body) are ignored. The
+        whole-frame item gets 2 (ahead of every tile) when two or more tiles moved. Only the
+        small sample grid of the previous frame is kept, in memory.
         """
         if not self.config.motion_first:
             return None
@@ -378,15 +455,24 @@ class Finder:
         changed = np.abs(small - prev) > MOTION_LEVEL
         if exclude is not None:
             ex0, ey0 = int(exclude.x0) // step, int(exclude.y0) // step
-            changed[ey0 : -(-int(exclude.y1) // step), ex0 : -(-int(exclude.x1) // step)] = False
+            # The viewer's face and, below it, their body: their own movement wakes nothing.
+            changed[ey0:, ex0 : -(-int(exclude.x1) // step)] = False
         out = np.zeros(len(lay.schedule), bool)
+        whole: list[int] = []
         for i, r in enumerate(lay.schedule):
             if r.width >= lay.width and r.height >= lay.height:
-                continue  # the whole-frame pass runs on its own clock
+                whole.append(i)
+                continue
             x0, y0 = int(r.x0) // step, int(r.y0) // step
             x1, y1 = -(-int(r.x1) // step), -(-int(r.y1) // step)
             out[i] = int(changed[y0:y1, x0:x1].sum()) >= MOTION_MIN_SAMPLES
-        return out
+        # A visitor so close that tiles cut their face moves many tiles at once: the
+        # whole-frame pass wakes with them (it is the one region that sees such a face whole).
+        # It goes first: the tiles cannot see such a face.
+        weight = out.astype(np.int64)
+        if int(out.sum()) >= 2:
+            weight[whole] = 2
+        return weight
 
     def _merge(self, found: list[tuple[Face, float]]) -> list[Face]:
         """Merge detections of one frame from several regions into one face per person.

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import HealthConfig
-from appliance.status import Status, StatusError, read_status
+from appliance.status import BEHIND_FRACTION, BEHIND_WARNING_S, Status, StatusError, read_status
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -258,6 +258,22 @@ def _fps(s: _Seen, cfg: HealthConfig) -> Check | None:
     return Check("fps", OK, f"{s.fps:.1f} fps", s.fps)
 
 
+def _load(s: _Seen, cfg: HealthConfig) -> Check | None:
+    load = s.status.load
+    if load is None:
+        return None
+    figures = (
+        f"{load.inferences_per_s:.1f} inferences/s, detector {load.detector_ms_per_s:.0f} ms/s"
+    )
+    if load.behind_for_s >= BEHIND_WARNING_S:
+        msg = (
+            f"the loop has kept under {100 * BEHIND_FRACTION:.0f} % of the camera's "
+            f"{s.status.camera.fps:.1f} fps for {load.behind_for_s:.0f} s ({figures})"
+        )
+        return Check("load", WARNING, msg, load.detector_ms_per_s)
+    return Check("load", OK, figures, load.detector_ms_per_s)
+
+
 def _temperature(s: _Seen, cfg: HealthConfig) -> Check | None:
     temp = s.status.cpu_temp_c
     if temp is None:
@@ -305,6 +321,7 @@ _CHECKS: tuple[Callable[[_Seen, HealthConfig], Check | None], ...] = (
     _hours,
     _camera,
     _fps,
+    _load,
     _temperature,
     _throttling,
     _viewers,
@@ -339,6 +356,9 @@ def _perfdata(s: _Seen, cfg: HealthConfig) -> list[str]:
     perf.append(f"display_fps={st.display_fps:.1f};;;0")
     if st.detector_ms is not None:
         perf.append(f"detector_ms={st.detector_ms:.1f};;;0")
+    if st.load is not None:
+        perf.append(f"inferences_per_s={st.load.inferences_per_s:.1f};;;0")
+        perf.append(f"detector_ms_per_s={st.load.detector_ms_per_s:.0f};;;0")
     if st.cpu_temp_c is not None:
         perf.append(f"cpu_temp={st.cpu_temp_c:.1f};{cfg.temp_warning_c:g};;")
     perf.append(f"viewers={st.viewers_last_minute};;;0")

@@ -289,6 +289,13 @@ def _build(
         raise
     except ValueError as err:  # a setting the config should have refused: still EX_CONFIG
         raise SettingError(f"detector.{err}") from None
+    follow_detector: Detector | None = None
+    if (
+        config.finder.mode == "band"
+        and config.finder.follow_model == "short"
+        and detector.spec.name != "short"
+    ):
+        follow_detector = Detector("short", num_threads=config.detector.num_threads)
     check_stop()
     try:
         source = parse_source(
@@ -313,7 +320,12 @@ def _build(
     )
     finder = faults.wrap_finder(
         Finder(
-            config.finder, faults.wrap_detector(detector, plan), hfov_deg=config.camera.hfov_deg
+            config.finder,
+            faults.wrap_detector(detector, plan),
+            hfov_deg=config.camera.hfov_deg,
+            follow_detector=None
+            if follow_detector is None
+            else faults.wrap_detector(follow_detector, plan),
         ),
         plan,
     )

@@ -293,6 +293,30 @@ class ScheduleStatus(_Record):
     unseen_open_s: float | None = None
 
 
+BEHIND_FRACTION = 0.9
+"""The loop 'cannot keep up' while it processes fewer than this fraction of the camera's fps."""
+
+BEHIND_WARNING_S = 60.0
+"""``monalisa health`` warns once the loop has been behind the camera this long, seconds."""
+
+
+class LoadStatus(_Record):
+    """How much detector work the loop does, and whether it keeps up with the camera.
+
+    Attributes:
+        inferences_per_s: Detector runs per second over the last minute (or since start).
+        detector_ms_per_s: Milliseconds spent in the finder per second over the same window
+            (1000 = one core busy with detection alone).
+        behind_for_s: Seconds the loop has been processing fewer than
+            :data:`BEHIND_FRACTION` of the camera's frames without a break (newer frames
+            replace the ones it had no time for); 0 when it keeps up.
+    """
+
+    inferences_per_s: float = 0.0
+    detector_ms_per_s: float = 0.0
+    behind_for_s: float = 0.0
+
+
 class Status(_Record):
     """Everything the status file holds; figures only, never an image.
 
@@ -305,7 +329,9 @@ class Status(_Record):
         display: The display driver in use (the configured one until the screen is open).
         camera: See :class:`CameraStatus`.
         finder: See :class:`FinderStatus`; None until the loop runs.
-        detector_ms: Median detector time per camera frame, milliseconds; None before any.
+        detector_ms: Median detector time per camera frame the detector ran on,
+            milliseconds; None before any.
+        load: See :class:`LoadStatus`; None until the loop runs.
         loop_fps: Camera frames processed per second by the main loop.
         display_fps: Portrait redraws per second.
         frame_index: The portrait frame on screen, 0 … frame_count - 1; None before the first.
@@ -336,6 +362,7 @@ class Status(_Record):
     camera: CameraStatus = Field(default_factory=CameraStatus)
     finder: FinderStatus | None = None
     detector_ms: float | None = None
+    load: LoadStatus | None = None
     loop_fps: float = 0.0
     display_fps: float = 0.0
     frame_index: int | None = None

@@ -75,7 +75,7 @@ class TraceLine(_Record):
         index: The portrait frame shown, 0 … frame_count - 1.
         frame_count: How many frames the portrait has.
         state: The gaze state: ``"tracking"``, ``"holding"`` or ``"idle"``.
-        inferences: Detector runs on this frame.
+        inferences: Detector runs on this frame (0: the room cadence skipped it, see the finder).
         camera: The camera's state (``"running"``, ``"failed"``, ...).
         ms: See :class:`TraceMs`.
     """

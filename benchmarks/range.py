@@ -303,10 +303,12 @@ class Runner:
     viewer: ViewerSim = field(default_factory=ViewerSim)
     stats: ModeStats = field(default_factory=ModeStats)
     follow: Box | None = None
+    fps: float = 30.0
+    """The clip's frame rate: frame ``n`` is given to the finder at ``n / fps`` seconds."""
 
     def step(self, frame: np.ndarray, truths: Sequence[EyeTruth]) -> FindResult:
         t0 = time.perf_counter()
-        res = self.finder.find(frame, self.follow)
+        res = self.finder.find(frame, self.follow, t=self.stats.frames / self.fps)
         ms = (time.perf_counter() - t0) * 1e3
         self.follow = self.viewer.update(res.faces)
         s = self.stats
@@ -437,6 +439,7 @@ def run_distance(
     directions: Sequence[Literal[1, -1]] = (1,),
     eye_height_m: float = 1.62,
     mp_detector: FaceDetector | None = None,
+    follow_detector: FaceDetector | None = None,
 ) -> DistanceResult:
     """Render a visitor crossing the room at ``distance_m`` and run both finder modes on it.
 
@@ -445,6 +448,8 @@ def run_distance(
     ``-span_m .. +span_m`` (default: edge to edge of the view). With ``mp_detector``
     (a :class:`MediaPipeDetector`) each whole frame is also given to it, and its figures and a
     frame-by-frame comparison with our whole-frame detections are returned too.
+    ``follow_detector`` runs the band finder's follow crop (the short-range model, as the app
+    does with ``follow_model = "short"``).
     """
     whole_all, band_all = ModeStats(), ModeStats()
     mp_all = ModeStats() if mp_detector is not None else None
@@ -464,7 +469,7 @@ def run_distance(
         if max_frames is not None:
             poses = poses[:max_frames]
         whole = Runner(Finder(FinderConfig(mode="whole"), detector))
-        band = Runner(Finder(band_config, detector))
+        band = Runner(Finder(band_config, detector, follow_detector=follow_detector))
         mp = (
             None if mp_detector is None else Runner(Finder(FinderConfig(mode="whole"), mp_detector))
         )
@@ -683,6 +688,10 @@ def _run(args: argparse.Namespace, mp: MediaPipeDetector | None) -> int:
     renderer = Renderer(astronaut_photo(), geometry, seed=args.seed, noise_sigma=args.noise)
     detector = Detector("full", num_threads=args.threads)
     band_config = FinderConfig(mode="band", band_top=BAND_960[0], band_bottom=BAND_960[1])
+    # As the runner builds it: the short-range model for the follow crop.
+    short = (
+        Detector("short", num_threads=args.threads) if band_config.follow_model == "short" else None
+    )
     max_frames = 60 if args.quick else None
     print(
         f"camera {geometry.width}x{geometry.height}, {geometry.hfov_deg:.0f}° "
@@ -714,6 +723,7 @@ def _run(args: argparse.Namespace, mp: MediaPipeDetector | None) -> int:
             detector,
             d,
             band_config=band_config,
+            follow_detector=short,
             stand_s=args.stand,
             max_frames=max_frames,
             directions=(1, -1),

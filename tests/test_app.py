@@ -9,10 +9,12 @@ import functools
 import json
 import threading
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from appliance.app import App, RunOptions, check_frame
 from appliance.camera import CameraError, Capture, EndOfStream
@@ -83,7 +85,7 @@ class FakeFinder:
     def set_field_of_view(self, hfov_deg):
         self.fields_of_view.append(hfov_deg)
 
-    def find(self, frame, follow=None):
+    def find(self, frame, follow=None, t=None):
         self.calls += 1
         if self.calls in self.raise_on:
             raise RuntimeError("boom")
@@ -369,3 +371,41 @@ def test_trace_on_a_full_disk_is_dropped_not_fatal(caplog):
     assert app.stats.frames == 200
     lines = [r.getMessage() for r in caplog.records if "trace" in r.getMessage()]
     assert len(lines) == 1 and "No space left" in lines[0] and "/dev/full" in lines[0]
+
+
+class CadenceFinder(FakeFinder):
+    """Runs the detector (2 inferences) on every third frame only, like a still, empty room."""
+
+    def find(self, frame, follow=None, t=None):
+        found = super().find(frame, follow, t)
+        ran = self.calls % 3 == 1
+        return Found(found.faces if ran else [], inferences=2 if ran else 0)
+
+
+def test_detector_load_counts_inferences_and_skipped_frames_are_not_timings():
+    app, _statuses = make_app([frame(11)] * 30, finder=CadenceFinder())
+    assert app.run() == 0
+    st = app.stats
+    assert [n for _, n, _ in st.detector_load] == [2, 0, 0] * 10
+    assert len(st.detect_ms) == 10  # only frames the detector ran on are timed
+    now = st.detector_load[-1][0]
+    load = app.status(now).load
+    assert load is not None
+    span = min(60.0, now - st.started)
+    assert load.inferences_per_s == pytest.approx(20 / span, rel=0.02)
+    total_ms = sum(ms for _, _, ms in st.detector_load)
+    assert load.detector_ms_per_s == pytest.approx(total_ms / span, abs=0.1)
+
+
+def test_the_loop_is_behind_while_it_keeps_under_90_percent_of_the_camera_fps():
+    app, _statuses = make_app([frame(11)] * 3)
+    app.run()
+    app.capture = types.SimpleNamespace(state="running", fps=30.0)
+    st = app.stats
+    st.frame_times.clear()
+    st.frame_times.extend(100.0 + i / 25.0 for i in range(100))  # 25 fps: 83 % of 30
+    assert app._load(104.0).behind_for_s == 0.0  # the first look starts the clock
+    st.frame_times.extend(104.0 + i / 25.0 for i in range(1, 1501))
+    assert app._load(164.0).behind_for_s == 60.0
+    st.frame_times.extend(164.0 + i / 29.0 for i in range(1, 300))  # caught up: 29 fps
+    assert app._load(174.3).behind_for_s == 0.0

@@ -596,3 +596,20 @@ def test_lone_face_continues_a_missed_viewer_only_if_about_as_large():
     newcomer = face_at(at_angle(10, 800), 800, SIZE, g.camera)
     rec = g.update([newcomer], 1.0, SIZE)
     assert rec.viewer == v and rec.state == "holding" and rec.angle_raw is None
+
+
+def test_hold_idle_and_lost_timers_run_on_time_not_on_frames():
+    # With the finder's room cadence most frames of an empty room get no inference: the app
+    # still updates the gaze (no faces) each frame, but it must not matter how many such
+    # updates there are: a gaze told "nobody" at 3 Hz is where one told so at 30 Hz is.
+    every, sparse = gaze(hold_s=0.5, idle_after_s=1.0), gaze(hold_s=0.5, idle_after_s=1.0)
+    face = face_at(at_angle(-20, 2000), 2000, SIZE, every.camera)
+    for g in (every, sparse):
+        run(g, lambda t: [face], 0, 1)
+    dense = {round(r.t * FPS): r for r in run(every, lambda t: [], 1, 5)}
+    for i in range(30, 150, 10):  # every tenth camera frame only
+        r = sparse.update([], i / FPS, SIZE)
+        d = dense[i]
+        assert (r.state, r.index, r.viewer) == (d.state, d.index, d.viewer), i / FPS
+        assert r.angle == pytest.approx(d.angle, abs=1e-6)
+    assert dense[149].state == "idle" and dense[149].index == MIDDLE

@@ -367,3 +367,40 @@ def test_cli_as_a_process_needs_no_privilege():
         assert "°C" in res.stdout
     finally:
         shutil.rmtree(d)
+
+
+# -- detector load --------------------------------------------------------------------------
+
+
+def _load(behind_for_s: float = 0.0) -> dict:
+    return {"inferences_per_s": 33.5, "detector_ms_per_s": 212.0, "behind_for_s": behind_for_s}
+
+
+def test_detector_load_is_reported_and_in_the_perfdata(tmp_path, capsys):
+    r = verdict(tmp_path, load=_load())
+    assert r.code == OK
+    (load,) = [c for c in r.checks if c.name == "load"]
+    assert load.message == "33.5 inferences/s, detector 212 ms/s"
+    assert "inferences_per_s=33.5;;;0 detector_ms_per_s=212;;;0" in r.line
+    main(["health", "--status-file", str(tmp_path / "status.json"), "-v"])
+    assert any(
+        " load " in f" {line} " and "212 ms/s" in line
+        for line in capsys.readouterr().out.splitlines()
+    )
+
+
+@pytest.mark.parametrize(
+    ("behind", "code"), [(0.0, OK), (59.0, OK), (60.0, WARNING), (600.0, WARNING)]
+)
+def test_a_loop_behind_the_camera_for_a_minute_is_a_warning(tmp_path, behind, code):
+    r = verdict(tmp_path, load=_load(behind))
+    assert r.code == code
+    if code == WARNING:
+        assert r.summary.startswith(
+            f"the loop has kept under 90 % of the camera's 30.0 fps for {behind:.0f} s "
+            "(33.5 inferences/s, detector 212 ms/s)"
+        )
+
+
+def test_a_status_without_load_has_no_load_check(tmp_path):
+    assert "load" not in [c.name for c in verdict(tmp_path).checks]  # before the loop runs
