@@ -22,11 +22,11 @@ whole-frame mode measured on the same frames), the fraction of frames where the 
 visitor is found (eye midpoint within ``max(3 px, 0.2 eye distances)`` of the truth) and the
 delay from a newcomer's first frame in view to its first detection.
 
-Then (not with ``--quick`` or ``--rooms``) the process's CPU seconds per gallery-second for
-``monalisa run`` at real-time replay (``--display headless``) of an empty room per mode (a 20 s
-clip run once and twice over: the difference, so start-up does not count), and, measured
-apart, the CPU seconds per gallery-second the replay spends decoding its JPEGs (a Pi's ISP
-delivers frames without that cost: subtract it).
+Then (not with ``--quick`` or ``--rooms``) the CPU of ``monalisa run`` at real-time replay
+(``--display headless``) of an empty room per mode, read per thread from ``/proc`` once it runs:
+the capture thread (the replay's JPEG decoding, which a Pi's ISP spares it) apart from the rest,
+and the rest plus what a Pi's capture thread does instead (one buffer copy per frame, measured
+here).
 
 Run:  .venv/bin/python -m benchmarks.budget            (~10 min here; in ``make bench``)
       .venv/bin/python -m benchmarks.budget --quick    (short clips, no CPU run)
@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -228,12 +227,51 @@ def print_rooms(results: dict[str, dict[str, Tally]]) -> None:
             )
 
 
-def cpu_of(cmd: list[str], env: dict[str, str]) -> float:
-    """CPU seconds (user + system) used by the child process ``cmd`` until it exits."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+WARMUP_S = 3.0
+"""Seconds after the first status write before CPU counts: the loop and the gaze are warm."""
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) so far of each of ``pid``'s threads, summed by kernel name.
+
+    The capture thread names itself ``capture`` (:func:`appliance.camera.name_os_thread`);
+    the loop and the detector's threads keep the process's name.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text(encoding="ascii")
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text(encoding="ascii").strip()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that just ended
+        fields = stat.rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        key = "capture" if name == "capture" else "appliance"
+        out[key] = out.get(key, 0.0) + cpu
+    return out
+
+
+def measure_run(
+    cmd: list[str], env: dict[str, str], status: Path, seconds: float
+) -> dict[str, float]:
+    """Per-thread CPU seconds per second of ``cmd`` over ``seconds``, once warmed up."""
+    status.unlink(missing_ok=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not status.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{' '.join(cmd)}: no status file (exit {proc.poll()})")
+            time.sleep(0.1)
+        time.sleep(WARMUP_S)
+        a, t0 = thread_cpu(proc.pid), time.monotonic()
+        time.sleep(seconds)
+        b, dt = thread_cpu(proc.pid), time.monotonic() - t0
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return {k: (b[k] - a.get(k, 0.0)) / dt for k in b}
 
 
 def decode_cpu(clip: Path) -> float:
@@ -248,21 +286,30 @@ def decode_cpu(clip: Path) -> float:
     return time.process_time() - c0
 
 
-def doubled(clip: Path, directory: Path) -> Path:
-    """A clip that plays ``clip`` twice in a row (links to its images, same fps)."""
-    images = sorted(p for p in clip.iterdir() if p.name.startswith("frame_"))
-    directory.mkdir(parents=True, exist_ok=True)
-    for n, src in enumerate(images * 2):
-        (directory / f"frame_{n:05d}{src.suffix}").symlink_to(src.resolve())
-    (directory / "clip.toml").write_text(f"fps = {FPS}\n", encoding="utf-8")
-    return directory
+def pi_capture_cpu(repeats: int = 200) -> float:
+    """CPU seconds per frame of what a Pi's capture thread does instead of decoding.
+
+    ``Picamera2Source`` asks the ISP for a ``BGR888`` ``main`` stream (three bytes a pixel, R,
+    G, B in memory): ``read`` copies the 1280×720 buffer out (``make_array``), and its
+    ``ascontiguousarray`` of all three channels then copies nothing. That copy, timed here.
+    """
+    buffer = np.full((GEOMETRY.height, GEOMETRY.width, 3), 7, np.uint8)
+    c0 = time.process_time()
+    for _ in range(repeats):
+        arr = buffer.copy()
+        np.ascontiguousarray(arr[:, :, :3])
+    return (time.process_time() - c0) / repeats
 
 
 def run_cpu(seconds: float, repeats: int) -> None:
-    """CPU per gallery-second of ``monalisa run`` at real time on an empty room, per mode.
+    """CPU per gallery-second of ``monalisa run`` at real-time replay of an empty room, per mode.
 
-    The clip is run once and twice over; the extra CPU over the extra ``seconds`` is the
-    running appliance's, without start-up (imports, model, frame set) and shut-down.
+    Each mode runs on a looping empty-room clip; after its first status write and
+    :data:`WARMUP_S` more, the CPU of each of its threads is read from ``/proc`` over
+    ``seconds``. The capture thread's (the replay reading and decoding its JPEGs, which a Pi's
+    ISP does not need) is shown apart from the rest (the loop, the finder, the detector, the
+    gaze, the display, the status file); what a Pi's capture thread does instead (one buffer
+    copy per frame) is measured and added back.
     """
     renderer = Renderer(astronaut_photo(), GEOMETRY, seed=5)
     monalisa = [sys.executable, "-m", "appliance.cli"]
@@ -270,18 +317,20 @@ def run_cpu(seconds: float, repeats: int) -> None:
     with tempfile.TemporaryDirectory(prefix="monalisa-budget-") as tmp:
         work = Path(tmp)
         clip = work / "empty"
-        n = round(seconds * FPS)
+        n = round(10 * FPS)  # looped: ten seconds of distinct sensor noise
         write_clip(clip, (renderer.render([])[0] for _ in range(n)), FPS, image_format="jpg")
-        twice = doubled(clip, work / "twice")
-        decode = statistics.median(decode_cpu(clip) for _ in range(3)) / seconds
+        toml = clip / "clip.toml"
+        toml.write_text("loop = true\n" + toml.read_text(encoding="utf-8"), encoding="utf-8")
+        decode = statistics.median(decode_cpu(clip) for _ in range(3)) * FPS / n
+        pi_capture = pi_capture_cpu() * FPS
+        status = work / "s.json"
 
-        def cmd(m: str, c: Path) -> list[str]:
-            config = ["--config", str(work / f"{m}.toml")]
-            return [*monalisa, "run", "--camera", f"replay:{c}", "--display", "headless", *config]
-
-        print(f"\nCPU s per gallery-second, an empty room replayed at real time ({seconds:.0f} s")
-        print("clip run once and twice over: the difference, without start-up and shut-down)")
-        print(f"{'mode':<6} {'process':>8} {'- decode':>9} {'% core':>7}")
+        print(f"\nCPU, % of one core, an empty room replayed at real time ({FPS:.0f} fps; each")
+        print(f"mode's threads read from /proc over {seconds:.0f} s once running, median of")
+        print(f"{repeats}): the whole process; its capture thread (the replay's JPEG decoding);")
+        print("the rest (loop, finder, detector, gaze, display, status); the rest plus a Pi")
+        print("capture thread's one buffer copy per frame instead of the decoding")
+        print(f"{'mode':<6} {'process':>8} {'capture':>8} {'rest':>6} {'on a Pi':>8}")
         for m, cfg in MODES.items():
             lines = [
                 f'mode = "{cfg.mode}"',
@@ -289,22 +338,36 @@ def run_cpu(seconds: float, repeats: int) -> None:
                 f'follow_model = "{cfg.follow_model}"',
                 f"follow_found = {str(cfg.follow_found).lower()}",
             ]
-            (work / f"{m}.toml").write_text(
-                "[finder]\n" + "\n".join(lines) + f'\n[service]\nstatus_file = "{work}/s.json"\n',
+            config = work / f"{m}.toml"
+            config.write_text(
+                "[finder]\n" + "\n".join(lines) + f'\n[service]\nstatus_file = "{status}"\n',
                 encoding="utf-8",
             )
-            runs = [cpu_of(cmd(m, twice), env) - cpu_of(cmd(m, clip), env) for _ in range(repeats)]
-            cpu = statistics.median(runs) / seconds
-            print(f"{m:<6} {cpu:>8.3f} {cpu - decode:>9.3f} {100 * (cpu - decode):>6.1f}%")
-        print(f"decode {decode:>7.3f}  (the replay's JPEG decoding alone, subtracted above)")
+            cmd = [*monalisa, "run", "--camera", f"replay:{clip}", "--display", "headless"]
+            runs = [
+                measure_run([*cmd, "--config", str(config)], env, status, seconds)
+                for _ in range(repeats)
+            ]
+            capture = statistics.median(r.get("capture", 0.0) for r in runs)
+            rest = statistics.median(r.get("appliance", 0.0) for r in runs)
+            total = statistics.median(sum(r.values()) for r in runs)
+            print(
+                f"{m:<6} {100 * total:>7.1f}% {100 * capture:>7.1f}% {100 * rest:>5.1f}% "
+                f"{100 * (rest + pi_capture):>7.1f}%",
+                flush=True,
+            )
+        print(
+            f"the same JPEG decoding in a tight loop: {100 * decode:.1f}%; a Pi capture's "
+            f"buffer copy: {100 * pi_capture:.1f}% (both of one core at {FPS:.0f} fps)"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="short clips, no CPU run")
     ap.add_argument("--threads", type=int, default=1, help="detector threads")
-    ap.add_argument("--cpu-seconds", type=float, default=20.0, help="empty-room clip length")
-    ap.add_argument("--repeats", type=int, default=1, help="CPU runs per mode (median)")
+    ap.add_argument("--cpu-seconds", type=float, default=20.0, help="CPU window per run, s")
+    ap.add_argument("--repeats", type=int, default=3, help="CPU runs per mode (median)")
     ap.add_argument("--rooms", nargs="+", default=[], help="only these rooms; no CPU run")
     ap.add_argument("--cpu-only", action="store_true", help="only the CPU run")
     args = ap.parse_args(argv)

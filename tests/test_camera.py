@@ -394,6 +394,22 @@ def test_lossless_capture_hands_over_every_frame_in_order():
     cap.stop()
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="thread names via /proc: Linux")
+def test_the_capture_thread_is_named_for_the_kernel():
+    """``top -H`` and the budget benchmark tell the capture thread from the loop by name."""
+    cap = Capture(ListSource([img(i) for i in range(5)], lossless=True))
+    cap.start()
+    try:
+        assert cap.latest(2.0) is not None  # the thread is running and has named itself
+        assert cap._thread is not None
+        tid = cap._thread.native_id
+        comm = Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+        assert comm == "capture"
+        assert Path("/proc/self/comm").read_text().strip() != "capture"  # only that thread
+    finally:
+        cap.stop()
+
+
 def test_live_capture_keeps_only_the_newest_frame():
     cap = Capture(ListSource([img(i) for i in range(20)] + ["end"], lossless=False))
     cap.start()
