@@ -108,10 +108,17 @@ class DisplayLike(Protocol):
 class NotifierLike(Protocol):
     """What the loop needs of the service manager link (see :mod:`appliance.service`)."""
 
-    def ready(self) -> None: ...  # noqa: D102
-    def watchdog(self) -> None: ...  # noqa: D102
-    def status(self, text: str) -> None: ...  # noqa: D102
-    def stopping(self) -> None: ...  # noqa: D102
+    def ready(self) -> None:
+        """Start-up is done (``READY=1``): systemd counts the service as started."""
+
+    def watchdog(self) -> None:
+        """The loop is alive (``WATCHDOG=1``); sent well within ``WatchdogSec=``."""
+
+    def status(self, text: str) -> None:
+        """One line for ``systemctl status`` (``STATUS=``), e.g. "closed until Tue 10:00"."""
+
+    def stopping(self) -> None:
+        """The loop is ending (``STOPPING=1``)."""
 
 
 @dataclass
@@ -346,6 +353,7 @@ class App:
         log.info("open: camera started; %s", self._schedule_text())
 
     def _schedule_text(self) -> str:
+        """The opening-hours state in words, e.g. "closed until Tue 10:00" ("open" if unknown)."""
         assert self.hours is not None
         state = self.hours.state
         if state is None:
@@ -398,6 +406,12 @@ class App:
         self.last_record = rec
 
     def _process(self, frame: Frame, seq: int) -> None:
+        """One camera frame through finder, gaze and display, then its trace line and figures.
+
+        A frame that cannot be used (:func:`check_frame`) or a finder that raises counts as
+        "no face" for the gaze and is logged (rate-limited): the loop goes on. ``seq`` is the
+        loop's own frame count, which the trace numbers its lines by (gap-free).
+        """
         picked = time.monotonic()
         capture_ms = (picked - frame.arrived) * 1000.0
         faces: list[Face] = []
@@ -487,6 +501,7 @@ class App:
         inferences: int,
         ms: dict[str, float],
     ) -> None:
+        """Append this frame's trace line: faces, gaze, inferences run, per-stage ms."""
         assert self._trace is not None
         try:
             line = TraceLine.of(
