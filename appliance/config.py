@@ -8,6 +8,8 @@ fails on configuration exits with :data:`EX_CONFIG` (78) so systemd does not res
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -632,13 +634,24 @@ class Config(Section):
         return self
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _key_path(loc: tuple[int | str, ...]) -> str:
+    r"""A key's place as TOML writes it, e.g. ``gaze.tau_s``, ``finder."a b"``, ``open[2]``.
+
+    A key that TOML cannot write bare is quoted with its control characters escaped
+    (``camera."\n"``), so an error stays one line, naming the key as it is typed.
+    """
     parts: list[str] = []
     for item in loc:
         if isinstance(item, int):
             parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
-        else:
+        elif _BARE_KEY.fullmatch(item):
             parts.append(item)
+        else:
+            quoted = json.dumps(item, ensure_ascii=False)
+            parts.append("".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in quoted))
     return ".".join(parts) or "(top level)"
 
 

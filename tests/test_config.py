@@ -42,6 +42,18 @@ def test_errors_name_file_key_and_value(tmp_path):
     assert len(lines) == 4
 
 
+def test_a_key_toml_must_quote_is_named_quoted_on_one_line(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('[camera]\n"\\n" = 0\n"a b" = 1\n"x\\u2028y" = 2\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    lines = info.value.lines
+    assert f'{p}: camera."\\n" = 0: unknown key' in lines
+    assert f'{p}: camera."a b" = 1: unknown key' in lines
+    assert f'{p}: camera."x\\u2028y" = 2: unknown key' in lines
+    assert all("\n" not in line and "\u2028" not in line for line in lines)
+
+
 def test_missing_unreadable_and_bad_toml(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "absent.toml")

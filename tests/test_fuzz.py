@@ -318,6 +318,7 @@ def test_config_check_sees_a_bad_value(tmp_path, capsys):
 @example(case=("[camera]\nfps = 15\n[detector]\nnum_threads = 1\n", 0))
 @example(case=('[camera]\nfps = "fast"\n[bogus]\nx = 1\n', 78))
 @example(case=("[camera]\nfps = \n", 78))
+@example(case=('["camera"]\n"source" = "picamera2"\n"\\n" = 0\n', 78))  # a quoted key: CI
 def test_fuzz_config_check_cli(tmp_path, capsys, case):
     text, expected = case
     path = tmp_path / "config.toml"
