@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +29,7 @@ from appliance.detector import (
     weighted_nms,
 )
 from appliance.types import Box, Face, FaceKeyPoint, Point
-from tests.support.mediapipe_coords import MediaPipeDetector, detector_slip
+from tests.support.mediapipe_coords import MediaPipeDetector, detector_slip, run_mediapipe
 from tests.support.run import REPO
 
 MP_SCRIPT = Path(__file__).resolve().parent / "mp_reference.py"
@@ -105,13 +104,6 @@ MP_FINDS = {
 }
 
 
-def _mp_python() -> Path:
-    env = os.environ.get("MONALISA_MP_PYTHON")
-    if env:
-        return Path(env)
-    return REPO / ".venv-mp" / "bin" / "python"
-
-
 @pytest.fixture(scope="module")
 def images() -> dict[str, np.ndarray]:
     return _images()
@@ -122,24 +114,7 @@ def mediapipe_results(
     images: dict[str, np.ndarray], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
     """MediaPipe's detections of every test image, for both models (one subprocess)."""
-    python = _mp_python()
-    if not python.exists():
-        pytest.fail(
-            f"MediaPipe reference python not found: {python} "
-            "(set MONALISA_MP_PYTHON or run `make .venv-mp/.stamp`)"
-        )
-    npz = tmp_path_factory.mktemp("mp") / "images.npz"
-    savez: Any = np.savez  # numpy's stub types **kwds as bool
-    savez(npz, **images)
-    proc = subprocess.run(
-        [str(python), str(MP_SCRIPT), str(npz)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result: dict[str, Any] = json.loads(proc.stdout)
+    result: dict[str, Any] = run_mediapipe(MP_SCRIPT, images, tmp_path_factory.mktemp("mp"))
     return result
 
 

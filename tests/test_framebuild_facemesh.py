@@ -9,10 +9,8 @@ pre- and post-processing must reproduce its points) and once with ``refine_landm
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ from appliance.framebuild import facemesh as fmm
 from appliance.framebuild.facemesh import FaceMesh, Roi
 from appliance.types import Point
 from tests.data import paintinglike as pl
-from tests.support.mediapipe_coords import MediaPipeFaceMesh, roi_slip
+from tests.support.mediapipe_coords import MediaPipeFaceMesh, roi_slip, run_mediapipe
 
 REPO = Path(__file__).resolve().parent.parent
 MP_SCRIPT = REPO / "tests" / "data" / "mp_face_mesh.py"
@@ -58,24 +56,7 @@ def images() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def reference(images: dict[str, np.ndarray], tmp_path_factory: pytest.TempPathFactory) -> Any:
     """MediaPipe's face mesh (plain and refined) of every test image, in one subprocess."""
-    python = _mp_python()
-    if not python.exists():
-        pytest.fail(
-            f"MediaPipe reference python not found: {python} "
-            "(set MONALISA_MP_PYTHON or run `make .venv-mp/.stamp`)"
-        )
-    npz = tmp_path_factory.mktemp("mp") / "images.npz"
-    savez: Any = np.savez
-    savez(npz, **images)
-    proc = subprocess.run(
-        [str(python), str(MP_SCRIPT), str(npz)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout)
+    return run_mediapipe(MP_SCRIPT, images, tmp_path_factory.mktemp("mp"))
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,13 @@ run of our models.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +26,37 @@ from appliance.framebuild.facemesh import IRIS_SIZE, MESH_SIZE, EyeMarks, FaceMe
 from appliance.types import Face, Point
 
 F64 = npt.NDArray[np.float64]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_mediapipe(script: Path, images: dict[str, np.ndarray], directory: Path) -> Any:
+    """MediaPipe's own results for ``images``, from ``script`` run in MediaPipe's venv.
+
+    The venv is ``$MONALISA_MP_PYTHON``, else ``.venv-mp/bin/python`` in the repo (``make
+    test`` builds it). The images go to ``script`` as one ``.npz`` in ``directory``; it prints
+    JSON. A missing venv or a failing script fails the calling test, naming which.
+    """
+    import pytest
+
+    env = os.environ.get("MONALISA_MP_PYTHON")
+    python = Path(env) if env else REPO / ".venv-mp" / "bin" / "python"
+    if not python.exists():
+        pytest.fail(
+            f"MediaPipe reference python not found: {python} "
+            "(set MONALISA_MP_PYTHON or run `make .venv-mp/.stamp`)"
+        )
+    npz = directory / "images.npz"
+    savez: Any = np.savez  # numpy's stub types **kwds as bool
+    savez(npz, **images)
+    proc = subprocess.run(
+        [str(python), str(script), str(npz)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
 
 
 def detector_slip(shape: tuple[int, ...], input_size: int) -> float:
