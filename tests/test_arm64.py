@@ -12,10 +12,21 @@ the test photos must find what this machine's x86 detector finds (same faces, po
 0.05 px, scores within 0.001); the SDL inside the installed pygame-ce must list the KMSDRM
 video driver, and the libraries it opens for it must load.
 
-Emulation: arm64 programs run through ``qemu-user-static`` registered with ``binfmt_misc``
-(with the F flag, so the root needs no interpreter of its own). The test mounts
-``binfmt_misc`` and registers qemu itself if it can (root); where it cannot, the test fails,
-naming what is missing: it never skips. Each step's time is printed (``pytest -s``).
+Emulation, at one of two levels, printed first:
+
+- ``binfmt``: arm64 programs run through ``qemu-user-static`` registered with ``binfmt_misc``
+  (with the F flag, so the root needs no interpreter of its own). The test mounts
+  ``binfmt_misc`` and registers qemu itself if it can (root). Everything above runs.
+- ``single``: where binfmt cannot be had, only one arm64 process at a time runs (``chroot ROOT
+  qemu-aarch64-static PROGRAM``). The root's packages are unpacked, not installed, and the
+  host's pip puts the wheels in (:mod:`tests.support.arm64_single`); the release's Python,
+  apt's numpy, the detector's agreement, SDL's KMSDRM and ``monalisa run`` + ``health`` are
+  checked. The deploy's tests cannot run there: they fail, naming the missing binfmt, so a
+  machine without it never passes silently. ``MONALISA_ARM64_LEVEL=single`` asks for this
+  level where binfmt works (then the deploy's tests are skipped, saying why); ``=binfmt``
+  fails where binfmt cannot be had.
+
+Each step's time is printed (``pytest -s``).
 
 Run with ``make test-arm64`` (slow: on a shared 2-core machine bookworm's first deploy took
 42 min, its second 18 min; see README "Which Raspberry Pi OS"). Not part of ``make unit``.
@@ -37,7 +48,10 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from tests.support import arm64_single
 from tests.test_ansible import (
+    CACHE,
+    MIRROR,
     _need_root_and_debootstrap,
     _prepare_offline_root,
     _pristine_tarball,
@@ -51,7 +65,12 @@ from tests.test_ansible import (
     venv_numpy,
     write_inventory,
 )
-from tests.test_install_by_hand import PATH, run_in, start_the_unit_and_check_health
+from tests.test_install_by_hand import (
+    PATH,
+    run_in,
+    start_the_unit_and_check_health,
+    wait_until_tracking,
+)
 
 # The first test waits for the fixture's two deploys (see DEPLOY_TIMEOUT_S).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(8 * 3600)]
@@ -62,6 +81,15 @@ CLIP_IN_ROOT = "/srv/replay-clip"
 PHOTOS_IN_ROOT = "/srv/photos"
 VENV_PYTHON = "/opt/monalisa/venv/bin/python"
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
+LEVEL_ENV = "MONALISA_ARM64_LEVEL"
+BINFMT_LEVEL, SINGLE_LEVEL = "binfmt", "single"
+# At the single level: no venv, no console script; the root's python3 runs the package.
+SINGLE_PYTHON = "/usr/bin/python3"
+SINGLE_NAMES = {
+    VENV_PYTHON: [SINGLE_PYTHON],
+    "/usr/local/bin/monalisa": [SINGLE_PYTHON, "-m", "appliance.cli"],
+}
+NOBODY = "65534:65534"  # the user the single level runs the appliance as (no role made one)
 # What each release's apt gives (Raspberry Pi OS uses Debian's python3 and numpy).
 RELEASES = {"bookworm": ("3.11", "1."), "trixie": ("3.13", "2.")}
 MODELS = ["blazeface.tflite", "blazeface_short_range.tflite"]
@@ -77,28 +105,37 @@ def _binfmt_ready() -> bool:
     return text.startswith("enabled") and "F" in flags.split(":", 1)[1]
 
 
-def emulation_level() -> str:
-    """Make arm64 programs start one another in a chroot; return the level that runs.
+def _install_debs(*names: str) -> None:
+    missing = [
+        p for p in names if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode
+    ]
+    if missing:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+            check=True,
+            env=env,
+        )
 
-    Installs ``qemu-user-static`` and ``binfmt-support`` if missing, mounts ``binfmt_misc`` if
-    it is not, and registers qemu-aarch64 with the F flag (the kernel opens the interpreter
-    once, so it need not exist inside the root). Fails, naming what is missing, where the
-    machine does not allow it.
+
+def emulation_level() -> tuple[str, str]:
+    """Set up arm64 emulation; return the level that runs and why.
+
+    Installs ``qemu-user-static`` (both levels run it). Unless the single level is asked for
+    (``MONALISA_ARM64_LEVEL``), installs ``binfmt-support``, mounts ``binfmt_misc`` if it is
+    not, and registers qemu-aarch64 with the F flag (the kernel opens the interpreter once,
+    so it need not exist inside the root). Where the machine does not allow that, the single
+    level runs, and the reason is returned to be printed.
     """
+    asked = os.environ.get(LEVEL_ENV, "")
+    if asked not in ("", BINFMT_LEVEL, SINGLE_LEVEL):
+        pytest.fail(f"{LEVEL_ENV}={asked!r}: use {BINFMT_LEVEL!r}, {SINGLE_LEVEL!r} or nothing")
+    _install_debs("qemu-user-static")
+    if asked == SINGLE_LEVEL:
+        return SINGLE_LEVEL, f"asked for by {LEVEL_ENV}"
     if not _binfmt_ready():
-        missing = [
-            p
-            for p in ("qemu-user-static", "binfmt-support")
-            if subprocess.run(["dpkg", "-s", p], capture_output=True, check=False).returncode
-        ]
-        if missing:
-            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-            subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-            subprocess.run(
-                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
-                check=True,
-                env=env,
-            )
+        _install_debs("binfmt-support")
         if not (BINFMT / "register").exists():
             subprocess.run(
                 ["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)],
@@ -108,14 +145,16 @@ def emulation_level() -> str:
         subprocess.run(
             ["update-binfmts", "--enable", "qemu-aarch64"], capture_output=True, check=False
         )
-    if not _binfmt_ready():
-        pytest.fail(
-            f"arm64 emulation: qemu-aarch64 is not registered with the F flag in {BINFMT} "
-            "(mount binfmt_misc and run `update-binfmts --enable qemu-aarch64` as root; a "
-            "container may need --privileged). Without it arm64 programs cannot start one "
-            "another in a chroot, so debootstrap, apt and Ansible cannot run there."
-        )
-    return "binfmt (qemu-aarch64 registered, F flag)"
+    if _binfmt_ready():
+        return BINFMT_LEVEL, "qemu-aarch64 registered, F flag"
+    why = (
+        f"qemu-aarch64 is not registered with the F flag in {BINFMT} (mount binfmt_misc and "
+        "run `update-binfmts --enable qemu-aarch64` as root; a container may need "
+        "--privileged), so debootstrap, apt and Ansible cannot run in an arm64 chroot"
+    )
+    if asked == BINFMT_LEVEL:
+        pytest.fail(f"arm64 emulation: {why}")
+    return SINGLE_LEVEL, why
 
 
 @dataclass
@@ -123,16 +162,48 @@ class Arm64Root:
     suite: str
     root: Path
     source: Path
-    first: subprocess.CompletedProcess[str]
-    second: subprocess.CompletedProcess[str]
+    level: str
+    first: subprocess.CompletedProcess[str] | None
+    second: subprocess.CompletedProcess[str] | None
     seconds: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def models_dir(self) -> str:
+        """Where the models are in the root: the role's place, or the single level's."""
+        return "/opt/monalisa/models" if self.level == BINFMT_LEVEL else arm64_single.MODELS_DIR
+
+    def argv(self, *cmd: str) -> list[str]:
+        """The host's command that runs ``cmd`` in the root at this level.
+
+        At the single level, qemu starts the program itself: the venv's python and the
+        console script become the root's python3, and a bare name is looked up in the root.
+        """
+        if self.level == BINFMT_LEVEL:
+            return ["chroot", str(self.root), *cmd]
+        program, *rest = [*SINGLE_NAMES.get(cmd[0], [cmd[0]]), *cmd[1:]]
+        if not program.startswith("/"):
+            found = [d for d in ("/usr/bin", "/usr/sbin") if (self.root / d[1:] / program).exists()]
+            assert found, f"{program}: not in the root's /usr/bin or /usr/sbin"
+            program = f"{found[0]}/{program}"
+        return ["chroot", str(self.root), arm64_single.QEMU, program, *rest]
+
     def chroot(self, *cmd: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-        return run_in(self.root, *cmd, timeout=timeout)
+        if self.level == BINFMT_LEVEL:
+            return run_in(self.root, *cmd, timeout=timeout)
+        return arm64_single.in_root(self.root, *self.argv(*cmd)[3:], timeout=timeout)
 
     def timed(self, name: str, t0: float) -> None:
         self.seconds[name] = time.monotonic() - t0
         print(f"\n[arm64 {self.suite}] {name}: {self.seconds[name]:.0f} s", flush=True)
+
+    def needs_binfmt(self, what: str) -> None:
+        """Fail (or skip, where the single level was asked for): ``what`` needs binfmt."""
+        if self.level == BINFMT_LEVEL:
+            return
+        why = f"level {SINGLE_LEVEL}: {what} needs arm64 programs to start one another (binfmt)"
+        if os.environ.get(LEVEL_ENV) == SINGLE_LEVEL:
+            pytest.skip(why)
+        pytest.fail(why)
 
 
 @pytest.fixture(scope="module", params=list(RELEASES))
@@ -141,7 +212,6 @@ def arm64(
 ) -> Iterator[Arm64Root]:
     suite: str = request.param
     _need_root_and_debootstrap()
-    _tool("ansible-playbook")
     seconds: dict[str, float] = {}
 
     def step(name: str, t0: float) -> None:
@@ -149,29 +219,40 @@ def arm64(
         print(f"\n[arm64 {suite}] {name}: {seconds[name]:.0f} s", flush=True)
 
     t0 = time.monotonic()
-    level = emulation_level()
-    print(f"\n[arm64 {suite}] emulation level: {level}", flush=True)
-    step("binfmt", t0)
-    t0 = time.monotonic()
-    tarball = _pristine_tarball(suite, "arm64")
-    step("debootstrap --arch=arm64 (or its cached tarball)", t0)
-
+    level, why = emulation_level()
+    print(f"\n[arm64 {suite}] emulation level: {level} ({why})", flush=True)
+    step("emulation set up", t0)
     work = tmp_path_factory.mktemp(f"arm64-{suite}")
     root = work / "root"
     root.mkdir()
-    t0 = time.monotonic()
-    subprocess.run(["tar", "-C", str(root), "-xf", str(tarball)], check=True)
-    step("unpack", t0)
-    _prepare_offline_root(root)
-    make_boot_partition(root)  # an image's boot partition, mounted where Raspberry Pi OS has it
-    shutil.copytree(CLIP, root / CLIP_IN_ROOT.lstrip("/"))
     source = copy_sources(work / "src")
-    inventory = write_inventory(work, root)
     try:
+        if level == SINGLE_LEVEL:
+            t0 = time.monotonic()
+            tarball = arm64_single.foreign_tarball(CACHE, suite, MIRROR)
+            step("debootstrap --foreign --arch=arm64 (or its cached tarball)", t0)
+            t0 = time.monotonic()
+            done = arm64_single.build(root, tarball, source, work)
+            step("unpack, link, ldconfig, pip --platform", t0)
+            print(f"\n[arm64 {suite}] single-process root: {done}", flush=True)
+            shutil.copytree(CLIP, root / CLIP_IN_ROOT.lstrip("/"))
+            yield Arm64Root(suite, root, source, level, None, None, seconds)
+            return
+        _tool("ansible-playbook")
+        t0 = time.monotonic()
+        tarball = _pristine_tarball(suite, "arm64")
+        step("debootstrap --arch=arm64 (or its cached tarball)", t0)
+        t0 = time.monotonic()
+        subprocess.run(["tar", "-C", str(root), "-xf", str(tarball)], check=True)
+        step("unpack", t0)
+        _prepare_offline_root(root)
+        make_boot_partition(root)  # an image's boot partition, mounted where Raspberry Pi OS has it
+        shutil.copytree(CLIP, root / CLIP_IN_ROOT.lstrip("/"))
+        inventory = write_inventory(work, root)
         first, second = deploy_twice(inventory, source, seconds, is_pi=True)
         for name in ("first deploy", "second deploy"):
             print(f"\n[arm64 {suite}] {name}: {seconds[name]:.0f} s", flush=True)
-        yield Arm64Root(suite, root, source, first, second, seconds)
+        yield Arm64Root(suite, root, source, level, first, second, seconds)
     finally:
         print(
             f"\n[arm64 {suite}] times: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()),
@@ -196,6 +277,8 @@ def test_the_root_is_arm64_with_the_releases_python(arm64: Arm64Root) -> None:
 
 
 def test_deployed_as_a_pi_twice_and_the_second_run_changes_nothing(arm64: Arm64Root) -> None:
+    arm64.needs_binfmt("deploy.yml over the chroot connection")
+    assert arm64.first is not None and arm64.second is not None
     first = _recap(arm64.first.stdout)
     assert first["failed"] == 0 and first["unreachable"] == 0, _recap_line(arm64.first.stdout)
     assert "Raspberry Pi: True" in arm64.first.stdout
@@ -212,6 +295,7 @@ def test_deployed_as_a_pi_twice_and_the_second_run_changes_nothing(arm64: Arm64R
 
 
 def test_the_constraints_keep_apts_numpy_with_its_release_pin(arm64: Arm64Root) -> None:
+    arm64.needs_binfmt("the role's constraints file (and pip check in its venv)")
     version, _ = venv_numpy(arm64.chroot)
     lines = (arm64.root / "opt/monalisa/pip-constraints.txt").read_text().splitlines()
     assert f"numpy=={version}" in lines
@@ -313,8 +397,8 @@ def test_detect_agrees_with_x86(arm64: Arm64Root, model: str, tmp_path: Path) ->
     )
     t0 = time.monotonic()
     there = _detect(
-        ["chroot", str(arm64.root), "/usr/local/bin/monalisa", "detect", "--json"]
-        + ["--model", f"/opt/monalisa/models/{model}"]
+        arm64.argv("/usr/local/bin/monalisa", "detect", "--json")
+        + ["--model", f"{arm64.models_dir}/{model}"]
         + [f"{PHOTOS_IN_ROOT}/{n}" for n in names]
     )
     arm64.timed(f"detect {model} ({len(names)} photos)", t0)
@@ -334,9 +418,49 @@ min_fps_warning = 0
 """
 
 
+def _run_alone_and_check_health(arm64: Arm64Root) -> str:
+    """The single level's stand-in for the unit: ``monalisa run`` as nobody, then health.
+
+    No role made a unit or a service user there; the command line is the unit's options
+    that matter here (the replay, the headless display); models and frames are found in
+    ``/usr/share/monalisa`` without a config.
+    """
+    runtime = arm64.root / "run/monalisa"
+    runtime.mkdir(parents=True, exist_ok=True)
+    os.chown(runtime, 65534, 65534)
+    run = ["run", "--camera", f"replay:{CLIP_IN_ROOT}", "--display", "headless"]
+    run += ["--replay-speed", "max"]  # the frames: the default set, found without a config
+    as_nobody = ["chroot", f"--userspec={NOBODY}", str(arm64.root), arm64_single.QEMU]
+    proc = subprocess.Popen(
+        [*as_nobody, *SINGLE_NAMES["/usr/local/bin/monalisa"], *run, "--duration", "1500"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={"PATH": PATH, "LANG": "C.UTF-8", "HOME": "/tmp"},
+    )
+    try:
+        wait_until_tracking(proc, runtime / "status.json", arm64_single.FRAMES_DIR, wait_s=1200)
+        health = arm64.chroot(
+            "/usr/local/bin/monalisa", "health", "--config", "/tmp/health-under-qemu.toml"
+        )
+        assert health.returncode == 0, health.stdout + health.stderr
+        assert health.stdout.startswith("MONALISA OK - tracking")
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, out[-3000:]
+    assert "stopping" in out
+    return health.stdout
+
+
 def test_the_unit_runs_and_health_says_ok(arm64: Arm64Root) -> None:
     (arm64.root / "tmp/health-under-qemu.toml").write_text(HEALTH_UNDER_QEMU)
     t0 = time.monotonic()
+    if arm64.level == SINGLE_LEVEL:
+        health = _run_alone_and_check_health(arm64)
+        arm64.timed("monalisa run (one qemu process) until health OK", t0)
+        print(f"\n[arm64 {arm64.suite}] {health.strip()}")
+        return
     health = start_the_unit_and_check_health(
         arm64.root,
         CLIP_IN_ROOT,

@@ -191,6 +191,31 @@ def _unit_value(unit: str, key: str) -> str:
 AS_A_LOGIN = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 
 
+def wait_until_tracking(
+    proc: subprocess.Popen[str], status_path: Path, frames_dir: str, wait_s: float
+) -> None:
+    """Wait until the running appliance ``proc`` says tracking after 15 frames, without errors.
+
+    Args:
+        proc: The appliance, its output piped (shown if it ended early).
+        status_path: Its status file, as seen from here.
+        frames_dir: The frame set (33 frames) the status must name, as the appliance sees it.
+        wait_s: How long to wait at most, seconds.
+    """
+    deadline = time.monotonic() + wait_s
+    status: dict[str, object] = {}
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(OSError, ValueError):
+            status = json.loads(status_path.read_text("utf-8"))
+            if status.get("gaze_state") == "tracking" and int(str(status["frames"])) >= 15:
+                break
+        time.sleep(0.5)
+    assert proc.poll() is None, proc.communicate()[0][-3000:]
+    assert status.get("gaze_state") == "tracking", status
+    assert status["frames_dir"] == frames_dir
+    assert status["frame_count"] == 33 and status["errors"] == 0
+
+
 def start_the_unit_and_check_health(
     root: Path,
     clip_in_root: str,
@@ -237,20 +262,8 @@ def start_the_unit_and_check_health(
         text=True,
         env={"PATH": PATH, "LANG": "C.UTF-8"},
     )
-    status_path = runtime / "status.json"
     try:
-        deadline = time.monotonic() + wait_s
-        status: dict[str, object] = {}
-        while time.monotonic() < deadline and proc.poll() is None:
-            with contextlib.suppress(OSError, ValueError):
-                status = json.loads(status_path.read_text("utf-8"))
-                if status.get("gaze_state") == "tracking" and int(str(status["frames"])) >= 15:
-                    break
-            time.sleep(0.5)
-        assert proc.poll() is None, proc.communicate()[0][-3000:]
-        assert status.get("gaze_state") == "tracking", status
-        assert status["frames_dir"] == frames_dir
-        assert status["frame_count"] == 33 and status["errors"] == 0
+        wait_until_tracking(proc, runtime / "status.json", frames_dir, wait_s)
         health_cmd = ["monalisa", "health"]
         if health_config:
             health_cmd += ["--config", health_config]
