@@ -67,9 +67,9 @@ from tests.test_ansible import (
 )
 from tests.test_install_by_hand import (
     PATH,
+    check_health_while_tracking,
     run_in,
     start_the_unit_and_check_health,
-    wait_until_tracking,
 )
 
 # The first test waits for the fixture's two deploys (see DEPLOY_TIMEOUT_S).
@@ -438,19 +438,15 @@ def _run_alone_and_check_health(arm64: Arm64Root) -> str:
         text=True,
         env={"PATH": PATH, "LANG": "C.UTF-8", "HOME": "/tmp"},
     )
-    try:
-        wait_until_tracking(proc, runtime / "status.json", arm64_single.FRAMES_DIR, wait_s=1200)
-        health = arm64.chroot(
+    return check_health_while_tracking(
+        proc,
+        runtime / "status.json",
+        arm64_single.FRAMES_DIR,
+        1200,
+        lambda: arm64.chroot(
             "/usr/local/bin/monalisa", "health", "--config", "/tmp/health-under-qemu.toml"
-        )
-        assert health.returncode == 0, health.stdout + health.stderr
-        assert health.stdout.startswith("MONALISA OK - tracking")
-    finally:
-        proc.terminate()
-        out = proc.communicate(timeout=300)[0]
-    assert proc.returncode == 0, out[-3000:]
-    assert "stopping" in out
-    return health.stdout
+        ),
+    )
 
 
 def test_the_unit_runs_and_health_says_ok(arm64: Arm64Root) -> None:

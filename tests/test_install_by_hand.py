@@ -30,7 +30,7 @@ import shlex
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,29 +191,51 @@ def _unit_value(unit: str, key: str) -> str:
 AS_A_LOGIN = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 
 
-def wait_until_tracking(
-    proc: subprocess.Popen[str], status_path: Path, frames_dir: str, wait_s: float
-) -> None:
-    """Wait until the running appliance ``proc`` says tracking after 15 frames, without errors.
+def check_health_while_tracking(
+    proc: subprocess.Popen[str],
+    status_path: Path,
+    frames_dir: str,
+    wait_s: float,
+    health: Callable[[], subprocess.CompletedProcess[str]],
+) -> str:
+    """Once the running appliance ``proc`` tracks, ``health`` must say OK; then it must stop.
+
+    Waits until the status says tracking after 15 frames, without errors, runs ``health``
+    (which must exit 0 with ``MONALISA OK - tracking``), then sends SIGTERM: the appliance
+    must exit 0 saying it is stopping.
 
     Args:
         proc: The appliance, its output piped (shown if it ended early).
         status_path: Its status file, as seen from here.
         frames_dir: The frame set (33 frames) the status must name, as the appliance sees it.
-        wait_s: How long to wait at most, seconds.
+        wait_s: How long to wait for tracking at most, seconds.
+        health: Runs ``monalisa health`` where the appliance runs.
+
+    Returns:
+        What ``monalisa health`` printed.
     """
-    deadline = time.monotonic() + wait_s
-    status: dict[str, object] = {}
-    while time.monotonic() < deadline and proc.poll() is None:
-        with contextlib.suppress(OSError, ValueError):
-            status = json.loads(status_path.read_text("utf-8"))
-            if status.get("gaze_state") == "tracking" and int(str(status["frames"])) >= 15:
-                break
-        time.sleep(0.5)
-    assert proc.poll() is None, proc.communicate()[0][-3000:]
-    assert status.get("gaze_state") == "tracking", status
-    assert status["frames_dir"] == frames_dir
-    assert status["frame_count"] == 33 and status["errors"] == 0
+    try:
+        deadline = time.monotonic() + wait_s
+        status: dict[str, object] = {}
+        while time.monotonic() < deadline and proc.poll() is None:
+            with contextlib.suppress(OSError, ValueError):
+                status = json.loads(status_path.read_text("utf-8"))
+                if status.get("gaze_state") == "tracking" and int(str(status["frames"])) >= 15:
+                    break
+            time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        assert status.get("gaze_state") == "tracking", status
+        assert status["frames_dir"] == frames_dir
+        assert status["frame_count"] == 33 and status["errors"] == 0
+        said = health()
+        assert said.returncode == 0, said.stdout + said.stderr
+        assert said.stdout.startswith("MONALISA OK - tracking")
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, out[-3000:]
+    assert "stopping" in out
+    return said.stdout
 
 
 def start_the_unit_and_check_health(
@@ -262,20 +284,16 @@ def start_the_unit_and_check_health(
         text=True,
         env={"PATH": PATH, "LANG": "C.UTF-8"},
     )
-    try:
-        wait_until_tracking(proc, runtime / "status.json", frames_dir, wait_s)
-        health_cmd = ["monalisa", "health"]
-        if health_config:
-            health_cmd += ["--config", health_config]
-        health = run_in(root, *AS_A_LOGIN, *health_cmd)
-        assert health.returncode == 0, health.stdout + health.stderr
-        assert health.stdout.startswith("MONALISA OK - tracking")
-    finally:
-        proc.terminate()
-        out = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 0, out[-3000:]
-    assert "stopping" in out
-    return health.stdout
+    health_cmd = ["monalisa", "health"]
+    if health_config:
+        health_cmd += ["--config", health_config]
+    return check_health_while_tracking(
+        proc,
+        runtime / "status.json",
+        frames_dir,
+        wait_s,
+        lambda: run_in(root, *AS_A_LOGIN, *health_cmd),
+    )
 
 
 def test_what_the_unit_starts_shows_the_portrait_and_health_says_ok(installed: Installed) -> None:
