@@ -13,8 +13,12 @@ import argparse
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from appliance import __version__
+
+if TYPE_CHECKING:
+    from appliance.config import Config
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -34,13 +38,42 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     from appliance.config import EX_CONFIG, ConfigError, load_config
 
     try:
-        load_config(args.file)
+        config = load_config(args.file)
     except ConfigError as err:
         for line in err.lines:
             print(line, file=sys.stderr)
         return EX_CONFIG
+    missing = _missing_models(config)
+    for line in missing:
+        print(f"{args.file}: {line}", file=sys.stderr)
+    if missing:
+        return EX_CONFIG
     print(f"{args.file}: OK")
     return 0
+
+
+def _missing_models(config: Config) -> list[str]:
+    """Return one line per model the configuration needs that cannot be found (none: all found).
+
+    The detector's model, and the short-range follow model when ``[finder]`` uses one (band
+    mode, ``follow_model = "short"`` and a detector model that is not already short-range).
+    """
+    from pathlib import Path
+
+    from appliance.detector import MODEL_FILES, DetectorError, find_model
+
+    det = config.detector
+    wanted = [("detector.model", det.model)]
+    short_already = det.model == "short" or Path(det.model).name == MODEL_FILES["short"]
+    if config.finder.mode == "band" and config.finder.follow_model == "short" and not short_already:
+        wanted.append(("finder.follow_model", "short"))
+    lines = []
+    for key, name in wanted:
+        try:
+            find_model(name, det.model_dir)
+        except DetectorError as err:
+            lines.append(f"{key}: {err}")
+    return lines
 
 
 def _cmd_config_show(args: argparse.Namespace) -> int:

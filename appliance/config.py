@@ -159,6 +159,12 @@ class DetectorConfig(Section):
     model: str = Field(
         "full", description="'full' (192x192, 1-5 m), 'short' (128x128, < 2 m) or a .tflite path."
     )
+    model_dir: str | None = Field(
+        None,
+        description="Folder searched first for the named models 'full' and 'short' (the "
+        "follow crop's too); default: $MONALISA_MODEL_DIR, the source tree's models/, then "
+        "/usr/share/monalisa/models.",
+    )
     num_threads: Annotated[int, Field(ge=1, le=8)] = Field(
         2, description="Interpreter threads (Pi 4/5: 2 leaves cores for capture and display)."
     )

@@ -146,17 +146,20 @@ def ssd_anchors(spec: ModelSpec) -> F32Array:
     return np.concatenate(centres, axis=0)
 
 
-def find_model(name: str | Path) -> Path:
+def find_model(name: str | Path, model_dir: str | Path | None = None) -> Path:
     """Resolve a model name or path to an existing ``.tflite`` file.
 
     Args:
         name: ``"full"`` (full-range, 192 px, for 1–5 m), ``"short"`` (short-range, 128 px, up
             to ~2 m), ``"mesh"`` / ``"iris"`` (the frame builder's) or a path to a ``.tflite``
             file.
+        model_dir: Folder searched first for a named model (the installed appliance's
+            ``[detector] model_dir``); ignored for a path.
 
     Returns:
-        The path of the model file. Named models are searched in ``$MONALISA_MODEL_DIR``, the
-        repository's ``models/`` next to the package, then ``/usr/share/monalisa/models``.
+        The path of the model file. Named models are searched in ``model_dir``,
+        ``$MONALISA_MODEL_DIR``, the repository's ``models/`` next to the package, then
+        ``/usr/share/monalisa/models``.
 
     Raises:
         DetectorError: The file does not exist (the message names what was searched).
@@ -165,7 +168,7 @@ def find_model(name: str | Path) -> Path:
     named = {**MODEL_FILES, **LANDMARK_MODEL_FILES}
     if key in named:
         filename = named[key]
-        dirs: list[Path] = []
+        dirs: list[Path] = [] if model_dir is None else [Path(model_dir).expanduser()]
         env = os.environ.get(_MODEL_DIR_ENV)
         if env:
             dirs.append(Path(env))
@@ -562,6 +565,7 @@ class Detector:
         *,
         num_threads: int = 1,
         score_threshold: float | None = None,
+        model_dir: str | Path | None = None,
     ) -> None:
         """Load a model.
 
@@ -571,6 +575,7 @@ class Detector:
             num_threads: Interpreter threads, >= 1.
             score_threshold: Minimum score in (0, 1); default MediaPipe's (0.6 full range,
                 0.5 short range).
+            model_dir: Folder searched first for a named model (see :func:`find_model`).
 
         Raises:
             DetectorError: The model is missing, corrupt or not a supported BlazeFace model.
@@ -580,7 +585,7 @@ class Detector:
             raise ValueError(f"num_threads must be >= 1, got {num_threads}")
         if score_threshold is not None and not 0.0 < score_threshold < 1.0:
             raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
-        self.model_path = find_model(model)
+        self.model_path = find_model(model, model_dir)
         self.num_threads = num_threads
         self._interpreter = _load_interpreter(self.model_path, num_threads)
         inputs = self._interpreter.get_input_details()

@@ -284,6 +284,7 @@ def _build(
             config.detector.model,
             num_threads=config.detector.num_threads,
             score_threshold=config.detector.score_threshold,
+            model_dir=config.detector.model_dir,
         )
     except DetectorError:
         raise
@@ -295,7 +296,11 @@ def _build(
         and config.finder.follow_model == "short"
         and detector.spec.name != "short"
     ):
-        follow_detector = Detector("short", num_threads=config.detector.num_threads)
+        follow_detector = Detector(
+            "short",
+            num_threads=config.detector.num_threads,
+            model_dir=config.detector.model_dir,
+        )
     check_stop()
     try:
         source = parse_source(

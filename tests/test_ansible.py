@@ -39,6 +39,7 @@ from PIL import Image
 from skimage import data
 
 from tests.support.run import REPO
+from tests.support.unit_run import CLIP, CLIP_IN_ROOT, start_the_unit_and_check_health
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -498,7 +499,8 @@ def test_config_validates_and_says_what_the_variables_say(deployed: Deployment) 
     )
     assert r.returncode == 0, r.stdout + r.stderr
     cfg = tomllib.loads((deployed.root / "etc/monalisa/config.toml").read_text())
-    assert cfg["detector"]["model"] == "/opt/monalisa/models/blazeface.tflite"
+    assert cfg["detector"]["model"] == "full"
+    assert cfg["detector"]["model_dir"] == "/opt/monalisa/models"
     assert cfg["frames"]["directory"] == "/opt/monalisa/frames"
     assert cfg["finder"]["mode"] == "band"  # the role's default (group_vars do not set it)
     # host_vars say where the camera hangs; the appliance works the band out from it, and
@@ -569,6 +571,30 @@ def test_venv_keeps_apts_numpy_and_detects_with_it(deployed: Deployment) -> None
     assert face["score"] > 0.8
     (rx, ry), (lx, ly) = face["keypoints"][:2]
     assert 195 < rx < 210 and 240 < lx < 255 and 95 < ry < 112 and 95 < ly < 112
+
+
+def test_what_the_deployed_unit_starts_tracks_and_health_says_ok(deployed: Deployment) -> None:
+    # The unit's ExecStart= with the role's config, as the service user: it must find every
+    # model it needs (the short-range follow model too) and frame set where the role put them.
+    clip = deployed.root / CLIP_IN_ROOT.lstrip("/")
+    shutil.copytree(CLIP, clip, dirs_exist_ok=True)
+    try:
+        start_the_unit_and_check_health(deployed.root, CLIP_IN_ROOT, "/opt/monalisa/frames")
+    finally:  # later tests expect an image nothing has run in
+        shutil.rmtree(clip, ignore_errors=True)
+        shutil.rmtree(deployed.root / "run/monalisa", ignore_errors=True)
+
+
+def test_config_check_names_a_missing_follow_model(deployed: Deployment) -> None:
+    bad = deployed.root / "tmp/no-follow-model.toml"
+    bad.write_text('[detector]\nmodel = "/opt/monalisa/models/blazeface.tflite"\n')
+    r = deployed.chroot(
+        "/opt/monalisa/venv/bin/monalisa", "config", "check", "/tmp/no-follow-model.toml"
+    )
+    assert r.returncode == 78, r.stdout + r.stderr
+    (line,) = r.stderr.splitlines()
+    assert line.startswith("/tmp/no-follow-model.toml: finder.follow_model: model 'short': "), line
+    assert "blazeface_short_range.tflite not found in" in line
 
 
 def test_service_user(deployed: Deployment) -> None:

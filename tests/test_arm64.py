@@ -49,6 +49,14 @@ from PIL import Image
 from skimage import data
 
 from tests.support import arm64_single
+from tests.support.unit_run import (
+    CLIP,
+    CLIP_IN_ROOT,
+    PATH,
+    check_health_while_tracking,
+    run_in,
+    start_the_unit_and_check_health,
+)
 from tests.test_ansible import (
     CACHE,
     MIRROR,
@@ -65,19 +73,11 @@ from tests.test_ansible import (
     venv_numpy,
     write_inventory,
 )
-from tests.test_install_by_hand import (
-    PATH,
-    check_health_while_tracking,
-    run_in,
-    start_the_unit_and_check_health,
-)
 
 # The first test waits for the fixture's two deploys (see DEPLOY_TIMEOUT_S).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(8 * 3600)]
 
 REPO = Path(__file__).resolve().parent.parent
-CLIP = REPO / "tests" / "data" / "clips" / "demo"
-CLIP_IN_ROOT = "/srv/replay-clip"
 PHOTOS_IN_ROOT = "/srv/photos"
 VENV_PYTHON = "/opt/monalisa/venv/bin/python"
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
@@ -283,7 +283,9 @@ def test_deployed_as_a_pi_twice_and_the_second_run_changes_nothing(arm64: Arm64R
     assert first["failed"] == 0 and first["unreachable"] == 0, _recap_line(arm64.first.stdout)
     assert "Raspberry Pi: True" in arm64.first.stdout
     # picamera2 is in Raspberry Pi's archive only: the role says so and goes on.
-    said = " ".join(arm64.first.stdout.split())  # the message as one line, however wrapped
+    # The message as one line, however wrapped, and unquoted: the YAML result format writes
+    # it single-quoted, each ' doubled.
+    said = " ".join(arm64.first.stdout.replace("''", "'").split())
     assert "python3-picamera2 is not in this host's apt sources" in said, said[-3000:]
     second = _recap(arm64.second.stdout)
     assert arm64.second.returncode == 0, arm64.second.stdout[-6000:]

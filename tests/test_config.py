@@ -96,6 +96,24 @@ def test_cli_check_and_show(tmp_path, capsys):
     ]
 
 
+def test_cli_check_names_each_model_it_cannot_find(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    p = tmp_path / "c.toml"
+    p.write_text(f'[detector]\nmodel = "{empty}/blazeface.tflite"\nmodel_dir = "{empty}"\n')
+    assert main(["config", "check", str(p)]) == EX_CONFIG
+    # The full-range path is missing; the short-range follow model still comes from models/.
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"{p}: detector.model: {empty}/blazeface.tflite: model file not found"
+    ]
+    # Short-range detector: no separate follow model is needed; whole mode uses none.
+    p.write_text('[detector]\nmodel = "short"\n')
+    assert main(["config", "check", str(p)]) == 0
+    p.write_text(f'[detector]\nmodel = "{empty}/x.tflite"\n[finder]\nmode = "whole"\n')
+    assert main(["config", "check", str(p)]) == EX_CONFIG
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
 def test_console_script_exit_status(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("x = [")

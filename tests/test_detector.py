@@ -202,6 +202,14 @@ def test_find_model_names_paths_and_env(tmp_path: Path, monkeypatch: pytest.Monk
     assert find_model("full") == tmp_path / "blazeface.tflite"
     with pytest.raises(DetectorError, match=r"nope\.tflite"):
         find_model(tmp_path / "nope.tflite")
+    # model_dir (the config's [detector] model_dir) comes before the environment's folder.
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / "blazeface.tflite").write_bytes(b"y")
+    assert find_model("full", first) == first / "blazeface.tflite"
+    assert find_model("short", first).name == "blazeface_short_range.tflite"  # falls through
+    path = REPO / "models" / "blazeface.tflite"
+    assert find_model(path, first) == path  # a path is a path
 
 
 def test_corrupt_or_wrong_model_is_a_detector_error(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from appliance.frames import FrameSet, default_frames_dir
-from tests.support.run import MONALISA, app_env
+from tests.support.run import MONALISA, REPO, app_env
 from tests.support.sim import (
     CameraGeometry,
     Renderer,
@@ -380,6 +380,28 @@ def test_detector_value_error_exits_78_naming_the_key(tmp_path, capsys):
     assert runner.run(bad) == 78
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "detector.score_threshold" in err[0], err
+
+
+def test_the_follow_model_is_looked_for_in_model_dir_first(tmp_path, capsys):
+    from appliance import runner
+    from appliance.config import parse_config
+
+    # model_dir holds a good full-range model and a broken short-range one: the follow crop's
+    # model must come from model_dir too (not the source tree's models/), so the run fails on it.
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "blazeface.tflite").write_bytes((REPO / "models" / "blazeface.tflite").read_bytes())
+    (models / "blazeface_short_range.tflite").write_bytes(b"not a model" * 20)
+    cfg = parse_config(
+        {
+            "detector": {"model": "full", "model_dir": str(models)},
+            "display": {"driver": "headless"},
+            "service": {"status_file": str(tmp_path / "s")},
+        }
+    )
+    assert runner.run(cfg) == 78
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{models}/blazeface_short_range.tflite" in err[0], err
 
 
 def demo(tmp_path: Path, display: str, **extra: str):
