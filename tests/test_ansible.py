@@ -38,7 +38,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from tests.support.run import REPO
+from tests.support.run import REPO, install_debs
 from tests.support.unit_run import CLIP, CLIP_IN_ROOT, start_the_unit_and_check_health
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -216,14 +216,7 @@ def _need_root_and_debootstrap() -> None:
         if _in_ci():
             pytest.fail("chroot deploy needs root, and CI (CI is set) must run it as root")
         pytest.skip("chroot deploy needs root (CI runs as root)")
-    if shutil.which("debootstrap") is None:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "debootstrap"],
-            check=True,
-            env=env,
-        )
+    install_debs("debootstrap")
 
 
 def _pristine_tarball(suite: str = SUITE, arch: str | None = None) -> Path:

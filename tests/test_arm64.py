@@ -28,8 +28,9 @@ Emulation, at one of two levels, printed first:
 
 Each step's time is printed (``pytest -s``).
 
-Run with ``make test-arm64`` (slow: on a shared 2-core machine bookworm's first deploy took
-42 min, its second 18 min; see README "Which Raspberry Pi OS"). Not part of ``make unit``.
+Run with ``make test-arm64`` (slow: on a shared 2-core machine each release's first deploy takes
+40-50 min, its second 20-30 min; see README "Which Raspberry Pi OS"). ``make test`` runs the
+single level (``make test-arm64-single``, a few minutes); ``make unit`` leaves this file out.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from PIL import Image
 from skimage import data
 
 from tests.support import arm64_single
+from tests.support.run import install_debs
 from tests.support.unit_run import (
     CLIP,
     CLIP_IN_ROOT,
@@ -105,20 +107,6 @@ def _binfmt_ready() -> bool:
     return text.startswith("enabled") and "F" in flags.split(":", 1)[1]
 
 
-def _install_debs(*names: str) -> None:
-    missing = [
-        p for p in names if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode
-    ]
-    if missing:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
-            check=True,
-            env=env,
-        )
-
-
 def emulation_level() -> tuple[str, str]:
     """Set up arm64 emulation; return the level that runs and why.
 
@@ -131,11 +119,11 @@ def emulation_level() -> tuple[str, str]:
     asked = os.environ.get(LEVEL_ENV, "")
     if asked not in ("", BINFMT_LEVEL, SINGLE_LEVEL):
         pytest.fail(f"{LEVEL_ENV}={asked!r}: use {BINFMT_LEVEL!r}, {SINGLE_LEVEL!r} or nothing")
-    _install_debs("qemu-user-static")
+    install_debs("qemu-user-static")
     if asked == SINGLE_LEVEL:
         return SINGLE_LEVEL, f"asked for by {LEVEL_ENV}"
     if not _binfmt_ready():
-        _install_debs("binfmt-support")
+        install_debs("binfmt-support")
         if not (BINFMT / "register").exists():
             subprocess.run(
                 ["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)],

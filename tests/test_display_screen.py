@@ -6,6 +6,7 @@ is written to disk and loaded with the real FrameSet, so patches are real patche
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -25,6 +26,7 @@ from appliance.finder import Finder
 from appliance.frames import FrameSet
 from appliance.types import Box, Face, Point
 from tests.support.display import frame_on_screen
+from tests.support.run import install_debs
 
 W, H = 160, 120  # frame size
 MAGENTA = (255, 0, 255)
@@ -456,9 +458,8 @@ def test_unopenable_drivers_raise_one_line(frames, monkeypatch):
 def xvfb():
     exe = shutil.which("Xvfb")
     if exe is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        cmd = "apt-get update -qq && apt-get install -y -qq --no-install-recommends xvfb xauth"
-        subprocess.run(["sh", "-c", cmd], env=env, capture_output=True, timeout=600)
+        with contextlib.suppress(subprocess.CalledProcessError):
+            install_debs("xvfb", "xauth")
         exe = shutil.which("Xvfb")
     if exe is None:
         pytest.skip("Xvfb is not installed and cannot be installed here")

@@ -28,12 +28,11 @@ import pytest
 
 from appliance.health import CRITICAL, OK
 from appliance.status import StatusWriter, SystemProbe
-from tests.support.run import app_env, write_astronaut_clip
+from tests.support.run import app_env, install_debs, write_astronaut_clip
 
 MONALISA = Path(sys.executable).with_name("monalisa")
 SSHD = "/usr/sbin/sshd"
 REMOTE_PATH = f"{MONALISA.parent}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-APT_INSTALL = ("apt-get", "install", "-y", "-qq", "--no-install-recommends")
 
 
 def ensure_openssh() -> None:
@@ -41,15 +40,7 @@ def ensure_openssh() -> None:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         pytest.skip("openssh-server/client missing and cannot apt-get install them here")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
-    subprocess.run(
-        [*APT_INSTALL, "openssh-server", "openssh-client"],
-        check=True,
-        env=env,
-        timeout=600,
-        stdout=subprocess.DEVNULL,
-    )
+    install_debs("openssh-server", "openssh-client")
 
 
 def free_port() -> int:

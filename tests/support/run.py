@@ -1,8 +1,9 @@
-"""What tests share to run the appliance as a child process, and the repository's place."""
+"""What tests share to run the appliance and the tools they drive, and the repository's place."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -25,6 +26,28 @@ def app_env(**extra: str) -> dict[str, str]:
     e["SDL_VIDEODRIVER"] = "dummy"
     e.update(extra)
     return e
+
+
+def install_debs(*names: str) -> None:
+    """Install the Debian packages among ``names`` that are missing (as root, with apt-get).
+
+    The suite's own system packages come from ``make sysdeps``; this is for what only one
+    slow test needs (``debootstrap``, ``qemu-user-static``, ``binfmt-support``).
+
+    Raises:
+        subprocess.CalledProcessError: apt-get failed (no root, no mirror).
+    """
+    missing = [
+        p for p in names if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode
+    ]
+    if missing:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+            check=True,
+            env=env,
+        )
 
 
 def write_astronaut_clip(directory: Path, n: int = 30, *, loop: bool = True) -> Path:
