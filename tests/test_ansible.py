@@ -160,10 +160,19 @@ SCHEDULE_PLAY = """
         monalisa_schedule_closed: ["2026-12-25"]
         monalisa_schedule_timezone: Europe/Paris
         monalisa_schedule_screen: off
+    - name: With a model file of the installer's own in models/
+      ansible.builtin.template:
+        src: {template}
+        dest: {out}/own-model.toml
+        mode: "0644"
+      vars:
+        monalisa_detector_model: room-tuned.tflite
 """
 
 
-def test_config_template_writes_the_schedule_only_when_set(tmp_path: Path) -> None:
+def test_config_template_writes_the_schedule_only_when_set_and_the_models_place(
+    tmp_path: Path,
+) -> None:
     role = ANSIBLE_DIR / "roles/monalisa"
     play = tmp_path / "play.yml"
     play.write_text(
@@ -193,6 +202,15 @@ def test_config_template_writes_the_schedule_only_when_set(tmp_path: Path) -> No
         "timezone": "Europe/Paris",
         "screen": "off",
     }
+    # Named models are found in the role's models/ folder, the follow crop's short one too.
+    assert default["detector"] == {
+        "model": "full",
+        "model_dir": "/opt/monalisa/models",
+        "num_threads": 2,
+    }
+    own = tomllib.loads((tmp_path / "own-model.toml").read_text())["detector"]
+    assert own["model"] == "/opt/monalisa/models/room-tuned.tflite"
+    assert own["model_dir"] == "/opt/monalisa/models"
     for name in ("default.toml", "set.toml"):
         check = subprocess.run(
             [str(BIN / "monalisa"), "config", "check", str(tmp_path / name)],
