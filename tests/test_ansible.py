@@ -557,6 +557,62 @@ def venv_numpy(
     return version, where
 
 
+# The distributions the appliance runs on: monalisa and its requirements, transitively
+# (extras left out), as the installed venv sees them (its own and apt's, by normalised name).
+_CLOSURE = r"""
+import json, re
+from importlib.metadata import PackageNotFoundError, distribution
+norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
+seen, todo = set(), ["monalisa"]
+while todo:
+    name = norm(todo.pop())
+    if name in seen:
+        continue
+    seen.add(name)
+    try:
+        requires = distribution(name).requires or []
+    except PackageNotFoundError:
+        continue
+    todo += [re.match(r"[A-Za-z0-9._-]+", r).group(0) for r in requires if "extra ==" not in r]
+print(json.dumps(sorted(seen)))
+"""
+
+
+def venv_pip_check(
+    chroot: Callable[..., subprocess.CompletedProcess[str]],
+) -> tuple[list[str], list[str]]:
+    """``pip check`` in the installed venv, split into the appliance's problems and apt's.
+
+    The venv sees apt's packages (``--system-site-packages``), and some of Debian's declare
+    requirements Debian ships apart (bookworm's ``pygobject``, pulled in by
+    unattended-upgrades, requires ``pycairo``). Only a problem of a distribution the
+    appliance runs on is the deploy's.
+
+    Returns:
+        (problems of monalisa's distributions, problems of other packages), pip's lines.
+    """
+    r = chroot("/opt/monalisa/venv/bin/python", "-c", _CLOSURE)
+    assert r.returncode == 0, r.stderr
+    ours = set(json.loads(r.stdout))
+    assert {"monalisa", "numpy", "pydantic", "pygame-ce", "ai-edge-litert"} <= ours, ours
+    r = chroot("/opt/monalisa/venv/bin/python", "-m", "pip", "check")
+    lines = [line for line in r.stdout.splitlines() if line.strip() and "No broken" not in line]
+    assert r.returncode == (1 if lines else 0), r.stdout + r.stderr
+
+    def dist(line: str) -> str:
+        return re.sub(r"[-_.]+", "-", line.split()[0]).lower()
+
+    return [x for x in lines if dist(x) in ours], [x for x in lines if dist(x) not in ours]
+
+
+def test_pip_check_finds_nothing_wrong_with_what_the_appliance_runs_on(
+    deployed: Deployment,
+) -> None:
+    ours, apts = venv_pip_check(deployed.chroot)
+    assert not ours, ours
+    print(f"pip check, apt's own packages: {apts or 'nothing'}")
+
+
 def test_venv_keeps_apts_numpy_and_detects_with_it(deployed: Deployment) -> None:
     # On a Pi, apt's picamera2 (simplejpeg) is built for apt's numpy: pip must not shadow it.
     r = deployed.chroot("dpkg-query", "--show", "--showformat=${Version}", "python3-numpy")
