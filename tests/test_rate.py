@@ -21,3 +21,14 @@ def test_rate_is_zero_with_fewer_than_two_events_and_falls_after_a_stall():
     times = [10.0 + i / 30 for i in range(60)]
     assert rate_per_s(times, now=times[-1] + 1.0) < 20.0  # no frame for a second
     assert rate_per_s(times, now=times[-1] + 5.0) == 0.0
+
+
+def test_a_burst_after_a_slow_frame_reads_a_sane_rate():
+    # Under emulation a frame takes ~2 s; two then come 0.1 ms apart just before the status
+    # is written. Counting only from the first of those two read 8712 fps in a health line.
+    times = [0.0, 2.0, 4.0, 6.0, 6.0001]
+    assert rate_per_s(times, now=6.0002) == pytest.approx(2 / 2.0002)
+    # A stream's first events: the intervals between them.
+    assert rate_per_s([1.0, 1.5, 2.0], now=2.0) == pytest.approx(2.0)
+    # Nothing in the window but earlier events: 0.
+    assert rate_per_s([1.0, 2.0], now=10.0) == 0.0
