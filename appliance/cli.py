@@ -89,6 +89,28 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_or_installed(path: str | None) -> tuple[Config, str | None]:
+    """Load the config a command was given, or else the installed one.
+
+    Args:
+        path: ``--config``; None: ``/etc/monalisa/config.toml`` if readable, else the
+            built-in defaults.
+
+    Returns:
+        The configuration and the file it came from (None: the built-in defaults).
+
+    Raises:
+        ConfigError: The file is invalid (one line per problem).
+    """
+    import os
+
+    from appliance.config import DEFAULT_CONFIG_PATH, Config, load_config
+
+    if path is None and os.access(DEFAULT_CONFIG_PATH, os.R_OK):
+        path = str(DEFAULT_CONFIG_PATH)
+    return (load_config(path) if path else Config()), path
+
+
 def _add_run_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the appliance: camera → detector → gaze → portrait")
     _add_run_options(p)
@@ -159,18 +181,14 @@ def _add_health_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
 
 def _cmd_health(args: argparse.Namespace) -> int:
     import json
-    import os
 
-    from appliance.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+    from appliance.config import ConfigError
     from appliance.health import UNKNOWN, check
 
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="replace")
-    config_path = args.config
-    if config_path is None and os.access(DEFAULT_CONFIG_PATH, os.R_OK):
-        config_path = str(DEFAULT_CONFIG_PATH)
     try:
-        cfg = load_config(config_path) if config_path else Config()
+        cfg, _ = _config_or_installed(args.config)
     except ConfigError as err:
         print(f"MONALISA UNKNOWN - {err.lines[0]}")
         for line in err.lines[1:]:
@@ -317,8 +335,14 @@ def _add_detect_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     p.add_argument(
         "--model",
-        default="full",
-        help="full (full range, default), short (short range) or a .tflite path",
+        help="full (full range), short (short range) or a .tflite path (default: the "
+        "config's [detector] model, full)",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config whose [detector] model and model_dir are used (default: "
+        "/etc/monalisa/config.toml if it is readable, else the built-in defaults)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="interpreter threads")
@@ -331,10 +355,17 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image, ImageOps
 
+    from appliance.config import ConfigError
     from appliance.detector import Detector, DetectorError
 
     try:
-        detector = Detector(args.model, num_threads=args.threads)
+        det = _config_or_installed(args.config)[0].detector
+        detector = Detector(
+            args.model or det.model, num_threads=args.threads, model_dir=det.model_dir
+        )
+    except ConfigError as err:
+        print(f"monalisa detect: {err.lines[0]}", file=sys.stderr)
+        return 2
     except (DetectorError, ValueError) as err:
         print(f"monalisa detect: {err}", file=sys.stderr)
         return 2
@@ -577,21 +608,18 @@ def _add_schedule_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def _cmd_schedule(args: argparse.Namespace) -> int:
-    import os
     from datetime import UTC, datetime
 
-    from appliance.config import DEFAULT_CONFIG_PATH, EX_CONFIG, Config, ConfigError, load_config
+    from appliance.config import EX_CONFIG, ConfigError
     from appliance.localzone import resolve_zone
     from appliance.schedule import Schedule, format_until, week_lines
 
     if not 1 <= args.days <= 366:
         print(f"monalisa schedule: --days {args.days}: give 1 to 366", file=sys.stderr)
         return 2
-    config_path = args.config
-    if config_path is None and os.access(DEFAULT_CONFIG_PATH, os.R_OK):
-        config_path = str(DEFAULT_CONFIG_PATH)
     try:
-        section = (load_config(config_path) if config_path else Config()).schedule
+        config, config_path = _config_or_installed(args.config)
+        section = config.schedule
     except ConfigError as err:
         for line in err.lines:
             print(line, file=sys.stderr)

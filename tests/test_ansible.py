@@ -623,16 +623,10 @@ def test_venv_keeps_apts_numpy_and_detects_with_it(deployed: Deployment) -> None
     version, where = venv_numpy(deployed.chroot)
     assert version == apt_version
     assert where.startswith("/usr/lib/python3/dist-packages/"), where
-    # ... and the appliance's detector runs on that numpy (the installed model, a real face).
+    # ... and the appliance's detector runs on that numpy (the installed model, found through
+    # the installed config as a technician's `monalisa detect` finds it, a real face).
     Image.fromarray(data.astronaut()).save(deployed.root / "tmp/astronaut.png")
-    r = deployed.chroot(
-        "/usr/local/bin/monalisa",
-        "detect",
-        "--json",
-        "--model",
-        "/opt/monalisa/models/blazeface.tflite",
-        "/tmp/astronaut.png",
-    )
+    r = deployed.chroot("/usr/local/bin/monalisa", "detect", "--json", "/tmp/astronaut.png")
     assert r.returncode == 0, r.stdout + r.stderr
     (face,) = json.loads(r.stdout)["faces"]
     assert face["score"] > 0.8

@@ -559,6 +559,33 @@ def test_cli_detect_table_short_model_and_bad_model(
     assert err.count("\n") == 1 and "none.tflite" in err
 
 
+def test_cli_detect_takes_the_model_and_its_folder_from_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from appliance.cli import main
+
+    photo = tmp_path / "camera.png"
+    Image.fromarray(data.camera()).save(photo)
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "blazeface_short_range.tflite").write_bytes(
+        (REPO / "models" / "blazeface_short_range.tflite").read_bytes()
+    )
+    (models / "blazeface.tflite").write_bytes(b"not a model" * 20)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[detector]\nmodel = "short"\nmodel_dir = "{models}"\n')
+    assert main(["detect", str(photo), "--config", str(config)]) == 0  # the config's model
+    assert "score 0.77" in capsys.readouterr().out
+    # --model wins over the config's model, and is looked for in its model_dir.
+    assert main(["detect", str(photo), "--config", str(config), "--model", "full"]) == 2
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1 and f"{models}/blazeface.tflite" in err
+    config.write_text("[detector]\nmodel = 3\n")
+    assert main(["detect", str(photo), "--config", str(config)]) == 2
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1 and f"{config}: detector.model = 3" in err, err
+
+
 def test_falls_back_to_tflite_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
     import types
 
