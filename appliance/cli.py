@@ -55,17 +55,18 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 def _missing_models(config: Config) -> list[str]:
     """Return one line per model the configuration needs that cannot be found (none: all found).
 
-    The detector's model, and the short-range follow model when ``[finder]`` uses one (band
-    mode, ``follow_model = "short"`` and a detector model that is not already short-range).
+    The detector's model, and the short-range follow model when the runner would load one
+    (a detector model named or filed as the short-range one serves the follow crop itself).
     """
     from pathlib import Path
 
     from appliance.detector import MODEL_FILES, DetectorError, find_model
+    from appliance.runner import needs_follow_detector
 
     det = config.detector
     wanted = [("detector.model", det.model)]
-    short_already = det.model == "short" or Path(det.model).name == MODEL_FILES["short"]
-    if config.finder.mode == "band" and config.finder.follow_model == "short" and not short_already:
+    short = det.model == "short" or Path(det.model).name == MODEL_FILES["short"]
+    if needs_follow_detector(config, "short" if short else "full"):
         wanted.append(("finder.follow_model", "short"))
     lines = []
     for key, name in wanted:

@@ -222,6 +222,21 @@ def run(
     return status
 
 
+def needs_follow_detector(config: Config, detector_kind: str) -> bool:
+    """True if band mode's follow crop needs a short-range detector of its own.
+
+    Args:
+        config: The configuration (its ``[finder]`` mode and follow model).
+        detector_kind: The main detector's model, ``"full"`` or ``"short"``: a short-range
+            detector serves the follow crop itself.
+    """
+    return (
+        config.finder.mode == "band"
+        and config.finder.follow_model == "short"
+        and detector_kind != "short"
+    )
+
+
 def _build(
     config: Config,
     requested: list[str],
@@ -291,11 +306,7 @@ def _build(
     except ValueError as err:  # a setting the config should have refused: still EX_CONFIG
         raise SettingError(f"detector.{err}") from None
     follow_detector: Detector | None = None
-    if (
-        config.finder.mode == "band"
-        and config.finder.follow_model == "short"
-        and detector.spec.name != "short"
-    ):
+    if needs_follow_detector(config, detector.spec.name):
         follow_detector = Detector(
             "short",
             num_threads=config.detector.num_threads,

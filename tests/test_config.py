@@ -106,7 +106,7 @@ def test_cli_check_names_each_model_it_cannot_find(tmp_path, capsys):
     assert capsys.readouterr().err.strip().splitlines() == [
         f"{p}: detector.model: {empty}/blazeface.tflite: model file not found"
     ]
-    # Short-range detector: no separate follow model is needed; whole mode uses none.
+    # A short-range detector, and whole mode with one missing model: the one line it needs.
     p.write_text('[detector]\nmodel = "short"\n')
     assert main(["config", "check", str(p)]) == 0
     p.write_text(f'[detector]\nmodel = "{empty}/x.tflite"\n[finder]\nmode = "whole"\n')

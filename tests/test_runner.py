@@ -382,6 +382,17 @@ def test_detector_value_error_exits_78_naming_the_key(tmp_path, capsys):
     assert len(err) == 1 and "detector.score_threshold" in err[0], err
 
 
+def test_a_follow_detector_only_where_band_mode_follows_with_a_short_model_it_lacks():
+    from appliance.config import parse_config
+    from appliance.runner import needs_follow_detector
+
+    band = parse_config({})
+    assert needs_follow_detector(band, "full")
+    assert not needs_follow_detector(band, "short")  # the detector serves the follow crop
+    assert not needs_follow_detector(parse_config({"finder": {"mode": "whole"}}), "full")
+    assert not needs_follow_detector(parse_config({"finder": {"follow_model": "full"}}), "full")
+
+
 def test_the_follow_model_is_looked_for_in_model_dir_first(tmp_path, capsys):
     from appliance import runner
     from appliance.config import parse_config

@@ -29,6 +29,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.unit_run import run_in
+
 ARCHIVES = "var/cache/apt/archives"
 """Where debootstrap --foreign leaves the packages it fetched, inside the root."""
 
@@ -127,14 +129,7 @@ def apt_numpy_version(root: Path) -> str:
 
 def in_root(root: Path, *cmd: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     """Run one arm64 program in ``root`` under qemu (no binfmt needed), as root."""
-    return subprocess.run(
-        ["chroot", str(root), QEMU, *cmd],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
-    )
+    return run_in(root, QEMU, *cmd, timeout=timeout)
 
 
 def install_wheels(root: Path, source: Path, work: Path) -> Path:
