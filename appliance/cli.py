@@ -24,7 +24,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _add_config_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("config", help="check or show a configuration file")
+    p = sub.add_parser(
+        "config", help="check or show a configuration file, or print the settings' reference"
+    )
     csub = p.add_subparsers(dest="config_command", required=True)
     c = csub.add_parser("check", help="validate FILE; one line per error, exit 78 if invalid")
     c.add_argument("file")
@@ -32,6 +34,17 @@ def _add_config_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     s = csub.add_parser("show", help="print the effective configuration as TOML")
     s.add_argument("file", nargs="?")
     s.set_defaults(handler=_cmd_config_show)
+    r = csub.add_parser(
+        "reference",
+        help="print the configuration reference (Markdown) generated from the settings' "
+        "definitions",
+    )
+    r.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write it to FILE instead (docs/reference/configuration.md in the repository)",
+    )
+    r.set_defaults(handler=_cmd_config_reference)
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
@@ -87,6 +100,23 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         return EX_CONFIG
     print(dump_config(cfg), end="")
+    return 0
+
+
+def _cmd_config_reference(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from appliance.configref import reference_markdown
+
+    text = reference_markdown()
+    if args.out is None:
+        print(text, end="")
+        return 0
+    try:
+        Path(args.out).write_text(text, encoding="utf-8")
+    except OSError as err:
+        print(f"monalisa: {args.out}: cannot write: {err.strerror or err}", file=sys.stderr)
+        return 1
     return 0
 
 

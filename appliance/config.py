@@ -106,7 +106,9 @@ class CameraConfig(Section):
 
     source: str = Field(
         "picamera2",
-        description="'picamera2', 'webcam' or 'webcam:N' (V4L2 index), or 'replay:DIR'.",
+        description="Where frames come from: 'picamera2' (the Pi's camera module), 'webcam' or "
+        "'webcam:N' (V4L2 device index N), or 'replay:DIR' (a folder of images played in name "
+        "order, with an optional clip.toml giving fps).",
     )
     width: Annotated[int, Field(ge=64, le=4608)] = Field(
         1280, description="Capture width in pixels asked of the camera/ISP."
@@ -122,7 +124,11 @@ class CameraConfig(Section):
         description="Horizontal field of view of the lens over the sensor's full width, "
         "degrees (Camera Module 3: 66, wide: 102); picamera2 narrows it to the ISP's crop.",
     )
-    mirror: bool = Field(False, description="True if the images are mirrored left-right.")
+    mirror: bool = Field(
+        False,
+        description="True if the camera's images are mirrored left-right (as a selfie view); "
+        "the gaze unmirrors them before it works out where the visitor stands.",
+    )
     offset_x_mm: float = Field(
         0.0,
         description="Camera position relative to the portrait's eyes, mm; + = visitor's right.",
@@ -131,7 +137,9 @@ class CameraConfig(Section):
         0.0, description="Camera position relative to the portrait's eyes, mm; + = above."
     )
     replay_speed: Literal["realtime", "max"] = Field(
-        "realtime", description="Replay pacing: the clip's fps, or as fast as possible."
+        "realtime",
+        description="A replay's pacing: 'realtime' at the clip's fps; 'max' as fast as the "
+        "loop goes (the trace's times then follow the clip's clock; the run ends with the clip).",
     )
     retry_initial_s: Annotated[float, Field(gt=0, le=60)] = Field(
         0.5, description="First wait before reopening a failed camera, seconds."
@@ -154,10 +162,13 @@ class CameraConfig(Section):
 
 
 class DetectorConfig(Section):
-    """BlazeFace settings."""
+    """The face detector: BlazeFace on LiteRT, on the CPU."""
 
     model: str = Field(
-        "full", description="'full' (192x192, 1-5 m), 'short' (128x128, < 2 m) or a .tflite path."
+        "full",
+        description="The sweep's model: 'full' (full-range BlazeFace, 192x192 input, faces "
+        "~0.5-5 m away), 'short' (short-range, 128x128, within ~2 m) or a path to a .tflite "
+        "file of either.",
     )
     model_dir: str | None = Field(
         None,
@@ -443,19 +454,27 @@ _Pixels = Annotated[int, Field(ge=16, le=16384)]
 
 
 class DisplayConfig(Section):
-    """How the portrait is drawn."""
+    """How the portrait is drawn (pygame-ce: KMS/DRM on the Pi, a window, or offscreen)."""
 
     driver: DisplayDriver = Field(
-        "auto", description="'auto': kmsdrm without a desktop, a window with one."
+        "auto",
+        description="'kmsdrm': fullscreen at the monitor's native mode, no desktop (the Pi); "
+        "'window': a resizable window (X11 or Wayland); 'headless': offscreen, window_size "
+        "(tests, servers); 'auto': window when DISPLAY or WAYLAND_DISPLAY is set, else kmsdrm "
+        "when /dev/dri exists, else headless.",
     )
     rotation: Literal[0, 90, 180, 270] = Field(
-        0, description="Clockwise rotation of the picture in degrees, for portrait monitors."
+        0,
+        description="Clockwise turn of the picture, degrees, for a monitor hung on its side: "
+        "right edge at the top 90, left edge at the top 270, upside down 180.",
     )
     fit: Literal["fit", "fill"] = Field(
-        "fit", description="'fit': whole portrait with borders; 'fill': cover the screen, crop."
+        "fit",
+        description="'fit': the whole portrait, the rest of the screen in the background "
+        "colour; 'fill': cover the whole screen, cropping the overflow equally on both sides.",
     )
     background: tuple[_Channel, _Channel, _Channel] = Field(
-        (0, 0, 0), description="Border colour, RGB 0-255."
+        (0, 0, 0), description="Colour of the bands beside a 'fit' portrait, [R, G, B] 0-255."
     )
     crossfade_ms: Annotated[int, Field(ge=0, le=1000)] = Field(
         0, description="Cross-fade between neighbouring frames in ms; 0 = cut."
@@ -473,24 +492,31 @@ class DisplayConfig(Section):
 
 
 class FramesConfig(Section):
-    """Which frame set is shown."""
+    """Which frame set is shown (`monalisa frames build` makes one)."""
 
     directory: str = Field(
-        "", description="Folder with frames.toml; empty = the repository's default set."
+        "",
+        description="Folder holding the frame set's frames.toml; empty = the default set: "
+        "frames/ of the source tree in a clone, else /usr/share/monalisa/frames.",
     )
 
 
 class ServiceConfig(Section):
-    """Running under systemd."""
+    """Running under systemd: the status file and the log."""
 
     status_file: str = Field(
-        "/run/monalisa/status.json", description="Where the status JSON is written once a second."
+        "/run/monalisa/status.json",
+        description="Where the status JSON (figures only, never an image) is written every "
+        "status_interval_s; `monalisa health` reads it.",
     )
     status_interval_s: Annotated[float, Field(gt=0, le=60)] = Field(
         1.0, description="Seconds between status file writes and STATUS= updates."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="Least important log lines kept: 'debug', 'info', 'warning', 'error'."
+        "info",
+        description="Least important log lines kept: 'debug', 'info' (start, stop, "
+        "recoveries), 'warning', 'error'; `monalisa run --verbose` logs at debug whatever it "
+        "says.",
     )
 
 
