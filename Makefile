@@ -10,7 +10,8 @@ SYSDEPS := openssh-server openssh-client debootstrap systemd libsystemd-dev pkg-
            xauth strace v4l-utils
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test test-arm64 test-arm64-single lint typecheck unit bench soak frames sysdeps clean clip
+.PHONY: demo test test-arm64 test-arm64-single lint typecheck unit docs docs-check bench soak frames sysdeps \
+        clean clip
 
 $(VENV)/.stamp: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,7 +50,21 @@ typecheck: $(VENV)/.stamp
 unit: $(VENV)/.stamp-test $(MPVENV)/.stamp
 	MONALISA_MP_PYTHON=$(abspath $(MPVENV))/bin/python $(BIN)/pytest -q --ignore=tests/test_arm64.py
 
-test: lint typecheck unit test-arm64-single
+test: lint typecheck docs-check unit test-arm64-single
+
+# The documentation site (mkdocs.yml, docs/). The strict build fails on a broken link or anchor,
+# a page left out of the nav, or a stale generated page: the configuration reference is
+# compared with `monalisa config reference` first (tests/test_configref.py does the same).
+export NO_MKDOCS_2_WARNING := 1
+docs-check: $(VENV)/.stamp
+	@$(BIN)/monalisa config reference | diff -u docs/reference/configuration.md - >/dev/null || \
+	  { echo "docs/reference/configuration.md is stale: run" \
+	    "$(BIN)/monalisa config reference --out docs/reference/configuration.md"; exit 1; }
+	$(BIN)/mkdocs build --strict --quiet
+
+# Serve the site at http://127.0.0.1:8000, rebuilt on every change.
+docs: $(VENV)/.stamp
+	$(BIN)/mkdocs serve
 
 # The Pi's platform under qemu: arm64 bookworm and trixie roots provisioned by deploy.yml and
 # run (root only; registers qemu-aarch64 with binfmt_misc). Prints each step's time. Up to

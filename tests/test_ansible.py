@@ -272,7 +272,7 @@ def _pristine_tarball(suite: str = SUITE, arch: str | None = None) -> Path:
 
 
 def _prepare_offline_root(root: Path) -> None:
-    """What anyone preparing an image in a chroot does first (see README).
+    """What anyone preparing an image in a chroot does first (see docs/technician/ansible.md).
 
     policy-rc.d keeps package scripts from starting daemons (sshd) in the chroot, and the
     build machine's CA certificates let pip inside the root reach PyPI through the same
@@ -449,7 +449,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     source = copy_sources(work / "src")
     inventory = write_inventory(work, root)
     try:
-        # Check mode on the pristine root first ("--check --diff", as the README suggests).
+        # Check mode on the pristine root first ("--check --diff", as the Ansible guide says).
         t0 = time.monotonic()
         fresh_check = _run(
             _playbook_cmd(inventory, source, "deploy.yml", "--check", "--diff"), timeout=1500

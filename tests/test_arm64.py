@@ -29,7 +29,7 @@ Emulation, at one of two levels, printed first:
 Each step's time is printed (``pytest -s``).
 
 Run with ``make test-arm64`` (slow: on a shared 2-core machine each release's first deploy takes
-12-60 min, its second 6-30 min; see README "Which Raspberry Pi OS"). ``make test`` runs the
+12-60 min, its second 6-30 min; see docs/dev/arm64.md). ``make test`` runs the
 single level (``make test-arm64-single``, a few minutes); ``make unit`` leaves this file out.
 """
 

@@ -1,6 +1,6 @@
-"""The README's by-hand install ("Running as a service"), run as written in a fresh root.
+"""The by-hand install (docs/technician/install.md), run as written in a fresh root.
 
-The shell block is taken from README.md itself, so the README cannot drift from what works.
+The shell block is taken from that page itself, so the page cannot drift from what works.
 It runs in a Debian bookworm minbase root (the same cached debootstrap tarball as
 ``test_ansible.py``) that first gets what every Raspberry Pi OS image already has: systemd,
 sudo and udev (udev makes the ``render`` group). Four things in the block need a real Pi or a
@@ -49,9 +49,9 @@ from tests.test_ansible import (
 )
 
 SRC_IN_ROOT = "/root/monalisa-src"
-# What every Raspberry Pi OS image has before the README starts.
+# What every Raspberry Pi OS image has before the install page starts.
 PI_OS_BASE = ["systemd", "sudo", "udev"]
-# (what the README says, what runs here): each must occur exactly once in the block.
+# (what the page says, what runs here): each must occur exactly once in the block.
 CHANGES = [
     (" python3-picamera2", ""),
     ("/path/to/this/clone", SRC_IN_ROOT),
@@ -60,17 +60,21 @@ CHANGES = [
 ]
 
 
-def readme_install_block(readme: str) -> str:
-    """The first ``sh`` block of the README's "Running as a service" section."""
-    section = readme.split("\n## Running as a service\n", 1)[1].split("\n## ", 1)[0]
+INSTALL_PAGE = REPO / "docs" / "technician" / "install.md"
+"""The page whose "The install" section holds the block."""
+
+
+def readme_install_block(page: str) -> str:
+    """The first ``sh`` block of the install page's "The install" section."""
+    section = page.split("\n## The install\n", 1)[1].split("\n## ", 1)[0]
     match = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert match, "README: no ```sh block under 'Running as a service'"
+    assert match, f"{INSTALL_PAGE}: no ```sh block under 'The install'"
     return match.group(1)
 
 
 def runnable_here(block: str) -> str:
     for old, new in CHANGES:
-        assert block.count(old) == 1, f"README install block: {old!r} is not there exactly once"
+        assert block.count(old) == 1, f"install block: {old!r} is not there exactly once"
         block = block.replace(old, new)
     return f"cd {SRC_IN_ROOT}\n{block}"
 
@@ -97,7 +101,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     _prepare_offline_root(root)
     copy_sources(root / SRC_IN_ROOT.lstrip("/"))
     shutil.copytree(CLIP, root / CLIP_IN_ROOT.lstrip("/"))
-    script = runnable_here(readme_install_block((REPO / "README.md").read_text("utf-8")))
+    script = runnable_here(readme_install_block(INSTALL_PAGE.read_text("utf-8")))
     (root / "root/install.sh").write_text(script, encoding="utf-8")
     box = Installed(root, script, subprocess.CompletedProcess([], 0))
     try:
@@ -120,13 +124,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
 def test_the_readme_changes_only_what_needs_a_pi_or_a_booted_system() -> None:
     import difflib
 
-    block = readme_install_block((REPO / "README.md").read_text("utf-8"))
+    block = readme_install_block(INSTALL_PAGE.read_text("utf-8"))
     script = runnable_here(block)
     assert script.startswith(f"cd {SRC_IN_ROOT}\n")
     assert "python3-picamera2" not in script and "--now" not in script
     diff = list(difflib.ndiff(block.splitlines(), script.splitlines()[1:]))
     removed = [line[2:] for line in diff if line.startswith("- ")]
-    # Exactly the README's lines that hold what CHANGES names, nothing else.
+    # Exactly the page's lines that hold what CHANGES names, nothing else.
     assert removed == [
         line for line in block.splitlines() if any(old.strip() in line for old, _ in CHANGES)
     ]

@@ -5,10 +5,10 @@ Each test starts ``monalisa run`` as its own process, as systemd would: replay c
 set, the headless display (``SDL_VIDEODRIVER=dummy``), a status file and a real ``NOTIFY_SOCKET``
 (an ``AF_UNIX`` datagram socket bound by the test, with ``WATCHDOG_USEC`` set). It injects one
 fault (``MONALISA_FAULT``, see appliance/faults.py, or the environment: a signal, a missing
-model, a full disk...) and checks the four things the README's "What happens when things go
-wrong" table promises: what the visitor sees (trace index and state; the portrait stays up),
-what ``monalisa health`` says (exit status and line), what the log says (one line, no traceback)
-and how it ends (recovers, or exits with the documented status).
+model, a full disk...) and checks the four things the "What happens when things go wrong"
+table of docs/technician/health.md promises: what the visitor sees (trace index and state; the
+portrait stays up), what ``monalisa health`` says (exit status and line), what the log says (one
+line, no traceback) and how it ends (recovers, or exits with the documented status).
 """
 
 from __future__ import annotations

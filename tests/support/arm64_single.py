@@ -17,7 +17,7 @@ a root for that level:
    ``/usr/local/lib/python3.X/dist-packages``, with the role's constraints (apt's numpy kept,
    ``ml-dtypes<0.6`` with a numpy 1.x) and, as the role does, without pip's numpy;
 4. the models and the default frame set go where the appliance finds them without a config
-   (``/usr/share/monalisa``, as in the README's install by hand).
+   (``/usr/share/monalisa``, as in the install by hand, docs/technician/install.md).
 
 No Ansible runs at this level: the deploy's own checks need the binfmt level.
 """
