@@ -94,3 +94,13 @@ def test_config_reference_names_a_file_it_cannot_write(tmp_path, capsys):
     assert main(["config", "reference", "--out", str(target)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(target) in err[0] and "cannot write" in err[0], err
+
+
+def test_the_role_defaults_point_to_keys_of_the_reference():
+    """The Ansible role's config variables name, in their comments, keys the reference has."""
+    defaults = (REPO / "ansible/roles/monalisa/defaults/main.yml").read_text(encoding="utf-8")
+    config_part = defaults.split("# --- The configuration", 1)[1]
+    named = re.findall(r"\[(\w+)\] (\w+)(?:,| and| \(|;|$)", config_part, re.M)
+    assert len(named) >= 15, named
+    documented = _reference_keys()
+    assert not [f"[{s}] {k}" for s, k in named if k not in documented.get(s, set())]
