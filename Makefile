@@ -62,9 +62,10 @@ docs-check: $(VENV)/.stamp
 	    "$(BIN)/monalisa config reference --out docs/reference/configuration.md"; exit 1; }
 	$(BIN)/mkdocs build --strict --quiet
 
-# Serve the site at http://127.0.0.1:8000, rebuilt on every change.
+# Serve the site at http://$(DOCS_ADDR), rebuilt on every change.
+DOCS_ADDR ?= 127.0.0.1:8000
 docs: $(VENV)/.stamp
-	$(BIN)/mkdocs serve
+	$(BIN)/mkdocs serve --dev-addr $(DOCS_ADDR)
 
 # The Pi's platform under qemu: arm64 bookworm and trixie roots provisioned by deploy.yml and
 # run (root only; registers qemu-aarch64 with binfmt_misc). Prints each step's time. Up to
