@@ -201,10 +201,14 @@ class FinderConfig(Section):
         "'band': head-band tiles + follow crop (gallery rooms, visitors out to ~4.5 m).",
     )
     band_top: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
-        0.30, description="Top of the head band as a fraction of the image height, 0-1."
+        0.30,
+        description="Top of the head band as a fraction of the image height, 0-1, above "
+        "band_bottom (not with camera_height_m).",
     )
     band_bottom: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
-        0.90, description="Bottom of the head band as a fraction of the image height, 0-1."
+        0.90,
+        description="Bottom of the head band as a fraction of the image height, 0-1 (not with "
+        "camera_height_m).",
     )
     camera_height_m: Annotated[float, Field(gt=0.2, le=6.0)] | None = Field(
         None,
@@ -510,7 +514,9 @@ class ServiceConfig(Section):
         "status_interval_s; `monalisa health` reads it.",
     )
     status_interval_s: Annotated[float, Field(gt=0, le=60)] = Field(
-        1.0, description="Seconds between status file writes and STATUS= updates."
+        1.0,
+        description="Seconds between status file writes and STATUS= updates (less than "
+        "[health] stale_after_s).",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info",
@@ -524,7 +530,9 @@ class HealthConfig(Section):
     """Thresholds for `monalisa health` (owned by appliance/health.py)."""
 
     stale_after_s: Annotated[float, Field(gt=0, le=3600)] = Field(
-        5.0, description="Status older than this is CRITICAL (the appliance is not running), s."
+        5.0,
+        description="Status older than this is CRITICAL (the appliance is not running), s; "
+        "must be more than [service] status_interval_s.",
     )
     startup_grace_s: Annotated[float, Field(ge=0, le=3600)] = Field(
         30.0,

@@ -20,6 +20,18 @@ COMMAND = "monalisa config reference --out docs/reference/configuration.md"
 _ROLE = re.compile(r":\w+:`~?([^`]+)`|``([^`]+)``")
 """A Sphinx role or literal in a docstring (``:class:`CameraConfig```, ````open````)."""
 
+GUIDES = {
+    "camera": ("Where the camera is", "../technician/camera.md#where-the-camera-is"),
+    "finder": ("The head band", "../technician/camera.md#the-head-band"),
+    "gaze": ("Tuning the gaze", "../technician/gaze.md"),
+    "display": ("The screen", "../technician/camera.md#the-screen"),
+    "frames": ("Building frames for your portrait", "../artist.md"),
+    "service": ("What the unit does", "../technician/install.md#what-the-unit-does"),
+    "health": ("Health and the failure table", "../technician/health.md"),
+    "schedule": ("Opening hours", "../technician/hours.md"),
+}
+"""The guide that explains each section: its title and link (relative to the page)."""
+
 _TYPES = {"integer": "int", "number": "float", "boolean": "bool", "string": "string"}
 
 
@@ -163,6 +175,9 @@ def reference_markdown() -> str:
         intro = _intro(getattr(annotation, "__doc__", None))
         if intro:
             out += [intro, ""]
+        if section in GUIDES:
+            title, link = GUIDES[section]
+            out += [f"Guide: [{title}]({link}).", ""]
         out += [
             "| key | type | default | range or choices | description |",
             "|---|---|---|---|---|",
