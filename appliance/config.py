@@ -269,7 +269,8 @@ class FinderConfig(Section):
         "room",
         description="'room': sweep the band at idle_sweep_hz (nobody followed, nothing "
         "moving; motion wakes it at once) or track_sweep_hz (while following a viewer); "
-        "'frame': inferences_per_frame every frame whatever the room (the previous behaviour).",
+        "'frame': inferences_per_frame every frame whatever the room (a steady cost, for "
+        "comparison).",
     )
     idle_sweep_hz: Annotated[float, Field(gt=0.0, le=120.0)] = Field(
         3.0,
@@ -340,7 +341,8 @@ class GazeConfig(Section):
         "geometry",
         description="'geometry': the true angle from the portrait's eyes to the visitor's "
         "(field of view, offset, distance from eye spacing); 'linear': the eye midpoint across "
-        "the image width mapped straight to the frame range (the original web version).",
+        "the image width mapped straight to the frame range (for comparison; ignores the "
+        "offset and the distance).",
     )
     policy: Literal["sticky", "nearest", "central"] = Field(
         "sticky",
