@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,7 +117,7 @@ def test_every_config_variable_is_documented_in_the_role_and_unset_there() -> No
     ],
 )
 def test_one_line_names_host_variable_and_value_as_written(
-    variables: dict[str, object], line: str
+    variables: dict[str, Any], line: str
 ) -> None:
     lines = check({"portrait-1": {"monalisa_camera_width": 640}, "portrait-2": variables}, KNOWN)
     assert len(lines) == 1, lines
@@ -124,7 +125,7 @@ def test_one_line_names_host_variable_and_value_as_written(
 
 
 def test_every_problem_of_every_host_is_listed() -> None:
-    hosts = {
+    hosts: dict[str, dict[str, Any]] = {
         "a": {"monalisa_camera_widht": 640, "monalisa_camera_fps": 0},
         "b": {"hardening_ssh_pasword_authentication": True, "monalisa_finder_mode": "room"},
     }
