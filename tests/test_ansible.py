@@ -500,7 +500,7 @@ def deploy_twice(
         )
         seconds[name] = time.monotonic() - t0
         assert runs[0].returncode == 0, runs[0].stdout[-6000:] + runs[0].stderr[-3000:]
-    print(f"\nsecond run: {_recap_line(runs[1].stdout)}")
+    print(f"\nfirst run: {_recap_line(runs[0].stdout)}\nsecond run: {_recap_line(runs[1].stdout)}")
     return runs[0], runs[1]
 
 
