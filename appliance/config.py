@@ -679,7 +679,7 @@ class Config(Section):
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def _key_path(loc: tuple[int | str, ...]) -> str:
+def key_path(loc: tuple[int | str, ...]) -> str:
     r"""A key's place as TOML writes it, e.g. ``gaze.tau_s``, ``finder."a b"``, ``open[2]``.
 
     A key that TOML cannot write bare is quoted with its control characters escaped
@@ -707,13 +707,21 @@ def _lookup(data: Any, loc: tuple[int | str, ...]) -> tuple[bool, Any]:
     return True, cur
 
 
-def format_validation_error(source: str, data: Any, err: ValidationError) -> list[str]:
+KeyName = Callable[[tuple[int | str, ...]], str]
+"""How an error line names a key, from its place in the data (default: the TOML key path)."""
+
+
+def format_validation_error(
+    source: str, data: Any, err: ValidationError, key_name: KeyName | None = None
+) -> list[str]:
     """Turn a pydantic error into one line per problem, naming file, key path and value.
 
     Args:
         source: The file name (or other source label) to prefix every line with.
         data: The raw parsed data, to quote the offending value.
         err: The pydantic error.
+        key_name: Names a key from its place in ``data``; default: its TOML key path
+            (``gaze.tau_s``). The fleet check names the inventory variable instead.
 
     Returns:
         Lines like ``config.toml: gaze.tau_s = -1: Input should be greater than 0``.
@@ -721,7 +729,7 @@ def format_validation_error(source: str, data: Any, err: ValidationError) -> lis
     lines = []
     for e in err.errors():
         loc = tuple(e.get("loc", ()))
-        path = _key_path(loc)
+        path = (key_name or key_path)(loc)
         found, value = _lookup(data, loc)
         msg = e.get("msg", "invalid")
         if e.get("type") == "extra_forbidden":

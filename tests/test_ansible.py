@@ -78,6 +78,7 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["ANSIBLE_CONFIG"] = str(ANSIBLE_DIR / "ansible.cfg")
+    env["ANSIBLE_ROLES_PATH"] = str(ANSIBLE_DIR / "roles")  # for plays written by the tests
     env["ANSIBLE_NOCOLOR"] = "1"
     env["ANSIBLE_FORCE_COLOR"] = "0"
     env["ANSIBLE_LOCAL_TEMP"] = "/tmp/.ansible-local"
@@ -134,86 +135,91 @@ def test_role_default_finder_mode_is_the_appliances() -> None:
     defaults = (ANSIBLE_DIR / "roles/monalisa/defaults/main.yml").read_text(encoding="utf-8")
     m = re.search(r"^monalisa_finder_mode:\s*(\S+)\s*$", defaults, re.MULTILINE)
     assert m, "monalisa_finder_mode is missing from roles/monalisa/defaults/main.yml"
-    assert m.group(1) == FinderConfig().mode == "band"
+    assert m.group(1) == "null"  # unset: the appliance's own
+    assert FinderConfig().mode == "band"
 
 
-SCHEDULE_PLAY = """
-- name: Render the role's config template
-  hosts: localhost
-  connection: local
+RENDER_PLAY = """
+- name: Write each host's configuration as the role does, into a folder here
+  hosts: all
   gather_facts: false
-  vars_files:
-    - {defaults}
   tasks:
-    - name: With the role's defaults
-      ansible.builtin.template:
-        src: {template}
-        dest: {out}/default.toml
+    - name: The role's task
+      ansible.builtin.include_role:
+        name: monalisa
+        tasks_from: render.yml
+    - name: Keep what it wrote
+      ansible.builtin.copy:
+        content: "{{{{ monalisa_config_toml.stdout }}}}\\n"
+        dest: "{out}/{{{{ inventory_hostname }}}}.toml"
         mode: "0644"
-    - name: With opening hours, and a bare off (YAML's false)
-      ansible.builtin.template:
-        src: {template}
-        dest: {out}/set.toml
-        mode: "0644"
-      vars:
-        monalisa_schedule_open: ["Tue-Sun 10:00-18:00", "Thu 18:00-21:00"]
-        monalisa_schedule_closed: ["2026-12-25"]
-        monalisa_schedule_timezone: Europe/Paris
-        monalisa_schedule_screen: off
-    - name: With a model file of the installer's own in models/
-      ansible.builtin.template:
-        src: {template}
-        dest: {out}/own-model.toml
-        mode: "0644"
-      vars:
-        monalisa_detector_model: room-tuned.tflite
+      delegate_to: localhost
 """
 
+# Each host's variables, as a technician writes them in host_vars/ (none: the defaults).
+RENDER_HOSTS = {
+    "plain": "",
+    "hours": (
+        'monalisa_schedule_open: ["Tue-Sun 10:00-18:00", "Thu 18:00-21:00"]\n'
+        'monalisa_schedule_closed: ["2026-12-25"]\n'
+        "monalisa_schedule_timezone: Europe/Paris\n"
+        "monalisa_schedule_screen: off\n"  # bare: YAML's false
+    ),
+    "own-model": "monalisa_detector_model: room-tuned.tflite\n",
+}
 
-def test_config_template_writes_the_schedule_only_when_set_and_the_models_place(
-    tmp_path: Path,
-) -> None:
-    role = ANSIBLE_DIR / "roles/monalisa"
-    play = tmp_path / "play.yml"
-    play.write_text(
-        SCHEDULE_PLAY.format(
-            defaults=role / "defaults/main.yml",
-            template=role / "templates/config.toml.j2",
-            out=tmp_path,
-        )
+
+def test_the_role_writes_only_what_the_inventory_sets(tmp_path: Path) -> None:
+    """No appliance variable: `monalisa config show` says the built-in defaults, except where
+    the role puts the models and the frames; set ones are written, as the config reads them."""
+    from appliance.config import Config, dump_config
+
+    (tmp_path / "host_vars").mkdir()
+    for host, text in RENDER_HOSTS.items():
+        (tmp_path / "host_vars" / f"{host}.yml").write_text(f"---\n{text}", encoding="utf-8")
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(
+        "".join(f"{h} ansible_connection=local\n" for h in RENDER_HOSTS), encoding="utf-8"
     )
+    play = tmp_path / "play.yml"
+    play.write_text(RENDER_PLAY.format(out=tmp_path))
     r = _run(
         [
             _tool("ansible-playbook"),
             "-i",
-            "localhost,",
+            str(inventory),
             "-e",
             f"ansible_python_interpreter={sys.executable}",
+            "-e",
+            f"monalisa_source_dir={REPO}",
             str(play),
         ],
         timeout=300,
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    default = tomllib.loads((tmp_path / "default.toml").read_text())
-    assert "schedule" not in default  # unset: the appliance's default, always open
-    assert tomllib.loads((tmp_path / "set.toml").read_text())["schedule"] == {
+    models = {"model_dir": "/opt/monalisa/models"}
+    frames = {"directory": "/opt/monalisa/frames"}
+    plain = tomllib.loads((tmp_path / "plain.toml").read_text())
+    assert plain == {"detector": models, "frames": frames}
+    show = subprocess.run(
+        [str(BIN / "monalisa"), "config", "show", str(tmp_path / "plain.toml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert show.returncode == 0, show.stderr
+    assert show.stdout == dump_config(Config(detector=models, frames=frames))
+    assert tomllib.loads((tmp_path / "hours.toml").read_text())["schedule"] == {
         "open": ["Tue-Sun 10:00-18:00", "Thu 18:00-21:00"],
         "closed": ["2026-12-25"],
         "timezone": "Europe/Paris",
         "screen": "off",
     }
-    # Named models are found in the role's models/ folder, the follow crop's short one too.
-    assert default["detector"] == {
-        "model": "full",
-        "model_dir": "/opt/monalisa/models",
-        "num_threads": 2,
-    }
     own = tomllib.loads((tmp_path / "own-model.toml").read_text())["detector"]
-    assert own["model"] == "/opt/monalisa/models/room-tuned.tflite"
-    assert own["model_dir"] == "/opt/monalisa/models"
-    for name in ("default.toml", "set.toml"):
+    assert own == {"model": "/opt/monalisa/models/room-tuned.tflite", **models}
+    for host in ("plain", "hours"):
         check = subprocess.run(
-            [str(BIN / "monalisa"), "config", "check", str(tmp_path / name)],
+            [str(BIN / "monalisa"), "config", "check", str(tmp_path / f"{host}.toml")],
             capture_output=True,
             text=True,
             timeout=60,
@@ -334,6 +340,38 @@ def release_root(root: Path) -> None:
         subprocess.run(["umount", "-l", point], check=False)
 
 
+def in_root(root: Path, *cmd: str) -> subprocess.CompletedProcess:
+    """Run ``cmd`` chrooted into ``root`` (a plain PATH, output captured)."""
+    return subprocess.run(
+        ["chroot", str(root), *cmd],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+    )
+
+
+def deployed_sshd(root: Path) -> dict[str, str]:
+    """sshd's effective settings in ``root`` (``sshd -T``; {} if sshd is not there or fails)."""
+    if not (root / "usr/sbin/sshd").exists():
+        return {}
+    r = in_root(root, "/usr/sbin/sshd", "-T")
+    if r.returncode != 0:
+        return {}
+    return dict(line.split(" ", 1) for line in r.stdout.splitlines() if " " in line)
+
+
+@dataclass
+class FailedDeploy:
+    """A first deploy that failed in the monalisa role: the run, the appliance's paths it left,
+    and sshd's effective settings after it."""
+
+    run: subprocess.CompletedProcess
+    left: list[str]
+    sshd: dict[str, str]
+
+
 @dataclass
 class Deployment:
     root: Path
@@ -344,16 +382,11 @@ class Deployment:
     first: subprocess.CompletedProcess
     second: subprocess.CompletedProcess
     seconds: dict[str, float]
+    refusals: dict[str, Refusal]
+    failed: FailedDeploy
 
     def chroot(self, *cmd: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            ["chroot", str(self.root), *cmd],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-            env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-        )
+        return in_root(self.root, *cmd)
 
 
 # The test host's camera: 2.1 m up, tilted 6° down (host_vars).
@@ -376,21 +409,75 @@ def _playbook_cmd(inventory: Path, source: Path, *args: str, is_pi: bool = False
     ]
 
 
-def write_inventory(work: Path, root: Path) -> Path:
-    """The inventory of one chroot host at ``root``, and its host_vars, written in ``work``."""
+def write_inventory(work: Path, root: Path, mistake: str = "") -> Path:
+    """The inventory of one chroot host at ``root``, and its host_vars, written in ``work``.
+
+    Args:
+        work: The folder (``inventory.ini``, ``host_vars/``); written again if there.
+        root: The chroot.
+        mistake: A line added to the host_vars (a technician's mistake); "" = none.
+    """
     inventory = work / "inventory.ini"
     inventory.write_text(
         f"[gallery]\n{HOST} ansible_connection=community.general.chroot ansible_host={root}\n",
         encoding="utf-8",
     )
     # Where this host's camera hangs, as a technician writes it in host_vars/.
-    (work / "host_vars").mkdir()
+    (work / "host_vars").mkdir(exist_ok=True)
     (work / "host_vars" / f"{HOST}.yml").write_text(
         f"---\nmonalisa_camera_mount_height_m: {MOUNT_HEIGHT_M}\n"
-        f"monalisa_camera_tilt_deg: {MOUNT_TILT_DEG}\n",
+        f"monalisa_camera_tilt_deg: {MOUNT_TILT_DEG}\n{mistake}",
         encoding="utf-8",
     )
     return inventory
+
+
+# A technician's mistakes in host_vars, each with the one line the deploy must stop with.
+MISTAKES = {
+    "misspelt": (
+        "monalisa_camera_widht: 640\n",
+        f"{HOST}: monalisa_camera_widht: no role has this variable "
+        "(did you mean monalisa_camera_width?)",
+    ),
+    "text in a number": (
+        "monalisa_camera_offset_y_mm: 12cm\n",
+        f"{HOST}: monalisa_camera_offset_y_mm = '12cm': Input should be a valid number, "
+        "unable to parse string as a number",
+    ),
+    "out of range": (
+        "monalisa_camera_fps: 500\n",
+        f"{HOST}: monalisa_camera_fps = 500: Input should be less than or equal to 120",
+    ),
+    "unknown choice": (
+        "monalisa_display_rotation: 90°\n",
+        f"{HOST}: monalisa_display_rotation = '90°': Input should be 0, 90, 180 or 270",
+    ),
+}
+
+
+@dataclass
+class Refusal:
+    """A deploy of a mistake: the run, and what it changed in the root (paths, none wanted)."""
+
+    run: subprocess.CompletedProcess
+    changed: list[str]
+
+
+def refuse_mistakes(work: Path, root: Path, source: Path) -> dict[str, Refusal]:
+    """Deploy (and check) each of :data:`MISTAKES` into ``root``; host_vars fixed afterwards."""
+    marker = work / "before-the-mistakes"
+    refusals = {}
+    for name, (line, _) in MISTAKES.items():
+        inventory = write_inventory(work, root, line)
+        for mode in ((), ("--check",)):
+            marker.touch()
+            r = _run(_playbook_cmd(inventory, source, "deploy.yml", *mode), timeout=600)
+            found = subprocess.run(
+                ["find", str(root), "-cnewer", str(marker)], capture_output=True, text=True
+            )
+            refusals[" ".join([name, *mode])] = Refusal(r, found.stdout.splitlines())
+    write_inventory(work, root)  # the technician fixes the host_vars
+    return refusals
 
 
 # One deploy.yml run at most, seconds: under qemu on a busy 2-core machine a first arm64
@@ -413,7 +500,7 @@ def deploy_twice(
         )
         seconds[name] = time.monotonic() - t0
         assert runs[0].returncode == 0, runs[0].stdout[-6000:] + runs[0].stderr[-3000:]
-    print(f"\nsecond run: {_recap_line(runs[1].stdout)}")
+    print(f"\nfirst run: {_recap_line(runs[0].stdout)}\nsecond run: {_recap_line(runs[1].stdout)}")
     return runs[0], runs[1]
 
 
@@ -449,6 +536,11 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     source = copy_sources(work / "src")
     inventory = write_inventory(work, root)
     try:
+        # A technician's mistakes in host_vars, on the pristine root: each must stop the
+        # deploy (and check mode) before it changes anything.
+        t0 = time.monotonic()
+        refusals = refuse_mistakes(work, root, source)
+        seconds[f"{len(refusals)} refused runs"] = time.monotonic() - t0
         # Check mode on the pristine root first ("--check --diff", as the Ansible guide says).
         t0 = time.monotonic()
         fresh_check = _run(
@@ -456,10 +548,35 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
         )
         seconds["check mode (fresh)"] = time.monotonic() - t0
         fresh_check_left = [p for p in APPLIANCE_PATHS if os.path.lexists(root / p)]
+        # A first deploy that fails in the monalisa role (an apt package that does not exist):
+        # the hardening must still be applied.
+        t0 = time.monotonic()
+        failed = _run(
+            _playbook_cmd(
+                inventory,
+                source,
+                "deploy.yml",
+                "-e",
+                json.dumps({"monalisa_packages": ["monalisa-no-such-package"]}),
+            ),
+            timeout=DEPLOY_TIMEOUT_S,
+        )
+        seconds["failed deploy"] = time.monotonic() - t0
+        failed_left = [p for p in APPLIANCE_PATHS if os.path.lexists(root / p)]
+        sshd = deployed_sshd(root)
         first, second = deploy_twice(inventory, source, seconds)
         print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
         yield Deployment(
-            root, source, inventory, fresh_check, fresh_check_left, first, second, seconds
+            root,
+            source,
+            inventory,
+            fresh_check,
+            fresh_check_left,
+            first,
+            second,
+            seconds,
+            refusals,
+            FailedDeploy(failed, failed_left, sshd),
         )
     finally:
         release_root(root)
@@ -476,6 +593,30 @@ def test_check_mode_on_the_fresh_root_runs_clean_and_installs_nothing(
     assert recap["failed"] == 0 and recap["unreachable"] == 0, _recap_line(r.stdout)
     assert recap["changed"] > 10, _recap_line(r.stdout)  # it says what the deploy would do
     assert deployed.fresh_check_left == [], "check mode installed parts of the appliance"
+
+
+def test_mistakes_in_host_vars_stop_the_deploy_before_any_change(deployed: Deployment) -> None:
+    """Misspelt, text in a number, out of range, unknown choice: deploy.yml and --check stop
+    on the pristine root with one line naming host, variable and value; nothing changed."""
+    assert len(deployed.refusals) == 2 * len(MISTAKES)
+    for case, refusal in deployed.refusals.items():
+        r = refusal.run
+        line = MISTAKES[case.removesuffix(" --check")][1]
+        assert r.returncode != 0, f"{case}: {r.stdout[-3000:]}"
+        said = re.findall(rf"^ +({re.escape(HOST)}: .*)$", r.stdout, re.MULTILINE)
+        assert said == [line], f"{case}: {r.stdout[-3000:]}"  # that one line, nothing else
+        assert "Make sure Python" not in r.stdout, f"{case}: a task after the check ran"
+        assert refusal.changed == [], f"{case} changed the root: {refusal.changed[:20]}"
+
+
+def test_a_first_deploy_that_fails_leaves_the_host_hardened(deployed: Deployment) -> None:
+    r = deployed.failed.run
+    assert r.returncode != 0
+    assert "monalisa-no-such-package" in r.stdout, r.stdout[-3000:]
+    assert "TASK [hardening : Allow SSH keys only and no root login]" in r.stdout
+    assert deployed.failed.left == []  # it failed before installing the appliance
+    assert deployed.failed.sshd["passwordauthentication"] == "no", deployed.failed.sshd
+    assert deployed.failed.sshd["permitrootlogin"] == "no"
 
 
 def test_first_run_provisions_the_root(deployed: Deployment) -> None:
@@ -510,15 +651,28 @@ def test_config_validates_and_says_what_the_variables_say(deployed: Deployment) 
     )
     assert r.returncode == 0, r.stdout + r.stderr
     cfg = tomllib.loads((deployed.root / "etc/monalisa/config.toml").read_text())
-    assert cfg["detector"]["model"] == "full"
-    assert cfg["detector"]["model_dir"] == "/opt/monalisa/models"
-    assert cfg["frames"]["directory"] == "/opt/monalisa/frames"
-    assert cfg["finder"]["mode"] == "band"  # the role's default (group_vars do not set it)
-    # host_vars say where the camera hangs; the appliance works the band out from it, and
-    # `monalisa band` shows the same band from the deployed file.
-    assert cfg["finder"]["camera_height_m"] == MOUNT_HEIGHT_M
-    assert cfg["finder"]["camera_tilt_deg"] == MOUNT_TILT_DEG
-    assert "band_top" not in cfg["finder"]
+    # Only what the inventory sets (host_vars say where the camera hangs; the appliance works
+    # the band out from it, and `monalisa band` shows the same band from the deployed file),
+    # and where the role puts the models and the frames. The model ('full') and the finder's
+    # mode ('band') are the appliance's own defaults, so not written.
+    assert cfg == {
+        "detector": {"model_dir": "/opt/monalisa/models"},
+        "finder": {"camera_height_m": MOUNT_HEIGHT_M, "camera_tilt_deg": MOUNT_TILT_DEG},
+        "frames": {"directory": "/opt/monalisa/frames"},
+    }
+    # Nothing else: what the inventory does not set is the appliance's built-in default.
+    from appliance.config import Config, dump_config
+
+    r = deployed.chroot(
+        "/opt/monalisa/venv/bin/monalisa", "config", "show", "/etc/monalisa/config.toml"
+    )
+    assert r.returncode == 0, r.stderr
+    expected = Config(
+        detector={"model_dir": "/opt/monalisa/models"},
+        frames={"directory": "/opt/monalisa/frames"},
+        finder={"camera_height_m": MOUNT_HEIGHT_M, "camera_tilt_deg": MOUNT_TILT_DEG},
+    )
+    assert r.stdout == dump_config(expected)
     r = deployed.chroot(
         "/opt/monalisa/venv/bin/monalisa", "band", "--config", "/etc/monalisa/config.toml"
     )
@@ -701,7 +855,8 @@ def test_bad_config_is_refused_and_the_old_one_kept(deployed: Deployment) -> Non
             deployed.source,
             "deploy.yml",
             "--start-at-task",
-            "monalisa : Write the configuration (checked by monalisa before it is put in place)",
+            "monalisa : Write the configuration from the inventory's variables "
+            "(on the control machine)",
             "-e",
             json.dumps({"monalisa_config_extra": {"camera": {"hfov_deg": 500, "zoom": 2}}}),
         )
