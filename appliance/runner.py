@@ -320,6 +320,7 @@ def _build(
             height=config.camera.height,
             fps=config.camera.fps,
             speed=config.camera.replay_speed,
+            read_timeout_s=config.camera.stall_after_s / 2,
         )
     except ValueError as err:
         raise SettingError(str(err)) from None
@@ -333,6 +334,7 @@ def _build(
         retry_initial_s=config.camera.retry_initial_s,
         retry_max_s=config.camera.retry_max_s,
         stall_after_s=config.camera.stall_after_s,
+        handover_after_s=config.camera.handover_after_s,
     )
     finder = faults.wrap_finder(
         Finder(

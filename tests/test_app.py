@@ -79,11 +79,15 @@ class FakeFinder:
         self.raise_on = set(raise_on)
         self.nan_on = set(nan_on)
         self.fields_of_view = []
+        self.resets = 0
         self.band_fraction = (0.3, 0.9)
         self.band_source = "config"
 
     def set_field_of_view(self, hfov_deg):
         self.fields_of_view.append(hfov_deg)
+
+    def reset(self):
+        self.resets += 1
 
     def find(self, frame, follow=None, t=None):
         self.calls += 1

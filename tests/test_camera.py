@@ -138,10 +138,12 @@ class FakePicamera2:
 
     instances: ClassVar[list[FakePicamera2]] = []
     fail_start: ClassVar[bool] = False
+    stalled: ClassVar[bool] = False  # the camera stopped delivering (picamera2 #1004)
     stamp_ns: int | None = None  # SensorTimestamp of the next frames, ns; None = none
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.waits: list[float | None] = []
         self.config: dict[str, Any] = {}
         self.camera_properties = {"PixelArraySize": (4608, 2592), "Model": "imx708"}
         self.sensor_modes = [dict(m) for m in self.MODES]
@@ -176,8 +178,14 @@ class FakePicamera2:
             crop = (x, y + (ch - cw * h // w) // 2, cw, cw * h // w)
         return {"ScalerCrop": crop, "SensorTimestamp": 1}
 
-    def capture_request(self) -> FakeRequest:
+    def capture_request(self, wait: float | None = None) -> FakeRequest:
         self.calls.append("capture_request")
+        self.waits.append(wait)
+        if FakePicamera2.stalled:  # as picamera2 does when asked to wait at most `wait` s
+            if wait is None:
+                raise AssertionError("capture_request() without wait= blocks for ever")
+            time.sleep(wait)
+            raise TimeoutError
         w, h = self.config["main"]["size"]
         img = np.zeros((h, w, 3), np.uint8)
         img[..., 0] = 200  # red first: "BGR888" is R, G, B in memory
@@ -201,7 +209,36 @@ def fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> type[FakePicamera2]:
     monkeypatch.setitem(sys.modules, "picamera2", module)
     FakePicamera2.instances = []
     FakePicamera2.fail_start = False
+    FakePicamera2.stalled = False
     return FakePicamera2
+
+
+def test_a_stalled_picamera2_read_times_out_and_its_thread_reopens_the_camera(
+    fake_picamera2: type[FakePicamera2],
+) -> None:
+    """capture_request is asked to wait at most read_timeout_s: the capture thread itself
+    then closes and reopens the camera (no read is abandoned, no second thread)."""
+    src = Picamera2Source(320, 240, fps=30, read_timeout_s=0.05)
+    cap = Capture(src, retry_initial_s=0.01, retry_max_s=0.02, stall_after_s=5.0)
+    cap.start()
+    try:
+        assert cap.latest(5.0) is not None
+        fake_picamera2.stalled = True
+        deadline = time.monotonic() + 30
+        while len(fake_picamera2.instances) < 3 and time.monotonic() < deadline:
+            cap.supervise()
+            time.sleep(0.01)
+        assert str(cap.state) == "failed" and cap.last_error == "picamera2: no frame within 0.05 s"
+        fake_picamera2.stalled = False
+        while str(cap.state) != "running" and time.monotonic() < deadline:
+            cap.supervise()
+            time.sleep(0.01)
+        assert str(cap.state) == "running" and cap.stalls == 0 and cap.reopens >= 2
+        assert len(cap.threads()) == 1
+        first = fake_picamera2.instances[0]
+        assert set(first.waits) == {0.05} and first.calls[-2:] == ["stop", "close"]
+    finally:
+        cap.stop()
 
 
 @pytest.mark.parametrize(
@@ -287,7 +324,7 @@ def test_picamera2_frames_are_timed_by_the_sensor_and_buffers_always_released(
     # A failed copy still hands the buffer back, and is a CameraError.
     req_holder: list[FakeRequest] = []
 
-    def failing() -> FakeRequest:
+    def failing(wait: float | None = None) -> FakeRequest:
         req_holder.append(FakeRequest(np.zeros((2, 2, 3), np.uint8), None, fail=True))
         return req_holder[-1]
 
@@ -401,8 +438,8 @@ def test_the_capture_thread_is_named_for_the_kernel():
     cap.start()
     try:
         assert cap.latest(2.0) is not None  # the thread is running and has named itself
-        assert cap._thread is not None
-        tid = cap._thread.native_id
+        (thread,) = cap.threads()
+        tid = thread.native_id
         comm = Path(f"/proc/self/task/{tid}/comm").read_text().strip()
         assert comm == "capture"
         assert Path("/proc/self/comm").read_text().strip() != "capture"  # only that thread
@@ -452,7 +489,7 @@ def test_capture_state_is_failed_while_camera_is_away():
     assert str(cap.state) == "stopped"
 
 
-def test_stall_check_marks_silent_camera_failed():
+def test_supervise_marks_silent_camera_failed():
     gate = threading.Event()
 
     class Silent(ListSource):
@@ -467,9 +504,9 @@ def test_stall_check_marks_silent_camera_failed():
     f = cap.latest(2.0)
     assert f is not None
     assert cap.state == "running"
-    cap.stall_check(now=time.monotonic() + 0.1)
+    cap.supervise(now=time.monotonic() + 0.1)
     assert cap.state == "running"
-    cap.stall_check(now=time.monotonic() + 1.0)
+    cap.supervise(now=time.monotonic() + 1.0)
     assert str(cap.state) == "failed" and "no frame for" in (cap.last_error or "")
     gate.set()
     cap.stop()
@@ -547,7 +584,7 @@ def test_stall_is_logged_once(caplog):
         cap.start()
         assert cap.latest(2.0) is not None
         for dt in (1.0, 1.1, 1.2):
-            cap.stall_check(now=time.monotonic() + dt)
+            cap.supervise(now=time.monotonic() + dt)
         gate.set()
         cap.stop()
     lines = [r.getMessage() for r in caplog.records if "no frame" in r.getMessage()]

@@ -196,7 +196,7 @@ def run_app(
                 status.to_dict(),
                 int(pixels.max()),
                 display.shown_index,
-                capture._thread is not None and capture._thread.is_alive(),
+                bool(capture.threads()),
                 finder.calls,
             )
         )
