@@ -5,9 +5,10 @@ systemd link, status writer) are created and connected; :mod:`appliance.app` onl
 
 Exit statuses: 0 clean stop (also a SIGTERM/SIGINT during start-up); 2 an invalid
 ``MONALISA_FAULT`` (tests only) or, for ``demo``, no demo clip; 69 (EX_UNAVAILABLE) the display
-cannot be opened — systemd retries; 78 (EX_CONFIG) bad configuration (from the file or a
-command-line override such as ``--camera foo``), frame set or model — systemd does not
-restart-loop on it. Command-line syntax errors exit 2 from argparse before this module runs.
+cannot be opened — systemd retries; 75 (EX_TEMPFAIL, from the running loop) the camera cannot
+be recovered in the process — systemd restarts it; 78 (EX_CONFIG) bad configuration (from the
+file or a command-line override such as ``--camera foo``), frame set or model — systemd does
+not restart-loop on it. Command-line syntax errors exit 2 from argparse before this module runs.
 Each build step raises; :func:`_exit_statuses` is the one table from error to exit status.
 Injected faults (``MONALISA_FAULT``, tests only) are wrappers built here around the parts.
 """
@@ -184,7 +185,8 @@ def run(
     Returns:
         The process exit status (see :func:`_exit_statuses`): 0 after a clean stop (also when
         SIGTERM/SIGINT arrives during start-up), 2 invalid ``MONALISA_FAULT``, 69 no display,
-        78 bad frame set, model, detector setting or camera source.
+        75 the camera could not be recovered (from the loop), 78 bad frame set, model,
+        detector setting or camera source.
     """
     from appliance.service import Notifier
 
