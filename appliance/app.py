@@ -199,6 +199,8 @@ class App:
         frame_count: Number of portrait frames (for the trace).
         options: Trace, duration, screenshot, status interval.
         status_sink: Called about once per ``status_interval_s`` with the status.
+        handed_over_at: When an earlier process exited for a fresh camera stack (Unix time,
+            s; from its status file), or None: the status keeps it until the camera delivers.
         hours: The opening hours to follow; None: always open. While closed the camera
             thread is stopped (no frame is read, the detector does not run), the screen is
             black or the portrait at rest, and the loop sleeps between status updates.
@@ -217,8 +219,10 @@ class App:
         options: RunOptions,
         status_sink: Callable[[Status], None] | None = None,
         hours: Hours | None = None,
+        handed_over_at: float | None = None,
     ) -> None:
         self.hours = hours
+        self.handed_over_at = handed_over_at
         self.capture = capture
         self.finder = finder
         self.gaze = gaze
@@ -325,6 +329,7 @@ class App:
         if reason is None:
             return False
         log.error("%s: exiting so that systemd restarts the appliance", reason)
+        self.handed_over_at = time.time()
         self._exit_status = EX_TEMPFAIL
         self.request_stop("camera lost")
         return True
@@ -618,6 +623,8 @@ class App:
             if now - seen > 60:
                 del st.viewer_seen[vid]
         frame_age = None if cap.last_frame_at is None else now - cap.last_frame_at
+        if cap.state == "running" and self._exit_status != EX_TEMPFAIL:
+            self.handed_over_at = None  # the camera delivers again
         failed_for = None if cap.failed_since is None else now - cap.failed_since
         return Status(
             version=__version__,
@@ -633,6 +640,9 @@ class App:
                 stalls=cap.stalls,
                 reopens=cap.reopens,
                 stuck_reads=cap.stuck_reads,
+                handed_over_at=None
+                if self.handed_over_at is None
+                else round(self.handed_over_at, 1),
                 last_error=cap.last_error,
                 sensor_width_fraction=round(self._width_fraction, 4),
                 hfov_deg=None if self._hfov_deg is None else round(self._hfov_deg, 2),

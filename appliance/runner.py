@@ -282,11 +282,12 @@ def _build(
         "frames_dir": str(frames_dir),
         "display": config.display.driver,
     }
+    handed_over_at = _handed_over_at(writer.path)
     # A first status before the slow part, so `monalisa health` says "starting".
     first = Status(
         version=__version__,
         pid=os.getpid(),
-        camera=CameraStatus(source=config.camera.source),
+        camera=CameraStatus(source=config.camera.source, handed_over_at=handed_over_at),
         **extra,
     )
     try:
@@ -377,6 +378,7 @@ def _build(
         ),
         status_sink=sink,
         hours=hours,
+        handed_over_at=handed_over_at,
     )
     if isinstance(capture, faults.FaultyCapture):
         capture.stopping = lambda: app.stop_requested
@@ -387,6 +389,24 @@ def _build(
         display.close()
         raise
     return app, sink
+
+
+def _handed_over_at(path: Path) -> float | None:
+    """When the process that wrote the status file ``path`` exited for a fresh camera stack.
+
+    Read before this process writes its own first status, so that ``monalisa health`` keeps
+    saying the camera was lost until this process's camera delivers.
+
+    Returns:
+        Unix time in seconds, or None (no such exit, or no readable status file).
+    """
+    from appliance.status import StatusError, read_status
+
+    try:
+        status, _ = read_status(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, StatusError):
+        return None
+    return status.camera.handed_over_at
 
 
 def _hours(config: Config) -> Hours | None:

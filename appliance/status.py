@@ -245,6 +245,9 @@ class CameraStatus(_Record):
         reopens: Times the camera was opened again since start (after a failure, a stall or
             closed hours).
         stuck_reads: Abandoned reads whose thread is still blocked now.
+        handed_over_at: When a process last exited for a fresh camera stack (the camera could
+            not be recovered in it), Unix time in seconds; kept by the next processes until
+            their camera delivers. None otherwise.
         last_error: The last camera error message, or None.
         sensor_width_fraction: Of the sensor's width the images show, 0 … 1; below 1 the
             field of view was narrowed.
@@ -261,6 +264,7 @@ class CameraStatus(_Record):
     stalls: int = 0
     reopens: int = 0
     stuck_reads: int = 0
+    handed_over_at: float | None = None
     last_error: str | None = None
     sensor_width_fraction: float = 1.0
     hfov_deg: float | None = None

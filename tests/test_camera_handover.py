@@ -14,6 +14,7 @@ again, the next one tracks and ``monalisa health`` says OK.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -92,10 +93,39 @@ stale_after_s = 3.0
             argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
 
+    def health() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*MONALISA, "health", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=app_env(),
+        )
+
+    def camera_state() -> str | None:
+        try:
+            return str(json.loads(status.read_text("utf-8"))["camera"]["state"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def never_ok_until_the_camera_runs(proc: subprocess.Popen[str]) -> list[str]:
+        """Poll health while ``proc`` runs: OK only once its camera delivers; the lines."""
+        said: list[str] = []
+        while proc.poll() is None:
+            said.append(line := health().stdout)
+            if line.startswith("MONALISA OK"):
+                assert camera_state() == "running", line
+                break
+            time.sleep(0.3)
+        return said
+
     try:
-        for _ in range(FAILED_STARTS):
+        for cycle in range(FAILED_STARTS):
             proc = start()
             began = time.monotonic()
+            if cycle:  # after a hand-over, health is never OK while the camera is lost
+                lines = never_ok_until_the_camera_runs(proc)
+                assert any("camera lost" in ln or "camera failed" in ln for ln in lines), lines
             out = proc.communicate(timeout=300)[0]
             assert proc.returncode == 75, out[-3000:]  # restarted: not 0, not in no_restart
             assert proc.returncode not in no_restart
@@ -103,21 +133,11 @@ stale_after_s = 3.0
             assert "exiting so that systemd restarts the appliance" in out
             assert "Traceback" not in out
             time.sleep(min(restart_s, 1.0))  # RestartSec=, shortened for the test
+            assert json.loads(status.read_text("utf-8"))["camera"]["handed_over_at"]
         fifo.unlink()  # the camera works again
         proc = start()
-        said = check_health_while_tracking(
-            proc,
-            status,
-            str(default_frames_dir()),
-            120,
-            lambda: subprocess.run(
-                [*MONALISA, "health", "--config", str(config)],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                env=app_env(),
-            ),
-        )
+        never_ok_until_the_camera_runs(proc)
+        said = check_health_while_tracking(proc, status, str(default_frames_dir()), 120, health)
         assert said.startswith("MONALISA OK - tracking")
         assert len(starts) == FAILED_STARTS + 1
         assert len(notify.times("READY=1")) == FAILED_STARTS + 1

@@ -557,6 +557,8 @@ def test_camera_that_hangs_in_every_read_hands_over_to_systemd(clips, start, tmp
     assert len(app.notify.times("STOPPING=1")) == 1
     assert "Traceback" not in app.log
     assert_health_not_running(app)
+    # The next process (systemd's restart) keeps saying so until its camera delivers.
+    assert app.status()["camera"]["handed_over_at"] is not None
 
 
 # -- detector ----------------------------------------------------------------------------------
