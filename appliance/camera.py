@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 CameraState = Literal["starting", "running", "failed", "ended", "stopped"]
 SENSOR_CLOCK_SLACK_S = 5.0
 """A frame's ``SensorTimestamp`` further than this from ``time.monotonic()`` is not trusted."""
+FIRST_FRAME_WAIT_S = 5.0
+"""Longest wait for picamera2's first frame after it starts, seconds (it then raises)."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp")
 
 
@@ -318,7 +320,7 @@ class Picamera2Source:
                 config = cam.create_video_configuration(**stream)
             cam.configure(config)
             cam.start()
-            crop = cam.capture_metadata().get("ScalerCrop")
+            crop = cam.capture_metadata(wait=FIRST_FRAME_WAIT_S).get("ScalerCrop")
             array = cam.camera_properties.get("PixelArraySize")
         except Exception as err:  # libcamera raises many kinds of error
             if cam is not None:  # else the camera stays busy and every retry fails

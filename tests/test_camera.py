@@ -169,7 +169,8 @@ class FakePicamera2:
         w, h = self.config["main"]["size"]
         return next(m for m in self.MODES if m["size"][0] >= w and m["size"][1] >= h)
 
-    def capture_metadata(self) -> dict[str, object]:
+    def capture_metadata(self, wait: float | None = None) -> dict[str, object]:
+        assert wait is not None, "capture_metadata() without wait= blocks for ever"
         w, h = self.config["main"]["size"]
         x, y, cw, ch = self.mode()["crop_limits"]
         if cw * h > ch * w:  # the mode is wider than the stream: crop its sides
@@ -348,7 +349,12 @@ def test_left_to_itself_the_stand_in_takes_the_cropped_mode(
     # What choose_sensor_mode prevents: the smallest mode covering 1280×720 is a crop.
     cam = FakePicamera2()
     cam.configure({"main": {"size": (1280, 720)}})
-    assert cam.capture_metadata()["ScalerCrop"] == (768, 432, 3072, 1728)  # 2/3 of the width
+    assert cam.capture_metadata(wait=1.0)["ScalerCrop"] == (
+        768,
+        432,
+        3072,
+        1728,
+    )  # 2/3 of the width
 
 
 def test_choose_sensor_mode() -> None:
