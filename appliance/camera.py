@@ -275,12 +275,6 @@ class Picamera2Source:
         self._t0 = time.monotonic()
         self.width_fraction = 1.0
 
-    def fresh(self) -> Picamera2Source:
-        """A new, closed source for the same camera, timing frames from the same origin."""
-        new = Picamera2Source(*self.size, self.fps, self.read_timeout_s)
-        new._t0 = self._t0
-        return new
-
     def open(self) -> None:
         """Start the camera; raise :class:`CameraError` if it is absent or busy."""
         try:
@@ -400,12 +394,6 @@ class WebcamSource:
         self._cam: Any = None
         self._t0 = time.monotonic()
 
-    def fresh(self) -> WebcamSource:
-        """A new, closed source for the same webcam, timing frames from the same origin."""
-        new = WebcamSource(self.index, *self.size)
-        new._t0 = self._t0
-        return new
-
     def open(self) -> None:
         """Open the webcam; raise :class:`CameraError` if there is none."""
         try:
@@ -503,10 +491,17 @@ MAX_STUCK_READS = 3
 
 @runtime_checkable
 class Refreshable(Protocol):
-    """A source that can make a fresh source for the same camera (every source here can)."""
+    """A source that can be opened afresh while an abandoned read still blocks in it.
 
-    def fresh(self) -> CameraSource:
-        """A new, closed source for the same camera, sharing nothing a stalled read touches."""
+    A replay can; a device only one process or thread may open at a time (picamera2, a V4L2
+    webcam) cannot, and does not have this method.
+    """
+
+    def fresh(self) -> CameraSource | None:
+        """A new, closed source for the same camera, or None if it cannot be opened twice.
+
+        The new source shares nothing a stalled read of this one could touch.
+        """
 
 
 @dataclass(eq=False)
@@ -541,12 +536,13 @@ class Capture:
     consumer keeps running meanwhile.
 
     :meth:`supervise`, called from outside the capture thread (the main loop), watches it: a
-    read that has not returned for ``stall_after_s`` is abandoned, and a fresh source
-    (:meth:`Refreshable.fresh`) is opened in a fresh thread after the same backoff. The
-    abandoned thread closes only its own source when its read returns, and hands nothing over
-    any more. Two threads never use one source object: a source that cannot be made afresh is
-    reopened only once its abandoned thread has ended. When recovery in the process cannot
-    work, :attr:`hand_over` says why (see :meth:`supervise`).
+    read that has not returned for ``stall_after_s`` is abandoned, and a fresh thread opens
+    the camera after the same backoff: on a fresh source (:meth:`Refreshable.fresh`, a replay)
+    at once, or, for a device that cannot be opened twice (picamera2, a webcam), once the
+    abandoned thread has let go of it. The abandoned thread closes only its own source when
+    its read returns, and hands nothing over any more: two threads never use one source, nor
+    one device that cannot be opened twice. When recovery in the process cannot work,
+    :attr:`hand_over` says why (see :meth:`supervise`).
 
     Args:
         source: The camera.
@@ -576,7 +572,7 @@ class Capture:
         self._stop = threading.Event()
         self._reader: _Reader | None = None
         self._abandoned: list[_Reader] = []
-        self._pending: float | None = None  # a reader to start after this delay, seconds
+        self._pending_due: float | None = None  # start a reader at this monotonic time, s
         self._started_at: float | None = None
         self._stall_backoff = retry_initial_s
         self._seq = 0
@@ -610,7 +606,7 @@ class Capture:
                 self.state = "starting"
             self._started_at = time.monotonic()
             self._retire()
-            self._pending = 0.0
+            self._pending_due = time.monotonic()
             self._launch_pending()
 
     def latest(self, timeout: float) -> Frame | None:
@@ -661,10 +657,10 @@ class Capture:
         """Watch the capture thread; call often (every loop iteration) from outside it.
 
         Never blocks. A read pending for more than ``stall_after_s`` is abandoned (counted in
-        :attr:`stalls`, logged once per episode) and a fresh source is opened in a fresh
-        thread after the backoff. :attr:`hand_over` is set when no frame came for
-        ``handover_after_s`` (from the last frame or :meth:`start`), when a fresh source cannot
-        be opened while an abandoned read still holds the camera, or when
+        :attr:`stalls`, logged once per episode) and the camera is opened in a fresh thread
+        after the backoff. :attr:`hand_over` is set when no frame came for
+        ``handover_after_s`` (from the last frame or :meth:`start`), when the abandoned read
+        still holds a camera that cannot be opened twice once the backoff is over, or when
         :data:`MAX_STUCK_READS` abandoned reads are blocked at once.
 
         Args:
@@ -680,13 +676,13 @@ class Capture:
                 self.stalls += 1
                 self._fail(f"{reader.source.name}: no frame for {now - since:.1f} s")
                 self._retire()
-                self._pending = self._stall_backoff
-                self._stall_backoff = min(self._stall_backoff * 2, self.retry_max_s)
+                self._pending_due = time.monotonic() + self._stall_backoff
                 self._warn(
                     "camera: %s; read abandoned, reopening in %.1f s",
                     self.last_error,
-                    self._pending,
+                    self._stall_backoff,
                 )
+                self._stall_backoff = min(self._stall_backoff * 2, self.retry_max_s)
             self._launch_pending()
             self._check_hand_over(now)
 
@@ -698,7 +694,7 @@ class Capture:
         """
         self._stop.set()
         with self._cond:
-            reader, self._pending, self._started_at = self._reader, None, None
+            reader, self._pending_due, self._started_at = self._reader, None, None
             if reader is not None:
                 reader.stop.set()
             self._cond.notify_all()
@@ -723,14 +719,19 @@ class Capture:
     def _launch_pending(self) -> None:
         """Start the pending reader on a source no other thread holds, if there is one."""
         self._abandoned = [r for r in self._abandoned if r.alive]
-        if self._pending is None or self._reader is not None or self._stop.is_set():
+        due = self._pending_due
+        if due is None or self._reader is not None or self._stop.is_set():
             return
-        source: CameraSource = self.source
+        now = time.monotonic()
+        source = self.source
         if any(r.source is source for r in self._abandoned):
-            if not isinstance(source, Refreshable):
-                return  # the only source is held: wait for its thread to end
-            source = source.fresh()
-        delay, self._pending = self._pending, None
+            fresh = source.fresh() if isinstance(source, Refreshable) else None
+            if fresh is None:  # the device is held: wait for its thread to let go
+                if now >= due and self.hand_over is None:
+                    self.hand_over = f"camera: an abandoned read still holds {source.name}"
+                return
+            source = fresh
+        delay, self._pending_due = max(0.0, due - now), None
         self.source = source
         reader = _Reader(source)
         reader.thread = threading.Thread(
@@ -793,12 +794,6 @@ class Capture:
             except Exception as err:
                 if not self._failed(reader, err, "retrying in %.1f s", backoff):
                     return
-                with self._cond:
-                    if self.hand_over is None and any(r.alive for r in self._abandoned):
-                        self.hand_over = (
-                            f"camera: cannot reopen while an abandoned read still holds it "
-                            f"({self.last_error})"
-                        )
                 reader.stop.wait(backoff)
                 backoff = min(backoff * 2, self.retry_max_s)
                 continue

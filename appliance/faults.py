@@ -235,11 +235,13 @@ class FaultySource:
         """The inner source's (1.0 if it has none)."""
         return float(getattr(self.inner, "width_fraction", 1.0))
 
-    def fresh(self) -> FaultySource:
-        """A fresh copy of the inner source, faulty in the same plan, counting on."""
-        if not isinstance(self.inner, Refreshable):
-            raise TypeError(f"{self.name} cannot be made afresh")
-        return FaultySource(self.inner.fresh(), self.plan, self._count)
+    def fresh(self) -> FaultySource | None:
+        """A fresh copy of the inner source, faulty in the same plan, counting on.
+
+        None if the inner source cannot be opened twice (picamera2, a webcam).
+        """
+        inner = self.inner.fresh() if isinstance(self.inner, Refreshable) else None
+        return None if inner is None else FaultySource(inner, self.plan, self._count)
 
     def open(self) -> None:
         """Open the inner source, unless inside a failure window."""

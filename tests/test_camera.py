@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -139,6 +140,7 @@ class FakePicamera2:
     instances: ClassVar[list[FakePicamera2]] = []
     fail_start: ClassVar[bool] = False
     stalled: ClassVar[bool] = False  # the camera stopped delivering (picamera2 #1004)
+    wedged: ClassVar[int | None] = None  # a pipe's read end: reads block in read(2) on it
     stamp_ns: int | None = None  # SensorTimestamp of the next frames, ns; None = none
 
     def __init__(self) -> None:
@@ -182,6 +184,8 @@ class FakePicamera2:
     def capture_request(self, wait: float | None = None) -> FakeRequest:
         self.calls.append("capture_request")
         self.waits.append(wait)
+        if FakePicamera2.wedged is not None:  # a camera stack that ignores wait= (#1086)
+            os.read(FakePicamera2.wedged, 1)
         if FakePicamera2.stalled:  # as picamera2 does when asked to wait at most `wait` s
             if wait is None:
                 raise AssertionError("capture_request() without wait= blocks for ever")
@@ -211,7 +215,38 @@ def fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> type[FakePicamera2]:
     FakePicamera2.instances = []
     FakePicamera2.fail_start = False
     FakePicamera2.stalled = False
+    FakePicamera2.wedged = None
     return FakePicamera2
+
+
+def test_a_wedged_picamera2_read_is_abandoned_and_the_process_hands_over(
+    fake_picamera2: type[FakePicamera2],
+) -> None:
+    """capture_request blocks in read(2) despite wait=: the read is abandoned, no second
+    Picamera2 is opened while it holds the camera, and hand_over asks for a fresh process."""
+    src = Picamera2Source(320, 240, fps=30, read_timeout_s=0.05)
+    cap = Capture(src, retry_initial_s=0.05, stall_after_s=0.2)
+    r, w = os.pipe()
+    cap.start()
+    try:
+        assert cap.latest(5.0) is not None
+        fake_picamera2.wedged = r
+        deadline = time.monotonic() + 30
+        while cap.hand_over is None and time.monotonic() < deadline:
+            cap.supervise()
+            time.sleep(0.01)
+        assert cap.hand_over == "camera: an abandoned read still holds picamera2"
+        assert cap.stalls == 1 and len(fake_picamera2.instances) == 1
+    finally:
+        fake_picamera2.wedged = None
+        os.write(w, b"x")  # let the abandoned read go
+        cap.stop()
+        deadline = time.monotonic() + 30
+        while cap.threads() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.close(r)
+        os.close(w)
+    assert fake_picamera2.instances[0].calls[-2:] == ["stop", "close"]  # by its own thread
 
 
 def test_a_stalled_picamera2_read_times_out_and_its_thread_reopens_the_camera(

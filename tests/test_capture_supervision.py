@@ -79,10 +79,9 @@ class PipeSource:
         with self.device.lock:
             self.inside -= 1
 
-    def fresh(self) -> CameraSource:
-        if not self.refreshable:
-            raise AssertionError("fresh() on a source that cannot be made afresh")
-        return PipeSource(self.device, True)
+    def fresh(self) -> CameraSource | None:
+        """A fresh source on the device, or None for one that cannot be opened twice."""
+        return PipeSource(self.device, True) if self.refreshable else None
 
     def open(self) -> None:
         self._enter("open")
@@ -128,12 +127,6 @@ class PipeSource:
             self._leave()
 
 
-class StubbornSource(PipeSource):
-    """As :class:`PipeSource`, without ``fresh``: only ever reopened by one thread at a time."""
-
-    fresh = None  # type: ignore[assignment]
-
-
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -167,7 +160,7 @@ def test_1000_random_stall_reopen_stop_start_cycles(refreshable: bool) -> None:
     two threads on one source, nothing closed by another thread, no fd or thread left over."""
     rng = random.Random(22)
     device = Device()
-    first = PipeSource(device, True) if refreshable else StubbornSource(device, False)
+    first = PipeSource(device, refreshable)
     fds, threads = open_fds(), len(threading.enumerate())
     cap = Capture(first, retry_initial_s=0.001, retry_max_s=0.004, stall_after_s=0.05)
     most_threads = 0
@@ -241,6 +234,33 @@ def test_a_read_blocked_for_good_is_abandoned_and_a_fresh_source_delivers() -> N
         cap.stop()
     wait_until("the abandoned thread to end", lambda: not capture_threads())
     assert blocked.pipe is None and not device.violations
+
+
+@pytest.mark.parametrize("lets_go", [True, False], ids=["lets-go", "holds-it"])
+def test_a_device_that_cannot_be_opened_twice_waits_for_its_abandoned_read(lets_go: bool) -> None:
+    """As picamera2: no second open while the abandoned read holds the device. If that read
+    returns within the backoff, the same source is reopened; if not, hand_over says so."""
+    device = Device()
+    cap = Capture(PipeSource(device, False), retry_initial_s=0.3, stall_after_s=0.05)
+    cap.start()
+    try:
+        wait_until("frames", lambda: cap.state == "running")
+        device.stall()
+        wait_until("the stall", supervised(cap, lambda: cap.stalls == 1))
+        assert len(cap.threads()) == 1  # the abandoned one: no second thread on the device
+        if lets_go:
+            device.release()
+            wait_until("frames again", supervised(cap, lambda: cap.state == "running"))
+            assert cap.hand_over is None and cap.reopens == 1
+        else:
+            wait_until("the hand-over", supervised(cap, lambda: cap.hand_over))
+            assert cap.hand_over == "camera: an abandoned read still holds pipe"
+            assert len(cap.threads()) == 1 and cap.reopens == 0
+        assert len(device.sources) == 1 and not device.violations
+    finally:
+        device.release()
+        cap.stop()
+    wait_until("the threads to end", lambda: not capture_threads())
 
 
 def test_stuck_reads_hand_over_to_systemd() -> None:

@@ -119,7 +119,7 @@ def test_a_fresh_faulty_source_counts_on_and_hangs_in_a_real_read():
     src.open()
     assert int(src.read()[0][0, 0, 0]) == 1
     again = src.fresh()
-    assert again is not src and again.inner is not src.inner
+    assert again is not None and again is not src and again.inner is not src.inner
     with pytest.raises(CameraError, match="frame 1"):
         again.read()
     time.sleep(0.25)
