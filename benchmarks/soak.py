@@ -394,19 +394,14 @@ def soak(
                         states[row["state"]] = states.get(row["state"], 0) + 1
                         if count % every == 0:
                             take_sample()
-                    if count >= frames and not stopping:
-                        stopping = True
-                        proc.send_signal(signal.SIGTERM)
+                timed_out = timeout_s is not None and time.monotonic() - started > timeout_s
+                if (count >= frames or timed_out) and not stopping and not exited:
+                    stopping = True  # checked with every chunk: the trace never pauses
+                    proc.send_signal(signal.SIGTERM)
+                if chunk:
                     continue
                 if exited:
                     break
-                if (
-                    timeout_s is not None
-                    and not stopping
-                    and time.monotonic() - started > timeout_s
-                ):
-                    stopping = True
-                    proc.send_signal(signal.SIGTERM)
         finally:
             try:
                 proc.wait(timeout=20)
