@@ -10,7 +10,10 @@ read and the detector does not run; the screen is black or the portrait at rest,
 wakes four times a second only to poll the clock, feed the watchdog and write the status.
 
 Progress is reported to systemd from this loop only: ``WATCHDOG=1`` is sent when an iteration
-completes, so a loop that hangs stops the pings and systemd restarts the service.
+completes, so a loop that hangs stops the pings and systemd restarts the service. The loop also
+supervises the camera thread (:meth:`appliance.camera.Capture.supervise`): when the camera
+cannot be recovered in the process, it logs one line and ends with :data:`EX_TEMPFAIL`, so that
+``Restart=always`` starts a fresh process with a fresh camera stack.
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ from appliance.types import Box, Face
 
 log = logging.getLogger(__name__)
 
+EX_TEMPFAIL = 75
+"""Exit status when the camera cannot be recovered in the process (sysexits.h
+``EX_TEMPFAIL``): systemd restarts the appliance; not 78, which it would not restart."""
+
 LOAD_WINDOW_S = 60.0
 """The status's detector load is averaged over this many seconds."""
 
@@ -59,6 +66,9 @@ class FinderLike(Protocol):
 
     def set_field_of_view(self, hfov_deg: float) -> None:
         """Use this horizontal field of view (degrees) from now on."""
+
+    def reset(self) -> None:
+        """Forget what it followed (the camera was reopened, or the gallery was closed)."""
 
     @property
     def band_fraction(self) -> tuple[float, float]:
@@ -189,6 +199,8 @@ class App:
         frame_count: Number of portrait frames (for the trace).
         options: Trace, duration, screenshot, status interval.
         status_sink: Called about once per ``status_interval_s`` with the status.
+        handed_over_at: When an earlier process exited for a fresh camera stack (Unix time,
+            s; from its status file), or None: the status keeps it until the camera delivers.
         hours: The opening hours to follow; None: always open. While closed the camera
             thread is stopped (no frame is read, the detector does not run), the screen is
             black or the portrait at rest, and the loop sleeps between status updates.
@@ -207,8 +219,10 @@ class App:
         options: RunOptions,
         status_sink: Callable[[Status], None] | None = None,
         hours: Hours | None = None,
+        handed_over_at: float | None = None,
     ) -> None:
         self.hours = hours
+        self.handed_over_at = handed_over_at
         self.capture = capture
         self.finder = finder
         self.gaze = gaze
@@ -224,6 +238,8 @@ class App:
         self.state = "idle"
         self.viewer_box: Box | None = None
         self._stop_reason: str | None = None
+        self._exit_status = 0
+        self._opening = 0  # the camera opening the last processed frame came from
         self._trace: TraceWriter | None = None
         self._last_frame_t = 0.0
         self._last_frame_wall = time.monotonic()
@@ -265,7 +281,7 @@ class App:
         """Run until stopped, the duration ends or a replay clip ends; return the exit status.
 
         Returns:
-            0 on a clean stop.
+            0 on a clean stop; :data:`EX_TEMPFAIL` when the camera could not be recovered.
         """
         start = time.monotonic()
         if self.options.trace is not None:
@@ -286,6 +302,8 @@ class App:
                 if self._follow_hours(now):
                     self._closed_tick(now, start)
                     continue
+                if self._camera_lost(now):
+                    break
                 frame = self.capture.latest(timeout=0.02)
                 if frame is not None:
                     self._process(frame, seq)
@@ -294,7 +312,6 @@ class App:
                     if self.capture.ended:
                         self.request_stop("end of replay")
                         break
-                    self.capture.stall_check(now)
                     self._idle_tick(now)
                     if self.display.show(self.index, now):
                         self.stats.draw_times.append(now)
@@ -303,7 +320,19 @@ class App:
                     self.request_stop("duration reached")
         finally:
             self._shutdown()
-        return 0
+        return self._exit_status
+
+    def _camera_lost(self, now: float) -> bool:
+        """Supervise the camera; True (and the loop ends with EX_TEMPFAIL) if it is lost."""
+        self.capture.supervise(now)
+        reason = self.capture.hand_over
+        if reason is None:
+            return False
+        log.error("%s: exiting so that systemd restarts the appliance", reason)
+        self.handed_over_at = time.time()
+        self._exit_status = EX_TEMPFAIL
+        self.request_stop("camera lost")
+        return True
 
     # -- opening hours -------------------------------------------------------------------
     @property
@@ -347,6 +376,7 @@ class App:
         self.state = "idle"
         self.index = self.rest_index
         self._last_frame_wall = now
+        self.finder.reset()  # the evening's follow memory is no use in the morning
         if self.display.show(self.rest_index, now):
             self.stats.draw_times.append(now)
         self.capture.start()
@@ -414,6 +444,10 @@ class App:
         """
         picked = time.monotonic()
         capture_ms = (picked - frame.arrived) * 1000.0
+        if frame.opening != self._opening:  # the camera was reopened: a new view of the room
+            if self._opening:
+                self.finder.reset()
+            self._opening = frame.opening
         faces: list[Face] = []
         inferences = 0
         result: FindResult | None = None
@@ -589,6 +623,8 @@ class App:
             if now - seen > 60:
                 del st.viewer_seen[vid]
         frame_age = None if cap.last_frame_at is None else now - cap.last_frame_at
+        if cap.state == "running" and self._exit_status != EX_TEMPFAIL:
+            self.handed_over_at = None  # the camera delivers again
         failed_for = None if cap.failed_since is None else now - cap.failed_since
         return Status(
             version=__version__,
@@ -601,6 +637,12 @@ class App:
                 last_frame_age_s=None if frame_age is None else round(frame_age, 2),
                 failed_for_s=None if failed_for is None else round(failed_for, 1),
                 failures=cap.failures,
+                stalls=cap.stalls,
+                reopens=cap.reopens,
+                stuck_reads=cap.stuck_reads,
+                handed_over_at=None
+                if self.handed_over_at is None
+                else round(self.handed_over_at, 1),
                 last_error=cap.last_error,
                 sensor_width_fraction=round(self._width_fraction, 4),
                 hfov_deg=None if self._hfov_deg is None else round(self._hfov_deg, 2),

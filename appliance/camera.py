@@ -24,10 +24,9 @@ import logging
 import threading
 import time
 import tomllib
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
@@ -41,6 +40,8 @@ log = logging.getLogger(__name__)
 CameraState = Literal["starting", "running", "failed", "ended", "stopped"]
 SENSOR_CLOCK_SLACK_S = 5.0
 """A frame's ``SensorTimestamp`` further than this from ``time.monotonic()`` is not trusted."""
+FIRST_FRAME_WAIT_S = 5.0
+"""Longest wait for picamera2's first frame after it starts, seconds (it then raises)."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp")
 
 
@@ -62,12 +63,15 @@ class Frame:
             seconds for live cameras).
         seq: Frame number from this capture, counting from 0.
         arrived: ``time.monotonic()`` when the frame reached the capture thread, in seconds.
+        opening: Which opening of the camera in this run it came from (1 for the first; a
+            change means the camera was reopened in between).
     """
 
     image: np.ndarray
     t: float
     seq: int
     arrived: float
+    opening: int = 0
 
 
 class CameraSource(Protocol):
@@ -147,6 +151,12 @@ class ReplaySource:
             raise CameraError(f"{self.directory}: no images to replay")
         # A reopened replay (after a fault) continues where it was, paced from now on.
         self._t0 = time.monotonic() - self._i / self.fps
+
+    def fresh(self) -> ReplaySource:
+        """A new, closed replay of the same folder that continues where this one is."""
+        new = ReplaySource(self.directory, self.speed, loop=self.loop)
+        new._i, new._loops = self._i, self._loops
+        return new
 
     def read(self) -> tuple[np.ndarray, float]:
         """Return the next image as RGB and its clip time ``index / fps`` in seconds."""
@@ -249,14 +259,18 @@ class Picamera2Source:
         width: Stream width in pixels (the ISP scales the sensor image to it).
         height: Stream height in pixels.
         fps: Frame rate asked of the sensor, frames per second.
+        read_timeout_s: Longest wait for one frame, seconds: picamera2's ``capture_request``
+            then raises (a :class:`CameraError`), so a camera that stops delivering (picamera2
+            issues #1004, #1086) is reopened by its own thread.
     """
 
     lossless = False
 
-    def __init__(self, width: int, height: int, fps: float) -> None:
+    def __init__(self, width: int, height: int, fps: float, read_timeout_s: float = 1.5) -> None:
         self.name = "picamera2"
         self.size = (width, height)
         self.fps = fps
+        self.read_timeout_s = read_timeout_s
         self._cam: Any = None
         self._t0 = time.monotonic()
         self.width_fraction = 1.0
@@ -300,7 +314,7 @@ class Picamera2Source:
                 config = cam.create_video_configuration(**stream)
             cam.configure(config)
             cam.start()
-            crop = cam.capture_metadata().get("ScalerCrop")
+            crop = cam.capture_metadata(wait=FIRST_FRAME_WAIT_S).get("ScalerCrop")
             array = cam.camera_properties.get("PixelArraySize")
         except Exception as err:  # libcamera raises many kinds of error
             if cam is not None:  # else the camera stays busy and every retry fails
@@ -331,7 +345,9 @@ class Picamera2Source:
         if self._cam is None:
             raise CameraError("picamera2: not open")
         try:
-            request = self._cam.capture_request()
+            request = self._cam.capture_request(wait=self.read_timeout_s)
+        except TimeoutError:
+            raise CameraError(f"picamera2: no frame within {self.read_timeout_s:g} s") from None
         except Exception as err:
             raise CameraError(f"picamera2: capture failed: {err}") from None
         try:
@@ -421,7 +437,13 @@ class WebcamSource:
 
 
 def parse_source(
-    spec: str, *, width: int = 640, height: int = 480, fps: float = 30.0, speed: str = "realtime"
+    spec: str,
+    *,
+    width: int = 640,
+    height: int = 480,
+    fps: float = 30.0,
+    speed: str = "realtime",
+    read_timeout_s: float = 1.5,
 ) -> CameraSource:
     """Build a source from its command-line/config spelling.
 
@@ -431,6 +453,7 @@ def parse_source(
         height: Capture height in pixels for live cameras.
         fps: Capture rate for live cameras, frames per second.
         speed: Replay pacing, ``realtime`` or ``max``.
+        read_timeout_s: picamera2's longest wait for one frame, seconds.
 
     Raises:
         ValueError: An unknown spelling (the message names it).
@@ -440,7 +463,7 @@ def parse_source(
     except ValueError as err:
         raise ValueError(f"camera {spec!r}: {err}") from None
     if parsed.kind == "picamera2":
-        return Picamera2Source(width, height, fps)
+        return Picamera2Source(width, height, fps, read_timeout_s)
     if parsed.kind == "webcam":
         return WebcamSource(parsed.index, width, height)
     return ReplaySource(parsed.directory, speed)
@@ -462,20 +485,72 @@ def name_os_thread(name: str) -> None:
         ctypes.CDLL(None).prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 
-class Capture:
-    """Runs a :class:`CameraSource` on a thread, keeping only the newest frame.
+MAX_STUCK_READS = 3
+"""Abandoned reads still blocked at once from which the process hands itself to systemd."""
 
-    The thread opens the source, reads continuously and replaces the held frame with each new
-    one. If opening or reading fails (or no frame arrives for ``stall_after_s``), the state
-    becomes ``failed``, the source is closed and reopened after a backoff that doubles from
-    ``retry_initial_s`` up to ``retry_max_s``; the consumer keeps running meanwhile.
+
+@runtime_checkable
+class Refreshable(Protocol):
+    """A source that can be opened afresh while an abandoned read still blocks in it.
+
+    A replay can; a device only one process or thread may open at a time (picamera2, a V4L2
+    webcam) cannot, and does not have this method.
+    """
+
+    def fresh(self) -> CameraSource | None:
+        """A new, closed source for the same camera, or None if it cannot be opened twice.
+
+        The new source shares nothing a stalled read of this one could touch.
+        """
+
+
+@dataclass(eq=False)
+class _Reader:
+    """One capture thread and the one source only it opens, reads and closes.
+
+    Attributes:
+        source: The source this thread owns.
+        stop: Set when the thread must end (a stop, or its read was abandoned).
+        thread: The thread, once started.
+        reading_since: ``time.monotonic()`` when its pending ``read()`` began, seconds; None
+            outside a read.
+    """
+
+    source: CameraSource
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    reading_since: float | None = None
+
+    @property
+    def alive(self) -> bool:
+        """True while its thread runs (an abandoned read may still be blocked in it)."""
+        return self.thread is not None and self.thread.is_alive()
+
+
+class Capture:
+    """Runs a :class:`CameraSource` on a capture thread, keeping only the newest frame.
+
+    The thread opens its source, reads continuously and replaces the held frame with each new
+    one. If opening or reading fails, the state becomes ``failed``, the source is closed and
+    reopened after a backoff that doubles from ``retry_initial_s`` up to ``retry_max_s``; the
+    consumer keeps running meanwhile.
+
+    :meth:`supervise`, called from outside the capture thread (the main loop), watches it: a
+    read that has not returned for ``stall_after_s`` is abandoned, and a fresh thread opens
+    the camera after the same backoff: on a fresh source (:meth:`Refreshable.fresh`, a replay)
+    at once, or, for a device that cannot be opened twice (picamera2, a webcam), once the
+    abandoned thread has let go of it. The abandoned thread closes only its own source when
+    its read returns, and hands nothing over any more: two threads never use one source, nor
+    one device that cannot be opened twice. When recovery in the process cannot work,
+    :attr:`hand_over` says why (see :meth:`supervise`).
 
     Args:
         source: The camera.
         retry_initial_s: First backoff in seconds (> 0).
         retry_max_s: Longest backoff in seconds.
-        stall_after_s: Seconds without a frame after which a running camera counts as failed.
-        sleep: Injected for tests; waits interruptibly.
+        stall_after_s: Seconds a read may take before it is abandoned.
+        handover_after_s: Seconds without a frame, despite reopening, after which
+            :attr:`hand_over` is set (counted from the last frame or :meth:`start`).
     """
 
     def __init__(
@@ -485,39 +560,54 @@ class Capture:
         retry_initial_s: float = 0.5,
         retry_max_s: float = 10.0,
         stall_after_s: float = 3.0,
-        sleep: Callable[[float], None] | None = None,
+        handover_after_s: float = 60.0,
     ) -> None:
         self.source = source
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.stall_after_s = stall_after_s
-        self._cond = threading.Condition()
+        self.handover_after_s = handover_after_s
+        self._cond = threading.Condition()  # an RLock: held by every change of the figures
         self._frame: Frame | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._reader: _Reader | None = None
+        self._abandoned: list[_Reader] = []
+        self._pending_due: float | None = None  # start a reader at this monotonic time, s
+        self._started_at: float | None = None
+        self._stall_backoff = retry_initial_s
         self._seq = 0
         self.state: CameraState = "starting"
         self.last_error: str | None = None
         self.failures = 0
         self.failed_since: float | None = None
         self.last_frame_at: float | None = None
+        self.stalls = 0
+        """Reads abandoned because they took longer than ``stall_after_s``."""
+        self.opens = 0
+        """Times a source was opened successfully in this run."""
+        self.reopens = 0
+        """Opens after the first (after a failure, a stall, or closed hours)."""
+        self.hand_over: str | None = None
+        """Why recovery in the process cannot work (the process should exit), or None."""
         self._fps_times: list[float] = []
         self._problems = LogLimiter(log, 60.0, repeats_at=logging.DEBUG)
 
     # -- consumer side -------------------------------------------------------------------
     def start(self) -> None:
-        """Start the capture thread; after :meth:`stop`, start it again (the source reopens).
+        """Start capturing; after :meth:`stop`, start again (the source reopens).
 
-        A thread still finishing a read after :meth:`stop` is waited for, at most
-        ``retry_max_s`` seconds, so two threads never read the source at once.
+        Never waits: a thread still finishing a read after :meth:`stop` keeps its source,
+        and the new thread gets a fresh one (or, for a source that cannot be made afresh,
+        starts from :meth:`supervise` once the old thread has ended).
         """
-        if self._thread is not None and self._thread.is_alive():
-            self._thread.join(self.retry_max_s)
-        if self.state != "ended":
-            self.state = "starting"
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
-        self._thread.start()
+        with self._cond:
+            self._stop.clear()
+            if self.state != "ended":
+                self.state = "starting"
+            self._started_at = time.monotonic()
+            self._retire()
+            self._pending_due = time.monotonic()
+            self._launch_pending()
 
     def latest(self, timeout: float) -> Frame | None:
         """Take the newest frame not yet taken, waiting up to ``timeout`` seconds for one."""
@@ -551,35 +641,127 @@ class Capture:
             times = list(self._fps_times)
         return rate_per_s(times, time.monotonic())
 
-    def stall_check(self, now: float | None = None) -> None:
-        """Mark a running camera that has sent nothing for ``stall_after_s`` as failed."""
+    def threads(self) -> list[threading.Thread]:
+        """The capture threads alive now: the current one and any abandoned ones still blocked."""
+        with self._cond:
+            readers = [*self._abandoned, *([self._reader] if self._reader else [])]
+        return [r.thread for r in readers if r.thread is not None and r.thread.is_alive()]
+
+    @property
+    def stuck_reads(self) -> int:
+        """Abandoned reads whose thread has not ended yet."""
+        with self._cond:
+            return sum(1 for r in self._abandoned if r.alive)
+
+    def supervise(self, now: float | None = None) -> None:
+        """Watch the capture thread; call often (every loop iteration) from outside it.
+
+        Never blocks. A read pending for more than ``stall_after_s`` is abandoned (counted in
+        :attr:`stalls`, logged once per episode) and the camera is opened in a fresh thread
+        after the backoff. :attr:`hand_over` is set when no frame came for
+        ``handover_after_s`` (from the last frame or :meth:`start`), when the abandoned read
+        still holds a camera that cannot be opened twice once the backoff is over, or when
+        :data:`MAX_STUCK_READS` abandoned reads are blocked at once.
+
+        Args:
+            now: ``time.monotonic()``, seconds (passed by the loop; tests pass the future).
+        """
         now = time.monotonic() if now is None else now
-        if (
-            self.state == "running"
-            and self.last_frame_at is not None
-            and now - self.last_frame_at > self.stall_after_s
-        ):
-            self._fail(f"{self.source.name}: no frame for {now - self.last_frame_at:.1f} s")
-            self._warn("camera: %s; waiting for it", self.last_error)
+        with self._cond:
+            if self._stop.is_set() or self.state == "ended":
+                return
+            reader = self._reader
+            since = None if reader is None else reader.reading_since
+            if reader is not None and since is not None and now - since > self.stall_after_s:
+                self.stalls += 1
+                self._fail(f"{reader.source.name}: no frame for {now - since:.1f} s")
+                self._retire()
+                self._pending_due = time.monotonic() + self._stall_backoff
+                self._warn(
+                    "camera: %s; read abandoned, reopening in %.1f s",
+                    self.last_error,
+                    self._stall_backoff,
+                )
+                self._stall_backoff = min(self._stall_backoff * 2, self.retry_max_s)
+            self._launch_pending()
+            self._check_hand_over(now)
 
     def stop(self, timeout: float = 1.0) -> None:
-        """Stop the thread and close the source (waits at most ``timeout`` seconds)."""
+        """Stop the thread and close the source (waits at most ``timeout`` seconds).
+
+        A thread still blocked in a read after that is abandoned: it closes its own source
+        when the read returns.
+        """
         self._stop.set()
         with self._cond:
+            reader, self._pending_due, self._started_at = self._reader, None, None
+            if reader is not None:
+                reader.stop.set()
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self.state != "ended":
-            self.state = "stopped"
+        if reader is not None and reader.thread is not None:
+            reader.thread.join(timeout)
+        with self._cond:
+            if reader is self._reader:
+                self._retire()
+            if self.state != "ended":
+                self.state = "stopped"
 
-    # -- capture thread ------------------------------------------------------------------
+    # -- supervision (callers hold self._cond) -------------------------------------------
+    def _retire(self) -> None:
+        """Stop the current reader; if its thread is still alive, keep it as abandoned."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.stop.set()
+            if reader.alive:
+                self._abandoned.append(reader)
+            self._cond.notify_all()
+
+    def _launch_pending(self) -> None:
+        """Start the pending reader on a source no other thread holds, if there is one."""
+        self._abandoned = [r for r in self._abandoned if r.alive]
+        due = self._pending_due
+        if due is None or self._reader is not None or self._stop.is_set():
+            return
+        now = time.monotonic()
+        source = self.source
+        if any(r.source is source for r in self._abandoned):
+            fresh = source.fresh() if isinstance(source, Refreshable) else None
+            if fresh is None:  # the device is held: wait for its thread to let go
+                if now >= due and self.hand_over is None:
+                    self.hand_over = f"camera: an abandoned read still holds {source.name}"
+                return
+            source = fresh
+        delay, self._pending_due = max(0.0, due - now), None
+        self.source = source
+        reader = _Reader(source)
+        reader.thread = threading.Thread(
+            target=self._run, args=(reader, delay), name="capture", daemon=True
+        )
+        self._reader = reader
+        reader.thread.start()
+
+    def _check_hand_over(self, now: float) -> None:
+        if self.hand_over is not None:
+            return
+        stuck = sum(1 for r in self._abandoned if r.alive)
+        if stuck >= MAX_STUCK_READS:
+            self.hand_over = f"camera: {stuck} abandoned reads are still blocked"
+        elif self._started_at is not None:
+            since = max(self._started_at, self.last_frame_at or self._started_at)
+            if now - since > self.handover_after_s:
+                self.hand_over = (
+                    f"camera: no frame for {now - since:.0f} s despite {self.stalls} stalls "
+                    f"abandoned and {self.reopens} reopens"
+                )
+
     def _fail(self, message: str) -> None:
-        if self.state != "failed":
-            self.failed_since = time.monotonic()
-            self._problems.forget("camera")  # a new failure: its first line at once
-        self.state = "failed"
-        self.failures += 1
-        self.last_error = message
+        with self._cond:
+            if self.state != "failed":
+                self.failed_since = time.monotonic()
+                self._problems.forget("camera")  # a new failure: its first line at once
+            self.state = "failed"
+            self.failures += 1
+            self.last_error = message
 
     def _warn(self, message: str, *args: object) -> None:
         """Log a camera failure without flooding the journal.
@@ -589,57 +771,79 @@ class Capture:
         """
         self._problems.warning("camera", message, *args)
 
-    def _wait(self, seconds: float) -> None:
-        self._stop.wait(seconds)
+    # -- capture thread ------------------------------------------------------------------
+    def _failed(self, reader: _Reader, err: Exception, then: str, backoff: float) -> bool:
+        """Count a failure of ``reader``'s source, unless it was abandoned (then False)."""
+        message = str(err) if isinstance(err, CameraError) else f"{err!r}"
+        with self._cond:
+            if reader is not self._reader:
+                return False
+            self._fail(message)
+        self._warn("camera: %s; " + then, message, backoff)
+        return True
 
-    def _run(self) -> None:
+    def _run(self, reader: _Reader, delay: float) -> None:
         name_os_thread("capture")
+        source = reader.source
+        if delay > 0:
+            reader.stop.wait(delay)
         backoff = self.retry_initial_s
-        while not self._stop.is_set():
+        while not reader.stop.is_set():
             try:
-                self.source.open()
+                source.open()
             except Exception as err:
-                self._fail(str(err) if isinstance(err, CameraError) else f"{err!r}")
-                self._warn("camera: %s; retrying in %.1f s", self.last_error, backoff)
-                self._wait(backoff)
+                if not self._failed(reader, err, "retrying in %.1f s", backoff):
+                    return
+                reader.stop.wait(backoff)
                 backoff = min(backoff * 2, self.retry_max_s)
                 continue
             try:
-                self._pump()
-                if self.state == "ended":
-                    return
+                with self._cond:
+                    if reader is self._reader:
+                        self.opens += 1
+                        if self.opens > 1:
+                            self.reopens += 1
+                self._pump(reader)
                 backoff = self.retry_initial_s
             except EndOfStream:
-                self.state = "ended"
                 with self._cond:
-                    self._cond.notify_all()
+                    if reader is self._reader:
+                        self.state = "ended"
+                        self._cond.notify_all()
                 return
             except Exception as err:
-                self._fail(str(err) if isinstance(err, CameraError) else f"{err!r}")
-                self._warn("camera: %s; reopening in %.1f s", self.last_error, backoff)
-                self._wait(backoff)
-                backoff = min(backoff * 2, self.retry_max_s)
+                if self._failed(reader, err, "reopening in %.1f s", backoff):
+                    reader.stop.wait(backoff)
+                    backoff = min(backoff * 2, self.retry_max_s)
             finally:
                 try:
-                    self.source.close()
+                    source.close()
                 except Exception as err:
                     log.debug("camera close: %s", err)
 
-    def _pump(self) -> None:
-        while not self._stop.is_set():
-            rgb, t = self.source.read()
+    def _pump(self, reader: _Reader) -> None:
+        source = reader.source
+        while not reader.stop.is_set():
+            reader.reading_since = time.monotonic()
+            try:
+                rgb, t = source.read()
+            finally:
+                reader.reading_since = None
             now = time.monotonic()
-            frame = Frame(rgb, t, self._seq, now)
-            self._seq += 1
             with self._cond:
-                if self.source.lossless:
-                    while self._frame is not None and not self._stop.is_set():
+                if source.lossless:
+                    while self._frame is not None and not reader.stop.is_set():
                         self._cond.wait(0.1)
+                if reader is not self._reader:
+                    return  # abandoned meanwhile: its frame is not the camera's any more
+                frame = Frame(rgb, t, self._seq, now, self.opens)
+                self._seq += 1
                 if self.state != "running":
                     if self.state == "failed":
-                        log.info("camera: %s is delivering frames again", self.source.name)
+                        log.info("camera: %s is delivering frames again", source.name)
                     self.state = "running"
                     self.failed_since = None
+                self._stall_backoff = self.retry_initial_s
                 self._frame = frame
                 self.last_frame_at = now
                 self._fps_times.append(now)

@@ -148,8 +148,24 @@ class CameraConfig(Section):
         10.0, description="Longest wait between camera reopen attempts, seconds."
     )
     stall_after_s: Annotated[float, Field(gt=0, le=600)] = Field(
-        3.0, description="No frame for this long counts as a camera failure, seconds."
+        3.0,
+        description="A camera read that takes this long is abandoned and the camera reopened "
+        "in a fresh thread, seconds (picamera2 gives up on a frame after half of it).",
     )
+    handover_after_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        60.0,
+        description="No frame for this long despite reopening: the appliance exits 75 so that "
+        "systemd restarts it with a fresh camera stack, seconds; more than stall_after_s.",
+    )
+
+    @model_validator(mode="after")
+    def _handover_after_stall(self) -> CameraConfig:
+        if self.handover_after_s <= self.stall_after_s:
+            raise ValueError(
+                f"handover_after_s ({self.handover_after_s}) must be greater than "
+                f"stall_after_s ({self.stall_after_s})"
+            )
+        return self
 
     @field_validator("source")
     @classmethod

@@ -7,6 +7,13 @@ comma-separated list of items:
 * ``camera_raise_at:N`` — the camera's read raises once, at frame N.
 * ``camera_fail_for:N:S`` — from frame N, every open and read fails for S seconds.
 * ``camera_stall_at:N:S`` — at frame N the camera delivers nothing for S seconds.
+* ``camera_hang_at:N`` — at frame N the read blocks for good in a real ``read(2)`` on a pipe
+  nobody writes to (a camera stack that never returns, picamera2 #1086).
+* ``camera_hang_every:S:H`` — every S seconds the read blocks in ``read(2)`` on a pipe for H
+  seconds, until a timer writes to it (the soak's fault mode).
+* ``camera_hang_while:PATH`` — while PATH exists (a FIFO), every read first blocks in
+  ``open(2)`` on it, which returns only when someone opens it for writing: a camera that hangs
+  until the test removes PATH ("the camera works again").
 * ``camera_bad_at:N:KIND`` — frame N is replaced by a bad one; KIND is ``black``, ``white``,
   ``shape`` (2-D), ``tiny`` (1×1), ``truncated`` (half its rows) or ``float``.
 * ``detector_raise_at:N`` — the detector raises on frame N.
@@ -25,6 +32,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from appliance.camera import CameraError, CameraSource, Capture, Frame
+from appliance.camera import CameraError, CameraSource, Capture, Frame, Refreshable
 from appliance.finder import FaceDetector, Finder, FindResult
 from appliance.types import Box, Face, Point
 
@@ -56,6 +64,9 @@ class FaultPlan:
     camera_raise_at: set[int] = field(default_factory=set)
     camera_fail: tuple[int, float] | None = None
     camera_stall: tuple[int, float] | None = None
+    camera_hang_at: int | None = None
+    camera_hang_every: tuple[float, float] | None = None
+    camera_hang_while: str | None = None
     camera_bad: dict[int, str] = field(default_factory=dict)
     detector_raise_at: set[int] = field(default_factory=set)
     detector_nan_at: set[int] = field(default_factory=set)
@@ -72,6 +83,9 @@ class FaultPlan:
             self.camera_raise_at
             or self.camera_fail
             or self.camera_stall
+            or self.camera_hang_at is not None
+            or self.camera_hang_every
+            or self.camera_hang_while
             or self.camera_bad
             or self.leak_per_frame
         )
@@ -106,6 +120,16 @@ def parse(spec: str | None) -> FaultPlan:
                 plan.camera_fail = (int(args[0]), float(args[1]))
             elif name == "camera_stall_at":
                 plan.camera_stall = (int(args[0]), float(args[1]))
+            elif name == "camera_hang_at":
+                plan.camera_hang_at = int(args[0])
+            elif name == "camera_hang_every":
+                plan.camera_hang_every = (float(args[0]), float(args[1]))
+                if not 0 < plan.camera_hang_every[1] < plan.camera_hang_every[0]:
+                    raise ValueError
+            elif name == "camera_hang_while":
+                plan.camera_hang_while = ":".join(args)
+                if not plan.camera_hang_while:
+                    raise ValueError
             elif name == "camera_bad_at":
                 plan.camera_bad[int(args[0])] = args[1]
             elif name == "detector_raise_at":
@@ -147,44 +171,123 @@ def bad_frame(image: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(f"{ENV}: unknown bad frame kind {kind!r}")
 
 
-class FaultySource:
-    """Wraps a camera source and injects the plan's camera faults."""
+@dataclass
+class _CameraCount:
+    """What every fresh copy of one faulty camera shares: the frame count and the fault clock."""
 
-    def __init__(self, inner: CameraSource, plan: FaultPlan) -> None:
+    n: int = 0
+    fail_until: float | None = None
+    next_hang_at: float | None = None
+    leaked: list[bytes] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def block_in_read(seconds: float | None) -> None:
+    """Block in a real ``read(2)`` on a pipe: for ``seconds`` (a timer then writes), or for good."""
+    r, w = os.pipe()
+    if seconds is None:
+        os.read(r, 1)  # nobody ever writes: blocked until the process ends
+        return
+    timer = threading.Timer(seconds, os.write, (w, b"x"))
+    timer.daemon = True
+    timer.start()
+    try:
+        os.read(r, 1)
+    finally:
+        timer.join()
+        os.close(r)
+        os.close(w)
+
+
+def block_while_fifo(path: str) -> None:
+    """While ``path`` exists, block in ``open(2)`` on it (a FIFO: until a writer opens it)."""
+    if not os.path.exists(path):
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # removed meanwhile: the camera works again
+        return
+    os.close(fd)
+
+
+class FaultySource:
+    """Wraps a camera source and injects the plan's camera faults.
+
+    Fresh copies (:meth:`fresh`, for a capture thread started after a stall) share the frame
+    count, so a fault at frame N happens once, whichever copy reads frame N.
+    """
+
+    def __init__(
+        self, inner: CameraSource, plan: FaultPlan, count: _CameraCount | None = None
+    ) -> None:
         self.inner = inner
         self.plan = plan
         self.name = inner.name
         self.lossless = inner.lossless
-        self._n = 0
-        self._fail_until: float | None = None
-        self._leaked: list[bytes] = []
+        self._count = count or _CameraCount()
+
+    @property
+    def _leaked(self) -> list[bytes]:
+        return self._count.leaked
+
+    @property
+    def width_fraction(self) -> float:
+        """The inner source's (1.0 if it has none)."""
+        return float(getattr(self.inner, "width_fraction", 1.0))
+
+    def fresh(self) -> FaultySource | None:
+        """A fresh copy of the inner source, faulty in the same plan, counting on.
+
+        None if the inner source cannot be opened twice (picamera2, a webcam).
+        """
+        inner = self.inner.fresh() if isinstance(self.inner, Refreshable) else None
+        return None if inner is None else FaultySource(inner, self.plan, self._count)
 
     def open(self) -> None:
         """Open the inner source, unless inside a failure window."""
-        if self._fail_until is not None and time.monotonic() < self._fail_until:
+        until = self._count.fail_until
+        if until is not None and time.monotonic() < until:
             raise CameraError(f"{self.name}: injected failure (open)")
         self.inner.open()
 
     def read(self) -> tuple[np.ndarray, float]:
         """Read from the inner source and apply the faults due at this frame."""
-        n = self._n
-        if self._fail_until is not None and time.monotonic() < self._fail_until:
-            raise CameraError(f"{self.name}: injected failure (read)")
-        if self.plan.camera_fail and n == self.plan.camera_fail[0]:
-            self._n += 1
-            self._fail_until = time.monotonic() + self.plan.camera_fail[1]
-            raise CameraError(f"{self.name}: injected failure for {self.plan.camera_fail[1]} s")
-        if n in self.plan.camera_raise_at:
-            self._n += 1
+        plan, count = self.plan, self._count
+        now = time.monotonic()
+        with count.lock:
+            if count.fail_until is not None and now < count.fail_until:
+                raise CameraError(f"{self.name}: injected failure (read)")
+            n = count.n
+            count.n += 1
+            hang_for: float | None = None
+            if plan.camera_hang_every is not None:
+                every, hang_for = plan.camera_hang_every
+                if count.next_hang_at is None:
+                    count.next_hang_at = now + every
+                if now >= count.next_hang_at:
+                    count.next_hang_at = now + every
+                else:
+                    hang_for = None
+            if plan.camera_fail and n == plan.camera_fail[0]:
+                count.fail_until = now + plan.camera_fail[1]
+                raise CameraError(f"{self.name}: injected failure for {plan.camera_fail[1]} s")
+        if n in plan.camera_raise_at:
             raise CameraError(f"{self.name}: injected read error at frame {n}")
-        if self.plan.camera_stall and n == self.plan.camera_stall[0]:
-            time.sleep(self.plan.camera_stall[1])
+        if plan.camera_stall and n == plan.camera_stall[0]:
+            time.sleep(plan.camera_stall[1])
+        if plan.camera_hang_at == n:
+            log.warning("fault injection: the camera read at frame %d hangs for good", n)
+            block_in_read(None)
+        if hang_for is not None:
+            log.info("fault injection: the camera read hangs for %.0f s", hang_for)
+            block_in_read(hang_for)
+        if plan.camera_hang_while:
+            block_while_fifo(plan.camera_hang_while)
         image, t = self.inner.read()
-        self._n += 1
-        if self.plan.leak_per_frame:
-            self._leaked.append(os.urandom(self.plan.leak_per_frame))
-        if n in self.plan.camera_bad:
-            image = bad_frame(image, self.plan.camera_bad[n])
+        if plan.leak_per_frame:
+            count.leaked.append(os.urandom(plan.leak_per_frame))
+        if n in plan.camera_bad:
+            image = bad_frame(image, plan.camera_bad[n])
         return image, t
 
     def close(self) -> None:
@@ -295,6 +398,10 @@ class FaultyFinder:
     def set_field_of_view(self, hfov_deg: float) -> None:
         """As the inner finder."""
         self.inner.set_field_of_view(hfov_deg)
+
+    def reset(self) -> None:
+        """As the inner finder."""
+        self.inner.reset()
 
     @property
     def band_fraction(self) -> tuple[float, float]:

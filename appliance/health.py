@@ -245,6 +245,10 @@ def _camera(s: _Seen, cfg: HealthConfig) -> Check | None:
         code = CRITICAL if failed_for >= cfg.camera_failed_critical_s else WARNING
         msg = f"camera failed for {failed_for:.0f} s{why}"
         return Check("camera", code, msg, round(failed_for, 1))
+    if cam.handed_over_at is not None and cam.state != "running":
+        ago = max(0.0, s.status.written_at - cam.handed_over_at) + s.age
+        msg = f"camera lost: restarted for a fresh camera stack {ago:.0f} s ago"
+        return Check("camera", WARNING, msg, cam.state)
     if cam.state in ("stopped", "ended"):
         return Check("camera", CRITICAL, f"camera {cam.state}", cam.state)
     return Check("camera", OK, f"camera {cam.state}", cam.state)

@@ -5,9 +5,10 @@ systemd link, status writer) are created and connected; :mod:`appliance.app` onl
 
 Exit statuses: 0 clean stop (also a SIGTERM/SIGINT during start-up); 2 an invalid
 ``MONALISA_FAULT`` (tests only) or, for ``demo``, no demo clip; 69 (EX_UNAVAILABLE) the display
-cannot be opened — systemd retries; 78 (EX_CONFIG) bad configuration (from the file or a
-command-line override such as ``--camera foo``), frame set or model — systemd does not
-restart-loop on it. Command-line syntax errors exit 2 from argparse before this module runs.
+cannot be opened — systemd retries; 75 (EX_TEMPFAIL, from the running loop) the camera cannot
+be recovered in the process — systemd restarts it; 78 (EX_CONFIG) bad configuration (from the
+file or a command-line override such as ``--camera foo``), frame set or model — systemd does
+not restart-loop on it. Command-line syntax errors exit 2 from argparse before this module runs.
 Each build step raises; :func:`_exit_statuses` is the one table from error to exit status.
 Injected faults (``MONALISA_FAULT``, tests only) are wrappers built here around the parts.
 """
@@ -184,7 +185,8 @@ def run(
     Returns:
         The process exit status (see :func:`_exit_statuses`): 0 after a clean stop (also when
         SIGTERM/SIGINT arrives during start-up), 2 invalid ``MONALISA_FAULT``, 69 no display,
-        78 bad frame set, model, detector setting or camera source.
+        75 the camera could not be recovered (from the loop), 78 bad frame set, model,
+        detector setting or camera source.
     """
     from appliance.service import Notifier
 
@@ -280,11 +282,12 @@ def _build(
         "frames_dir": str(frames_dir),
         "display": config.display.driver,
     }
+    handed_over_at = _handed_over_at(writer.path)
     # A first status before the slow part, so `monalisa health` says "starting".
     first = Status(
         version=__version__,
         pid=os.getpid(),
-        camera=CameraStatus(source=config.camera.source),
+        camera=CameraStatus(source=config.camera.source, handed_over_at=handed_over_at),
         **extra,
     )
     try:
@@ -320,6 +323,7 @@ def _build(
             height=config.camera.height,
             fps=config.camera.fps,
             speed=config.camera.replay_speed,
+            read_timeout_s=config.camera.stall_after_s / 2,
         )
     except ValueError as err:
         raise SettingError(str(err)) from None
@@ -333,6 +337,7 @@ def _build(
         retry_initial_s=config.camera.retry_initial_s,
         retry_max_s=config.camera.retry_max_s,
         stall_after_s=config.camera.stall_after_s,
+        handover_after_s=config.camera.handover_after_s,
     )
     finder = faults.wrap_finder(
         Finder(
@@ -373,6 +378,7 @@ def _build(
         ),
         status_sink=sink,
         hours=hours,
+        handed_over_at=handed_over_at,
     )
     if isinstance(capture, faults.FaultyCapture):
         capture.stopping = lambda: app.stop_requested
@@ -383,6 +389,24 @@ def _build(
         display.close()
         raise
     return app, sink
+
+
+def _handed_over_at(path: Path) -> float | None:
+    """When the process that wrote the status file ``path`` exited for a fresh camera stack.
+
+    Read before this process writes its own first status, so that ``monalisa health`` keeps
+    saying the camera was lost until this process's camera delivers.
+
+    Returns:
+        Unix time in seconds, or None (no such exit, or no readable status file).
+    """
+    from appliance.status import StatusError, read_status
+
+    try:
+        status, _ = read_status(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, StatusError):
+        return None
+    return status.camera.handed_over_at
 
 
 def _hours(config: Config) -> Hours | None:

@@ -241,6 +241,13 @@ class CameraStatus(_Record):
         last_frame_age_s: Seconds since the newest frame arrived; None before the first.
         failed_for_s: Seconds the camera has been failing; None while it works.
         failures: Failures since start (opens or reads that failed, stalls).
+        stalls: Reads abandoned since start because they took longer than ``stall_after_s``.
+        reopens: Times the camera was opened again since start (after a failure, a stall or
+            closed hours).
+        stuck_reads: Abandoned reads whose thread is still blocked now.
+        handed_over_at: When a process last exited for a fresh camera stack (the camera could
+            not be recovered in it), Unix time in seconds; kept by the next processes until
+            their camera delivers. None otherwise.
         last_error: The last camera error message, or None.
         sensor_width_fraction: Of the sensor's width the images show, 0 … 1; below 1 the
             field of view was narrowed.
@@ -254,6 +261,10 @@ class CameraStatus(_Record):
     last_frame_age_s: float | None = None
     failed_for_s: float | None = None
     failures: int = 0
+    stalls: int = 0
+    reopens: int = 0
+    stuck_reads: int = 0
+    handed_over_at: float | None = None
     last_error: str | None = None
     sensor_width_fraction: float = 1.0
     hfov_deg: float | None = None

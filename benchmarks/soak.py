@@ -14,6 +14,11 @@ half after warm-up within 1.5× of that over the earlier half).
 
     python benchmarks/soak.py --frames 500000            # make soak
     python benchmarks/soak.py --frames 20000 --every 1000 --warmup 5000   # the short version
+
+Fault mode (``make soak-hang``, issue 22): ``--hang-every 180 --hang-for 10`` makes the camera's
+read block in a real ``read(2)`` for 10 s every 3 minutes (``MONALISA_FAULT=camera_hang_every``);
+the appliance must abandon each hung read and go on with a fresh source, and the verdicts add
+"every camera hang recovered" (from its log: each hang followed by "delivering frames again").
 """
 
 from __future__ import annotations
@@ -112,6 +117,12 @@ class SoakResult:
     seq_gaps: int
     states: dict[str, int]
     stderr_tail: str = ""
+    hangs: int = 0
+    """Camera hangs injected (fault mode), from the appliance's log."""
+    hangs_recovered: int = 0
+    """Of those, the ones the camera came back from (frames delivered again) in the process."""
+    camera: dict[str, Any] = field(default_factory=dict)
+    """The camera part of the appliance's last status (stalls, reopens, stuck reads)."""
 
     @property
     def after_warmup(self) -> list[Sample]:
@@ -150,7 +161,12 @@ class SoakResult:
         g = self.growth()
         if not g:
             return {}
-        return {
+        hangs = (
+            {"every camera hang recovered": self.hangs_recovered == self.hangs > 0}
+            if self.hangs
+            else {}
+        )
+        return hangs | {
             f"RSS growth < {RSS_TARGET_MIB:g} MiB after warm-up": g["rss_mib"] < RSS_TARGET_MIB,
             "no fd growth": g["fds"] <= 0 and g["fds_max"] <= 0,
             "no thread growth": g["threads"] <= 0 and g["threads_max"] <= 0,
@@ -159,6 +175,31 @@ class SoakResult:
             "trace complete (no missing seq)": self.seq_gaps == 0,
             "clean exit (0)": self.exit_status == 0,
         }
+
+
+HANG_LINE = "fault injection: the camera read hangs"
+RECOVERED_LINE = "is delivering frames again"
+
+
+def count_hangs(log: str) -> tuple[int, int]:
+    """Camera hangs injected and recovered, from the appliance's log.
+
+    A hang counts as recovered when frames came again before the next hang; a hang in progress
+    when the run ended (nothing after it in the log but the stop) counts as neither.
+
+    Returns:
+        ``(hangs, recovered)``.
+    """
+    hangs = recovered = 0
+    pending = False
+    for line in log.splitlines():
+        if HANG_LINE in line:
+            hangs += 1
+            pending = True
+        elif RECOVERED_LINE in line and pending:
+            recovered += 1
+            pending = False
+    return hangs - pending, recovered
 
 
 def _p99_halves_ratio(p99s: list[float]) -> float:
@@ -353,19 +394,14 @@ def soak(
                         states[row["state"]] = states.get(row["state"], 0) + 1
                         if count % every == 0:
                             take_sample()
-                    if count >= frames and not stopping:
-                        stopping = True
-                        proc.send_signal(signal.SIGTERM)
+                timed_out = timeout_s is not None and time.monotonic() - started > timeout_s
+                if (count >= frames or timed_out) and not stopping and not exited:
+                    stopping = True  # checked with every chunk: the trace never pauses
+                    proc.send_signal(signal.SIGTERM)
+                if chunk:
                     continue
                 if exited:
                     break
-                if (
-                    timeout_s is not None
-                    and not stopping
-                    and time.monotonic() - started > timeout_s
-                ):
-                    stopping = True
-                    proc.send_signal(signal.SIGTERM)
         finally:
             try:
                 proc.wait(timeout=20)
@@ -374,7 +410,12 @@ def soak(
                 proc.wait()
         wall = time.monotonic() - started
         errlog.seek(0)
-        tail = "\n".join(errlog.read().splitlines()[-20:])
+        log = errlog.read()
+        tail = "\n".join(log.splitlines()[-20:])
+        hangs, recovered = count_hangs(log)
+        camera: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            camera = json.loads((workdir / "status.json").read_text("utf-8"))["camera"]
         return SoakResult(
             frames=count,
             wall_s=wall,
@@ -384,6 +425,9 @@ def soak(
             seq_gaps=gaps,
             states=states,
             stderr_tail=tail,
+            hangs=hangs,
+            hangs_recovered=recovered,
+            camera=camera,
         )
 
 
@@ -425,6 +469,13 @@ def report(result: SoakResult) -> str:
         post = result.after_warmup
         med = statistics.median(s.p99["frame"] for s in post)
         lines.append(f"p99 frame time over the windows after warm-up: median {med:.2f} ms")
+    if result.hangs:
+        cam = result.camera
+        lines.append(
+            f"camera hangs injected {result.hangs}, recovered in the process "
+            f"{result.hangs_recovered}; last status: stalls {cam.get('stalls')}, reopens "
+            f"{cam.get('reopens')}, stuck reads {cam.get('stuck_reads')}"
+        )
     for name, ok in result.verdicts().items():
         lines.append(f"  [{'PASS' if ok else 'FAIL'}] {name}")
     return "\n".join(lines)
@@ -480,9 +531,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("out/soak"), help="folder for results")
     p.add_argument("--timeout", type=float, help="stop after this many wall seconds")
     p.add_argument("--fault", default="", help="MONALISA_FAULT spec, e.g. leak_per_frame:2048")
+    p.add_argument(
+        "--hang-every", type=float, help="fault mode: hang the camera's read every S seconds"
+    )
+    p.add_argument("--hang-for", type=float, default=10.0, help="each hang lasts S seconds")
     args = p.parse_args(argv)
     if args.frames < 2 * args.every:
         p.error("--frames must be at least twice --every")
+    if args.hang_every:
+        hang = f"camera_hang_every:{args.hang_every:g}:{args.hang_for:g}"
+        args.fault = f"{args.fault},{hang}" if args.fault else hang
     args.out.mkdir(parents=True, exist_ok=True)
     result = soak(
         args.frames,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance.app import App, RunOptions, check_frame
+from appliance.app import EX_TEMPFAIL, App, RunOptions, check_frame
 from appliance.camera import CameraError, Capture, EndOfStream
 from appliance.display import Overlay
 from appliance.faults import FaultyCapture, nan_face, parse
@@ -79,11 +79,15 @@ class FakeFinder:
         self.raise_on = set(raise_on)
         self.nan_on = set(nan_on)
         self.fields_of_view = []
+        self.resets = 0
         self.band_fraction = (0.3, 0.9)
         self.band_source = "config"
 
     def set_field_of_view(self, hfov_deg):
         self.fields_of_view.append(hfov_deg)
+
+    def reset(self):
+        self.resets += 1
 
     def find(self, frame, follow=None, t=None):
         self.calls += 1
@@ -225,6 +229,31 @@ def test_replay_end_stops_with_complete_trace(tmp_path):
     assert app.display.closed
     names = [m[0] for m in app.notifier.msgs]
     assert names[0] == "READY" and names[-1] == "STOPPING"
+
+
+def test_the_finder_forgets_when_the_camera_is_reopened():
+    app, _ = make_app([frame(11), frame(12), "err", frame(13), frame(14)])
+    assert app.run() == 0
+    assert app.finder.calls == 4 and app.finder.resets == 1  # once, at the new opening
+    cam = app.status().to_dict()["camera"]
+    assert cam["reopens"] == 1 and cam["stalls"] == 0 and cam["failures"] == 1
+
+
+def test_a_camera_that_cannot_be_recovered_ends_the_loop_with_exit_75(caplog):
+    class Away(Script):
+        def open(self):
+            raise CameraError("script: no camera")
+
+    app, _ = make_app([])
+    app.capture = Capture(Away([]), retry_initial_s=0.01, retry_max_s=0.02, handover_after_s=0.3)
+    with caplog.at_level("INFO"):
+        assert app.run() == EX_TEMPFAIL == 75
+    lines = [r for r in caplog.records if "systemd restarts" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelname == "ERROR"
+    assert "no frame for" in lines[0].getMessage()
+    names = [m[0] for m in app.notifier.msgs]
+    assert names[0] == "READY" and names[-1] == "STOPPING" and "WATCHDOG" in names
+    assert app.display.closed
 
 
 def test_a_cropped_sensor_narrows_the_gaze_field_of_view_once(caplog):

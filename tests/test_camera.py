@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -138,10 +139,13 @@ class FakePicamera2:
 
     instances: ClassVar[list[FakePicamera2]] = []
     fail_start: ClassVar[bool] = False
+    stalled: ClassVar[bool] = False  # the camera stopped delivering (picamera2 #1004)
+    wedged: ClassVar[int | None] = None  # a pipe's read end: reads block in read(2) on it
     stamp_ns: int | None = None  # SensorTimestamp of the next frames, ns; None = none
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.waits: list[float | None] = []
         self.config: dict[str, Any] = {}
         self.camera_properties = {"PixelArraySize": (4608, 2592), "Model": "imx708"}
         self.sensor_modes = [dict(m) for m in self.MODES]
@@ -167,7 +171,8 @@ class FakePicamera2:
         w, h = self.config["main"]["size"]
         return next(m for m in self.MODES if m["size"][0] >= w and m["size"][1] >= h)
 
-    def capture_metadata(self) -> dict[str, object]:
+    def capture_metadata(self, wait: float | None = None) -> dict[str, object]:
+        assert wait is not None, "capture_metadata() without wait= blocks for ever"
         w, h = self.config["main"]["size"]
         x, y, cw, ch = self.mode()["crop_limits"]
         if cw * h > ch * w:  # the mode is wider than the stream: crop its sides
@@ -176,8 +181,16 @@ class FakePicamera2:
             crop = (x, y + (ch - cw * h // w) // 2, cw, cw * h // w)
         return {"ScalerCrop": crop, "SensorTimestamp": 1}
 
-    def capture_request(self) -> FakeRequest:
+    def capture_request(self, wait: float | None = None) -> FakeRequest:
         self.calls.append("capture_request")
+        self.waits.append(wait)
+        if FakePicamera2.wedged is not None:  # a camera stack that ignores wait= (#1086)
+            os.read(FakePicamera2.wedged, 1)
+        if FakePicamera2.stalled:  # as picamera2 does when asked to wait at most `wait` s
+            if wait is None:
+                raise AssertionError("capture_request() without wait= blocks for ever")
+            time.sleep(wait)
+            raise TimeoutError
         w, h = self.config["main"]["size"]
         img = np.zeros((h, w, 3), np.uint8)
         img[..., 0] = 200  # red first: "BGR888" is R, G, B in memory
@@ -201,7 +214,67 @@ def fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> type[FakePicamera2]:
     monkeypatch.setitem(sys.modules, "picamera2", module)
     FakePicamera2.instances = []
     FakePicamera2.fail_start = False
+    FakePicamera2.stalled = False
+    FakePicamera2.wedged = None
     return FakePicamera2
+
+
+def test_a_wedged_picamera2_read_is_abandoned_and_the_process_hands_over(
+    fake_picamera2: type[FakePicamera2],
+) -> None:
+    """capture_request blocks in read(2) despite wait=: the read is abandoned, no second
+    Picamera2 is opened while it holds the camera, and hand_over asks for a fresh process."""
+    src = Picamera2Source(320, 240, fps=30, read_timeout_s=0.05)
+    cap = Capture(src, retry_initial_s=0.05, stall_after_s=0.2)
+    r, w = os.pipe()
+    cap.start()
+    try:
+        assert cap.latest(5.0) is not None
+        fake_picamera2.wedged = r
+        deadline = time.monotonic() + 30
+        while cap.hand_over is None and time.monotonic() < deadline:
+            cap.supervise()
+            time.sleep(0.01)
+        assert cap.hand_over == "camera: an abandoned read still holds picamera2"
+        assert cap.stalls == 1 and len(fake_picamera2.instances) == 1
+    finally:
+        fake_picamera2.wedged = None
+        os.write(w, b"x")  # let the abandoned read go
+        cap.stop()
+        deadline = time.monotonic() + 30
+        while cap.threads() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.close(r)
+        os.close(w)
+    assert fake_picamera2.instances[0].calls[-2:] == ["stop", "close"]  # by its own thread
+
+
+def test_a_stalled_picamera2_read_times_out_and_its_thread_reopens_the_camera(
+    fake_picamera2: type[FakePicamera2],
+) -> None:
+    """capture_request is asked to wait at most read_timeout_s: the capture thread itself
+    then closes and reopens the camera (no read is abandoned, no second thread)."""
+    src = Picamera2Source(320, 240, fps=30, read_timeout_s=0.05)
+    cap = Capture(src, retry_initial_s=0.01, retry_max_s=0.02, stall_after_s=5.0)
+    cap.start()
+    try:
+        assert cap.latest(5.0) is not None
+        fake_picamera2.stalled = True
+        deadline = time.monotonic() + 30
+        while len(fake_picamera2.instances) < 3 and time.monotonic() < deadline:
+            cap.supervise()
+            time.sleep(0.01)
+        assert str(cap.state) == "failed" and cap.last_error == "picamera2: no frame within 0.05 s"
+        fake_picamera2.stalled = False
+        while str(cap.state) != "running" and time.monotonic() < deadline:
+            cap.supervise()
+            time.sleep(0.01)
+        assert str(cap.state) == "running" and cap.stalls == 0 and cap.reopens >= 2
+        assert len(cap.threads()) == 1
+        first = fake_picamera2.instances[0]
+        assert set(first.waits) == {0.05} and first.calls[-2:] == ["stop", "close"]
+    finally:
+        cap.stop()
 
 
 @pytest.mark.parametrize(
@@ -287,7 +360,7 @@ def test_picamera2_frames_are_timed_by_the_sensor_and_buffers_always_released(
     # A failed copy still hands the buffer back, and is a CameraError.
     req_holder: list[FakeRequest] = []
 
-    def failing() -> FakeRequest:
+    def failing(wait: float | None = None) -> FakeRequest:
         req_holder.append(FakeRequest(np.zeros((2, 2, 3), np.uint8), None, fail=True))
         return req_holder[-1]
 
@@ -311,7 +384,8 @@ def test_left_to_itself_the_stand_in_takes_the_cropped_mode(
     # What choose_sensor_mode prevents: the smallest mode covering 1280×720 is a crop.
     cam = FakePicamera2()
     cam.configure({"main": {"size": (1280, 720)}})
-    assert cam.capture_metadata()["ScalerCrop"] == (768, 432, 3072, 1728)  # 2/3 of the width
+    crop = cam.capture_metadata(wait=1.0)["ScalerCrop"]
+    assert crop == (768, 432, 3072, 1728)  # 2/3 of the width
 
 
 def test_choose_sensor_mode() -> None:
@@ -401,8 +475,8 @@ def test_the_capture_thread_is_named_for_the_kernel():
     cap.start()
     try:
         assert cap.latest(2.0) is not None  # the thread is running and has named itself
-        assert cap._thread is not None
-        tid = cap._thread.native_id
+        (thread,) = cap.threads()
+        tid = thread.native_id
         comm = Path(f"/proc/self/task/{tid}/comm").read_text().strip()
         assert comm == "capture"
         assert Path("/proc/self/comm").read_text().strip() != "capture"  # only that thread
@@ -452,7 +526,7 @@ def test_capture_state_is_failed_while_camera_is_away():
     assert str(cap.state) == "stopped"
 
 
-def test_stall_check_marks_silent_camera_failed():
+def test_supervise_marks_silent_camera_failed():
     gate = threading.Event()
 
     class Silent(ListSource):
@@ -467,9 +541,9 @@ def test_stall_check_marks_silent_camera_failed():
     f = cap.latest(2.0)
     assert f is not None
     assert cap.state == "running"
-    cap.stall_check(now=time.monotonic() + 0.1)
+    cap.supervise(now=time.monotonic() + 0.1)
     assert cap.state == "running"
-    cap.stall_check(now=time.monotonic() + 1.0)
+    cap.supervise(now=time.monotonic() + 1.0)
     assert str(cap.state) == "failed" and "no frame for" in (cap.last_error or "")
     gate.set()
     cap.stop()
@@ -547,7 +621,7 @@ def test_stall_is_logged_once(caplog):
         cap.start()
         assert cap.latest(2.0) is not None
         for dt in (1.0, 1.1, 1.2):
-            cap.stall_check(now=time.monotonic() + dt)
+            cap.supervise(now=time.monotonic() + dt)
         gate.set()
         cap.stop()
     lines = [r.getMessage() for r in caplog.records if "no frame" in r.getMessage()]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -41,7 +42,23 @@ def test_empty_spec_is_no_fault():
     assert not parse("").touches_camera
 
 
-@pytest.mark.parametrize("spec", ["explode", "hang_after", "hang_after:x", "camera_fail_for:1"])
+def test_parse_camera_hangs():
+    plan = parse("camera_hang_at:5,camera_hang_every:180:10,camera_hang_while:/tmp/a:b")
+    assert plan.camera_hang_at == 5 and plan.camera_hang_every == (180.0, 10.0)
+    assert plan.camera_hang_while == "/tmp/a:b" and plan.touches_camera
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "explode",
+        "hang_after",
+        "hang_after:x",
+        "camera_fail_for:1",
+        "camera_hang_every:10:10",  # a hang as long as the period never ends
+        "camera_hang_while:",
+    ],
+)
 def test_bad_spec_names_the_item(spec):
     with pytest.raises(ValueError, match="MONALISA_FAULT"):
         parse(spec)
@@ -73,6 +90,11 @@ class Counter:
         self.n += 1
         return np.full((4, 4, 3), self.n, np.uint8), self.n / 30
 
+    def fresh(self):
+        new = Counter()
+        new.n = self.n
+        return new
+
     def close(self):
         pass
 
@@ -88,6 +110,23 @@ def test_faulty_source_raises_once_and_replaces_frames():
     assert int(white.min()) == 255
     again, _ = src.read()
     assert int(again[0, 0, 0]) == 3
+
+
+def test_a_fresh_faulty_source_counts_on_and_hangs_in_a_real_read():
+    """A fresh copy (a new capture thread's) goes on at the next frame number, so a fault at
+    frame N happens once; camera_hang_every blocks in os.read until its timer writes."""
+    src = FaultySource(Counter(), parse("camera_raise_at:1,camera_hang_every:0.2:0.05"))
+    src.open()
+    assert int(src.read()[0][0, 0, 0]) == 1
+    again = src.fresh()
+    assert again is not None and again is not src and again.inner is not src.inner
+    with pytest.raises(CameraError, match="frame 1"):
+        again.read()
+    time.sleep(0.25)
+    began = time.monotonic()
+    src.read()  # the hang: blocked in read(2) until the timer wrote
+    assert time.monotonic() - began >= 0.04
+    assert not parse("camera_hang_at:3").camera_hang_every
 
 
 def test_faulty_source_failure_window_blocks_open():

@@ -91,6 +91,17 @@ def test_camera_failure_warns_then_goes_critical(tmp_path):
     assert verdict(tmp_path, cfg, camera_state="failed", camera_failed_for_s=90.0).code == WARNING
 
 
+def test_a_camera_handed_over_to_a_fresh_process_warns_until_it_delivers(tmp_path):
+    """The process after a hand-over (exit 75) is starting its camera: not OK yet."""
+    gone = NOW - 20.0
+    starting = verdict(tmp_path, camera_state="starting", camera_handed_over_at=gone, uptime_s=3.0)
+    assert starting.code == WARNING
+    assert "camera lost: restarted for a fresh camera stack 20 s ago" in starting.summary
+    failed = verdict(tmp_path, camera_state="failed", camera_handed_over_at=gone)
+    assert failed.code == WARNING and "camera failed for" in failed.summary
+    assert verdict(tmp_path, camera_state="running", camera_handed_over_at=gone).code == OK
+
+
 def test_stopped_camera_is_critical(tmp_path):
     assert verdict(tmp_path, camera_state="stopped").code == CRITICAL
 

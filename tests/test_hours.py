@@ -196,7 +196,7 @@ def run_app(
                 status.to_dict(),
                 int(pixels.max()),
                 display.shown_index,
-                capture._thread is not None and capture._thread.is_alive(),
+                bool(capture.threads()),
                 finder.calls,
             )
         )
@@ -279,6 +279,9 @@ def test_open_closed_open_stops_the_camera_and_blacks_the_screen(frames, clip, n
     assert after[-1].finder_calls > closed[-1].finder_calls
     assert after[-1].screen_max > 0 and after[-1].shown is not None
     assert run.source.opens == 2
+    # The evening's follow memory is forgotten: on opening, and at the camera's new opening.
+    assert run.finder.resets == 2
+    assert after[-1].status["camera"]["reopens"] == 1
     messages = notify.messages()
     assert "READY=1" in messages
     assert "STATUS=closed until Tue 10:00, screen black, camera stopped" in messages

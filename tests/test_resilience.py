@@ -14,6 +14,7 @@ line, no traceback) and how it ends (recovers, or exits with the documented stat
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -470,22 +471,97 @@ def test_truncated_image_file_health(clips, start, tmp_path):
     assert_clean_log(app)
 
 
-def test_camera_stalls_5s(clips, start, rest_index):
+def test_camera_stalls_5s(clips, start):
+    """A read that takes 5 s is abandoned after stall_after_s (2 s) and the camera goes on from
+    a fresh source in a fresh thread, before the stalled read returns."""
     app = start(clips["loop"], fault="camera_stall_at:15:5", speed="realtime")
     app.wait_ready()
-    app.wait_for("the stall to be noticed", lambda: app.camera_state() == "failed")
-    noticed = time.monotonic()
-    code, line = app.health()
-    assert code == 1 and "no frame for" in line, line
-    app.wait_for("the camera to come back", lambda: app.camera_state() == "running", 10)
+    ready = time.monotonic()
+    # (Failed for only the 0.2 s backoff: too short to be sure to see it in the status.)
+    s = app.wait_for(
+        "the camera to come back",
+        lambda: (
+            (st := app.status())
+            and st["camera"]["stalls"] == 1
+            and st["camera"]["state"] == "running"
+            and st
+        ),
+    )
     back = time.monotonic()
-    assert pings_between(app, noticed, back) >= 2 * int(back - noticed)
+    assert s["camera"]["reopens"] == 1 and "no frame for" in s["camera"]["last_error"]
+    assert pings_between(app, ready, back) >= 2 * int(back - ready)
     assert app.health()[0] == 0
+    # The stalled read returns (5 s after it began) and its thread ends: nothing stuck.
+    app.wait_for("the stalled read to end", lambda: app.status()["camera"]["stuck_reads"] == 0)
     assert app.stop() < 2.0 and app.proc.returncode == 0
-    assert_complete_trace(app)
-    assert len(app.log_lines("WARNING", "no frame for")) == 1
+    rows = assert_complete_trace(app)
+    ts = [r["t"] for r in rows]
+    assert ts == sorted(ts)  # the fresh replay went on where the stalled one was
+    assert len(app.log_lines("WARNING", "no frame for", "read abandoned")) == 1
     assert len(app.log_lines("delivering frames again")) == 1
     assert_clean_log(app)
+
+
+def test_camera_read_blocked_for_good_is_recovered_in_the_process(clips, start):
+    """A read blocked in read(2) for good: abandoned, a fresh source delivers, health is
+    WARNING while it is away and OK once it is back; the blocked thread is counted."""
+    slow_reopen = CONFIG.replace("retry_initial_s = 0.2", "retry_initial_s = 3.0").replace(
+        "retry_max_s = 1.0", "retry_max_s = 6.0"
+    )  # time to ask health while the camera is away
+    app = start(clips["loop"], fault="camera_hang_at:15", speed="realtime", config=slow_reopen)
+    app.wait_ready()
+    app.wait_for("the hang", lambda: app.log_lines("hangs for good"))
+    app.wait_for("the stall to be noticed", lambda: app.camera_state() == "failed")
+    code, line = app.health()
+    assert code == 1 and "no frame for" in line, line
+    s = app.wait_for(
+        "the camera to come back",
+        lambda: (st := app.status()) and st["camera"]["state"] == "running" and st,
+    )
+    assert s["camera"]["stalls"] == 1 and s["camera"]["stuck_reads"] == 1
+    run_past(app, traced(app) + 15)  # tracking again on the fresh source
+    assert_health_ok(app)
+    assert app.stop() < 2.0 and app.proc.returncode == 0  # the blocked thread does not hold it
+    assert_complete_trace(app)
+    assert len(app.log_lines("WARNING", "read abandoned")) == 1
+    assert len(app.log_lines("delivering frames again")) == 1
+    assert_clean_log(app, max_warnings=2)  # and the fault injection's own line
+
+
+def test_camera_that_hangs_in_every_read_hands_over_to_systemd(clips, start, tmp_path):
+    """Once the camera hangs in open(2) on a FIFO nobody writes to, every fresh source hangs
+    too: the appliance exits 75 (not 78: systemd restarts it), well within 90 s of the last
+    frame, feeding the watchdog until then; health never says OK meanwhile."""
+    fifo = tmp_path / "camera.fifo"
+    app = start(clips["loop"], fault=f"camera_hang_while:{fifo}", speed="realtime")
+    app.wait_ready()
+    run_past(app, 15)
+    os.mkfifo(fifo)
+    hung = time.monotonic()
+    said: list[str] = []
+    while app.proc.poll() is None and time.monotonic() - hung < 120:
+        code, line = app.health()
+        if app.proc.poll() is None:
+            said.append(line)
+            assert code != 0 or "camera running" in line, line
+        time.sleep(0.5)
+    code = app.wait(30)
+    gone = time.monotonic()
+    assert code == 75, app.log
+    assert gone - hung < 90
+    # Health was WARNING (or CRITICAL) from the stall on, never OK after it.
+    failed = [i for i, ln in enumerate(said) if "camera failed" in ln]
+    assert failed and all(not ln.startswith("MONALISA OK") for ln in said[failed[0] :]), said
+    # The watchdog was fed until the hand-over (a gap of at most a few seconds, not a freeze).
+    pings = [t for t in app.notify.times("WATCHDOG=1") if t >= hung]
+    assert pings and max(b - a for a, b in itertools.pairwise([hung, *pings])) < 5.0
+    lines = app.log_lines("ERROR", "exiting so that systemd restarts the appliance")
+    assert len(lines) == 1 and "abandoned reads are still blocked" in lines[0], app.log
+    assert len(app.notify.times("STOPPING=1")) == 1
+    assert "Traceback" not in app.log
+    assert_health_not_running(app)
+    # The next process (systemd's restart) keeps saying so until its camera delivers.
+    assert app.status()["camera"]["handed_over_at"] is not None
 
 
 # -- detector ----------------------------------------------------------------------------------

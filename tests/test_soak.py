@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.soak import RSS_TARGET_MIB, Sample, SoakResult, make_clip, report, soak
+from benchmarks.soak import (
+    RSS_TARGET_MIB,
+    Sample,
+    SoakResult,
+    count_hangs,
+    make_clip,
+    report,
+    soak,
+)
 
 FRAMES = 20_000
 EVERY = 1_000
@@ -108,3 +116,23 @@ def test_verdicts_flag_each_kind_of_growth():
     # Growth before the end of the warm-up does not count.
     early = [_sample(1000, 80.0), *base[1:]]
     assert SoakResult(5000, 50.0, 0, 2000, early, 0, {}).growth()["rss_mib"] == 0.0
+
+
+def test_camera_hangs_are_counted_from_the_log_and_judged():
+    """The fault mode's verdict: each injected hang followed by frames again before the next;
+    a hang still in progress when the run ended counts as neither."""
+    hang = "INFO appliance.faults: fault injection: the camera read hangs for 10 s"
+    back = "INFO appliance.camera: camera: replay:/c is delivering frames again"
+    stall = "WARNING appliance.camera: camera: replay:/c: no frame for 3.1 s; read abandoned"
+    assert count_hangs("\n".join([hang, stall, back, hang, stall, back])) == (2, 2)
+    assert count_hangs("\n".join([hang, stall, back, hang, stall, hang, back])) == (3, 2)
+    assert count_hangs("\n".join([hang, back, hang])) == (1, 1)  # the run ended in the last
+    assert count_hangs("\n".join([back, back])) == (0, 0)
+    base = [_sample(n, 100.0) for n in range(1000, 6000, 1000)]
+
+    def verdicts(hangs: int, recovered: int) -> dict[str, bool]:
+        return SoakResult(5000, 50.0, 0, 2000, base, 0, {}, "", hangs, recovered).verdicts()
+
+    assert verdicts(10, 10)["every camera hang recovered"]
+    assert not verdicts(10, 9)["every camera hang recovered"]
+    assert "every camera hang recovered" not in verdicts(0, 0)  # not the fault mode
