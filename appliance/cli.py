@@ -1,8 +1,9 @@
 """The ``monalisa`` command: argparse sub-commands; the only place objects are built and wired.
 
 Exit statuses: 0 success, 1 runtime failure (an internal error), 2 bad usage (argparse) or
-unreadable input, 69 (EX_UNAVAILABLE) ``run``/``demo`` cannot open the display (systemd
-retries), 78 (EX_CONFIG) bad configuration — from the file or a command-line override such
+unreadable input, 69 (EX_UNAVAILABLE) ``run`` cannot use the display (a window without
+``DISPLAY``; a screen not there yet is waited for) or ``demo`` cannot open it (systemd retries),
+78 (EX_CONFIG) bad configuration — from the file or a command-line override such
 as ``--camera foo`` — frame set or model, so systemd does not restart-loop; 130 interrupted
 (Ctrl-C outside the main loop). ``health`` uses the Nagios codes 0-3 instead.
 """
