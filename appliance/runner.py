@@ -5,18 +5,18 @@ systemd link, status writer) are created and connected; :mod:`appliance.app` onl
 
 Exit statuses: 0 clean stop (also a SIGTERM/SIGINT during start-up); 2 an invalid
 ``MONALISA_FAULT`` (tests only) or, for ``demo``, no demo clip; 69 (EX_UNAVAILABLE) the display
-cannot be used in this process (no ``DISPLAY`` for a window), or, for ``demo``, cannot be opened;
-78 (EX_CONFIG) bad configuration (from the file or a
-command-line override such as ``--camera foo``), frame set or model — systemd does not
-restart-loop on it. Command-line syntax errors exit 2 from argparse before this module runs.
-Each build step raises; :func:`_exit_statuses` is the one table from error to exit status.
+cannot be used in this process (no ``DISPLAY`` for a window), or, for ``demo``, cannot be
+opened; 78 (EX_CONFIG) bad configuration (from the file or a command-line override such as
+``--camera foo``), frame set or model — systemd does not restart-loop on it. Command-line
+syntax errors exit 2 from argparse before this module runs. Each build step raises;
+:func:`_exit_statuses` is the one table from error to exit status. Injected faults
+(``MONALISA_FAULT``, tests only) are wrappers built here around the parts.
 
 A screen that is not there yet (the monitor switched on after the Pi, an X server not yet up)
 is waited for in the process by ``monalisa run`` (:func:`_open_display`): it is tried again with
 backoff while ``READY=1`` and ``WATCHDOG=1`` tell systemd the process is alive, ``STATUS=`` and
 the status file (``screen_wait``) say what it waits for, and ``monalisa health`` warns. Exiting
 instead would run into systemd's start limit and leave the portrait off for the day.
-Injected faults (``MONALISA_FAULT``, tests only) are wrappers built here around the parts.
 """
 
 from __future__ import annotations

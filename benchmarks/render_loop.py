@@ -8,8 +8,8 @@ stand-in script on a stand-in ``/dev/cec0``:
 
 * ``answers at once``: it exits 1 at once (the TV refuses): the peer, the same number of
   process starts and retries without the wait;
-* ``sleeps 5 s``: it sleeps 5 s, the appliance's own timeout (a TV that does not answer):
-  each attempt waits the whole 5 s, and about a third of the run has one in flight;
+* ``sleeps 5 s``: it sleeps 5 s, the appliance's own timeout, then fails (a TV that does not
+  answer): each attempt waits the whole 5 s, and about a third of the run has one in flight;
 * ``sleeps 5 s + vcgencmd 1 s``: the same, and a ``vcgencmd`` that takes 1 s to answer the
   status file's throttling probe (every 2 s instead of every 10 s, to have many).
 
@@ -126,8 +126,8 @@ def run_case(
 
 CASES = (
     ("cec-ctl answers at once", "exit 1\n", None),
-    ("cec-ctl sleeps 5 s", "exec sleep 5\n", None),
-    ("+ vcgencmd 1 s", "exec sleep 5\n", "sleep 1\necho throttled=0x0\n"),
+    ("cec-ctl sleeps 5 s", "sleep 5\nexit 1\n", None),
+    ("+ vcgencmd 1 s", "sleep 5\nexit 1\n", "sleep 1\necho throttled=0x0\n"),
 )
 
 
