@@ -617,7 +617,13 @@ def test_a_screen_that_comes_20_s_late_gets_the_portrait(clips, start):
         assert status["display"] == "window" and status["frame_index"] is not None
         shot = np.asarray(ImageGrab.grab(xdisplay=display).convert("RGB"))
         assert shot.max() > 0  # the root is black (-br): the portrait's window is drawn
-        app.wait_for("health OK", lambda: app.health()[0] == 0, timeout=60)
+        # The screen warning is gone (a loaded machine may still warn of a low frame rate).
+        _, line = app.wait_for(
+            "health without the screen warning",
+            lambda: (h := app.health()) and h[0] in (0, 1) and "waiting for the" not in h[1] and h,
+            timeout=60,
+        )
+        assert line.startswith("MONALISA OK") or "low frame rate" in line, line
         assert app.log_lines("INFO", "the screen is there"), app.log
         assert app.proc.poll() is None  # the same process all along
         assert app.stop() < 10 and app.proc.returncode == 0, app.log
