@@ -81,6 +81,7 @@ bench: $(VENV)/.stamp $(MPVENV)/.stamp
 	$(BIN)/python benchmarks/framebuild.py
 	$(BIN)/python benchmarks/gaze.py
 	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/render_loop.py
 	$(BIN)/python benchmarks/budget.py
 	$(BIN)/python benchmarks/schedule.py
 

@@ -14,6 +14,11 @@ completes, so a loop that hangs stops the pings and systemd restarts the service
 supervises the camera thread (:meth:`appliance.camera.Capture.supervise`): when the camera
 cannot be recovered in the process, it logs one line and ends with :data:`EX_TEMPFAIL`, so that
 ``Restart=always`` starts a fresh process with a fresh camera stack.
+
+Nothing that can wait on something outside the process runs on this loop: the status file's
+write and its probes (``vcgencmd``) go to a :class:`~appliance.worker.Worker`, and the
+monitor's ``cec-ctl`` commands to the opening hours' own (:mod:`appliance.hours`); their
+results come back as values on a later iteration.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from appliance.schedule import describe
 from appliance.status import BEHIND_FRACTION, CameraStatus, FinderStatus, LoadStatus, Status
 from appliance.trace import TraceLine, TraceWriter
 from appliance.types import Box, Face
+from appliance.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,9 @@ EX_TEMPFAIL = 75
 
 LOAD_WINDOW_S = 60.0
 """The status's detector load is averaged over this many seconds."""
+
+STATUS_DRAIN_S = 2.0
+"""At shutdown, the longest wait for a status write still on the worker, seconds."""
 
 
 class FinderLike(Protocol):
@@ -198,7 +207,10 @@ class App:
         rest_index: The frame shown before the first camera frame.
         frame_count: Number of portrait frames (for the trace).
         options: Trace, duration, screenshot, status interval.
-        status_sink: Called about once per ``status_interval_s`` with the status.
+        status_sink: Called about once per ``status_interval_s`` with the status, on a
+            worker thread (it writes a file and runs probes: nothing the loop may wait for);
+            a call still running when the next status is due makes that one wait, and a
+            newer one replaces it.
         handed_over_at: When an earlier process exited for a fresh camera stack (Unix time,
             s; from its status file), or None: the status keeps it until the camera delivers.
         hours: The opening hours to follow; None: always open. While closed the camera
@@ -232,6 +244,7 @@ class App:
         self.frame_count = frame_count
         self.options = options
         self.status_sink = status_sink
+        self._chores = Worker("monalisa-status")
         self.stats = Stats()
         self.problems = LogLimiter(log)
         self.index = rest_index
@@ -592,11 +605,16 @@ class App:
             self._error("status", f"cannot make the status: {err}")
             return
         self.notifier.status(self._status_line(status))
-        if self.status_sink is not None:
-            try:
-                self.status_sink(status)
-            except Exception as err:
-                self._error("status", f"cannot write the status: {err}")
+        self._collect_chores()
+        sink = self.status_sink
+        if sink is not None:
+            self._chores.submit("status", lambda: sink(status))
+
+    def _collect_chores(self) -> None:
+        """Log the status writes that failed on the worker (rate-limited); never blocks."""
+        for done in self._chores.done():
+            if done.error is not None:
+                self._error("status", f"cannot write the status: {done.error}")
 
     @staticmethod
     def _status_line(status: Status) -> str:
@@ -695,7 +713,12 @@ class App:
         reason = self._stop_reason or "error"
         log.info("stopping: %s", reason)
         self.notifier.stopping()
+        if not self._chores.close(timeout_s=STATUS_DRAIN_S):
+            log.warning("the last status write did not finish within %g s", STATUS_DRAIN_S)
+        self._collect_chores()
         self.capture.stop()
+        if self.hours is not None:
+            self.hours.close()
         if self.options.screenshot is not None:
             try:
                 self.display.screenshot(self.options.screenshot)

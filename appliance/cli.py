@@ -1,8 +1,9 @@
 """The ``monalisa`` command: argparse sub-commands; the only place objects are built and wired.
 
 Exit statuses: 0 success, 1 runtime failure (an internal error), 2 bad usage (argparse) or
-unreadable input, 69 (EX_UNAVAILABLE) ``run``/``demo`` cannot open the display (systemd
-retries), 78 (EX_CONFIG) bad configuration — from the file or a command-line override such
+unreadable input, 69 (EX_UNAVAILABLE) ``run`` cannot use the display (a window without
+``DISPLAY``; a screen not there yet is waited for) or ``demo`` cannot open it (systemd retries),
+78 (EX_CONFIG) bad configuration — from the file or a command-line override such
 as ``--camera foo`` — frame set or model, so systemd does not restart-loop; 130 interrupted
 (Ctrl-C outside the main loop). ``health`` uses the Nagios codes 0-3 instead.
 """
@@ -448,7 +449,12 @@ def _add_finder_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         "(camera_height_m, camera_tilt_deg, visitor_eyes_m, visitor_distance_m): with those "
         "set, this shows the band the appliance will work out at start.",
     )
-    p.add_argument("--config", metavar="FILE", help="configuration to read [camera] from")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="configuration to read [camera] and [finder] from (default: the installed "
+        "/etc/monalisa/config.toml if readable, else the built-in defaults)",
+    )
     p.add_argument(
         "--camera-height",
         type=float,
@@ -488,13 +494,13 @@ def _sensor_size(spec: str) -> tuple[int, int] | None:
 def _cmd_band(args: argparse.Namespace) -> int:
     import math
 
-    from appliance.config import EX_CONFIG, ConfigError, load_config
+    from appliance.config import EX_CONFIG, ConfigError
     from appliance.finder import tile_grid
     from appliance.optics import default_sensor, expected_field_of_view, focal_px, install_band
     from appliance.types import Box
 
     try:
-        cfg = load_config(args.config)
+        cfg, _ = _config_or_installed(args.config)
     except ConfigError as err:
         for line in err.lines:
             print(line, file=sys.stderr)
@@ -503,7 +509,8 @@ def _cmd_band(args: argparse.Namespace) -> int:
     height_m = args.camera_height if args.camera_height is not None else fc.camera_height_m
     if height_m is None:
         print(
-            "monalisa band: give --camera-height, or set [finder] camera_height_m in --config",
+            "monalisa band: give --camera-height, or set [finder] camera_height_m in the "
+            "configuration (--config, or the installed one)",
             file=sys.stderr,
         )
         return 2

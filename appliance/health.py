@@ -127,8 +127,10 @@ def check(
     """Judge the status file at ``path`` against the thresholds in ``cfg``.
 
     CRITICAL: the file is missing, older than ``stale_after_s``, its process is gone, the
-    appliance has not shown the portrait within ``startup_grace_s``, or the camera has failed
-    for ``camera_failed_critical_s`` or longer. WARNING: the camera is failing (shorter), the
+    appliance has not shown the portrait within ``startup_grace_s`` (other than waiting for
+    its screen), or the camera has failed for ``camera_failed_critical_s`` or longer.
+    WARNING: the appliance waits for a screen it cannot open yet, the camera is failing
+    (shorter), the
     frame rate is below ``min_fps_warning``, the SoC is at ``temp_warning_c`` or hotter, the
     Pi reports under-voltage or throttling, or nobody was seen for ``no_viewer_warning_s``
     of opening hours. While the gallery is closed (``[schedule]``) the stopped camera, the
@@ -207,13 +209,25 @@ def _freshness(s: _Seen, cfg: HealthConfig) -> Check | None:
 
 
 def _startup(s: _Seen, cfg: HealthConfig) -> Check | None:
-    if s.status.gaze_state != "starting":
+    if s.status.gaze_state != "starting" or s.status.screen_wait is not None:
         return None
     uptime = s.status.uptime_s
     if s.starting:
         return Check("startup", OK, f"starting ({uptime:.0f} s)", round(uptime, 1))
     msg = f"no portrait on screen {uptime:.0f} s after start"
     return Check("startup", CRITICAL, msg, round(uptime, 1))
+
+
+def _screen(s: _Seen, cfg: HealthConfig) -> Check | None:
+    wait = s.status.screen_wait
+    if wait is None:
+        return None
+    why = f": {wait.last_error}" if wait.last_error else ""
+    msg = (
+        f"waiting for the {wait.driver} screen for {wait.waiting_s:.0f} s "
+        f"({wait.attempts} attempts){why}"
+    )
+    return Check("screen", WARNING, msg, round(wait.waiting_s, 1))
 
 
 LATE_OPENING_S = 120.0
@@ -322,6 +336,7 @@ def _viewers(s: _Seen, cfg: HealthConfig) -> Check | None:
 _CHECKS: tuple[Callable[[_Seen, HealthConfig], Check | None], ...] = (
     _freshness,
     _startup,
+    _screen,
     _hours,
     _camera,
     _fps,

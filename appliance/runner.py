@@ -5,12 +5,19 @@ systemd link, status writer) are created and connected; :mod:`appliance.app` onl
 
 Exit statuses: 0 clean stop (also a SIGTERM/SIGINT during start-up); 2 an invalid
 ``MONALISA_FAULT`` (tests only) or, for ``demo``, no demo clip; 69 (EX_UNAVAILABLE) the display
-cannot be opened — systemd retries; 75 (EX_TEMPFAIL, from the running loop) the camera cannot
-be recovered in the process — systemd restarts it; 78 (EX_CONFIG) bad configuration (from the
-file or a command-line override such as ``--camera foo``), frame set or model — systemd does
-not restart-loop on it. Command-line syntax errors exit 2 from argparse before this module runs.
-Each build step raises; :func:`_exit_statuses` is the one table from error to exit status.
-Injected faults (``MONALISA_FAULT``, tests only) are wrappers built here around the parts.
+cannot be used in this process (no ``DISPLAY`` for a window), or, for ``demo``, cannot be
+opened; 75 (EX_TEMPFAIL, from the running loop) the camera cannot be recovered in the process —
+systemd restarts it; 78 (EX_CONFIG) bad configuration (from the file or a command-line override
+such as ``--camera foo``), frame set or model — systemd does not restart-loop on it.
+Command-line syntax errors exit 2 from argparse before this module runs. Each build step
+raises; :func:`_exit_statuses` is the one table from error to exit status. Injected faults
+(``MONALISA_FAULT``, tests only) are wrappers built here around the parts.
+
+A screen that is not there yet (the monitor switched on after the Pi, an X server not yet up)
+is waited for in the process by ``monalisa run`` (:func:`_open_display`): it is tried again with
+backoff while ``READY=1`` and ``WATCHDOG=1`` tell systemd the process is alive, ``STATUS=`` and
+the status file (``screen_wait``) say what it waits for, and ``monalisa health`` warns. Exiting
+instead would run into systemd's start limit and leave the portrait off for the day.
 """
 
 from __future__ import annotations
@@ -36,13 +43,23 @@ from appliance.config import EX_CONFIG, Config, ConfigError, load_config
 
 if TYPE_CHECKING:
     from appliance.app import App, NotifierLike
+    from appliance.display import Display
     from appliance.hours import Hours
-    from appliance.status import Status
+    from appliance.status import ScreenWait, Status
 
 log = logging.getLogger("monalisa")
 
 EX_UNAVAILABLE = 69
-"""The display could not be opened (sysexits.h ``EX_UNAVAILABLE``); systemd retries."""
+"""The display cannot be used (sysexits.h ``EX_UNAVAILABLE``); systemd retries."""
+
+SCREEN_RETRY_FIRST_S = 1.0
+"""Seconds before the second attempt to open a screen that is not there yet."""
+
+SCREEN_RETRY_MAX_S = 5.0
+"""The longest wait between two attempts to open the screen, seconds (each failure doubles it)."""
+
+SCREEN_TICK_S = 0.25
+"""While waiting for the screen: seconds between two looks at stop requests and the watchdog."""
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_CLIP = REPO_ROOT / "tests" / "data" / "clips" / "demo"
@@ -99,6 +116,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         screenshot=Path(args.screenshot) if args.screenshot else None,
         debug_overlay=bool(getattr(args, "debug_overlay", False)),
+        wait_for_screen=True,
     )
 
 
@@ -171,6 +189,7 @@ def run(
     duration_s: float | None = None,
     screenshot: Path | None = None,
     debug_overlay: bool = False,
+    wait_for_screen: bool = False,
 ) -> int:
     """Build the appliance from ``config`` and run it until it stops.
 
@@ -181,12 +200,15 @@ def run(
         duration_s: Stop after this many seconds, or None.
         screenshot: Save the screen here at the end, or None.
         debug_overlay: Start with the debug overlay shown.
+        wait_for_screen: Wait for a screen that cannot be opened yet (``monalisa run``)
+            instead of exiting 69 (``monalisa demo``, which then runs headless).
 
     Returns:
         The process exit status (see :func:`_exit_statuses`): 0 after a clean stop (also when
-        SIGTERM/SIGINT arrives during start-up), 2 invalid ``MONALISA_FAULT``, 69 no display,
-        75 the camera could not be recovered (from the loop), 78 bad frame set, model,
-        detector setting or camera source.
+        SIGTERM/SIGINT arrives during start-up or while waiting for the screen), 2 invalid
+        ``MONALISA_FAULT``, 69 no display (or, without ``wait_for_screen``, a screen that
+        cannot be opened), 75 the camera could not be recovered (from the loop), 78 bad frame
+        set, model, detector setting or camera source.
     """
     from appliance.service import Notifier
 
@@ -203,6 +225,7 @@ def run(
             debug_overlay=debug_overlay,
             screenshot=screenshot,
             notifier=notifier,
+            wait_for_screen=wait_for_screen,
         )
     except Exception as err:
         for sig, handler in previous.items():
@@ -249,6 +272,7 @@ def _build(
     screenshot: Path | None,
     debug_overlay: bool,
     notifier: NotifierLike,
+    wait_for_screen: bool = False,
 ) -> tuple[App, Callable[[Status], None]]:
     """Build the appliance, step by step; the App's signal handlers are installed last.
 
@@ -258,7 +282,8 @@ def _build(
         FrameSetError: The frame set cannot be used.
         DetectorError: The model cannot be used.
         SettingError: The detector or camera refused a configured value.
-        DisplayError: The display cannot be opened.
+        DisplayError: The display cannot be opened (a screen not there yet only without
+            ``wait_for_screen``).
     """
     from appliance import __version__, faults
     from appliance.app import App, RunOptions
@@ -274,6 +299,7 @@ def _build(
         if requested:
             raise StoppedDuringStartup(requested[0])
 
+    began = time.monotonic()
     plan = faults.from_env()
     frames_dir = Path(config.frames.directory) if config.frames.directory else default_frames_dir()
     writer = StatusWriter(Path(config.service.status_file))
@@ -353,7 +379,20 @@ def _build(
     # A set without angles (None) passes its count: Gaze spreads it over angle_range_deg.
     angles = frames.angles if frames.angles is not None else frames.count
     gaze = Gaze(config.gaze, config.camera, angles, frames.rest_index)
-    display = Display(config.display, frames)
+    if wait_for_screen:
+        display = _open_display(
+            lambda: Display(config.display, frames),
+            notifier,
+            lambda wait: writer.write(
+                first.model_copy(
+                    update={"screen_wait": wait, "uptime_s": round(time.monotonic() - began, 1)}
+                )
+            ),
+            check_stop,
+            driver=config.display.driver,
+        )
+    else:
+        display = Display(config.display, frames)
     if debug_overlay:
         display.debug = True
     extra["display"] = display.driver
@@ -407,6 +446,84 @@ def _handed_over_at(path: Path) -> float | None:
     except (OSError, UnicodeDecodeError, StatusError):
         return None
     return status.camera.handed_over_at
+
+
+def _open_display(
+    open_screen: Callable[[], Display],
+    notifier: NotifierLike,
+    write_status: Callable[[ScreenWait], None],
+    check_stop: Callable[[], None],
+    *,
+    driver: str,
+) -> Display:
+    """Open the display, waiting in the process for a screen that is not there yet.
+
+    While it waits: ``READY=1`` once (the process is up; systemd's start timeout must not
+    kill it), ``WATCHDOG=1`` and the status file every :data:`SCREEN_TICK_S` or so, and a
+    ``STATUS=`` line; the screen is tried again after :data:`SCREEN_RETRY_FIRST_S`, then twice
+    as long each time, at most :data:`SCREEN_RETRY_MAX_S`. One WARNING when the wait begins,
+    one INFO when the screen opens.
+
+    Args:
+        open_screen: Opens the display; raises :class:`~appliance.display.ScreenNotThere`
+            while its screen cannot be opened.
+        notifier: The systemd link.
+        write_status: Writes the status file with this wait's figures.
+        check_stop: Raises :class:`StoppedDuringStartup` once a stop was asked for.
+        driver: The configured driver, for the status and the log.
+
+    Raises:
+        StoppedDuringStartup: SIGTERM/SIGINT while waiting.
+        DisplayError: The display cannot be used at all (not a screen to wait for).
+    """
+    from appliance.display import ScreenNotThere
+    from appliance.status import ScreenWait
+
+    started = time.monotonic()
+    delay = SCREEN_RETRY_FIRST_S
+    attempts = 0
+    while True:
+        check_stop()
+        attempts += 1
+        try:
+            display = open_screen()
+        except ScreenNotThere as err:
+            why = str(err)
+        else:
+            if attempts > 1:
+                log.info(
+                    "the screen is there: %s display opened after %.0f s (%d attempts)",
+                    display.driver,
+                    time.monotonic() - started,
+                    attempts,
+                )
+            return display
+        if attempts == 1:
+            log.warning("waiting for the screen: %s; trying again with backoff", why)
+            notifier.ready()
+        retry_at = time.monotonic() + delay
+        delay = min(2 * delay, SCREEN_RETRY_MAX_S)
+        while True:
+            now = time.monotonic()
+            wait = ScreenWait(
+                driver=driver,
+                waiting_s=round(now - started, 1),
+                attempts=attempts,
+                last_error=why,
+            )
+            notifier.watchdog()
+            notifier.status(
+                f"waiting for the {driver} screen for {wait.waiting_s:.0f} s ({attempts} "
+                f"attempts): {why}"
+            )
+            try:
+                write_status(wait)
+            except (OSError, ValueError) as err:
+                log.warning("cannot write the status: %s", err)
+            if now >= retry_at:
+                break
+            check_stop()
+            time.sleep(min(SCREEN_TICK_S, retry_at - now))
 
 
 def _hours(config: Config) -> Hours | None:

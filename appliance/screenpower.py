@@ -9,8 +9,12 @@ logical address as a playback device (``--playback``) and sends the TV (logical 
     cec-ctl -d /dev/cec0 --playback --to 0 --image-view-on
 
 Without a ``/dev/cec*`` device or ``cec-ctl``, or when a command fails or times out, the
-screen is drawn black instead (one WARNING says why) and CEC is not tried again until the
-appliance restarts.
+screen is drawn black instead, and CEC is tried again at the next closing; a monitor that does
+not wake is asked again (:mod:`appliance.hours` retries with backoff). One failure never turns
+monitor control off for the run. A WARNING says why, at most once an hour per kind of problem.
+
+Every method here can wait up to ``timeout_s`` for ``cec-ctl``: :mod:`appliance.hours` calls
+them on its worker thread, never on the render loop.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import shutil
 import subprocess
 from typing import Literal
 
+from appliance.loglimit import LogLimiter
+
 log = logging.getLogger(__name__)
 
 ClosedLook = Literal["off", "black", "rest"]
@@ -28,6 +34,9 @@ ClosedLook = Literal["off", "black", "rest"]
 
 CEC_TIMEOUT_S = 5.0
 """Longest wait for one cec-ctl command, seconds (a TV that does not answer must not hang)."""
+
+WARN_EVERY_S = 3600.0
+"""Least time between two WARNINGs about the same monitor problem, seconds."""
 
 
 def cec_argv(program: str, device: str, message: str) -> list[str]:
@@ -43,7 +52,9 @@ class ScreenPower:
     """Puts the monitor to sleep on closing and wakes it on opening, as configured.
 
     Call :meth:`sleep` when the gallery closes and draw what it returns; call :meth:`wake`
-    when it opens. Neither raises: a failure is logged and the screen goes black instead.
+    when it opens, and again while it returns False. None raises: a failure is logged and
+    the screen goes black instead. Each may wait up to ``timeout_s``: call them off the
+    render loop.
 
     Args:
         mode: ``[schedule] screen``: 'off', 'black' or 'rest'.
@@ -64,13 +75,14 @@ class ScreenPower:
         self._cec_ctl = cec_ctl
         self._devices = devices
         self._timeout_s = timeout_s
-        self._cec_broken = False
+        self._problems = LogLimiter(log, interval_s=WARN_EVERY_S)
         self.asleep = False
-        """True while the monitor was put to standby and not yet woken."""
+        """True while the monitor was put to standby (or may be in it) and not yet woken."""
 
     def _fall_back(self, why: str) -> ClosedLook:
-        self._cec_broken = True
-        log.warning("screen: %s; while closed the screen is black instead of off", why)
+        self._problems.warning(
+            "standby", "screen: %s; while closed the screen is black instead of off", why
+        )
         return "black"
 
     def _cec(self, device: str, message: str) -> str | None:
@@ -106,8 +118,6 @@ class ScreenPower:
         """
         if self.mode != "off":
             return self.mode
-        if self._cec_broken:
-            return "black"
         device = self._device()
         if device is None:
             return self._fall_back(f"no HDMI-CEC device ({self._devices})")
@@ -118,22 +128,28 @@ class ScreenPower:
         log.info("screen: monitor put to standby over HDMI-CEC (%s)", device)
         return "off"
 
-    def wake_at_start(self) -> None:
+    def wake_at_start(self) -> bool:
         """The appliance starts while open: wake the monitor, in case it is still asleep.
 
         A run that stopped while closed may have left it in standby. Only in 'off' mode,
         when a CEC device and cec-ctl are present (else nothing is tried and nothing
-        logged). A failure is the one WARNING of :meth:`sleep`: from then on the screen is
-        black instead of off.
+        logged).
+
+        Returns:
+            False if cec-ctl failed (a WARNING is logged; the monitor counts as asleep, so
+            :meth:`wake` retries); True otherwise.
         """
-        if self.mode != "off" or self._cec_broken:
-            return
+        if self.mode != "off":
+            return True
         device = self._device()
         if device is None or shutil.which(self._cec_ctl) is None:
-            return
+            return True
         why = self._cec(device, "--image-view-on")
         if why is not None:
-            self._fall_back(why)
+            self.asleep = True
+            self._problems.warning("wake", "screen: cannot wake the monitor: %s", why)
+            return False
+        return True
 
     def wake(self) -> bool:
         """The gallery opened: wake the monitor if :meth:`sleep` put it to standby.
@@ -147,8 +163,9 @@ class ScreenPower:
         device = self._device()
         why = self._cec(device, "--image-view-on") if device else "the CEC device is gone"
         if why is not None:
-            log.warning("screen: cannot wake the monitor: %s", why)
+            self._problems.warning("wake", "screen: cannot wake the monitor: %s", why)
             return False
         self.asleep = False
-        log.info("screen: monitor woken over HDMI-CEC (%s)", device)
+        if not self._problems.resolved("wake", "screen: monitor woken over HDMI-CEC (%s)", device):
+            log.info("screen: monitor woken over HDMI-CEC (%s)", device)
         return True

@@ -8,7 +8,8 @@ appliance runs the same on a laptop.
 
 The protocol as the appliance uses it:
 
-* ``READY=1`` once the first portrait frame is on screen (:meth:`Notifier.ready`).
+* ``READY=1`` once the first portrait frame is on screen, or once the appliance starts waiting
+  for a screen that is not there yet (:meth:`Notifier.ready`).
 * ``WATCHDOG=1`` from the main loop only, while it makes progress (:meth:`Notifier.watchdog`);
   a hung loop stops pinging and systemd kills and restarts the service.
 * ``STATUS=...`` a one-line summary for ``systemctl status``, at most once a second.
@@ -148,7 +149,7 @@ class Notifier:
     def ready(self, status: str | None = None) -> None:
         """Send ``READY=1`` (once; later calls do nothing), optionally with a ``STATUS=``.
 
-        Call it when the first portrait frame is on screen.
+        Call it when the first portrait frame is on screen, or the wait for a late screen begins.
         """
         if self._ready_sent:
             return

@@ -304,6 +304,22 @@ class ScheduleStatus(_Record):
     unseen_open_s: float | None = None
 
 
+class ScreenWait(_Record):
+    """The screen the appliance waits for (present only while it cannot open it).
+
+    Attributes:
+        driver: The display driver it tries: ``"kmsdrm"``, ``"window"``.
+        waiting_s: Seconds since the first attempt failed.
+        attempts: Attempts to open the screen so far (1 or more).
+        last_error: Why the last attempt failed (one line).
+    """
+
+    driver: str = ""
+    waiting_s: float = 0.0
+    attempts: int = 0
+    last_error: str | None = None
+
+
 BEHIND_FRACTION = 0.9
 """The loop 'cannot keep up' while it processes fewer than this fraction of the camera's fps."""
 
@@ -359,6 +375,8 @@ class Status(_Record):
         cpu_temp_c: SoC temperature, °C; None where the system does not say.
         throttled: Decoded ``vcgencmd get_throttled`` (see :class:`Throttling`), or None.
         schedule: See :class:`ScheduleStatus`; None without opening hours.
+        screen_wait: See :class:`ScreenWait`; None once the screen is open (or before the
+            first attempt).
         written_at: When this status was written, seconds since the Unix epoch (the only key
             a file must have).
         schema: Layout version of this file (:data:`SCHEMA`).
@@ -389,6 +407,7 @@ class Status(_Record):
     cpu_temp_c: float | None = None
     throttled: Throttling | None = None
     schedule: ScheduleStatus | None = None
+    screen_wait: ScreenWait | None = None
     written_at: float = 0.0
     schema_: int = Field(default=SCHEMA, alias="schema")
 

@@ -1079,6 +1079,12 @@ def test_update_frames_switches_only_to_a_valid_set(deployed: Deployment, tmp_pa
 def test_kiosk_role_edits_a_pi_boot_partition(deployed: Deployment, tmp_path: Path) -> None:
     """The Pi-only kiosk role, forced on, against a Raspberry Pi OS-like boot partition."""
     boot = make_boot_partition(deployed.root)
+    # A monitor on HDMI-A-1 sending its EDID (sysfs stand-in), none on HDMI-A-2.
+    edid = bytes([0, 255, 255, 255, 255, 255, 255, 0]) + bytes(range(120))
+    drm = deployed.root / "srv/drm-stand-in"
+    for connector, sent in (("HDMI-A-1", edid), ("HDMI-A-2", b"")):
+        (drm / f"card1-{connector}").mkdir(parents=True, exist_ok=True)
+        (drm / f"card1-{connector}" / "edid").write_bytes(sent)
     playbook = tmp_path / "kiosk.yml"
     playbook.write_text(
         "- name: Configure the kiosk only\n  hosts: all\n  gather_facts: false\n"
@@ -1094,11 +1100,22 @@ def test_kiosk_role_edits_a_pi_boot_partition(deployed: Deployment, tmp_path: Pa
         "-e",
         "kiosk_display_rotation=90",
     ]
-    env = dict(_env(), ANSIBLE_ROLES_PATH=str(ANSIBLE_DIR / "roles"))
-    runs = [
-        subprocess.run(cmd, cwd=ANSIBLE_DIR, env=env, capture_output=True, text=True, timeout=600)
-        for _ in range(2)
+    hdmi = [
+        "-e",
+        "kiosk_hdmi_mode=1920x1080@60",
+        "-e",
+        "kiosk_hdmi_edid_capture=true",
+        "-e",
+        "kiosk_drm_sysfs_dir=/srv/drm-stand-in",
     ]
+    env = dict(_env(), ANSIBLE_ROLES_PATH=str(ANSIBLE_DIR / "roles"))
+
+    def play(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*cmd, *extra], cwd=ANSIBLE_DIR, env=env, capture_output=True, text=True, timeout=600
+        )
+
+    runs = [play(*hdmi) for _ in range(2)]
     assert runs[0].returncode == 0, runs[0].stdout[-4000:]
     assert _recap(runs[0].stdout)["changed"] > 0
     assert _recap(runs[1].stdout)["changed"] == 0, _recap_line(runs[1].stdout)
@@ -1109,6 +1126,28 @@ def test_kiosk_role_edits_a_pi_boot_partition(deployed: Deployment, tmp_path: Pa
     for token in ("consoleblank=0", "quiet", "fbcon=rotate:1"):
         assert tokens.count(token) == 1, tokens
     assert "fbcon=rotate:3" not in tokens
+    # HDMI is driven whether or not a monitor answers at boot: forced hotplug, a forced
+    # mode, and the monitor's EDID captured at deploy time for every boot.
+    for token in (
+        "vc4.force_hotplug=1",
+        "video=HDMI-A-1:1920x1080@60D",
+        "drm.edid_firmware=HDMI-A-1:edid/monalisa-HDMI-A-1.bin",
+    ):
+        assert tokens.count(token) == 1, tokens
+    assert (deployed.root / "lib/firmware/edid/monalisa-HDMI-A-1.bin").read_bytes() == edid
+    # The defaults: hotplug forced, no mode, no EDID change; a mode no longer wanted goes.
+    assert play().returncode == 0
+    tokens = (boot / "cmdline.txt").read_text().split()
+    assert tokens.count("vc4.force_hotplug=1") == 1
+    assert not [t for t in tokens if t.startswith("video=")], tokens
+    # The second port (bit 1 of the mask), and no hotplug forced at all.
+    assert play("-e", "kiosk_hdmi_connector=HDMI-A-2").returncode == 0
+    tokens = (boot / "cmdline.txt").read_text().split()
+    assert [t for t in tokens if "force_hotplug" in t] == ["vc4.force_hotplug=2"], tokens
+    assert play("-e", "kiosk_hdmi_force_hotplug=false").returncode == 0
+    assert "force_hotplug" not in (boot / "cmdline.txt").read_text()
+    bad = play("-e", "kiosk_hdmi_mode=full-hd")
+    assert bad.returncode != 0 and "kiosk_hdmi_mode" in bad.stdout, bad.stdout[-3000:]
     config = (boot / "config.txt").read_text()
     assert "dtoverlay=vc4-kms-v3d" in config and config.count("camera_auto_detect=1") == 2
     assert os.readlink(deployed.root / "etc/systemd/system/default.target").endswith(

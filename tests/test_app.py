@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import threading
 import time
 import types
@@ -343,6 +344,52 @@ def test_status_sink_gets_json_ready_figures(tmp_path):
     assert s["camera"]["source"] == "script"
     assert s["frame_count"] == 5 and s["frames"] >= 1
     assert s["viewers_last_minute"] == 1
+
+
+def test_a_status_write_that_blocks_never_holds_the_loop(tmp_path, caplog):
+    # The sink opens a FIFO nobody writes to: a real blocking system call (open(2)), as a
+    # status file on a stuck SD card or a vcgencmd that does not answer.
+    fifo = tmp_path / "stuck"
+    os.mkfifo(fifo)
+    entered = threading.Event()
+    calls = []
+
+    def stuck_sink(status):
+        calls.append(status)
+        entered.set()
+        with open(fifo, encoding="utf-8") as f:
+            f.read()
+
+    app, _ = make_app([frame(11)] * 100_000)
+    app.status_sink = stuck_sink
+    app.options.status_interval_s = 0.05
+
+    def after_entry(name):
+        return [t for n, t in app.notifier.msgs if n == name and t > stuck_at[0]]
+
+    stuck_at = [0.0]
+
+    def stop_when_shown():
+        entered.wait(60)
+        stuck_at[0] = time.monotonic()
+        frames_then = app.stats.frames
+        deadline = stuck_at[0] + 60
+        while time.monotonic() < deadline:
+            if len(after_entry("WATCHDOG")) >= 3 and app.stats.frames > frames_then + 10:
+                break
+            time.sleep(0.05)
+        app.request_stop("test")
+
+    threading.Thread(target=stop_when_shown, daemon=True).start()
+    with caplog.at_level("WARNING", logger="appliance.app"):
+        assert app.run() == 0
+    assert len(after_entry("WATCHDOG")) >= 3  # the loop kept feeding the watchdog...
+    statuses = [m for m in app.notifier.msgs if m[0] == "STATUS"]
+    assert len(statuses) >= 3  # ...and systemd's STATUS= line
+    assert len(calls) == 1  # newer statuses waited behind the stuck one, none piled up
+    assert "did not finish" in caplog.text
+    with open(fifo, "w", encoding="utf-8") as f:  # let the worker go
+        f.write("x")
 
 
 def test_stop_request_ends_loop_promptly():

@@ -6,11 +6,7 @@ is written to disk and loaded with the real FrameSet, so patches are real patche
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
-import shutil
-import subprocess
 import time
 import warnings
 from pathlib import Path
@@ -25,8 +21,7 @@ from appliance.display import Display, DisplayError, Overlay
 from appliance.finder import Finder
 from appliance.frames import FrameSet
 from appliance.types import Box, Face, Point
-from tests.support.display import frame_on_screen
-from tests.support.run import install_debs
+from tests.support.display import find_xvfb, frame_on_screen, start_xvfb, stop_xvfb
 
 W, H = 160, 120  # frame size
 MAGENTA = (255, 0, 255)
@@ -456,27 +451,12 @@ def test_unopenable_drivers_raise_one_line(frames, monkeypatch):
 
 @pytest.fixture(scope="module")
 def xvfb():
-    exe = shutil.which("Xvfb")
-    if exe is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        with contextlib.suppress(subprocess.CalledProcessError):
-            install_debs("xvfb", "xauth")
-        exe = shutil.which("Xvfb")
+    exe = find_xvfb()
     if exe is None:
         pytest.skip("Xvfb is not installed and cannot be installed here")
-    r, w = os.pipe()
-    proc = subprocess.Popen(
-        [exe, "-displayfd", str(w), "-screen", "0", "640x480x24", "-nolisten", "tcp"],
-        pass_fds=(w,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(w)
-    with os.fdopen(r) as f:
-        number = f.readline().strip()
-    assert number.isdigit(), "Xvfb did not report its display number"
-    yield f":{number}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    proc, display = start_xvfb(exe)
+    yield display
+    stop_xvfb(proc)
 
 
 def test_real_window_under_xvfb(frames, xvfb, monkeypatch, tmp_path):

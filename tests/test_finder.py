@@ -11,6 +11,7 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -381,6 +382,32 @@ def test_band_command_prints_a_config_snippet(capsys: pytest.CaptureFixture[str]
     assert data["finder"]["mode"] == "band" and data["finder"]["band_bottom"] > 0.8
     assert parse_config(data).finder.band_top == data["finder"]["band_top"]
     assert "tiles of 320 px" in out
+
+
+def test_band_command_reads_the_installed_config(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tomllib
+
+    import appliance.config
+    from appliance.cli import main
+
+    installed = tmp_path / "config.toml"  # stands in for /etc/monalisa/config.toml
+    monkeypatch.setattr(appliance.config, "DEFAULT_CONFIG_PATH", installed)
+    assert main(["band"]) == 2  # nothing installed: no height to work from
+    assert "camera_height_m" in capsys.readouterr().err
+    installed.write_text("[camera]\nwidth = 1280\nheight = 960\n[finder]\ncamera_height_m = 1.75\n")
+    assert main(["band"]) == 0
+    out = capsys.readouterr().out
+    assert "camera 1280x960" in out and "1.75 m high" in out
+    assert "the configuration sets camera_height_m" in out
+    band = tomllib.loads(out)["finder"]
+    # The same band as with the file given by --config.
+    assert main(["band", "--config", str(installed)]) == 0
+    assert tomllib.loads(capsys.readouterr().out)["finder"] == band
+    installed.write_text("[finder]\ncamera_height_m = -1\n")
+    assert main(["band"]) == 78
+    assert str(installed) in capsys.readouterr().err
 
 
 # ---- the real detector on synthetic visitors --------------------------------------------

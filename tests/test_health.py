@@ -121,6 +121,24 @@ def test_not_started_after_grace_is_critical(tmp_path):
     assert "no portrait on screen 45 s after start" in r.summary
 
 
+def test_waiting_for_the_screen_warns_however_long_it_takes(tmp_path):
+    wait = {
+        "driver": "kmsdrm",
+        "waiting_s": 3600.0,
+        "attempts": 724,
+        "last_error": "cannot open the kmsdrm display (SDL driver kmsdrm): no monitor",
+    }
+    r = verdict(tmp_path, gaze_state="starting", uptime_s=3601.0, screen_wait=wait)
+    assert r.code == WARNING  # not "no portrait on screen" CRITICAL: it waits on purpose
+    assert r.summary.startswith(
+        "waiting for the kmsdrm screen for 3600 s (724 attempts): cannot open the kmsdrm "
+        "display (SDL driver kmsdrm): no monitor; starting"
+    )
+    r = verdict(tmp_path, age_s=30.0, gaze_state="starting", screen_wait=wait)
+    assert r.code == CRITICAL  # a waiting process must still write its status
+    assert verdict(tmp_path, screen_wait=None).code == OK
+
+
 def test_hot_cpu_warns(tmp_path):
     r = verdict(tmp_path, cpu_temp_c=81.0)
     assert r.code == WARNING

@@ -369,13 +369,18 @@ def test_a_closed_date_keeps_the_portrait_asleep_through_its_hours(frames, clip,
     assert run.source.opens == 1
 
 
-def cec_stand_in(tmp: Path, exit_code: int = 0) -> tuple[Path, Path]:
-    """A cec-ctl on PATH that logs its arguments; and a fake /dev/cec0 to find."""
+def cec_stand_in(tmp: Path, exit_code: int = 0, fifo: Path | None = None) -> tuple[Path, Path]:
+    """A cec-ctl on PATH that logs its arguments; and a fake /dev/cec0 to find.
+
+    With ``fifo``, each call first reads a line from it while it exists (a real blocking
+    system call: a TV that does not answer).
+    """
     bin_dir = tmp / "bin"
     bin_dir.mkdir()
     log_file = tmp / "cec.log"
     prog = bin_dir / "cec-ctl"
-    prog.write_text(f'#!/bin/sh\necho "$@" >> {log_file}\nexit {exit_code}\n')
+    wait = f"if [ -p {fifo} ]; then read x < {fifo}; fi\n" if fifo else ""
+    prog.write_text(f'#!/bin/sh\necho "$@" >> {log_file}\n{wait}exit {exit_code}\n')
     prog.chmod(0o755)
     (tmp / "dev").mkdir()
     (tmp / "dev" / "cec0").touch()
@@ -431,8 +436,12 @@ def test_off_without_working_cec_is_black_with_one_warning(
         for r in caplog.records
         if r.name == "appliance.screenpower" and r.levelno >= logging.WARNING
     ]
-    assert len(warnings) == 1, [r.getMessage() for r in warnings]
-    assert "black instead of off" in warnings[0].getMessage()
+    # Each kind of problem once (CEC is tried at each closing and the wake is retried).
+    black = [r for r in warnings if "black instead of off" in r.getMessage()]
+    assert len(black) == 1, [r.getMessage() for r in warnings]
+    wake = [r for r in warnings if "cannot wake" in r.getMessage()]
+    assert len(wake) == (1 if failing else 0), [r.getMessage() for r in warnings]
+    assert len(warnings) == len(black) + len(wake)
 
 
 class FlakyScreen(ScreenPower):
@@ -441,10 +450,11 @@ class FlakyScreen(ScreenPower):
     def __init__(self, fail: int) -> None:
         super().__init__("off")
         self.fail = fail
-        self.wakes = 0
+        self.wakes: list[float] = []
+        self.now = 0.0
 
-    def wake_at_start(self) -> None:
-        pass
+    def wake_at_start(self) -> bool:
+        return True
 
     def sleep(self) -> str:  # type: ignore[override]
         self.asleep = True
@@ -453,27 +463,68 @@ class FlakyScreen(ScreenPower):
     def wake(self) -> bool:
         if not self.asleep:
             return True
-        self.wakes += 1
-        if self.wakes <= self.fail:
+        self.wakes.append(self.now)
+        if len(self.wakes) <= self.fail:
             return False
         self.asleep = False
         return True
 
 
-def test_hours_count_closed_time_and_retry_a_failed_wake_every_minute():
+def look(hours: Hours) -> str | None:
+    """What the screen shows while closed (a call: mypy keeps no narrowing across polls)."""
+    return hours.look
+
+
+def settle(hours: Hours, screen: FlakyScreen, now: float) -> str | None:
+    """Poll at ``now``, let the monitor's worker finish, and poll again to take its answer."""
+    screen.now = now
+    change = hours.poll(now)
+    assert hours.power.wait_idle(30.0)
+    assert hours.poll(now) is None
+    return change
+
+
+def test_hours_count_closed_time_and_retry_a_failed_wake_with_backoff():
     wall = [paris(2026, 12, 6, 17, 0)]
-    screen = FlakyScreen(fail=2)
+    screen = FlakyScreen(fail=6)
     hours = Hours(Watch(DAILY), screen, wall_clock=lambda: wall[0])
-    assert hours.poll(0.0) is None and hours.is_open
+    assert settle(hours, screen, 0.0) is None and hours.is_open
     wall[0] = paris(2026, 12, 6, 18, 0)
-    assert hours.poll(100.0) == "close" and hours.look == "off"
+    assert hours.poll(100.0) == "close"
+    assert hours.look == "black"  # until the monitor confirms its standby
+    assert settle(hours, screen, 100.0) is None and look(hours) == "off"
     assert hours.status(150.0, 0.0).unseen_open_s == 100.0  # closed time does not count
     wall[0] = paris(2026, 12, 8, 10, 0)
-    assert hours.poll(1000.0) == "open" and screen.wakes == 1 and screen.asleep
-    assert hours.poll(1030.0) is None and screen.wakes == 1  # not before a minute
-    assert hours.poll(1061.0) is None and screen.wakes == 2
-    assert hours.poll(1122.0) is None and screen.wakes == 3 and not screen.asleep
-    assert hours.poll(1200.0) is None and screen.wakes == 3
+    assert settle(hours, screen, 1000.0) == "open" and screen.wakes == [1000.0]
+    for t in range(1001, 1400):  # a poll a second: retried after 5, 10, 20, 40, 60, 60 s
+        settle(hours, screen, float(t))
+    assert screen.wakes == [1000.0, 1005.0, 1015.0, 1035.0, 1075.0, 1135.0, 1195.0]
+    assert not screen.asleep
     assert hours.closed_between(0.0, 1200.0) == 900.0
     status = hours.status(1200.0, 0.0)
     assert status.open and status.text == "open until 18:00" and status.unseen_open_s == 300.0
+
+
+def test_a_monitor_that_does_not_answer_never_holds_the_loop(tmp_path, monkeypatch):
+    fifo = tmp_path / "tv"
+    os.mkfifo(fifo)
+    bin_dir, log_file = cec_stand_in(tmp_path, fifo=fifo)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    screen = ScreenPower("off", devices=str(tmp_path / "dev" / "cec*"), timeout_s=600.0)
+    wall = [paris(2026, 12, 6, 17, 0)]
+    hours = Hours(Watch(DAILY), screen, wall_clock=lambda: wall[0])
+    # The wake at start blocks in cec-ctl's open(2) of the FIFO: poll returns all the same.
+    assert hours.poll(0.0) is None and hours.power.busy("wake")
+    wall[0] = paris(2026, 12, 6, 18, 0)
+    assert hours.poll(1.0) == "close" and hours.look == "black"
+    assert hours.poll(2.0) is None and hours.power.busy()  # standby queued behind the wake
+    with open(fifo, "w", encoding="utf-8") as tv:  # the TV answers at last
+        tv.write("ok\n")
+    fifo.unlink()
+    assert hours.power.wait_idle(60.0)
+    assert hours.poll(3.0) is None and look(hours) == "off"
+    assert [line.split()[-1] for line in log_file.read_text().splitlines()] == [
+        "--image-view-on",
+        "--standby",
+    ]
+    hours.close()

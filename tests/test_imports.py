@@ -14,7 +14,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "appliance"
 
 LAYERS: list[set[str]] = [
-    {"types", "optics", "loglimit", "rate", "schedule", "localzone", "screenpower"},
+    {"types", "optics", "loglimit", "rate", "schedule", "localzone", "worker", "screenpower"},
     {"config", "status", "trace"},
     {"camera", "detector", "finder", "gaze", "frames", "hours"},
     {"display", "health", "service", "faults", "traceplot", "framebuild", "configref", "fleetvars"},

@@ -90,8 +90,10 @@ def test_failing_cec_falls_back_to_black_with_one_warning(cec, caplog, monkeypat
     screen = ScreenPower("off", devices=cec["devices"])
     assert screen.sleep() == "black"
     assert screen.wake() is True  # it never went to sleep
-    assert screen.sleep() == "black"  # not tried again
-    assert len(calls(cec["log"])) == 1
+    assert screen.sleep() == "black"  # tried again at the next closing, not warned again
+    assert len(calls(cec["log"])) == 2
+    monkeypatch.delenv("CEC_RC")
+    assert screen.sleep() == "off"  # one failure does not turn monitor control off
     assert warnings(caplog) == [
         f"screen: `cec-ctl --standby` on {cec['dev0']} failed (exit 1): cec-ctl: Standby: "
         "Transmit failed (NACK); while closed the screen is black instead of off"
@@ -127,6 +129,22 @@ def test_no_cec_ctl_program_falls_back_with_one_warning(cec, caplog):
         "screen: cec-ctl-not-installed not found (apt install v4l-utils); while closed the "
         "screen is black instead of off"
     ]
+
+
+def test_a_failed_wake_at_start_counts_the_monitor_asleep(cec, caplog, monkeypatch):
+    monkeypatch.setenv("CEC_RC", "1")
+    screen = ScreenPower("off", devices=cec["devices"])
+    assert screen.wake_at_start() is False
+    assert screen.asleep  # so that wake() tries again
+    assert screen.wake() is False
+    assert len(warnings(caplog)) == 1  # the same problem: once an hour
+    monkeypatch.delenv("CEC_RC")
+    caplog.set_level(logging.INFO)
+    assert screen.wake() is True and not screen.asleep
+    assert any("woken" in r.getMessage() for r in caplog.records)
+    assert [c.split()[-1] for c in calls(cec["log"])] == ["--image-view-on"] * 3
+    assert ScreenPower("rest", devices=cec["devices"]).wake_at_start() is True
+    assert len(calls(cec["log"])) == 3  # nothing sent in 'rest' mode
 
 
 def test_failed_wake_warns_and_is_retried(cec, caplog, monkeypatch):

@@ -36,6 +36,14 @@ class DisplayError(RuntimeError):
     """The video driver cannot be opened (or the display is used after ``close``)."""
 
 
+class ScreenNotThere(DisplayError):
+    """The video driver is there but its screen cannot be opened now; it may appear later.
+
+    A monitor switched on after the Pi, a TV that dropped HDMI hotplug in standby, an X server
+    that has not started yet: trying again later can succeed, unlike a missing ``DISPLAY``.
+    """
+
+
 def choose_driver(
     requested: str,
     env: Mapping[str, str] | None = None,

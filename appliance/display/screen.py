@@ -45,7 +45,13 @@ from PIL import Image
 
 from appliance.config import DisplayConfig
 from appliance.display import overlay as ov
-from appliance.display.layout import DisplayError, Renderer, choose_driver, compute_layout
+from appliance.display.layout import (
+    DisplayError,
+    Renderer,
+    ScreenNotThere,
+    choose_driver,
+    compute_layout,
+)
 from appliance.display.overlay import Overlay
 from appliance.frames import FrameSet
 
@@ -92,7 +98,10 @@ class Display:
         driver: The driver actually in use: ``kmsdrm``, ``window`` or ``headless``.
 
     Raises:
-        DisplayError: The driver is unknown or cannot be opened (one line, naming it).
+        ScreenNotThere: The driver's screen cannot be opened now (SDL fails to open it, or
+            reports an empty screen); trying again later may work (one line, naming it).
+        DisplayError: The driver is unknown or cannot be used in this process (no
+            ``DISPLAY`` for a window, a Display already open) (one line, naming it).
     """
 
     _active: ClassVar[Display | None] = None
@@ -163,13 +172,13 @@ class Display:
                 hint = " (no /dev/dri: no KMS graphics driver; on a Pi: dtoverlay=vc4-kms-v3d)"
             elif self.driver == "kmsdrm":
                 hint = " (is a desktop using the screen? is the user in the video group?)"
-            raise DisplayError(
+            raise ScreenNotThere(
                 f"cannot open the {self.driver} display (SDL driver "
                 f"{env.get('SDL_VIDEODRIVER', 'default')}): {msg}{hint}"
             ) from None
         if screen.get_width() < 1 or screen.get_height() < 1:
             pygame.display.quit()
-            raise DisplayError(f"the {self.driver} display reports an empty screen size")
+            raise ScreenNotThere(f"the {self.driver} display reports an empty screen size")
         self._screen = screen
 
     def _lay_out(self) -> None:
