@@ -45,14 +45,45 @@ EyeFinder = Callable[[np.ndarray, str], tuple[Point, Point]]
 """Finds the two eye points (image-left first) of an image; raises FrameBuildError if none."""
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Read any image as ``H×W×3`` uint8 RGB; :class:`FrameBuildError` if it cannot."""
+MAX_PAINTING_PIXELS = 200_000_000
+"""Largest painting the builder decodes, pixels (200 Mpx, 600 MB as RGB). Pillow's
+decompression-bomb guard (a warning above 89 Mpx, an error above 179 Mpx) is lifted for the
+painting up to this limit; a larger one is refused with one line before it is decoded."""
+
+
+def read_image(path: Path, max_pixels: int | None = None) -> np.ndarray:
+    """Read any image as ``H×W×3`` uint8 RGB (read-only); :class:`FrameBuildError` if it cannot.
+
+    Args:
+        path: The image file.
+        max_pixels: Largest image accepted, pixels, in place of Pillow's own guard against
+            decompression bombs (None: Pillow's guard as it is).
+
+    Raises:
+        FrameBuildError: Unreadable, or larger than ``max_pixels`` (one line naming the file,
+            its size and the limit).
+    """
+    guard = Image.MAX_IMAGE_PIXELS
     try:
+        if max_pixels is not None:
+            Image.MAX_IMAGE_PIXELS = None
         with Image.open(path) as img:
+            w, h = img.size
+            if max_pixels is not None and w * h > max_pixels:
+                raise FrameBuildError(
+                    f"{path}: {w}x{h} is {w * h / 1e6:.0f} Mpx, more than the builder's limit "
+                    f"of {max_pixels / 1e6:.0f} Mpx; scale the scan down (the eyes need no more)"
+                )
             img.load()
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
+            # One copy (Pillow's buffer into the array), not three: a museum scan is large.
+            return np.asarray(rgb, dtype=np.uint8)
     except (OSError, ValueError, Image.DecompressionBombError) as err:
+        if isinstance(err, FrameBuildError):
+            raise
         raise FrameBuildError(f"{path}: unreadable image ({err})") from err
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
 
 
 def list_heads(heads: Path, count: int) -> list[Path]:
@@ -601,7 +632,12 @@ def blend_frame(
     alpha: np.ndarray,
     colour: ColourMatch | None,
 ) -> np.ndarray:
-    """Return the painting with ``head`` resized into ``box`` and blended by ``alpha``."""
+    """The frame over ``box`` only: ``head`` resized into it and blended by ``alpha``.
+
+    Returns:
+        ``h×w×3`` uint8, the painting's pixels over ``box`` with the head blended in (the
+        rest of the frame is the painting: never made).
+    """
     x0, y0, x1, y1 = (int(v) for v in (box.x0, box.y0, box.x1, box.y1))
     w, h = x1 - x0, y1 - y0
     resized = np.asarray(
@@ -612,6 +648,5 @@ def blend_frame(
     region = painting[y0:y1, x0:x1].astype(np.float64)
     a = alpha[..., None]
     mixed = region * (1.0 - a) + src * a
-    out = painting.copy()
-    out[y0:y1, x0:x1] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
     return out

@@ -2,9 +2,16 @@
 
 Both write into an output folder: ``frame_NN.png`` (index 0 = the portrait looks toward the
 visitor's left, i.e. its irises at the image's left), ``frames.toml`` and ``contact_sheet.png``.
-Same inputs → byte-identical outputs. Nothing is lost on failure: every file is written into a
-temporary sibling of the output folder and moved in only at the end, so a rebuild that fails
-(no face, a bad head frame, a full disk) leaves the old set as it was.
+Same inputs → byte-identical outputs.
+
+Bounded by the eyes, not the canvas: the painting is decoded once and never copied whole; the
+work (eye rendering, head blending) is done on the eye or head region at full resolution, and
+each frame is kept only as its patch, the rectangle where it differs from the painting. Peak
+memory is the painting once plus the region's working arrays; time grows with the region.
+
+Nothing is lost on failure: every file is written into a temporary sibling of the output
+folder and moved in only at the end, so a rebuild that fails (no face, a bad head frame, a full
+disk) leaves the old set as it was.
 """
 
 from __future__ import annotations
@@ -17,12 +24,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+from tqdm import tqdm
 
 from appliance import __version__
 from appliance.framebuild import FrameBuildError, NoFaceError
 from appliance.framebuild.blend import (
     DEFAULT_J,
     DEFAULT_K,
+    MAX_PAINTING_PIXELS,
     MAX_SHIFT_FRACTION,
     ColourMatch,
     blend_frame,
@@ -53,40 +62,41 @@ from appliance.framebuild.eyes import (
 )
 from appliance.framebuild.output import (
     CONTACT_SHEET,
-    changed_box,
     check_out_dir,
     commit_out_dir,
     frame_name,
     manifest_text,
+    patches_box,
+    region_patch,
     staging_dir,
+    window,
     write_manifest,
     write_png,
 )
-from appliance.framebuild.synthesize import EyeRenderer, iris_shifts, synthesize_frame
+from appliance.framebuild.synthesize import EyeRenderer, iris_shifts, synthesize_region
+from appliance.frames import Patch
 from appliance.types import Box, Face, Point
 
 
 class Progress:
-    """A one-line progress bar on ``stream`` (stderr), drawn only when it is a terminal."""
+    """A progress bar (tqdm) on ``stream`` (stderr), drawn only when it is a terminal."""
 
     def __init__(self, label: str, total: int, stream: TextIO | None = None) -> None:
-        self.label = label
-        self.total = max(1, total)
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.done = 0
+        out = stream if stream is not None else sys.stderr
+        self.bar = tqdm(
+            total=max(1, total),
+            desc=label,
+            file=out,
+            disable=not bool(getattr(out, "isatty", lambda: False)()),
+            leave=True,
+            dynamic_ncols=True,
+        )
 
     def step(self, n: int = 1) -> None:
-        """Advance by ``n`` and redraw."""
-        self.done = min(self.total, self.done + n)
-        if self.enabled:
-            width = 30
-            fill = round(width * self.done / self.total)
-            bar = "#" * fill + "-" * (width - fill)
-            self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total}")
-            if self.done == self.total:
-                self.stream.write("\n")
-            self.stream.flush()
+        """Advance by ``n``; the bar ends its line when it is full."""
+        self.bar.update(n)
+        if self.bar.n >= self.bar.total:
+            self.bar.close()
 
 
 @dataclass
@@ -150,7 +160,8 @@ class BuildResult:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _check_common(opts: BuildOptions) -> np.ndarray:
@@ -160,7 +171,7 @@ def _check_common(opts: BuildOptions) -> np.ndarray:
         raise FrameBuildError(f"--count {opts.count}: at most 999 frames")
     if not opts.painting.is_file():
         raise FrameBuildError(f"{opts.painting}: no such painting file")
-    painting = read_image(opts.painting)
+    painting = read_image(opts.painting, MAX_PAINTING_PIXELS)
     # Refuse a non-empty folder before any slow work (nothing is removed until the end).
     check_out_dir(opts.out, opts.force)
     return painting
@@ -189,8 +200,8 @@ def _rest_index(angles: Sequence[float]) -> int:
     return int(np.argmin(np.abs(np.asarray(angles)) + 1e-9 * np.arange(len(angles))))
 
 
-def _union(boxes: Sequence[tuple[int, int, int, int]]) -> Box:
-    return Box(
+def _union(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    return (
         min(b[0] for b in boxes),
         min(b[1] for b in boxes),
         max(b[2] for b in boxes),
@@ -200,22 +211,25 @@ def _union(boxes: Sequence[tuple[int, int, int, int]]) -> Box:
 
 def _write(
     opts: BuildOptions,
-    frames: Sequence[np.ndarray],
+    base: np.ndarray,
+    patches: Sequence[Patch],
     angles: Sequence[float],
     head_box: Box,
     eye_box: Box,
     build: dict[str, Any],
     progress: Progress,
 ) -> BuildResult:
-    count = len(frames)
+    count = len(patches)
     files = [frame_name(i, count) for i in range(count)]
     rest = _rest_index(angles)
-    h, w = frames[0].shape[:2]
+    h, w = base.shape[:2]
     try:
         with staging_dir(opts.out) as tmp:
-            for name, frame in zip(files, frames, strict=True):
-                write_png(tmp / name, frame)
-                progress.step()
+            sheet = contact_sheet(base, patches, angles, rest, eye_box)
+            write_png(tmp / CONTACT_SHEET, np.asarray(sheet))
+            progress.step()
+            for name, patch in zip(files, patches, strict=True):
+                write_png(tmp / name, window(base, patch, (0, 0, w, h)))
             write_manifest(
                 tmp,
                 manifest_text(
@@ -227,8 +241,6 @@ def _write(
                     build=build,
                 ),
             )
-            sheet = contact_sheet(frames, angles, rest, eye_box)
-            write_png(tmp / CONTACT_SHEET, np.asarray(sheet))
             progress.step()
             commit_out_dir(tmp, opts.out)
     except OSError as err:
@@ -265,12 +277,15 @@ def build_synthesize(
     angles = [float(a) for a in np.linspace(-opts.max_angle, opts.max_angle, opts.count)]
     shifts, scale = iris_shifts(eyes, angles)
     renderers = [EyeRenderer(painting, e) for e in eyes]
-    progress = Progress("synthesizing", 2 * opts.count + 1, opts.progress)
-    frames = []
+    progress = Progress("synthesizing", opts.count + 2, opts.progress)
+    # The eyes' crops: all the work, and all that can differ from the painting.
+    region = _union([e.roi for e in eyes])
+    patches = []
     for sh in shifts:
-        frames.append(synthesize_frame(painting, renderers, sh))
+        crop = synthesize_region(painting, renderers, sh, region)
+        patches.append(region_patch(painting, crop, region[0], region[1]))
         progress.step()
-    head_box = _union([e.roi for e in eyes])
+    head_box = Box(*region)
     h, w = painting.shape[:2]
     build: dict[str, Any] = {
         "mode": "synthesize",
@@ -298,7 +313,7 @@ def build_synthesize(
     eye_box = Box(
         max(0.0, min(xs0)), max(0.0, min(ys0)), min(float(w), max(xs1)), min(float(h), max(ys1))
     )
-    return _write(opts, frames, angles, head_box, eye_box, build, progress)
+    return _write(opts, painting, patches, angles, head_box, eye_box, build, progress)
 
 
 def build_blend(
@@ -327,7 +342,7 @@ def build_blend(
     painting = _check_common(opts)
     h, w = painting.shape[:2]
     hh, hw = heads[0].shape[:2]
-    progress = Progress("blending", len(heads) + 2 * opts.count + 1, opts.progress)
+    progress = Progress("blending", len(heads) + opts.count + 2, opts.progress)
     offsets: list[float] = []
     radii: list[float] = []
     meshes: list[np.ndarray | None] = []
@@ -422,13 +437,12 @@ def build_blend(
     # in: elsewhere the painting keeps its own sharpness and texture.
     alpha = alpha * motion_mask(chosen, (bw, bh))
     colour = ColourMatch.fit(chosen, region) if opts.colour_match else None
-    frames = []
+    patches = []
     for head in chosen:
-        frames.append(blend_frame(painting, head, box, alpha, colour))
+        crop = blend_frame(painting, head, box, alpha, colour)
+        patches.append(region_patch(painting, crop, int(box.x0), int(box.y0)))
         progress.step()
-    head_box = changed_box(painting, frames)
-    if head_box.area <= 1:
-        head_box = box
+    head_box = patches_box(patches) or box
     build: dict[str, Any] = {
         "mode": "blend",
         "generator": f"monalisa {__version__}",
@@ -462,7 +476,7 @@ def build_blend(
         min(float(w), max(ex) + 0.6 * ipd),
         min(float(h), max(ey) + 0.35 * ipd),
     )
-    result = _write(opts, frames, angles, head_box, eye_box, build, progress)
+    result = _write(opts, painting, patches, angles, head_box, eye_box, build, progress)
     limit = f"{100 * MAX_SHIFT_FRACTION:.0f} %"
     return replace(
         result,

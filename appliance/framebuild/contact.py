@@ -4,6 +4,11 @@ Layout: a grid of thumbnails (index and gaze angle under each), then a zoomed st
 eye region for a selection of frames (both ends, the rest frame and evenly spaced ones
 between), so a misplaced iris or a smear on a lid is visible at a glance. Drawn with Pillow
 and its built-in font; deterministic.
+
+It is drawn from the base image and the per-frame patches, never from whole frames: the
+painting is reduced to a thumbnail once, and each frame's thumbnail redoes only the thumbnail
+pixels its patch reaches (the same Lanczos filter over a window of the frame around the patch),
+so the sheet costs one reduction of the painting plus work in proportion to the patches.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from appliance.framebuild.output import window
+from appliance.frames import Patch
 from appliance.types import Box
 
 BACKGROUND = (32, 32, 32)
@@ -32,8 +39,40 @@ def zoom_selection(count: int, rest_index: int, n: int = 9) -> list[int]:
     return sorted(picks)
 
 
+def _thumbnail(base: np.ndarray, patch: Patch, sheet_base: Image.Image) -> Image.Image:
+    """The thumbnail of base + ``patch``: ``sheet_base`` (the base's) with the patch's area redone.
+
+    Args:
+        base: ``H×W×3`` uint8, the base image.
+        patch: The frame's patch.
+        sheet_base: The base image's thumbnail (Lanczos), of the size wanted.
+    """
+    if patch.empty:
+        return sheet_base
+    h, w = base.shape[:2]
+    tw, th = sheet_base.size
+    sx, sy = w / tw, h / th
+    # Lanczos reaches 3 output pixels' worth of input on either side when it reduces.
+    tx0 = max(0, math.floor(patch.x0 / sx) - 3)
+    ty0 = max(0, math.floor(patch.y0 / sy) - 3)
+    tx1 = min(tw, math.ceil((patch.x0 + patch.width) / sx) + 3)
+    ty1 = min(th, math.ceil((patch.y0 + patch.height) / sy) + 3)
+    wx0, wy0 = max(0, math.floor((tx0 - 3) * sx)), max(0, math.floor((ty0 - 3) * sy))
+    wx1, wy1 = min(w, math.ceil((tx1 + 3) * sx)), min(h, math.ceil((ty1 + 3) * sy))
+    area = Image.fromarray(window(base, patch, (wx0, wy0, wx1, wy1)))
+    redone = area.resize(
+        (tx1 - tx0, ty1 - ty0),
+        Image.Resampling.LANCZOS,
+        box=(tx0 * sx - wx0, ty0 * sy - wy0, tx1 * sx - wx0, ty1 * sy - wy0),
+    )
+    out = sheet_base.copy()
+    out.paste(redone, (tx0, ty0))
+    return out
+
+
 def contact_sheet(
-    frames: Sequence[np.ndarray],
+    base: np.ndarray,
+    patches: Sequence[Patch],
     angles: Sequence[float],
     rest_index: int,
     eye_box: Box,
@@ -45,7 +84,8 @@ def contact_sheet(
     """Draw the contact sheet.
 
     Args:
-        frames: Every frame, ``H×W×3`` uint8 RGB, in index order.
+        base: ``H×W×3`` uint8 RGB, the image every frame is made from.
+        patches: Per frame, in index order, where it differs from ``base``.
         angles: Gaze angle of each frame, degrees.
         rest_index: The rest frame (highlighted).
         eye_box: Region to zoom for the eye strip, image pixels.
@@ -57,8 +97,8 @@ def contact_sheet(
         An RGB image.
     """
     font = ImageFont.load_default()
-    count = len(frames)
-    h, w = frames[0].shape[:2]
+    count = len(patches)
+    h, w = base.shape[:2]
     th = max(1, round(thumb_width * h / w))
     cols = columns or max(4, math.ceil(math.sqrt(count * 1.5)))
     rows = math.ceil(count / cols)
@@ -87,10 +127,11 @@ def contact_sheet(
         fill=TEXT,
         font=font,
     )
-    for i, frame in enumerate(frames):
+    base_thumb = Image.fromarray(base).resize((thumb_width, th), Image.Resampling.LANCZOS)
+    for i, patch in enumerate(patches):
         r, c = divmod(i, cols)
         x, y = pad + c * cell_w, title_h + r * cell_h
-        thumb = Image.fromarray(frame).resize((thumb_width, th), Image.Resampling.LANCZOS)
+        thumb = _thumbnail(base, patch, base_thumb)
         sheet.paste(thumb, (x, y))
         if i == rest_index:
             draw.rectangle((x - 2, y - 2, x + thumb_width + 1, y + th + 1), outline=ACCENT)
@@ -107,7 +148,7 @@ def contact_sheet(
     for n, i in enumerate(picks):
         r, c = divmod(n, zcols)
         x, y = pad + c * (zoom_width + pad), top + r * zcell_h
-        crop = Image.fromarray(np.ascontiguousarray(frames[i][zy0:zy1, zx0:zx1]))
+        crop = Image.fromarray(window(base, patches[i], (zx0, zy0, zx1, zy1)))
         sheet.paste(crop.resize((zoom_width, zh), Image.Resampling.LANCZOS), (x, y))
         draw.text(
             (x, y + zh + 2),

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from appliance.framebuild import FrameBuildError
-from appliance.frames import MANIFEST_NAME
+from appliance.frames import MANIFEST_NAME, Patch, diff_patch
 from appliance.types import Box
 
 PNG_COMPRESS_LEVEL = 6
@@ -168,22 +168,52 @@ def write_manifest(out: Path, text: str) -> None:
     (out / MANIFEST_NAME).write_bytes(text.encode("utf-8"))
 
 
-def changed_box(base: np.ndarray, frames: Sequence[np.ndarray], pad: int = 0) -> Box:
-    """The bounding box of every pixel where any frame differs from ``base``, padded by ``pad``.
+def region_patch(base: np.ndarray, crop: np.ndarray, x0: int, y0: int) -> Patch:
+    """The patch of a frame computed only over a region of the painting.
 
-    Returns a 1×1 box at the image centre when nothing changes.
+    Args:
+        base: ``H×W×3`` uint8, the painting (the set's base image).
+        crop: ``h×w×3`` uint8, the frame's pixels over the region whose top-left corner is
+            ``(x0, y0)`` in ``base`` (the region lies inside ``base``).
+        x0: Left edge of the region, pixels.
+        y0: Top edge of the region, pixels.
+
+    Returns:
+        The smallest rectangle of ``crop`` that differs from ``base``, in painting pixels; an
+        empty patch at (0, 0) where the frame equals the painting.
     """
-    h, w = base.shape[:2]
-    changed = np.zeros((h, w), bool)
-    for f in frames:
-        changed |= np.any(f != base, axis=2)
-    rows = np.flatnonzero(changed.any(axis=1))
-    cols = np.flatnonzero(changed.any(axis=0))
-    if rows.size == 0:
-        return Box(w // 2, h // 2, w // 2 + 1, h // 2 + 1)
+    h, w = crop.shape[:2]
+    p = diff_patch(base[y0 : y0 + h, x0 : x0 + w], crop)
+    return p if p.empty else Patch(p.x0 + x0, p.y0 + y0, p.pixels)
+
+
+def window(base: np.ndarray, patch: Patch, box: tuple[int, int, int, int]) -> np.ndarray:
+    """One frame's pixels over ``box`` (``x0, y0, x1, y1``): the base there, the patch over it.
+
+    Only the window is made, never the whole frame: its cost grows with ``box``, not with the
+    painting.
+    """
+    x0, y0, x1, y1 = box
+    out = base[y0:y1, x0:x1].copy()
+    if patch.empty:
+        return out
+    px0, py0 = max(x0, patch.x0), max(y0, patch.y0)
+    px1, py1 = min(x1, patch.x0 + patch.width), min(y1, patch.y0 + patch.height)
+    if px0 < px1 and py0 < py1:
+        out[py0 - y0 : py1 - y0, px0 - x0 : px1 - x0] = patch.pixels[
+            py0 - patch.y0 : py1 - patch.y0, px0 - patch.x0 : px1 - patch.x0
+        ]
+    return out
+
+
+def patches_box(patches: Sequence[Patch]) -> Box | None:
+    """The bounding box of every non-empty patch, or None when every frame is the base."""
+    boxes = [p.box for p in patches if not p.empty]
+    if not boxes:
+        return None
     return Box(
-        max(0, int(cols[0]) - pad),
-        max(0, int(rows[0]) - pad),
-        min(w, int(cols[-1]) + 1 + pad),
-        min(h, int(rows[-1]) + 1 + pad),
+        min(b.x0 for b in boxes),
+        min(b.y0 for b in boxes),
+        max(b.x1 for b in boxes),
+        max(b.y1 for b in boxes),
     )

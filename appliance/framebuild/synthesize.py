@@ -236,13 +236,30 @@ class EyeRenderer:
         return out
 
 
-def synthesize_frame(
-    image: np.ndarray, renderers: Sequence[EyeRenderer], shift: float
+def synthesize_region(
+    image: np.ndarray,
+    renderers: Sequence[EyeRenderer],
+    shift: float,
+    region: tuple[int, int, int, int],
 ) -> np.ndarray:
-    """Return one frame: the painting with every eye's iris moved by ``shift`` pixels."""
-    out = image.copy()
+    """One frame over ``region`` only: the painting there with every eye's iris moved.
+
+    Args:
+        image: ``H×W×3`` uint8 RGB painting.
+        renderers: One per eye; each eye's ``roi`` lies inside ``region``.
+        shift: Iris shift, pixels (negative = toward the image's left).
+        region: ``(x0, y0, x1, y1)`` of the painting to return, pixels.
+
+    Returns:
+        ``(y1-y0)×(x1-x0)×3`` uint8: the frame's pixels over ``region`` (outside the eye
+        openings, exactly the painting's).
+    """
+    rx0, ry0, rx1, ry1 = region
+    out = image[ry0:ry1, rx0:rx1].copy()
     for rend in renderers:
         x0, y0, x1, y1 = rend.eye.roi
         crop = rend.render(shift)
-        out[y0:y1, x0:x1] = np.clip(np.rint(crop), 0, 255).astype(np.uint8)
+        out[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0] = np.clip(np.rint(crop), 0, 255).astype(
+            np.uint8
+        )
     return out
