@@ -643,7 +643,7 @@ class Config(Section):
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def _key_path(loc: tuple[int | str, ...]) -> str:
+def key_path(loc: tuple[int | str, ...]) -> str:
     r"""A key's place as TOML writes it, e.g. ``gaze.tau_s``, ``finder."a b"``, ``open[2]``.
 
     A key that TOML cannot write bare is quoted with its control characters escaped
@@ -685,7 +685,7 @@ def format_validation_error(source: str, data: Any, err: ValidationError) -> lis
     lines = []
     for e in err.errors():
         loc = tuple(e.get("loc", ()))
-        path = _key_path(loc)
+        path = key_path(loc)
         found, value = _lookup(data, loc)
         msg = e.get("msg", "invalid")
         if e.get("type") == "extra_forbidden":

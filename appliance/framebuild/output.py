@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from appliance.framebuild import FrameBuildError
+
+# frame_name and write_png are the frame set format's (appliance.frames); named here too for the
+# builder's modules.
 from appliance.frames import MANIFEST_NAME, Patch, diff_patch
+from appliance.frames import frame_name as frame_name
+from appliance.frames import write_png as write_png
 from appliance.types import Box
-
-PNG_COMPRESS_LEVEL = 6
-"""zlib level for every PNG written (fixed so output bytes do not depend on defaults)."""
-
 
 CONTACT_SHEET = "contact_sheet.png"
 """File name of the contact sheet inside a frame set folder."""
@@ -103,19 +103,6 @@ def commit_out_dir(staged: Path, out: Path) -> None:
     for name in sorted(new, key=lambda n: n == MANIFEST_NAME):
         shutil.move(staged / name, out / name)
     staged.rmdir()
-
-
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Write an ``H×W×3`` uint8 RGB array as a metadata-free PNG, deterministically."""
-    Image.fromarray(np.ascontiguousarray(image), "RGB").save(
-        path, format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False
-    )
-
-
-def frame_name(i: int, count: int) -> str:
-    """File name of frame ``i``: ``frame_00.png`` (zero-padded to at least two digits)."""
-    width = max(2, len(str(count - 1)))
-    return f"frame_{i:0{width}d}.png"
 
 
 def _toml_value(v: Any) -> str:
