@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import tomllib
 from pathlib import Path
@@ -31,10 +32,15 @@ SOURCE_FRAMES = list(range(0, 33, 4))  # which default frames become head frames
 PERM = [5, 2, 7, 0, 3, 8, 1, 6, 4]  # file name order differs from gaze order
 
 
+@functools.lru_cache(maxsize=1)
+def _default_set() -> FrameSet:
+    return FrameSet.load(default_frames_dir())
+
+
 def _head(i: int, tint: bool) -> np.ndarray:
     """A real head frame: the face of default frame ``i``, at 256×256, optionally re-tinted."""
-    src = default_frames_dir() / f"frame_{i:02d}.png"
-    im = Image.open(src).crop(CROP).resize((256, 256), Image.Resampling.LANCZOS)
+    frame = Image.fromarray(_default_set().frame(i))
+    im = frame.crop(CROP).resize((256, 256), Image.Resampling.LANCZOS)
     a = np.asarray(im).astype(np.float64)
     if tint:
         a = a * [0.85, 0.95, 1.0] + [0.0, 5.0, 20.0]
@@ -108,8 +114,9 @@ def test_moving_parts_are_the_head_and_the_rest_the_painting(
     photo = data.astronaut()
     x0, y0, x1, y1 = (int(v) for v in box.split(","))
     w, h = x1 - x0, y1 - y0
-    for entry, head_name in zip(manifest["frames"], manifest["build"]["head_frames"], strict=True):
-        frame = np.asarray(Image.open(out / entry["file"])).astype(int)
+    fs = FrameSet.load(out)
+    for i, head_name in enumerate(manifest["build"]["head_frames"]):
+        frame = fs.frame(i).astype(int)
         head = np.asarray(
             Image.open(heads / head_name).resize((w, h), Image.Resampling.LANCZOS)
         ).astype(int)

@@ -20,6 +20,7 @@ from appliance.cli import main
 from appliance.framebuild.eyemodel import face_mesh, opening_from
 from appliance.framebuild.eyes import model_eyes
 from appliance.framebuild.facemesh import FaceMarks
+from appliance.frames import FrameSet
 from appliance.types import Point
 from tests.data import paintinglike as pl
 
@@ -34,8 +35,8 @@ def spearman(values: list[float]) -> float:
 
 
 def frames_of(folder: Path) -> list[np.ndarray]:
-    manifest = tomllib.loads((folder / "frames.toml").read_text())
-    return [np.asarray(Image.open(folder / f["file"]).convert("RGB")) for f in manifest["frames"]]
+    fs = FrameSet.load(folder)
+    return [fs.frame(i) for i in range(fs.count)]
 
 
 def measured(frames: list[np.ndarray]) -> list[FaceMarks]:

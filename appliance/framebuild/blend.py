@@ -29,6 +29,7 @@ from PIL import Image
 
 from appliance.framebuild import FrameBuildError
 from appliance.framebuild.eyes import eyes_left_to_right, model_eyes
+from appliance.framebuild.output import MANIFEST_DECIMALS
 from appliance.framebuild.synthesize import EYEBALL_RATIO, box_blur, shift_edge
 from appliance.types import Box, Face, FaceKeyPoint, Point
 
@@ -52,7 +53,7 @@ painting up to this limit; a larger one is refused with one line before it is de
 
 
 def read_image(path: Path, max_pixels: int | None = None) -> np.ndarray:
-    """Read any image as ``H×W×3`` uint8 RGB (read-only); :class:`FrameBuildError` if it cannot.
+    """Read any image as ``H×W×3`` uint8 RGB; :class:`FrameBuildError` if it cannot.
 
     Args:
         path: The image file.
@@ -76,8 +77,13 @@ def read_image(path: Path, max_pixels: int | None = None) -> np.ndarray:
                 )
             img.load()
             rgb = img if img.mode == "RGB" else img.convert("RGB")
-            # One copy (Pillow's buffer into the array), not three: a museum scan is large.
-            return np.asarray(rgb, dtype=np.uint8)
+            # Copied band by band: the decoded image and the array, never a third full copy
+            # (a museum scan is large).
+            out = np.empty((h, w, 3), np.uint8)
+            for y in range(0, h, 256):
+                band = np.asarray(rgb.crop((0, y, w, min(h, y + 256))), dtype=np.uint8)
+                out[y : y + band.shape[0]] = band
+            return out
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         if isinstance(err, FrameBuildError):
             raise
@@ -153,7 +159,7 @@ def offsets_to_angles(offsets: Sequence[float], radius: float) -> list[float]:
     return out
 
 
-ANGLE_DECIMALS = 4
+ANGLE_DECIMALS = MANIFEST_DECIMALS
 """Decimals an angle keeps in ``frames.toml``: picked angles must differ at this precision."""
 
 MAX_GAP_STEPS = 3.0
@@ -626,27 +632,29 @@ def shifted(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
 
 
 def blend_frame(
-    painting: np.ndarray,
+    region: np.ndarray,
     head: np.ndarray,
-    box: Box,
     alpha: np.ndarray,
     colour: ColourMatch | None,
 ) -> np.ndarray:
-    """The frame over ``box`` only: ``head`` resized into it and blended by ``alpha``.
+    """One frame over the head box only: ``head`` resized into it and blended by ``alpha``.
+
+    Args:
+        region: ``h×w×3`` uint8, the painting's pixels over the head box.
+        head: A head frame, any size (resized to ``w×h``, Lanczos).
+        alpha: ``h×w`` float in [0, 1], how much of the head shows.
+        colour: The colour transfer for the head frames, or None.
 
     Returns:
-        ``h×w×3`` uint8, the painting's pixels over ``box`` with the head blended in (the
-        rest of the frame is the painting: never made).
+        ``h×w×3`` uint8: the frame over the head box (elsewhere it is the painting, never made).
     """
-    x0, y0, x1, y1 = (int(v) for v in (box.x0, box.y0, box.x1, box.y1))
-    w, h = x1 - x0, y1 - y0
+    h, w = region.shape[:2]
     resized = np.asarray(
         Image.fromarray(head).resize((w, h), Image.Resampling.LANCZOS), dtype=np.uint8
     )
     src = colour.apply(resized) if colour is not None else resized.astype(np.float64)
     src = np.clip(src, 0.0, 255.0)
-    region = painting[y0:y1, x0:x1].astype(np.float64)
     a = alpha[..., None]
-    mixed = region * (1.0 - a) + src * a
+    mixed = region.astype(np.float64) * (1.0 - a) + src * a
     out: np.ndarray = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
     return out

@@ -65,16 +65,14 @@ from appliance.framebuild.output import (
     check_out_dir,
     commit_out_dir,
     frame_name,
-    manifest_text,
     patches_box,
     region_patch,
+    rounded,
     staging_dir,
-    window,
-    write_manifest,
     write_png,
 )
 from appliance.framebuild.synthesize import EyeRenderer, iris_shifts, synthesize_region
-from appliance.frames import Patch
+from appliance.frames import Patch, write_set
 from appliance.types import Box, Face, Point
 
 
@@ -209,44 +207,74 @@ def _union(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int, i
     )
 
 
+def _base_and_patches(
+    painting: np.ndarray,
+    origin: tuple[int, int],
+    render: Callable[[int], np.ndarray],
+    count: int,
+    rest: int,
+    progress: Progress,
+) -> list[Patch]:
+    """Turn ``painting`` into the set's base, the rest frame, and return each frame's patch.
+
+    Frames are made one at a time over the region only, and kept as their patch: the
+    rectangle where they differ from the base. The painting is changed in place (its rest
+    frame's region pasted in), so a build holds one full image.
+
+    Args:
+        painting: ``H×W×3`` uint8, writable; becomes the base.
+        origin: ``(x0, y0)`` of the region in the painting, pixels.
+        render: Frame ``i`` over the region (made from the painting's own pixels, saved
+            before this call).
+        count: Number of frames.
+        rest: The rest frame's index.
+        progress: Advanced once per frame.
+    """
+    x0, y0 = origin
+    rest_crop = render(rest)
+    h, w = rest_crop.shape[:2]
+    painting[y0 : y0 + h, x0 : x0 + w] = rest_crop
+    patches = []
+    for i in range(count):
+        crop = rest_crop if i == rest else render(i)
+        patches.append(region_patch(painting, crop, x0, y0))
+        progress.step()
+    return patches
+
+
 def _write(
     opts: BuildOptions,
     base: np.ndarray,
     patches: Sequence[Patch],
     angles: Sequence[float],
+    rest: int,
     head_box: Box,
     eye_box: Box,
     build: dict[str, Any],
     progress: Progress,
 ) -> BuildResult:
-    count = len(patches)
-    files = [frame_name(i, count) for i in range(count)]
-    rest = _rest_index(angles)
-    h, w = base.shape[:2]
+    """Write the set (:func:`~appliance.frames.write_set`) and its contact sheet, atomically."""
     try:
         with staging_dir(opts.out) as tmp:
+            write_set(
+                tmp,
+                base,
+                patches,
+                angles=rounded(list(angles)),
+                rest_index=rest,
+                head_box=head_box,
+                build=rounded(build),
+            )
+            progress.step()
             sheet = contact_sheet(base, patches, angles, rest, eye_box)
             write_png(tmp / CONTACT_SHEET, np.asarray(sheet))
-            progress.step()
-            for name, patch in zip(files, patches, strict=True):
-                write_png(tmp / name, window(base, patch, (0, 0, w, h)))
-            write_manifest(
-                tmp,
-                manifest_text(
-                    size=(w, h),
-                    rest_index=rest,
-                    head_box=head_box,
-                    files=files,
-                    angles=angles,
-                    build=build,
-                ),
-            )
             progress.step()
             commit_out_dir(tmp, opts.out)
     except OSError as err:
         raise FrameBuildError(f"--out {opts.out}: cannot write the frame set ({err})") from err
     sheet_path = opts.out / CONTACT_SHEET
-    return BuildResult(opts.out, tuple(files), tuple(angles), rest, head_box, sheet_path)
+    files = tuple(frame_name(i, len(patches)) for i in range(len(patches)))
+    return BuildResult(opts.out, files, tuple(angles), rest, head_box, sheet_path)
 
 
 def build_synthesize(
@@ -280,11 +308,14 @@ def build_synthesize(
     progress = Progress("synthesizing", opts.count + 2, opts.progress)
     # The eyes' crops: all the work, and all that can differ from the painting.
     region = _union([e.roi for e in eyes])
-    patches = []
-    for sh in shifts:
-        crop = synthesize_region(painting, renderers, sh, region)
-        patches.append(region_patch(painting, crop, region[0], region[1]))
-        progress.step()
+    rx0, ry0, rx1, ry1 = region
+    background = painting[ry0:ry1, rx0:rx1].copy()
+    rest = _rest_index(angles)
+
+    def render(i: int) -> np.ndarray:
+        return synthesize_region(background, (rx0, ry0), renderers, shifts[i])
+
+    patches = _base_and_patches(painting, (rx0, ry0), render, opts.count, rest, progress)
     head_box = Box(*region)
     h, w = painting.shape[:2]
     build: dict[str, Any] = {
@@ -313,7 +344,7 @@ def build_synthesize(
     eye_box = Box(
         max(0.0, min(xs0)), max(0.0, min(ys0)), min(float(w), max(xs1)), min(float(h), max(ys1))
     )
-    return _write(opts, painting, patches, angles, head_box, eye_box, build, progress)
+    return _write(opts, painting, patches, angles, rest, head_box, eye_box, build, progress)
 
 
 def build_blend(
@@ -398,9 +429,10 @@ def build_blend(
             ) from err
         box = head_box_from_faces(points, head_points, (hw, hh), (w, h))
         source = "matched faces"
-    bw, bh = int(box.x1 - box.x0), int(box.y1 - box.y0)
+    bx0, by0, bx1, by1 = (int(v) for v in (box.x0, box.y0, box.x1, box.y1))
+    bw, bh = bx1 - bx0, by1 - by0
     alpha = sigmoid_alpha(bw, bh, opts.blend_j, opts.blend_k)
-    region = painting[int(box.y0) : int(box.y1), int(box.x0) : int(box.x1)]
+    region = painting[by0:by1, bx0:bx1].copy()
     # Hold the head still: each picked head frame is brought back onto the first one by the
     # similarity (turn, scale, shift) fitted to the face mesh's still points; where either
     # has no mesh, by phase correlation (eyes left out of the comparison), in whole pixels.
@@ -418,8 +450,8 @@ def build_blend(
             sim = head_similarity(ref_mesh, mesh_i)
             if sim.small((hw, hh)):
                 # What the mesh fit leaves over, measured on the whole face (sub-pixel).
-                rest = residual_shift(heads[0], undo_similarity(heads[i], sim), ref_eyes)
-                sim = refined(sim, *rest)
+                left = residual_shift(heads[0], undo_similarity(heads[i], sim), ref_eyes)
+                sim = refined(sim, *left)
                 moves.append([round(v, 3) for v in (sim.tx, sim.ty, sim.angle, sim.scale)])
                 chosen.append(undo_similarity(heads[i], sim))
             else:
@@ -437,11 +469,12 @@ def build_blend(
     # in: elsewhere the painting keeps its own sharpness and texture.
     alpha = alpha * motion_mask(chosen, (bw, bh))
     colour = ColourMatch.fit(chosen, region) if opts.colour_match else None
-    patches = []
-    for head in chosen:
-        crop = blend_frame(painting, head, box, alpha, colour)
-        patches.append(region_patch(painting, crop, int(box.x0), int(box.y0)))
-        progress.step()
+    rest = _rest_index(angles)
+
+    def render(i: int) -> np.ndarray:
+        return blend_frame(region, chosen[i], alpha, colour)
+
+    patches = _base_and_patches(painting, (bx0, by0), render, len(chosen), rest, progress)
     head_box = patches_box(patches) or box
     build: dict[str, Any] = {
         "mode": "blend",
@@ -476,7 +509,7 @@ def build_blend(
         min(float(w), max(ex) + 0.6 * ipd),
         min(float(h), max(ey) + 0.35 * ipd),
     )
-    result = _write(opts, painting, patches, angles, head_box, eye_box, build, progress)
+    result = _write(opts, painting, patches, angles, rest, head_box, eye_box, build, progress)
     limit = f"{100 * MAX_SHIFT_FRACTION:.0f} %"
     return replace(
         result,

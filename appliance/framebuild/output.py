@@ -2,20 +2,18 @@
 
 A build is written into a temporary sibling folder and moved into place only once every file
 is written (:func:`staging_dir`, :func:`commit_out_dir`): a failed rebuild leaves the old set
-untouched. Same pixels in → same bytes out: PNGs carry no metadata (no time, no gamma chunk,
-no text) and are compressed at a fixed level; the manifest is written field by field in a
-fixed order with fixed float formatting, and never holds a time stamp or an absolute path.
+untouched. The set itself is written by :func:`appliance.frames.write_set` (same pixels in,
+same bytes out); this module adds the folder handling and the frames' patches, computed over
+the region that changes only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from appliance.framebuild import FrameBuildError
 
 # frame_name and write_png are the frame set format's (appliance.frames); named here too for the
 # builder's modules.
-from appliance.frames import MANIFEST_NAME, Patch, diff_patch
+from appliance.frames import BASE_NAME, MANIFEST_NAME, PATCH_DIR, Patch, diff_patch
 from appliance.frames import frame_name as frame_name
 from appliance.frames import write_png as write_png
 from appliance.types import Box
@@ -35,8 +33,8 @@ CONTACT_SHEET = "contact_sheet.png"
 
 
 def is_build_output(name: str) -> bool:
-    """True for a file name that a build owns: ``frame_*.png``, ``frames.toml``, the sheet."""
-    return name in (MANIFEST_NAME, CONTACT_SHEET) or (
+    """True for a name a build owns: the v2 set's files and folder, the sheet, v1 frames."""
+    return name in (MANIFEST_NAME, BASE_NAME, PATCH_DIR, CONTACT_SHEET) or (
         name.startswith("frame_") and name.endswith(".png")
     )
 
@@ -87,8 +85,9 @@ def commit_out_dir(staged: Path, out: Path) -> None:
     """Replace the frame set in ``out`` with the files of ``staged`` (then empty and removed).
 
     A missing ``out`` is the renamed ``staged`` folder. Otherwise the old build outputs that
-    the new set does not overwrite (see :func:`is_build_output`) are removed, the new files
-    are moved in with the manifest last, and every other file in ``out`` stays.
+    the new set does not overwrite (see :func:`is_build_output`; the old ``patches/`` folder
+    always) are removed, the new files are moved in with the manifest last, and every other
+    file in ``out`` stays.
 
     Raises:
         OSError: A file cannot be removed or moved.
@@ -98,61 +97,36 @@ def commit_out_dir(staged: Path, out: Path) -> None:
         return
     new = sorted(p.name for p in staged.iterdir())
     for p in out.iterdir():
-        if p.name not in new and is_build_output(p.name) and p.is_file():
+        if is_build_output(p.name) and p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.name not in new and is_build_output(p.name) and p.is_file():
             p.unlink()
     for name in sorted(new, key=lambda n: n == MANIFEST_NAME):
         shutil.move(staged / name, out / name)
     staged.rmdir()
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            raise ValueError(f"cannot write {v!r} to TOML")
-        r = round(v, 4)
-        return repr(float(r) if r != 0 else 0.0)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+MANIFEST_DECIMALS = 4
+"""Decimals a build writes its floats to ``frames.toml`` with (angles, the ``[build]`` table):
+readable, and the same on every CPU whatever the models' last float bits."""
 
 
-def manifest_text(
-    *,
-    size: tuple[int, int],
-    rest_index: int,
-    head_box: Box,
-    files: Sequence[str],
-    angles: Sequence[float],
-    build: Mapping[str, Any],
-) -> str:
-    """Return the ``frames.toml`` text (keys in a fixed order, floats to 4 decimals)."""
-    lines = [
-        "# Frame set for the monalisa appliance; written by `monalisa frames build`.",
-        f"count = {len(files)}",
-        f"size = {_toml_value(list(size))}",
-        f"rest_index = {rest_index}",
-        f"head_box = {_toml_value([round(v) for v in head_box.as_list()])}",
-        "",
-    ]
-    for name, angle in zip(files, angles, strict=True):
-        lines += ["[[frames]]", f"file = {_toml_value(name)}", f"angle = {_toml_value(angle)}", ""]
-    lines.append("[build]")
-    for key, value in build.items():
-        lines.append(f"{key} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
+def rounded(value: Any) -> Any:
+    """``value`` with every float in it rounded to :data:`MANIFEST_DECIMALS`.
 
-
-def write_manifest(out: Path, text: str) -> None:
-    """Write ``frames.toml`` into ``out`` (UTF-8, LF line ends)."""
-    (out / MANIFEST_NAME).write_bytes(text.encode("utf-8"))
+    Numpy scalars become Python numbers; lists, tuples and dicts are followed (tuples become
+    lists); ``-0.0`` becomes ``0.0``.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        r = round(value, MANIFEST_DECIMALS)
+        return r if r != 0 else 0.0
+    if isinstance(value, list | tuple):
+        return [rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    return value
 
 
 def region_patch(base: np.ndarray, crop: np.ndarray, x0: int, y0: int) -> Patch:

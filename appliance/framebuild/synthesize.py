@@ -237,29 +237,27 @@ class EyeRenderer:
 
 
 def synthesize_region(
-    image: np.ndarray,
+    background: np.ndarray,
+    origin: tuple[int, int],
     renderers: Sequence[EyeRenderer],
     shift: float,
-    region: tuple[int, int, int, int],
 ) -> np.ndarray:
-    """One frame over ``region`` only: the painting there with every eye's iris moved.
+    """One frame over a region of the painting only, every eye's iris moved by ``shift``.
 
     Args:
-        image: ``H×W×3`` uint8 RGB painting.
-        renderers: One per eye; each eye's ``roi`` lies inside ``region``.
+        background: ``h×w×3`` uint8, the painting's pixels over the region (unchanged).
+        origin: ``(x0, y0)``, the region's top-left corner in the painting, pixels.
+        renderers: One per eye; each eye's ``roi`` lies inside the region.
         shift: Iris shift, pixels (negative = toward the image's left).
-        region: ``(x0, y0, x1, y1)`` of the painting to return, pixels.
 
     Returns:
-        ``(y1-y0)×(x1-x0)×3`` uint8: the frame's pixels over ``region`` (outside the eye
-        openings, exactly the painting's).
+        ``h×w×3`` uint8: the frame over the region (outside the eye openings, exactly the
+        painting's).
     """
-    rx0, ry0, rx1, ry1 = region
-    out = image[ry0:ry1, rx0:rx1].copy()
+    rx0, ry0 = origin
+    out = background.copy()
     for rend in renderers:
         x0, y0, x1, y1 = rend.eye.roi
-        crop = rend.render(shift)
-        out[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0] = np.clip(np.rint(crop), 0, 255).astype(
-            np.uint8
-        )
+        crop = np.clip(np.rint(rend.render(shift)), 0, 255).astype(np.uint8)
+        out[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0] = crop
     return out
