@@ -23,6 +23,7 @@ from appliance.framebuild.blend import (
     picked_angles,
     shifted,
     sigmoid_alpha,
+    uneven_sweep,
 )
 from appliance.framebuild.eyes import detect_face, eyes_left_to_right
 from appliance.frames import FrameSet, default_frames_dir
@@ -334,9 +335,29 @@ def test_picked_angles() -> None:
     # Distinct picks whose angles are equal as written to frames.toml (4 decimals).
     with pytest.raises(FrameBuildError, match=r"only 3 distinct .* e.g. --count 3"):
         picked_angles([-10.0, 0.00001, 0.00002, 10.0], 4, Path("h"))
-    # Enough positions but bunched on one side: 0° and +10° would both get the -16° frame.
-    with pytest.raises(FrameBuildError, match=r"show 6 distinct .*--count 5 .* e.g. --count 4$"):
+    # A repeat is named, with what to do.
+    with pytest.raises(FrameBuildError, match=r"b.png repeats the gaze of a.png.*--count 2"):
+        picked_angles([-20.0, -20.0, 20.0], 3, Path("h"), ["a.png", "b.png", "c.png"])
+    # Enough positions but bunched on one side: a jump over most of the sweep is refused.
+    with pytest.raises(
+        FrameBuildError, match=r"jumps 36.0° .*\(-16.0° .. \+20.0°\).*fills that gap$"
+    ):
         picked_angles([-20.0, -19.0, -18.0, -17.0, -16.0, 20.0], 5, Path("h"))
+
+
+def test_an_uneven_sweep_is_used_as_given_and_reported() -> None:
+    """33 gazes, dense in the middle and up to 3.3 even steps apart at the ends (the rule
+    before refused more than 3): all used, in gaze order, and the unevenness reported."""
+    steps = 0.6 + 6.375 * np.abs((np.arange(32) + 0.5 - 16) / 16) ** 4
+    sweep = np.concatenate([[0.0], np.cumsum(steps)]) - 30.0
+    order = np.random.default_rng(2).permutation(33)
+    measured = [float(sweep[k]) for k in order]
+    picks, angles = picked_angles(measured, 33, Path("h"))
+    assert sorted(picks) == list(range(33))
+    assert angles == sorted(measured)
+    line = uneven_sweep(angles, Path("h"))
+    assert line is not None and "\n" not in line and "0.60° to 6.2" in line
+    assert uneven_sweep(list(np.linspace(-30.0, 30.0, 33)), Path("h")) is None
 
 
 def test_head_frame_without_a_face(

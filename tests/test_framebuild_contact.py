@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
-from appliance.framebuild.contact import _thumbnail, contact_sheet, zoom_selection
+from appliance.framebuild.contact import Thumbnails, contact_sheet, zoom_selection
 from appliance.frames import diff_patch
 from appliance.types import Box
 
@@ -41,8 +41,24 @@ def test_sheet_holds_every_frame_and_the_zoom() -> None:
         contact_sheet(base, patches, angles, 3, Box(180, 85, 270, 120), thumb_width=100)
     )
     assert np.array_equal(sheet, again)
-    # Each thumbnail, redone only where its patch reaches, is the whole frame's thumbnail.
+    # A thumbnail made from base + patch is the whole frame's thumbnail.
     whole = Image.fromarray(frames[5]).resize((100, 100), Image.Resampling.LANCZOS)
-    base_thumb = Image.fromarray(base).resize((100, 100), Image.Resampling.LANCZOS)
-    redone = np.asarray(_thumbnail(base, patches[5], base_thumb)).astype(int)
-    assert np.abs(redone - np.asarray(whole).astype(int)).max() <= 1
+    assert np.array_equal(
+        np.asarray(Thumbnails(base, (100, 100)).of(patches[5])), np.asarray(whole)
+    )
+
+
+def test_thumbnails_of_a_large_painting_are_the_whole_frames() -> None:
+    """A painting 7 thumbnails wide is reduced 2 times first (blocks of 2×2); a patch off the grid
+    still gives exactly the whole frame's thumbnail."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (1003, 701, 3), dtype=np.uint8)
+    pixels = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    thumbs = Thumbnails(base, (100, 143))
+    assert thumbs.k == 2
+    for x0, y0 in ((301, 411), (648, 966), (0, 0)):
+        frame = base.copy()
+        frame[y0 : y0 + 37, x0 : x0 + 53] = pixels
+        patch = diff_patch(base, frame)
+        whole = Image.fromarray(frame).reduce(2).resize((100, 143), Image.Resampling.LANCZOS)
+        assert np.array_equal(np.asarray(thumbs.of(patch)), np.asarray(whole))

@@ -52,6 +52,7 @@ from appliance.framebuild.blend import (
     shifted,
     sigmoid_alpha,
     undo_similarity,
+    uneven_sweep,
 )
 from appliance.framebuild.contact import contact_sheet
 from appliance.framebuild.eyemodel import find_eyes, mesh_at
@@ -413,7 +414,7 @@ def build_blend(
             f"({min(measured):+.1f}° .. {max(measured):+.1f}°); the eyes must sweep"
         )
     # Each frame's angle is the measured gaze of the head frame picked for it.
-    picks, angles = picked_angles(measured, opts.count, opts.heads)
+    picks, angles = picked_angles(measured, opts.count, opts.heads, [f.name for f in files])
     lo, hi = min(measured), max(measured)
     if opts.head_box:
         box = parse_box(opts.head_box, (w, h))
@@ -511,13 +512,15 @@ def build_blend(
     )
     result = _write(opts, painting, patches, angles, rest, head_box, eye_box, build, progress)
     limit = f"{100 * MAX_SHIFT_FRACTION:.0f} %"
+    uneven = uneven_sweep(angles, opts.heads)
     return replace(
         result,
         warnings=tuple(
             f"{opts.heads / name}: moved more than {limit} of its size against {files[0].name}, "
             "too far to be a wobble: left where it is (look at the contact sheet)"
             for name in unaligned
-        ),
+        )
+        + ((uneven,) if uneven else ()),
     )
 
 

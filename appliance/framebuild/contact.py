@@ -5,10 +5,9 @@ eye region for a selection of frames (both ends, the rest frame and evenly space
 between), so a misplaced iris or a smear on a lid is visible at a glance. Drawn with Pillow
 and its built-in font; deterministic.
 
-It is drawn from the base image and the per-frame patches, never from whole frames: the
-painting is reduced to a thumbnail once, and each frame's thumbnail redoes only the thumbnail
-pixels its patch reaches (the same Lanczos filter over a window of the frame around the patch),
-so the sheet costs one reduction of the painting plus work in proportion to the patches.
+It is drawn from the base image and the per-frame patches, never from whole frames
+(:class:`Thumbnails`): the sheet costs one reduction of the painting plus work in proportion
+to the patches.
 """
 
 from __future__ import annotations
@@ -39,35 +38,42 @@ def zoom_selection(count: int, rest_index: int, n: int = 9) -> list[int]:
     return sorted(picks)
 
 
-def _thumbnail(base: np.ndarray, patch: Patch, sheet_base: Image.Image) -> Image.Image:
-    """The thumbnail of base + ``patch``: ``sheet_base`` (the base's) with the patch's area redone.
+class Thumbnails:
+    """Thumbnails of base + patch frames, at the cost of the patches, not of whole frames.
+
+    A frame's thumbnail is the Lanczos resize of the frame first reduced ``k`` times (box
+    averages of ``k×k`` blocks; ``k`` = 1 unless the painting is more than three thumbnails
+    wide). The base is reduced once; a frame's reduction differs from it only in the blocks
+    its patch touches, which are reduced from a block-aligned window of the frame and pasted
+    in, so the result equals the whole frame's, pixel for pixel.
 
     Args:
         base: ``H×W×3`` uint8, the base image.
-        patch: The frame's patch.
-        sheet_base: The base image's thumbnail (Lanczos), of the size wanted.
+        size: ``(width, height)`` of a thumbnail, pixels.
     """
-    if patch.empty:
-        return sheet_base
-    h, w = base.shape[:2]
-    tw, th = sheet_base.size
-    sx, sy = w / tw, h / th
-    # Lanczos reaches 3 output pixels' worth of input on either side when it reduces.
-    tx0 = max(0, math.floor(patch.x0 / sx) - 3)
-    ty0 = max(0, math.floor(patch.y0 / sy) - 3)
-    tx1 = min(tw, math.ceil((patch.x0 + patch.width) / sx) + 3)
-    ty1 = min(th, math.ceil((patch.y0 + patch.height) / sy) + 3)
-    wx0, wy0 = max(0, math.floor((tx0 - 3) * sx)), max(0, math.floor((ty0 - 3) * sy))
-    wx1, wy1 = min(w, math.ceil((tx1 + 3) * sx)), min(h, math.ceil((ty1 + 3) * sy))
-    area = Image.fromarray(window(base, patch, (wx0, wy0, wx1, wy1)))
-    redone = area.resize(
-        (tx1 - tx0, ty1 - ty0),
-        Image.Resampling.LANCZOS,
-        box=(tx0 * sx - wx0, ty0 * sy - wy0, tx1 * sx - wx0, ty1 * sy - wy0),
-    )
-    out = sheet_base.copy()
-    out.paste(redone, (tx0, ty0))
-    return out
+
+    def __init__(self, base: np.ndarray, size: tuple[int, int]) -> None:
+        self.base = base
+        self.size = size
+        h, w = base.shape[:2]
+        self.k = max(1, min(w // (3 * size[0]), h // (3 * size[1])))
+        image = Image.fromarray(base)
+        self.reduced = image.reduce(self.k) if self.k > 1 else image
+        self.base_thumb = self.reduced.resize(size, Image.Resampling.LANCZOS)
+
+    def of(self, patch: Patch) -> Image.Image:
+        """The thumbnail of the frame ``base`` + ``patch``."""
+        if patch.empty:
+            return self.base_thumb
+        k = self.k
+        h, w = self.base.shape[:2]
+        x0, y0 = patch.x0 // k * k, patch.y0 // k * k
+        x1 = min(w, -(-(patch.x0 + patch.width) // k) * k)
+        y1 = min(h, -(-(patch.y0 + patch.height) // k) * k)
+        area = Image.fromarray(window(self.base, patch, (x0, y0, x1, y1)))
+        frame = self.reduced.copy()
+        frame.paste(area.reduce(k) if k > 1 else area, (x0 // k, y0 // k))
+        return frame.resize(self.size, Image.Resampling.LANCZOS)
 
 
 def contact_sheet(
@@ -127,11 +133,11 @@ def contact_sheet(
         fill=TEXT,
         font=font,
     )
-    base_thumb = Image.fromarray(base).resize((thumb_width, th), Image.Resampling.LANCZOS)
+    thumbs = Thumbnails(base, (thumb_width, th))
     for i, patch in enumerate(patches):
         r, c = divmod(i, cols)
         x, y = pad + c * cell_w, title_h + r * cell_h
-        thumb = _thumbnail(base, patch, base_thumb)
+        thumb = thumbs.of(patch)
         sheet.paste(thumb, (x, y))
         if i == rest_index:
             draw.rectangle((x - 2, y - 2, x + thumb_width + 1, y + th + 1), outline=ACCENT)
