@@ -115,6 +115,33 @@ def test_outside_the_eye_openings_the_frames_are_the_painting(built: tuple) -> N
         assert frac <= 0.002, f"{name} frame {i}: {100 * frac:.2f} % differ outside the eyes"
 
 
+def test_a_museum_scan_is_worked_on_at_its_own_resolution(tmp_path: Path) -> None:
+    """A 2048×3052 scan: eyes over 300 px wide are rendered without supersampling, every patch
+    lies in the eyes' box (a sliver of the canvas), and the irises, measured by the face mesh
+    on each frame halved, still move monotonically between the lids."""
+    painting = pl.museum_painting(2048)
+    src = tmp_path / "scan.png"
+    Image.fromarray(painting).save(src, compress_level=1)
+    out = tmp_path / "set"
+    assert main(["frames", "build", str(src), "--out", str(out), "--count", "9"]) == 0
+    fs = FrameSet.load(out)
+    hb = fs.head_box
+    assert hb.x1 - hb.x0 >= 2 * 300 and hb.area < 0.03 * painting.shape[0] * painting.shape[1]
+    assert all(p.empty or (p.box.x0 >= hb.x0 and p.box.x1 <= hb.x1) for p in fs.patches)
+    xs: list[list[float]] = [[], []]
+    for i in range(fs.count):
+        marks = face_mesh().find_face(np.asarray(Image.fromarray(fs.frame(i)).reduce(2)))
+        assert marks is not None, f"frame {i}: the face mesh lost the face"
+        for side in (0, 1):
+            eye = marks.eyes[side]
+            inside = opening_from(eye).mask(np.array([eye.iris.x]), np.array([eye.iris.y]))
+            assert bool(inside[0]), f"frame {i} eye {side}: iris outside the lids"
+            xs[side].append(eye.iris.x)
+    for side in (0, 1):
+        assert spearman(xs[side]) >= 0.95, f"eye {side}: {np.round(xs[side], 1)}"
+        assert xs[side][-1] - xs[side][0] > 8  # pixels of the halved frame
+
+
 def test_the_hand_made_finder_misreads_these_paintings() -> None:
     """Why the face mesh is needed: the old finder's iris is far too large or off-centre."""
     painting = pl.painting("hopper")
