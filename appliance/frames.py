@@ -36,6 +36,7 @@ problem raises :class:`FrameSetError` with one line naming the file and the key 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -517,7 +518,7 @@ def read_base(folder: Path, manifest: Manifest) -> np.ndarray:
     return _read_sized(folder, BASE_NAME, size, "size")
 
 
-def read_patches(folder: Path, manifest: Manifest, base: np.ndarray) -> list[Patch]:
+def read_patches(folder: Path, manifest: Manifest, base: np.ndarray | None = None) -> list[Patch]:
     """Read every frame's patch, in index order.
 
     Version 2 decodes the small patch images; version 1 decodes each full frame (one at a
@@ -526,7 +527,7 @@ def read_patches(folder: Path, manifest: Manifest, base: np.ndarray) -> list[Pat
     Args:
         folder: The set's folder.
         manifest: Its validated manifest.
-        base: The base image from :func:`read_base`.
+        base: The base image from :func:`read_base`; needed for version 1 only.
 
     Raises:
         FrameSetError: A patch or frame image is missing, unreadable, the wrong size, or (v1)
@@ -542,6 +543,8 @@ def read_patches(folder: Path, manifest: Manifest, base: np.ndarray) -> list[Pat
             pixels = _read_sized(folder, entry.patch, (x1 - x0, y1 - y0), f"frames[{i}].box size")
             patches.append(Patch(x0, y0, pixels))
         return patches
+    if base is None:
+        raise ValueError("read_patches: a version 1 set needs its base image")
     size = (manifest.size[0], manifest.size[1])
     hb = manifest.box
     for i, name in enumerate(manifest.files):
@@ -779,3 +782,96 @@ def convert_set(fs: FrameSet, out: Path) -> None:
         head_box=fs.head_box,
         build=fs.build,
     )
+
+
+# -- a set opened for showing ---------------------------------------------------------------------
+
+
+class Portrait:
+    """A frame set opened for the screen: manifest and patches read, the base decoded on demand.
+
+    Opening a version 2 set reads the manifest and the small patch images only, so it takes the
+    same time whatever the painting's size; :meth:`read_base` decodes the full base image when
+    it is needed (the display first looks in its cache of the base scaled to the screen, see
+    :mod:`appliance.display.prepare`). A version 1 set is loaded whole (:meth:`FrameSet.load`):
+    it has no patches on disk. Patch boxes are validated against ``head_box`` and every patch
+    image against its box on opening, so a broken set is refused before anything is shown.
+
+    Attributes:
+        directory: The folder it was opened from (None for one made from a loaded set).
+        manifest: The validated manifest.
+        count: Number of frames (>= 2).
+        size: ``(width, height)`` of the painting and every frame, pixels.
+        rest_index: The frame shown when nobody is there.
+        head_box: The region that changes between frames, pixels.
+        angles: Gaze angle of each frame in degrees, or None (see :class:`FrameSet`).
+        patches: Per frame, where it differs from the base (full-size pixels).
+        key: A hex digest naming this content: the manifest's bytes and, per image file, its
+            name, size and modification time (any rewrite changes it); None when the set was
+            not opened from a folder.
+    """
+
+    def __init__(
+        self,
+        directory: Path | None,
+        manifest: Manifest,
+        patches: Sequence[Patch],
+        *,
+        base: np.ndarray | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.directory = directory
+        self.manifest = manifest
+        self.count = manifest.count
+        self.size = (manifest.size[0], manifest.size[1])
+        self.rest_index = manifest.rest
+        self.head_box = manifest.box
+        self.angles = manifest.angles
+        self.patches = tuple(patches)
+        self.key = key
+        self._base = base
+
+    @classmethod
+    def open(cls, directory: str | Path) -> Portrait:
+        """Open the set in ``directory`` for showing (see the class docstring).
+
+        Raises:
+            FrameSetError: One line naming the file and the key or value at fault.
+        """
+        folder, manifest = open_manifest(directory)
+        if manifest.version == 1:
+            fs = FrameSet.load(folder)
+            return cls(folder, manifest, fs.patches, base=fs.base, key=None)
+        names = [MANIFEST_NAME, BASE_NAME, *(f.patch for f in manifest.frames if f.patch)]
+        digest = hashlib.sha256()
+        for name in names:
+            try:
+                st = (folder / name).stat()
+            except OSError as err:
+                raise FrameSetError(f"{folder / name}: missing image ({err.strerror})") from None
+            digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        digest.update((folder / MANIFEST_NAME).read_bytes())
+        return cls(folder, manifest, read_patches(folder, manifest), key=digest.hexdigest())
+
+    @classmethod
+    def of(cls, frames: FrameSet) -> Portrait:
+        """A portrait of an already loaded set (its base kept; no cache key)."""
+        return cls(None, frames.manifest, frames.patches, base=frames.base)
+
+    @property
+    def base_loaded(self) -> bool:
+        """True when the full base image is in memory (:meth:`read_base` is then instant)."""
+        return self._base is not None
+
+    def read_base(self) -> np.ndarray:
+        """The full base image, ``H×W×3`` uint8 RGB (decoded now unless already held).
+
+        The decoded image is not kept: the caller keeps what it needs of it.
+
+        Raises:
+            FrameSetError: The base image is missing, unreadable or not the manifest's size.
+        """
+        if self._base is not None:
+            return self._base
+        assert self.directory is not None
+        return read_base(self.directory, self.manifest)
