@@ -38,8 +38,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import tomllib
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -150,11 +152,11 @@ def diff_patch(base: np.ndarray, frame: np.ndarray) -> Patch:
     cols = np.flatnonzero(changed[rows[0] : rows[-1] + 1].any(axis=0))
     y0, y1 = int(rows[0]), int(rows[-1]) + 1
     x0, x1 = int(cols[0]), int(cols[-1]) + 1
-    return Patch(x0, y0, np.ascontiguousarray(frame[y0:y1, x0:x1]))
+    return Patch(x0, y0, frame[y0:y1, x0:x1].copy())  # a copy: never a view of a whole frame
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """Read an image file as ``H×W×3`` uint8 RGB.
+    """Read an image file as ``H×W×3`` uint8 RGB (read-only: one copy out of the decoder).
 
     Raises:
         FrameSetError: The file is missing or cannot be decoded.
@@ -164,7 +166,8 @@ def read_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
+            return np.asarray(rgb, dtype=np.uint8)
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise FrameSetError(f"{path}: unreadable image ({err})") from err
 
@@ -830,6 +833,7 @@ class Portrait:
         self.patches = tuple(patches)
         self.key = key
         self._base = base
+        self._prefetch: Future[np.ndarray] | None = None
 
     @classmethod
     def open(cls, directory: str | Path) -> Portrait:
@@ -863,15 +867,41 @@ class Portrait:
         """True when the full base image is in memory (:meth:`read_base` is then instant)."""
         return self._base is not None
 
-    def read_base(self) -> np.ndarray:
-        """The full base image, ``H×W×3`` uint8 RGB (decoded now unless already held).
+    def prefetch_base(self) -> None:
+        """Start decoding the base image in a background thread; :meth:`read_base` waits for it.
 
-        The decoded image is not kept: the caller keeps what it needs of it.
+        So the decode (PNG decoding runs outside the GIL) overlaps the rest of start-up: the
+        model, the camera, the screen. The thread is a daemon: a stop during start-up does not
+        wait for it. Does nothing when the base is held or already being decoded.
+        """
+        if self._base is not None or self._prefetch is not None or self.directory is None:
+            return
+        future: Future[np.ndarray] = Future()
+        folder, manifest = self.directory, self.manifest
+
+        def decode() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(read_base(folder, manifest))
+            except BaseException as err:
+                future.set_exception(err)
+
+        self._prefetch = future
+        threading.Thread(target=decode, name="monalisa-base", daemon=True).start()
+
+    def read_base(self) -> np.ndarray:
+        """The full base image, ``H×W×3`` uint8 RGB (decoded now unless held or prefetched).
+
+        A decoded image is not kept: the caller keeps what it needs of it.
 
         Raises:
             FrameSetError: The base image is missing, unreadable or not the manifest's size.
         """
         if self._base is not None:
             return self._base
+        if self._prefetch is not None:
+            future, self._prefetch = self._prefetch, None
+            return future.result()
         assert self.directory is not None
         return read_base(self.directory, self.manifest)

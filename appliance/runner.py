@@ -264,7 +264,7 @@ def _build(
     from appliance.camera import Capture, parse_source
     from appliance.detector import Detector, DetectorError
     from appliance.display import Display
-    from appliance.display.prepare import cache_dir_from_env
+    from appliance.display.prepare import cache_dir_from_env, is_cached
     from appliance.finder import Finder
     from appliance.frames import Portrait, default_frames_dir
     from appliance.gaze import Gaze
@@ -295,6 +295,9 @@ def _build(
         log.warning("cannot write the status: %s", err)
     check_stop()
     frames = Portrait.open(frames_dir)  # the manifest and the patches; the base comes later
+    cache_dir = cache_dir_from_env()
+    if not is_cached(cache_dir, frames):
+        frames.prefetch_base()  # decoded while the model, the camera and the screen open
     check_stop()
     try:
         detector = Detector(
@@ -354,12 +357,14 @@ def _build(
     def slow(reason: str, megapixels: float) -> None:
         # A Pi 4 decodes and scales about 1 Mpx in 0.3 s (README, "Start-up"): allow 5 times
         # that on top of the unit's TimeoutStartSec=.
-        log.info("%s (%.0f Mpx; cached for the next start)", reason, megapixels)
+        # Under systemd (a cache folder) this happens once per set and screen: worth a line.
+        if cache_dir is not None:
+            log.info("%s (%.1f Mpx; cached for the next start)", reason, megapixels)
+        else:
+            log.debug("%s (%.1f Mpx; no cache folder)", reason, megapixels)
         notifier.extend_timeout(60.0 + 1.5 * megapixels, f"starting: {reason}")
 
-    display = Display(
-        config.display, frames, cache_dir=cache_dir_from_env(), background=True, slow=slow
-    )
+    display = Display(config.display, frames, cache_dir=cache_dir, background=True, slow=slow)
     if debug_overlay:
         display.debug = True
     extra["display"] = display.driver

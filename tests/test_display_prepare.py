@@ -18,7 +18,7 @@ from skimage import data
 from appliance.config import DisplayConfig
 from appliance.display import Display
 from appliance.display.layout import compute_layout
-from appliance.display.prepare import cache_path, prepare_base
+from appliance.display.prepare import cache_path, is_cached, prepare_base
 from appliance.frames import FrameSet, Portrait, diff_patch, write_set
 from appliance.types import Box
 from tests.support.display import frame_on_screen
@@ -145,8 +145,13 @@ def test_cache_is_keyed_by_content_and_screen_and_a_bad_file_is_replaced(
     _write(folder, changed)
     again = Portrait.open(folder)
     assert again.key != portrait.key
+    assert not is_cached(cache, again) and is_cached(cache, portrait)
     prepared = prepare_base(again, small, cache, slow)
     assert not prepared.cached and len(slow.calls) == 3
+    # Its cache file replaces the old set's: one portrait is shown, one file is kept.
+    Display(config, again, "headless", cache_dir=cache, slow=slow).close()
+    assert [p.name for p in cache.glob("portrait-*.npz")] == [cache_path(cache, again, small).name]
+    assert is_cached(cache, again) and not is_cached(cache, portrait)
 
 
 def test_portrait_holds_what_the_loaded_set_holds(tmp_path: Path, frames) -> None:
@@ -155,6 +160,10 @@ def test_portrait_holds_what_the_loaded_set_holds(tmp_path: Path, frames) -> Non
     portrait = Portrait.open(folder)
     assert not portrait.base_loaded
     assert np.array_equal(portrait.read_base(), fs.base)
+    # Decoded in the background from the moment it is asked for; read_base waits for it.
+    portrait.prefetch_base()
+    assert np.array_equal(portrait.read_base(), fs.base)
+    assert not portrait.base_loaded  # the decoded image is the caller's, not kept
     assert (portrait.count, portrait.size, portrait.rest_index) == (5, (512, 512), 2)
     for a, b in zip(portrait.patches, fs.patches, strict=True):
         assert (a.x0, a.y0) == (b.x0, b.y0) and np.array_equal(a.pixels, b.pixels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import tomllib
 from pathlib import Path
@@ -31,10 +32,15 @@ SOURCE_FRAMES = list(range(0, 33, 4))  # which default frames become head frames
 PERM = [5, 2, 7, 0, 3, 8, 1, 6, 4]  # file name order differs from gaze order
 
 
+@functools.cache
+def _default_frames() -> FrameSet:
+    return FrameSet.load(default_frames_dir())
+
+
 def _head(i: int, tint: bool) -> np.ndarray:
     """A real head frame: the face of default frame ``i``, at 256×256, optionally re-tinted."""
-    src = default_frames_dir() / f"frame_{i:02d}.png"
-    im = Image.open(src).crop(CROP).resize((256, 256), Image.Resampling.LANCZOS)
+    src = Image.fromarray(_default_frames().frame(i))
+    im = src.crop(CROP).resize((256, 256), Image.Resampling.LANCZOS)
     a = np.asarray(im).astype(np.float64)
     if tint:
         a = a * [0.85, 0.95, 1.0] + [0.0, 5.0, 20.0]

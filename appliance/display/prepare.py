@@ -8,7 +8,10 @@ base as shown, plus the full-size pixels of the head region (``head_box`` widene
 :func:`~appliance.display.layout.patch_margin`), which is all that rendering the patches reads.
 A start with the cache reads one file of a few MB; a start without it decodes the base (the
 caller is told first, so it can ask systemd for more time) and the cache is written afterwards,
-off the render loop (:func:`save_cache`).
+off the render loop (:func:`save_cache`), in place of any older one. When the cache holds nothing
+for the set (:func:`is_cached`), the runner has the base decoded in a background thread from
+the moment the set is opened (:meth:`Portrait.prefetch_base`), while the model and the camera
+load.
 
 Patches are rendered from the head region (:func:`render_patches`), pixel for pixel what
 scaling each whole frame would give; the display does that in a worker thread once the rest
@@ -101,8 +104,21 @@ def cache_path(cache_dir: Path, portrait: Portrait, layout: Layout) -> Path | No
         f"pillow={PIL.__version__}",
         f"numpy={np.__version__}",
     ]
-    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
-    return cache_dir / f"portrait-{digest}.npz"
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    return cache_dir / f"portrait-{portrait.key[:16]}-{digest}.npz"
+
+
+def is_cached(cache_dir: Path | None, portrait: Portrait) -> bool:
+    """True when the cache holds this set for some layout (most likely the screen's).
+
+    Read before the screen is open, to decide whether decoding the base early is worth it.
+    """
+    if cache_dir is None or portrait.key is None:
+        return False
+    try:
+        return any(cache_dir.glob(f"portrait-{portrait.key[:16]}-*.npz"))
+    except OSError:
+        return False
 
 
 def _load_cache(path: Path, portrait: Portrait, layout: Layout) -> Prepared | None:
@@ -187,6 +203,9 @@ def save_cache(cache_dir: Path, portrait: Portrait, prepared: Prepared) -> Path 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    for old in cache_dir.glob("portrait-*.npz"):  # one portrait is shown: keep only its file
+        if old != path:
+            old.unlink(missing_ok=True)
     return path
 
 
