@@ -6,12 +6,14 @@ from it. Format version 2, written by :func:`write_set`::
 
     base.png                         # the painting, full size (every frame shares it)
     patches/frame_00.png             # per frame that differs from the base: its region
+    preview.png                      # the base scaled to at most 1920 px (large paintings only)
     frames.toml:
         version = 2
         count = 33                   # number of frames (>= 2)
         size = [3072, 4578]          # width, height of base.png and of every frame, pixels
         rest_index = 16              # the frame shown when nobody is there (default count // 2)
         head_box = [x0, y0, x1, y1]  # region of the painting that changes between frames, pixels
+        preview = [1289, 1920]       # width, height of preview.png (absent: no preview)
         [[frames]]                   # one table per frame, in index order
         angle = -30.0                # gaze angle, degrees; negative = toward the visitor's left
         patch = "patches/frame_00.png"
@@ -60,6 +62,13 @@ MANIFEST_NAME = "frames.toml"
 
 BASE_NAME = "base.png"
 """The base image's file name inside a version 2 frame set folder."""
+
+PREVIEW_NAME = "preview.png"
+"""The base scaled down, for a fast first start (a version 2 set of a large painting)."""
+
+PREVIEW_MAX = 1920
+"""Longest side of ``preview.png``, pixels: a full-HD screen, also turned on its side, shows
+the portrait from it at full sharpness. A base no larger than this has no preview."""
 
 PATCH_DIR = "patches"
 """The folder of a version 2 set's patch images, inside the set's folder."""
@@ -249,6 +258,9 @@ class Manifest(BaseModel):
     head_box: Annotated[list[_Finite], Field(min_length=4, max_length=4)] = Field(
         description="[x0, y0, x1, y1]: the region that changes between frames, pixels."
     )
+    preview: (
+        Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)] | None
+    ) = Field(None, description="v2: [width, height] of preview.png, the base scaled down.")
     frames: list[FrameEntry] = Field(description="One table per frame, in index order.")
     build: dict[str, Any] = Field(
         default_factory=dict, description="How the set was made (information only)."
@@ -283,6 +295,11 @@ class Manifest(BaseModel):
                     f"frames[{i}].angle = {b} is not greater than frames[{i - 1}].angle = {a}; "
                     "angles must increase"
                 )
+        if self.preview is not None:
+            if self.version == 1:
+                raise _error("preview is a version 2 key; add version = 2")
+            if self.preview[0] > w or self.preview[1] > h:
+                raise _error(f"preview = {self.preview} must not be larger than size = {self.size}")
         for i, f in enumerate(frames):
             self._check_entry(i, f)
         names = [n for n in self.files if n]
@@ -419,11 +436,13 @@ def write_set(
     rest_index: int,
     head_box: Box | None,
     build: Mapping[str, Any] | None = None,
+    preview_max: int = PREVIEW_MAX,
 ) -> None:
     """Write a version 2 frame set into ``directory`` (created if missing).
 
-    Writes ``base.png`` once, ``patches/frame_NN.png`` for each non-empty patch, and
-    ``frames.toml`` last (validated by :class:`Manifest` before it is written, so a set this
+    Writes ``base.png`` once, ``patches/frame_NN.png`` for each non-empty patch, for a base
+    larger than ``preview_max`` also ``preview.png`` (Lanczos, longest side ``preview_max``),
+    and ``frames.toml`` last (validated by :class:`Manifest` before it is written, so a set this
     writes always loads). Same inputs, same bytes: PNGs carry no metadata, the manifest's
     keys are in a fixed order. Files of an older set already in ``directory`` are not
     removed: write into an empty folder (the builder writes into a staging folder).
@@ -440,6 +459,7 @@ def write_set(
             for the smallest box that holds them (:func:`union_box`).
         build: How the set was made, written as the ``[build]`` table (numpy scalars and
             tuples allowed).
+        preview_max: Longest side of the preview, pixels (>= 1).
 
     Raises:
         FrameSetError: The inputs do not make a valid set (the message names the key).
@@ -449,6 +469,8 @@ def write_set(
         raise FrameSetError(f"{directory}: base must be H×W×3 uint8, not {base.shape} {base.dtype}")
     h, w = base.shape[:2]
     count = len(patches)
+    if angles is not None and len(angles) != count:
+        raise FrameSetError(f"{directory}: {len(angles)} angles for {count} frames")
     hb = head_box if head_box is not None else union_box(patches, (w, h))
     entries: list[dict[str, Any]] = []
     for i, p in enumerate(patches):
@@ -459,14 +481,15 @@ def write_set(
             entry["patch"] = f"{PATCH_DIR}/{frame_name(i, count)}"
             entry["box"] = [int(v) for v in (p.x0, p.y0, p.x0 + p.width, p.y0 + p.height)]
         entries.append(entry)
-    if angles is not None and len(angles) != count:
-        raise FrameSetError(f"{directory}: {len(angles)} angles for {count} frames")
+    scale = min(1.0, preview_max / max(w, h))
+    preview = (max(1, round(w * scale)), max(1, round(h * scale))) if scale < 1.0 else None
     doc: dict[str, Any] = {
         "version": FORMAT_VERSION,
         "count": count,
         "size": [w, h],
         "rest_index": rest_index,
         "head_box": [float(v) for v in hb.as_list(6)],
+        **({"preview": list(preview)} if preview is not None else {}),
         "frames": entries,
         "build": _plain(dict(build or {})),
     }
@@ -475,6 +498,11 @@ def write_set(
     if any(not p.empty for p in patches):
         (directory / PATCH_DIR).mkdir(exist_ok=True)
     write_png(directory / BASE_NAME, base)
+    if preview is not None:
+        small = Image.fromarray(np.ascontiguousarray(base), "RGB").resize(
+            preview, Image.Resampling.LANCZOS
+        )
+        write_png(directory / PREVIEW_NAME, np.asarray(small))
     for frame, p in zip(manifest.frames, patches, strict=True):
         if frame.patch is not None:
             write_png(directory / frame.patch, p.pixels)
@@ -519,6 +547,18 @@ def read_base(folder: Path, manifest: Manifest) -> np.ndarray:
     if manifest.version == 1:
         return _read_sized(folder, manifest.files[manifest.rest], size, "size")
     return _read_sized(folder, BASE_NAME, size, "size")
+
+
+def read_preview(folder: Path, manifest: Manifest) -> np.ndarray | None:
+    """Decode the set's ``preview.png`` (None when the manifest has no ``preview``).
+
+    Raises:
+        FrameSetError: The image is missing, unreadable or not ``preview`` in size.
+    """
+    if manifest.preview is None:
+        return None
+    size = (manifest.preview[0], manifest.preview[1])
+    return _read_sized(folder, PREVIEW_NAME, size, "preview")
 
 
 def read_patches(folder: Path, manifest: Manifest, base: np.ndarray | None = None) -> list[Patch]:
@@ -622,6 +662,7 @@ class FrameSet:
         """
         folder, manifest = open_manifest(directory)
         base = read_base(folder, manifest)
+        read_preview(folder, manifest)  # checked, not kept
         return cls(folder, manifest, base, read_patches(folder, manifest, base))
 
     def frame(self, i: int) -> np.ndarray:
@@ -847,6 +888,8 @@ class Portrait:
             fs = FrameSet.load(folder)
             return cls(folder, manifest, fs.patches, base=fs.base, key=None)
         names = [MANIFEST_NAME, BASE_NAME, *(f.patch for f in manifest.frames if f.patch)]
+        if manifest.preview is not None:
+            names.append(PREVIEW_NAME)
         digest = hashlib.sha256()
         for name in names:
             try:
@@ -889,6 +932,16 @@ class Portrait:
 
         self._prefetch = future
         threading.Thread(target=decode, name="monalisa-base", daemon=True).start()
+
+    def read_preview(self) -> np.ndarray | None:
+        """The set's preview (the base scaled down), decoded now; None when it has none.
+
+        Raises:
+            FrameSetError: The preview is missing, unreadable or the wrong size.
+        """
+        if self.directory is None or self._base is not None:
+            return None
+        return read_preview(self.directory, self.manifest)
 
     def read_base(self) -> np.ndarray:
         """The full base image, ``H×W×3`` uint8 RGB (decoded now unless held or prefetched).

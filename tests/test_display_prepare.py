@@ -45,7 +45,7 @@ def frames() -> list[np.ndarray]:
     return _frames()
 
 
-def _write(folder: Path, frames: list[np.ndarray]) -> Path:
+def _write(folder: Path, frames: list[np.ndarray], preview_max: int = 1920) -> Path:
     patches = [diff_patch(frames[2], f) for f in frames]
     write_set(
         folder,
@@ -54,6 +54,7 @@ def _write(folder: Path, frames: list[np.ndarray]) -> Path:
         angles=[-20.0, -10.0, 0.0, 10.0, 20.0],
         rest_index=2,
         head_box=HEAD,
+        preview_max=preview_max,
     )
     return folder
 
@@ -181,3 +182,30 @@ def test_portrait_holds_what_the_loaded_set_holds(tmp_path: Path, frames) -> Non
     old = Portrait.open(v1)
     assert old.base_loaded and old.key is None
     assert np.array_equal(old.read_base(), fs.base)
+
+
+def test_a_large_set_starts_from_its_preview_then_shows_the_full_base(
+    tmp_path: Path, frames: list[np.ndarray]
+) -> None:
+    """With a preview (here 128 px for the 512 px painting) nothing full-size is decoded before
+    the first frame; the full base and the patches follow from the worker, exact."""
+    folder = _write(tmp_path / "set", frames, preview_max=128)
+    assert (folder / "preview.png").is_file()
+    cache = tmp_path / "cache"
+    screen = (200, 300)
+    config = DisplayConfig(window_size=screen, background=MAGENTA)
+    slow = Slow()
+    d = Display(
+        config, Portrait.open(folder), "headless", cache_dir=cache, background=True, slow=slow
+    )
+    try:
+        d.show(2, 0.0)
+        first = d.pixels().astype(int)
+        assert slow.calls == []  # the base was not decoded before the first frame
+        ref = frame_on_screen(frames[2], screen, 0, "fit", MAGENTA).astype(int)
+        # The same picture, softer (128 px shown 300 px high): close, but not the full base's.
+        assert 0.5 < np.abs(first - ref).mean() < 12
+        _show_all(d, screen, 0, "fit", frames)  # flush waits for the full base and patches
+    finally:
+        d.close()
+    assert len(list(cache.glob("portrait-*.npz"))) == 1

@@ -15,13 +15,18 @@ load.
 
 Patches are rendered from the head region (:func:`render_patches`), pixel for pixel what
 scaling each whole frame would give; the display does that in a worker thread once the rest
-frame is on screen. The cache folder is ``$CACHE_DIRECTORY`` under systemd
+frame is on screen. A large painting's set also holds ``preview.png`` (the base at most 1920 px
+long): on a cache miss the display first shows the rest frame scaled from it, sends READY, and
+decodes the full base in the worker (the eyes follow once it is up: for 100 Mpx on a Pi 4 about
+a minute, estimated); only a set without a preview has the base decoded before the first frame.
+The cache folder is ``$CACHE_DIRECTORY`` under systemd
 (``CacheDirectory=monalisa`` in the unit: ``/var/cache/monalisa``); without one nothing is
 cached. A cache file that cannot be read is ignored (and replaced): it can only cost time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -60,6 +65,8 @@ class Prepared:
         held: The region of the unrotated, full-size base kept for the patches, pixels.
         head: The full-size base's pixels in ``held``, uint8 RGB.
         cached: True when it was read from the cache.
+        preview: True when ``base`` was scaled from the set's preview: a stand-in shown
+            until the full base is decoded (``held`` is then empty: no patch can be rendered).
     """
 
     layout: Layout
@@ -67,6 +74,7 @@ class Prepared:
     held: Rect4
     head: np.ndarray
     cached: bool
+    preview: bool = False
 
 
 def cache_dir_from_env() -> Path | None:
@@ -145,11 +153,27 @@ def _load_cache(path: Path, portrait: Portrait, layout: Layout) -> Prepared | No
     return Prepared(layout, base, (rect[0], rect[1], rect[2], rect[3]), head, cached=True)
 
 
+def _from_preview(portrait: Portrait, layout: Layout) -> Prepared | None:
+    """The base scaled to ``layout`` from the set's preview, or None when it has none."""
+    small = portrait.read_preview()
+    if small is None:
+        return None
+    ph, pw = small.shape[:2]
+    image = (ph, pw) if layout.rotation in (90, 270) else (pw, ph)
+    # The same place on the screen; only the source is smaller.
+    lay = dataclasses.replace(layout, image=image)
+    base = Renderer(lay, (pw, ph), (), (0, 0, pw, ph), small).render(layout.visible, None)
+    none = np.zeros((0, 0, 3), np.uint8)
+    return Prepared(layout, base, (0, 0, 0, 0), none, cached=False, preview=True)
+
+
 def prepare_base(
     portrait: Portrait,
     layout: Layout,
     cache_dir: Path | None = None,
     slow: SlowStep | None = None,
+    *,
+    preview_first: bool = False,
 ) -> Prepared:
     """The base scaled to ``layout``: from the cache when it holds it, else decoded and scaled.
 
@@ -157,17 +181,23 @@ def prepare_base(
         portrait: The opened set.
         layout: Where it lands on the screen.
         cache_dir: The cache folder, or None to neither read nor write a cache.
-        slow: Told before the base image is decoded (not called for a cache hit or a base
-            already in memory).
+        slow: Told before the base image is decoded (not called for a cache hit, a base
+            already in memory, or a preview).
+        preview_first: On a cache miss, scale the set's preview instead when it has one
+            (:attr:`Prepared.preview`; the caller then prepares the full base later).
 
     Raises:
-        FrameSetError: The base image is missing, unreadable or the wrong size.
+        FrameSetError: The base (or preview) image is missing, unreadable or the wrong size.
     """
     path = None if cache_dir is None else cache_path(cache_dir, portrait, layout)
     if path is not None:
         hit = _load_cache(path, portrait, layout)
         if hit is not None:
             return hit
+    if preview_first and not portrait.base_loaded:
+        quick = _from_preview(portrait, layout)
+        if quick is not None:
+            return quick
     if slow is not None and not portrait.base_loaded:
         w, h = portrait.size
         slow(f"decoding and scaling the {w}x{h} base image to the screen", w * h / 1e6)
@@ -203,7 +233,8 @@ def save_cache(cache_dir: Path, portrait: Portrait, prepared: Prepared) -> Path 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    for old in cache_dir.glob("portrait-*.npz"):  # one portrait is shown: keep only its file
+    # One portrait is shown: keep only its file (and no file a stopped writer left half done).
+    for old in [*cache_dir.glob("portrait-*.npz"), *cache_dir.glob(".portrait-*.npz")]:
         if old != path:
             old.unlink(missing_ok=True)
     return path

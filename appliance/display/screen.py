@@ -38,19 +38,20 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 from PIL import Image
 
 from appliance.config import DisplayConfig
 from appliance.display import overlay as ov
-from appliance.display.layout import DisplayError, Rect4, choose_driver, compute_layout
+from appliance.display.layout import DisplayError, Layout, Rect4, choose_driver, compute_layout
 from appliance.display.overlay import Overlay
 from appliance.display.prepare import (
     Prepared,
@@ -66,6 +67,9 @@ import pygame  # (imported after the prompt switch above)
 
 log = logging.getLogger(__name__)
 
+_A = TypeVar("_A")
+_R = TypeVar("_R")
+
 
 @dataclass
 class _Fade:
@@ -76,6 +80,22 @@ class _Fade:
     target_surface: pygame.Surface
     target: int
     start: float
+
+
+def _in_background(fn: Callable[[_A], _R], arg: _A) -> Future[_R]:
+    """Run ``fn(arg)`` in a daemon thread (a stop never waits for it); its result as a Future."""
+    future: Future[_R] = Future()
+
+    def work() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn(arg))
+        except BaseException as err:
+            future.set_exception(err)
+
+    threading.Thread(target=work, name="monalisa-patches", daemon=True).start()
+    return future
 
 
 @contextmanager
@@ -132,9 +152,10 @@ class Display:
         self.frames = Portrait.of(frames) if isinstance(frames, FrameSet) else frames
         self._cache_dir = cache_dir
         self._slow = slow
-        self._workers = ThreadPoolExecutor(1, "monalisa-patches") if background else None
+        self._deferred = background
         self._pending: Future[tuple[Prepared, list[tuple[Rect4, np.ndarray] | None]]] | None
         self._pending = None
+        self._base_is_preview = False
         self.driver = choose_driver(driver or config.driver)
         if Display._active is not None:
             raise DisplayError("a Display is already open in this process; close it first")
@@ -218,15 +239,21 @@ class Display:
             screen.get_size(), self.frames.size, self.config.rotation, self.config.fit
         )
         lay = self.layout
-        prepared = prepare_base(self.frames, lay, self._cache_dir, self._slow)
+        prepared = prepare_base(
+            self.frames, lay, self._cache_dir, self._slow, preview_first=self._deferred
+        )
         self._base_pos = lay.to_screen(lay.visible)[:2]
         self._base_surface = self._surface(prepared.base)
-        if self._workers is None:
+        self._base_is_preview = prepared.preview
+        if not self._deferred:
             self._adopt(*self._render(prepared))
+        elif prepared.preview:  # the eyes stay at rest until the full base is decoded
+            self._adopt(prepared, [None] * self.frames.count)
+            self._pending = _in_background(self._render_full, lay)
         else:
             rest = self.frames.rest_index
             self._adopt(prepared, render_patches(self.frames, prepared, only=rest))
-            self._pending = self._workers.submit(self._render, prepared)
+            self._pending = _in_background(self._render, prepared)
         self._canvas = pygame.Surface(screen.get_size()).convert()
         self._canvas.fill(self._background)
         self._canvas.blit(self._base_surface, self._base_pos)
@@ -252,6 +279,12 @@ class Display:
                     log.info("portrait scaled to the screen cached in %s", path)
         return prepared, patches
 
+    def _render_full(
+        self, layout: Layout
+    ) -> tuple[Prepared, list[tuple[Rect4, np.ndarray] | None]]:
+        """Decode and scale the full base, then :meth:`_render`; runs in the worker."""
+        return self._render(prepare_base(self.frames, layout, self._cache_dir))
+
     def _adopt(self, prepared: Prepared, patches: list[tuple[Rect4, np.ndarray] | None]) -> None:
         """Make pygame surfaces of rendered patches (on the thread that owns the screen)."""
         rects: list[pygame.Rect | None] = []
@@ -268,18 +301,26 @@ class Display:
         self._patch_surfaces = surfaces
 
     def _take_up(self, wait: bool = False) -> None:
-        """Take up the patches rendered in the background, once they are ready.
+        """Take up the patches (and the full base) rendered in the background, once ready.
 
         The next draw is then a full one. Results for an older layout (the window was resized
-        meanwhile) are dropped.
+        meanwhile) are dropped. A failure (the base image unreadable after its preview was
+        shown) is logged: the portrait stays up with its eyes at rest.
         """
         pending = self._pending
         if pending is None or not (wait or pending.done()):
             return
         self._pending = None
-        prepared, patches = pending.result()
+        try:
+            prepared, patches = pending.result()
+        except Exception as err:  # e.g. base.png damaged after the preview was shown
+            log.error("the portrait's eyes stay at rest: %s", err)
+            return
         if prepared.layout != self.layout:
             return
+        if self._base_is_preview:
+            self._base_surface = self._surface(prepared.base)
+            self._base_is_preview = False
         self._adopt(prepared, patches)
         self._current, self._fade = None, None
 
@@ -449,8 +490,7 @@ class Display:
         if self._closed:
             return
         self._closed = True
-        if self._workers is not None:
-            self._workers.shutdown(wait=True, cancel_futures=True)
+        self._pending = None  # a worker still running is a daemon: it ends with the process
         if Display._active is self:
             Display._active = None
         pygame.font.quit()
