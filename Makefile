@@ -71,6 +71,7 @@ bench: $(VENV)/.stamp $(MPVENV)/.stamp
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/budget.py
 	$(BIN)/python benchmarks/schedule.py
+	$(BIN)/python benchmarks/startup.py
 
 # Hours of camera frames through the real appliance (about 40 min here): table, plot, JSON in out/soak.
 SOAK_FRAMES ?= 500000

@@ -6,12 +6,14 @@ from it. Format version 2, written by :func:`write_set`::
 
     base.png                         # the painting, full size (every frame shares it)
     patches/frame_00.png             # per frame that differs from the base: its region
+    preview.png                      # the base scaled to at most 1920 px (large paintings only)
     frames.toml:
         version = 2
         count = 33                   # number of frames (>= 2)
         size = [3072, 4578]          # width, height of base.png and of every frame, pixels
         rest_index = 16              # the frame shown when nobody is there (default count // 2)
         head_box = [x0, y0, x1, y1]  # region of the painting that changes between frames, pixels
+        preview = [1289, 1920]       # width, height of preview.png (absent: no preview)
         [[frames]]                   # one table per frame, in index order
         angle = -30.0                # gaze angle, degrees; negative = toward the visitor's left
         patch = "patches/frame_00.png"
@@ -36,9 +38,12 @@ problem raises :class:`FrameSetError` with one line naming the file and the key 
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
 import tomllib
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -57,6 +62,13 @@ MANIFEST_NAME = "frames.toml"
 
 BASE_NAME = "base.png"
 """The base image's file name inside a version 2 frame set folder."""
+
+PREVIEW_NAME = "preview.png"
+"""The base scaled down, for a fast first start (a version 2 set of a large painting)."""
+
+PREVIEW_MAX = 1920
+"""Longest side of ``preview.png``, pixels: a full-HD screen, also turned on its side, shows
+the portrait from it at full sharpness. A base no larger than this has no preview."""
 
 PATCH_DIR = "patches"
 """The folder of a version 2 set's patch images, inside the set's folder."""
@@ -153,11 +165,11 @@ def diff_patch(base: np.ndarray, frame: np.ndarray) -> Patch:
     cols = np.flatnonzero(changed[rows[0] : rows[-1] + 1].any(axis=0))
     y0, y1 = int(rows[0]), int(rows[-1]) + 1
     x0, x1 = int(cols[0]), int(cols[-1]) + 1
-    return Patch(x0, y0, np.ascontiguousarray(frame[y0:y1, x0:x1]))
+    return Patch(x0, y0, frame[y0:y1, x0:x1].copy())  # a copy: never a view of a whole frame
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """Read an image file as ``H×W×3`` uint8 RGB.
+    """Read an image file as ``H×W×3`` uint8 RGB (read-only: one copy out of the decoder).
 
     Raises:
         FrameSetError: The file is missing or cannot be decoded.
@@ -167,7 +179,8 @@ def read_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
+            return np.asarray(rgb, dtype=np.uint8)
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise FrameSetError(f"{path}: unreadable image ({err})") from err
 
@@ -249,6 +262,9 @@ class Manifest(BaseModel):
     head_box: Annotated[list[_Finite], Field(min_length=4, max_length=4)] = Field(
         description="[x0, y0, x1, y1]: the region that changes between frames, pixels."
     )
+    preview: (
+        Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)] | None
+    ) = Field(None, description="v2: [width, height] of preview.png, the base scaled down.")
     frames: list[FrameEntry] = Field(description="One table per frame, in index order.")
     build: dict[str, Any] = Field(
         default_factory=dict, description="How the set was made (information only)."
@@ -283,6 +299,11 @@ class Manifest(BaseModel):
                     f"frames[{i}].angle = {b} is not greater than frames[{i - 1}].angle = {a}; "
                     "angles must increase"
                 )
+        if self.preview is not None:
+            if self.version == 1:
+                raise _error("preview is a version 2 key; add version = 2")
+            if self.preview[0] > w or self.preview[1] > h:
+                raise _error(f"preview = {self.preview} must not be larger than size = {self.size}")
         for i, f in enumerate(frames):
             self._check_entry(i, f)
         names = [n for n in self.files if n]
@@ -419,11 +440,13 @@ def write_set(
     rest_index: int,
     head_box: Box | None,
     build: Mapping[str, Any] | None = None,
+    preview_max: int = PREVIEW_MAX,
 ) -> None:
     """Write a version 2 frame set into ``directory`` (created if missing).
 
-    Writes ``base.png`` once, ``patches/frame_NN.png`` for each non-empty patch, and
-    ``frames.toml`` last (validated by :class:`Manifest` before it is written, so a set this
+    Writes ``base.png`` once, ``patches/frame_NN.png`` for each non-empty patch, for a base
+    larger than ``preview_max`` also ``preview.png`` (Lanczos, longest side ``preview_max``),
+    and ``frames.toml`` last (validated by :class:`Manifest` before it is written, so a set this
     writes always loads). Same inputs, same bytes: PNGs carry no metadata, the manifest's
     keys are in a fixed order. Files of an older set already in ``directory`` are not
     removed: write into an empty folder (the builder writes into a staging folder).
@@ -440,6 +463,7 @@ def write_set(
             for the smallest box that holds them (:func:`union_box`).
         build: How the set was made, written as the ``[build]`` table (numpy scalars and
             tuples allowed).
+        preview_max: Longest side of the preview, pixels (>= 1).
 
     Raises:
         FrameSetError: The inputs do not make a valid set (the message names the key).
@@ -449,6 +473,8 @@ def write_set(
         raise FrameSetError(f"{directory}: base must be H×W×3 uint8, not {base.shape} {base.dtype}")
     h, w = base.shape[:2]
     count = len(patches)
+    if angles is not None and len(angles) != count:
+        raise FrameSetError(f"{directory}: {len(angles)} angles for {count} frames")
     hb = head_box if head_box is not None else union_box(patches, (w, h))
     entries: list[dict[str, Any]] = []
     for i, p in enumerate(patches):
@@ -459,14 +485,15 @@ def write_set(
             entry["patch"] = f"{PATCH_DIR}/{frame_name(i, count)}"
             entry["box"] = [int(v) for v in (p.x0, p.y0, p.x0 + p.width, p.y0 + p.height)]
         entries.append(entry)
-    if angles is not None and len(angles) != count:
-        raise FrameSetError(f"{directory}: {len(angles)} angles for {count} frames")
+    scale = min(1.0, preview_max / max(w, h))
+    preview = (max(1, round(w * scale)), max(1, round(h * scale))) if scale < 1.0 else None
     doc: dict[str, Any] = {
         "version": FORMAT_VERSION,
         "count": count,
         "size": [w, h],
         "rest_index": rest_index,
         "head_box": [float(v) for v in hb.as_list(6)],
+        **({"preview": list(preview)} if preview is not None else {}),
         "frames": entries,
         "build": _plain(dict(build or {})),
     }
@@ -475,6 +502,11 @@ def write_set(
     if any(not p.empty for p in patches):
         (directory / PATCH_DIR).mkdir(exist_ok=True)
     write_png(directory / BASE_NAME, base, BASE_COMPRESS_LEVEL)
+    if preview is not None:
+        small = Image.fromarray(np.ascontiguousarray(base), "RGB").resize(
+            preview, Image.Resampling.LANCZOS
+        )
+        write_png(directory / PREVIEW_NAME, np.asarray(small))
     for frame, p in zip(manifest.frames, patches, strict=True):
         if frame.patch is not None:
             write_png(directory / frame.patch, p.pixels)
@@ -521,7 +553,19 @@ def read_base(folder: Path, manifest: Manifest) -> np.ndarray:
     return _read_sized(folder, BASE_NAME, size, "size")
 
 
-def read_patches(folder: Path, manifest: Manifest, base: np.ndarray) -> list[Patch]:
+def read_preview(folder: Path, manifest: Manifest) -> np.ndarray | None:
+    """Decode the set's ``preview.png`` (None when the manifest has no ``preview``).
+
+    Raises:
+        FrameSetError: The image is missing, unreadable or not ``preview`` in size.
+    """
+    if manifest.preview is None:
+        return None
+    size = (manifest.preview[0], manifest.preview[1])
+    return _read_sized(folder, PREVIEW_NAME, size, "preview")
+
+
+def read_patches(folder: Path, manifest: Manifest, base: np.ndarray | None = None) -> list[Patch]:
     """Read every frame's patch, in index order.
 
     Version 2 decodes the small patch images; version 1 decodes each full frame (one at a
@@ -530,7 +574,7 @@ def read_patches(folder: Path, manifest: Manifest, base: np.ndarray) -> list[Pat
     Args:
         folder: The set's folder.
         manifest: Its validated manifest.
-        base: The base image from :func:`read_base`.
+        base: The base image from :func:`read_base`; needed for version 1 only.
 
     Raises:
         FrameSetError: A patch or frame image is missing, unreadable, the wrong size, or (v1)
@@ -546,6 +590,8 @@ def read_patches(folder: Path, manifest: Manifest, base: np.ndarray) -> list[Pat
             pixels = _read_sized(folder, entry.patch, (x1 - x0, y1 - y0), f"frames[{i}].box size")
             patches.append(Patch(x0, y0, pixels))
         return patches
+    if base is None:
+        raise ValueError("read_patches: a version 1 set needs its base image")
     size = (manifest.size[0], manifest.size[1])
     hb = manifest.box
     for i, name in enumerate(manifest.files):
@@ -620,6 +666,7 @@ class FrameSet:
         """
         folder, manifest = open_manifest(directory)
         base = read_base(folder, manifest)
+        read_preview(folder, manifest)  # checked, not kept
         return cls(folder, manifest, base, read_patches(folder, manifest, base))
 
     def frame(self, i: int) -> np.ndarray:
@@ -783,3 +830,135 @@ def convert_set(fs: FrameSet, out: Path) -> None:
         head_box=fs.head_box,
         build=fs.build,
     )
+
+
+# -- a set opened for showing ---------------------------------------------------------------------
+
+
+class Portrait:
+    """A frame set opened for the screen: manifest and patches read, the base decoded on demand.
+
+    Opening a version 2 set reads the manifest and the small patch images only, so it takes the
+    same time whatever the painting's size; :meth:`read_base` decodes the full base image when
+    it is needed (the display first looks in its cache of the base scaled to the screen, see
+    :mod:`appliance.display.prepare`). A version 1 set is loaded whole (:meth:`FrameSet.load`):
+    it has no patches on disk. Patch boxes are validated against ``head_box`` and every patch
+    image against its box on opening, so a broken set is refused before anything is shown.
+
+    Attributes:
+        directory: The folder it was opened from (None for one made from a loaded set).
+        manifest: The validated manifest.
+        count: Number of frames (>= 2).
+        size: ``(width, height)`` of the painting and every frame, pixels.
+        rest_index: The frame shown when nobody is there.
+        head_box: The region that changes between frames, pixels.
+        angles: Gaze angle of each frame in degrees, or None (see :class:`FrameSet`).
+        patches: Per frame, where it differs from the base (full-size pixels).
+        key: A hex digest naming this content: the manifest's bytes and, per image file, its
+            name, size and modification time (any rewrite changes it); None when the set was
+            not opened from a folder.
+    """
+
+    def __init__(
+        self,
+        directory: Path | None,
+        manifest: Manifest,
+        patches: Sequence[Patch],
+        *,
+        base: np.ndarray | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.directory = directory
+        self.manifest = manifest
+        self.count = manifest.count
+        self.size = (manifest.size[0], manifest.size[1])
+        self.rest_index = manifest.rest
+        self.head_box = manifest.box
+        self.angles = manifest.angles
+        self.patches = tuple(patches)
+        self.key = key
+        self._base = base
+        self._prefetch: Future[np.ndarray] | None = None
+
+    @classmethod
+    def open(cls, directory: str | Path) -> Portrait:
+        """Open the set in ``directory`` for showing (see the class docstring).
+
+        Raises:
+            FrameSetError: One line naming the file and the key or value at fault.
+        """
+        folder, manifest = open_manifest(directory)
+        if manifest.version == 1:
+            fs = FrameSet.load(folder)
+            return cls(folder, manifest, fs.patches, base=fs.base, key=None)
+        names = [MANIFEST_NAME, BASE_NAME, *(f.patch for f in manifest.frames if f.patch)]
+        if manifest.preview is not None:
+            names.append(PREVIEW_NAME)
+        digest = hashlib.sha256()
+        for name in names:
+            try:
+                st = (folder / name).stat()
+            except OSError as err:
+                raise FrameSetError(f"{folder / name}: missing image ({err.strerror})") from None
+            digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        digest.update((folder / MANIFEST_NAME).read_bytes())
+        return cls(folder, manifest, read_patches(folder, manifest), key=digest.hexdigest())
+
+    @classmethod
+    def of(cls, frames: FrameSet) -> Portrait:
+        """A portrait of an already loaded set (its base kept; no cache key)."""
+        return cls(None, frames.manifest, frames.patches, base=frames.base)
+
+    @property
+    def base_loaded(self) -> bool:
+        """True when the full base image is in memory (:meth:`read_base` is then instant)."""
+        return self._base is not None
+
+    def prefetch_base(self) -> None:
+        """Start decoding the base image in a background thread; :meth:`read_base` waits for it.
+
+        So the decode (PNG decoding runs outside the GIL) overlaps the rest of start-up: the
+        model, the camera, the screen. The thread is a daemon: a stop during start-up does not
+        wait for it. Does nothing when the base is held or already being decoded.
+        """
+        if self._base is not None or self._prefetch is not None or self.directory is None:
+            return
+        future: Future[np.ndarray] = Future()
+        folder, manifest = self.directory, self.manifest
+
+        def decode() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(read_base(folder, manifest))
+            except BaseException as err:
+                future.set_exception(err)
+
+        self._prefetch = future
+        threading.Thread(target=decode, name="monalisa-base", daemon=True).start()
+
+    def read_preview(self) -> np.ndarray | None:
+        """The set's preview (the base scaled down), decoded now; None when it has none.
+
+        Raises:
+            FrameSetError: The preview is missing, unreadable or the wrong size.
+        """
+        if self.directory is None or self._base is not None:
+            return None
+        return read_preview(self.directory, self.manifest)
+
+    def read_base(self) -> np.ndarray:
+        """The full base image, ``H×W×3`` uint8 RGB (decoded now unless held or prefetched).
+
+        A decoded image is not kept: the caller keeps what it needs of it.
+
+        Raises:
+            FrameSetError: The base image is missing, unreadable or not the manifest's size.
+        """
+        if self._base is not None:
+            return self._base
+        if self._prefetch is not None:
+            future, self._prefetch = self._prefetch, None
+            return future.result()
+        assert self.directory is not None
+        return read_base(self.directory, self.manifest)

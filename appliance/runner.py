@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any
 from appliance.config import EX_CONFIG, Config, ConfigError, load_config
 
 if TYPE_CHECKING:
-    from appliance.app import App, NotifierLike
+    from appliance.app import App
     from appliance.hours import Hours
+    from appliance.service import Notifier
     from appliance.status import Status
 
 log = logging.getLogger("monalisa")
@@ -246,7 +247,7 @@ def _build(
     duration_s: float | None,
     screenshot: Path | None,
     debug_overlay: bool,
-    notifier: NotifierLike,
+    notifier: Notifier,
 ) -> tuple[App, Callable[[Status], None]]:
     """Build the appliance, step by step; the App's signal handlers are installed last.
 
@@ -263,8 +264,9 @@ def _build(
     from appliance.camera import Capture, parse_source
     from appliance.detector import Detector, DetectorError
     from appliance.display import Display
+    from appliance.display.prepare import cache_dir_from_env, is_cached
     from appliance.finder import Finder
-    from appliance.frames import FrameSet, default_frames_dir
+    from appliance.frames import Portrait, default_frames_dir
     from appliance.gaze import Gaze
     from appliance.status import CameraStatus, Status, StatusWriter
 
@@ -292,7 +294,10 @@ def _build(
     except (OSError, ValueError) as err:
         log.warning("cannot write the status: %s", err)
     check_stop()
-    frames = FrameSet.load(frames_dir)
+    frames = Portrait.open(frames_dir)  # the manifest and the patches; the base comes later
+    cache_dir = cache_dir_from_env()
+    if not is_cached(cache_dir, frames):
+        frames.prefetch_base()  # decoded while the model, the camera and the screen open
     check_stop()
     try:
         detector = Detector(
@@ -348,7 +353,18 @@ def _build(
     # A set without angles (None) passes its count: Gaze spreads it over angle_range_deg.
     angles = frames.angles if frames.angles is not None else frames.count
     gaze = Gaze(config.gaze, config.camera, angles, frames.rest_index)
-    display = Display(config.display, frames)
+
+    def slow(reason: str, megapixels: float) -> None:
+        # A Pi 4 decodes and scales about 1 Mpx in 0.3 s (README, "Start-up"): allow 5 times
+        # that on top of the unit's TimeoutStartSec=.
+        # Under systemd (a cache folder) this happens once per set and screen: worth a line.
+        if cache_dir is not None:
+            log.info("%s (%.1f Mpx; cached for the next start)", reason, megapixels)
+        else:
+            log.debug("%s (%.1f Mpx; no cache folder)", reason, megapixels)
+        notifier.extend_timeout(60.0 + 1.5 * megapixels, f"starting: {reason}")
+
+    display = Display(config.display, frames, cache_dir=cache_dir, background=True, slow=slow)
     if debug_overlay:
         display.debug = True
     extra["display"] = display.driver

@@ -306,7 +306,12 @@ def test_runner_spreads_a_set_without_angles_over_the_range(tmp_path: Path) -> N
 # -- format version 2: base + patches --------------------------------------------------------------
 
 
-def _v2(folder: Path, frames: list[np.ndarray] | None = None, rest: int | None = None) -> Path:
+def _v2(
+    folder: Path,
+    frames: list[np.ndarray] | None = None,
+    rest: int | None = None,
+    preview_max: int = 1920,
+) -> Path:
     """Write ``frames`` (default :func:`_frames`) as a v2 set with :func:`write_set`."""
     frames = frames if frames is not None else _frames()
     rest = len(frames) // 2 if rest is None else rest
@@ -320,6 +325,7 @@ def _v2(folder: Path, frames: list[np.ndarray] | None = None, rest: int | None =
         rest_index=rest,
         head_box=Box(*HEAD),
         build={"mode": "test", "scale": np.float32(0.5), "eyes": (1, 2)},
+        preview_max=preview_max,
     )
     return folder
 
@@ -426,3 +432,18 @@ def test_convert_and_export_keep_every_frame(
     err = capsys.readouterr().err
     assert "frame_03.png" in err and err.count("\n") == 1
     assert not (tmp_path / "e2").exists()
+
+
+def test_v2_preview_of_a_large_base_is_checked(tmp_path: Path) -> None:
+    folder = _v2(tmp_path / "s", preview_max=100)
+    manifest = tomllib.loads((folder / "frames.toml").read_text())
+    assert manifest["preview"] == [100, 100]
+    assert Image.open(folder / "preview.png").size == (100, 100)
+    assert not (_v2(tmp_path / "small") / "preview.png").exists()  # 512 px: no preview
+    FrameSet.load(folder)
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(folder / "preview.png")
+    _expect(folder, "preview.png", "10x10", "preview = [100, 100]")
+    text = (folder / "frames.toml").read_text()
+    _expect(_edit(folder, "version = 2\n", ""), "preview is a version 2 key")
+    (folder / "frames.toml").write_text(text.replace("100,\n    100,", "600,\n    100,"))
+    _expect(folder, "preview = [600, 100]", "not be larger")

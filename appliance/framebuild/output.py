@@ -23,7 +23,7 @@ from appliance.framebuild import FrameBuildError
 
 # frame_name and write_png are the frame set format's (appliance.frames); named here too for the
 # builder's modules.
-from appliance.frames import BASE_NAME, MANIFEST_NAME, PATCH_DIR, Patch, diff_patch
+from appliance.frames import BASE_NAME, MANIFEST_NAME, PATCH_DIR, PREVIEW_NAME, Patch, diff_patch
 from appliance.frames import frame_name as frame_name
 from appliance.frames import write_png as write_png
 from appliance.types import Box
@@ -34,7 +34,7 @@ CONTACT_SHEET = "contact_sheet.png"
 
 def is_build_output(name: str) -> bool:
     """True for a name a build owns: the v2 set's files and folder, the sheet, v1 frames."""
-    return name in (MANIFEST_NAME, BASE_NAME, PATCH_DIR, CONTACT_SHEET) or (
+    return name in (MANIFEST_NAME, BASE_NAME, PREVIEW_NAME, PATCH_DIR, CONTACT_SHEET) or (
         name.startswith("frame_") and name.endswith(".png")
     )
 
