@@ -79,9 +79,10 @@ FORMAT_VERSION = 2
 PNG_COMPRESS_LEVEL = 6
 """zlib level for every PNG written (fixed so output bytes do not depend on defaults)."""
 
-BASE_COMPRESS_LEVEL = 2
-"""zlib level for ``base.png``: fast deflate. A 14 Mpx painting's base takes 1.8 s to write
-instead of 15 s at level 6, for about 10 % more bytes (``benchmarks/framebuild.py``)."""
+FAST_PNG = {"compress_level": 1, "compress_type": 3}
+"""How ``base.png`` and ``preview.png`` are compressed: zlib's fastest level with its run-length
+strategy (``Z_RLE``). A 14 Mpx painting's base takes 0.8 s of CPU to write instead of about 8 s
+at level 6, for about 10 % more bytes (``benchmarks/framebuild.py``)."""
 
 SYSTEM_FRAMES_DIR = Path("/usr/share/monalisa/frames")
 """Where a packaged install keeps the default set when the repository's ``frames/`` is absent."""
@@ -185,14 +186,15 @@ def read_rgb(path: Path) -> np.ndarray:
         raise FrameSetError(f"{path}: unreadable image ({err})") from err
 
 
-def write_png(path: Path, image: np.ndarray, level: int = PNG_COMPRESS_LEVEL) -> None:
+def write_png(path: Path, image: np.ndarray, fast: bool = False) -> None:
     """Write an ``H×W×3`` uint8 RGB array as a metadata-free PNG, deterministically.
 
-    Same pixels in, same bytes out: no time, gamma or text chunk; zlib level ``level``
-    (0-9).
+    Same pixels in, same bytes out: no time, gamma or text chunk; zlib level
+    :data:`PNG_COMPRESS_LEVEL`, or :data:`FAST_PNG` when ``fast`` (a full-size image).
     """
+    options: dict[str, int] = dict(FAST_PNG) if fast else {"compress_level": PNG_COMPRESS_LEVEL}
     Image.fromarray(np.ascontiguousarray(image), "RGB").save(
-        path, format="PNG", compress_level=level, optimize=False
+        path, format="PNG", optimize=False, **options
     )
 
 
@@ -501,12 +503,12 @@ def write_set(
     directory.mkdir(parents=True, exist_ok=True)
     if any(not p.empty for p in patches):
         (directory / PATCH_DIR).mkdir(exist_ok=True)
-    write_png(directory / BASE_NAME, base, BASE_COMPRESS_LEVEL)
+    write_png(directory / BASE_NAME, base, fast=True)
     if preview is not None:
         small = Image.fromarray(np.ascontiguousarray(base), "RGB").resize(
             preview, Image.Resampling.LANCZOS
         )
-        write_png(directory / PREVIEW_NAME, np.asarray(small))
+        write_png(directory / PREVIEW_NAME, np.asarray(small), fast=True)
     for frame, p in zip(manifest.frames, patches, strict=True):
         if frame.patch is not None:
             write_png(directory / frame.patch, p.pixels)
