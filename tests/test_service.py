@@ -175,6 +175,8 @@ def test_extend_timeout_says_why_and_only_before_ready(backend, path_socket, mon
     n, _ = make(backend, path_socket, monkeypatch)
     n.extend_timeout(210.0, "starting: decoding\nthe base")
     assert path_socket.recv() == "EXTEND_TIMEOUT_USEC=210000000\nSTATUS=starting: decoding the base"
+    n.status("tracking")  # not held back by the once-a-second limit
+    assert path_socket.recv() == "STATUS=tracking"
     n.ready()
     assert path_socket.recv() == "READY=1"
     n.extend_timeout(30.0, "too late")  # systemd ignores it once started; nothing is sent
