@@ -80,7 +80,8 @@ soak: $(VENV)/.stamp
 
 # The default frame set: the appliance's portrait is scikit-image's astronaut (NASA, public
 # domain). Eye points are given so the build does not depend on the detector's float
-# rounding on this CPU: `make frames` reproduces frames/ byte for byte.
+# rounding on this CPU: `make frames` reproduces frames/ byte for byte (format version 2, as
+# the builder writes it).
 FRAMES_COUNT ?= 33
 frames: $(VENV)/.stamp
 	mkdir -p build

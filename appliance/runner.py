@@ -266,7 +266,7 @@ def _build(
     from appliance.display import Display
     from appliance.display.prepare import cache_dir_from_env, is_cached
     from appliance.finder import Finder
-    from appliance.frames import Portrait, default_frames_dir
+    from appliance.frames import MANIFEST_NAME, Portrait, default_frames_dir, parse_manifest
     from appliance.gaze import Gaze
     from appliance.status import CameraStatus, Status, StatusWriter
 
@@ -294,10 +294,23 @@ def _build(
     except (OSError, ValueError) as err:
         log.warning("cannot write the status: %s", err)
     check_stop()
+    manifest = parse_manifest(frames_dir / MANIFEST_NAME) if frames_dir.is_dir() else None
+    if manifest is not None and manifest.version == 1:
+        w, h = manifest.size
+        mpx = w * h * manifest.count / 1e6
+        log.warning(
+            "%s: a version 1 frame set: all %d full frames are decoded at every start; "
+            "`monalisa frames convert` makes a version 2 set that starts at once",
+            frames_dir,
+            manifest.count,
+        )
+        notifier.extend_timeout(60.0 + 1.5 * mpx, f"starting: decoding {manifest.count} frames")
     frames = Portrait.open(frames_dir)  # the manifest and the patches; the base comes later
     cache_dir = cache_dir_from_env()
-    if not is_cached(cache_dir, frames):
-        frames.prefetch_base()  # decoded while the model, the camera and the screen open
+    if frames.manifest.preview is None and not is_cached(cache_dir, frames):
+        # Needed before the first frame: decoded while the model, camera and screen open. (A
+        # set with a preview shows that first and decodes the base after READY.)
+        frames.prefetch_base()
     check_stop()
     try:
         detector = Detector(
@@ -355,8 +368,8 @@ def _build(
     gaze = Gaze(config.gaze, config.camera, angles, frames.rest_index)
 
     def slow(reason: str, megapixels: float) -> None:
-        # A Pi 4 decodes and scales about 1 Mpx in 0.3 s (README, "Start-up"): allow 5 times
-        # that on top of the unit's TimeoutStartSec=.
+        # Decoding and scaling takes about 0.1 s of CPU per Mpx here, a Pi 4 core is 8-12 times
+        # slower (benchmarks/startup.py): ask for 1.5 s per Mpx beyond TimeoutStartSec=60.
         # Under systemd (a cache folder) this happens once per set and screen: worth a line.
         if cache_dir is not None:
             log.info("%s (%.1f Mpx; cached for the next start)", reason, megapixels)

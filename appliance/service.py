@@ -173,10 +173,10 @@ class Notifier:
         """
         if self._ready_sent or not self.enabled:
             return
-        self._last_status = self._clock()
-        self._send(
-            f"EXTEND_TIMEOUT_USEC={max(1, round(seconds * 1e6))}\nSTATUS={_one_line(reason)}"
-        )
+        # Not counted against STATUS='s once-a-second limit: the loop's first status after
+        # READY must not be dropped because of it.
+        usec = max(1, round(seconds * 1e6))
+        self._send(f"EXTEND_TIMEOUT_USEC={usec}\nSTATUS={_one_line(reason)}")
 
     def watchdog(self) -> None:
         """Send ``WATCHDOG=1`` if a ping is due (at most every :attr:`watchdog_interval_s`).

@@ -193,11 +193,18 @@ def main() -> None:
             if name != "default set 512x512":
                 print(f"    {name:<38} {'within' if m <= bound else 'OVER'} the bound")
         d = statistics.median(decode)
-        print(
-            f"decoding base.png alone: {d:.2f} s of CPU here; on a Pi 4 about "
-            f"{d * PI4[0]:.0f}-{d * PI4[1]:.0f} s, a Pi 5 {d * PI5[0]:.0f}-{d * PI5[1]:.0f} s "
-            f"(core-speed ratios, PI-FACTS: inferred); paid on a first start only"
-        )
+
+        def pi(seconds: float) -> str:
+            return (
+                f"Pi 4 about {seconds * PI4[0]:.1f}-{seconds * PI4[1]:.1f} s, "
+                f"Pi 5 {seconds * PI5[0]:.1f}-{seconds * PI5[1]:.1f} s"
+            )
+
+        print(f"decoding base.png alone: {d:.2f} s of CPU here; {pi(d)} (PI-FACTS core ratios)")
+        for name, m in med.items():
+            if name != "default set 512x512":
+                extra = max(0.0, m - peer)
+                print(f"  {name.strip()}: {extra:.2f} s more than the default here; {pi(extra)}")
 
 
 if __name__ == "__main__":

@@ -447,3 +447,32 @@ def test_v2_preview_of_a_large_base_is_checked(tmp_path: Path) -> None:
     _expect(_edit(folder, "version = 2\n", ""), "preview is a version 2 key")
     (folder / "frames.toml").write_text(text.replace("100,\n    100,", "600,\n    100,"))
     _expect(folder, "preview = [600, 100]", "not be larger")
+
+
+def test_export_of_a_build_equals_what_the_appliance_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real build (synthesize, 5 frames): every exported frame equals, pixel for pixel, the
+    base and patch the appliance opens (``Portrait``: before scaling to the screen)."""
+    from appliance.frames import Portrait
+
+    painting = tmp_path / "astronaut.png"
+    Image.fromarray(np.ascontiguousarray(data.astronaut())).save(painting)
+    built, out = tmp_path / "built", tmp_path / "export"
+    args = ["frames", "build", str(painting), "--out", str(built), "--count", "5"]
+    assert main([*args, "--eyes", "203,101,246,103"]) == 0
+    assert main(["frames", "export", str(built), "--out", str(out)]) == 0
+    capsys.readouterr()
+    held = Portrait.open(built)
+    base = held.read_base()
+    index = json.loads((out / "frames.json").read_text())
+    assert [f["angle"] for f in index["frames"]] == list(held.angles or ())
+    for i, entry in enumerate(index["frames"]):
+        expect = base.copy()
+        p = held.patches[i]
+        expect[p.y0 : p.y0 + p.height, p.x0 : p.x0 + p.width] = p.pixels
+        assert np.array_equal(np.asarray(Image.open(out / entry["file"])), expect), i
+    assert index["frames"][0]["file"] != index["frames"][4]["file"]
+    assert not np.array_equal(
+        np.asarray(Image.open(out / "frame_00.png")), np.asarray(Image.open(out / "frame_04.png"))
+    )

@@ -175,6 +175,8 @@ def test_extend_timeout_says_why_and_only_before_ready(backend, path_socket, mon
     n, _ = make(backend, path_socket, monkeypatch)
     n.extend_timeout(210.0, "starting: decoding\nthe base")
     assert path_socket.recv() == "EXTEND_TIMEOUT_USEC=210000000\nSTATUS=starting: decoding the base"
+    n.status("tracking")  # not held back by the once-a-second limit
+    assert path_socket.recv() == "STATUS=tracking"
     n.ready()
     assert path_socket.recv() == "READY=1"
     n.extend_timeout(30.0, "too late")  # systemd ignores it once started; nothing is sent
@@ -466,6 +468,35 @@ def test_first_start_extends_the_timeout_and_the_next_reads_the_cache(
         finally:
             stop(proc)
         path_socket.drain()
+
+
+def test_a_version_1_set_extends_the_timeout_and_is_named(astronaut_clip, tmp_path, path_socket):
+    """Every frame of a version 1 set is decoded before the first: more time is asked for."""
+    from appliance.frames import FrameSet, default_frames_dir, export_set
+
+    v1 = tmp_path / "v1"
+    v1.mkdir()
+    index = export_set(FrameSet.load(default_frames_dir()), v1)
+    lines = [
+        f"count = {len(index.frames)}",
+        f"size = {index.size}",
+        "head_box = [185, 90, 265, 114]",
+    ]
+    for f in index.frames:
+        lines += ["[[frames]]", f'file = "{f.file}"']
+    (v1 / "frames.toml").write_text("\n".join(lines) + "\n")
+    proc = start_app(astronaut_clip, tmp_path, path_socket, "--frames", str(v1))
+    try:
+        got = [m for _, m in wait_for(path_socket, "READY=1", timeout=120)]
+        assert any(
+            m.startswith("EXTEND_TIMEOUT_USEC=") and "decoding 33 frames" in m for m in got
+        ), got
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0
+        assert "a version 1 frame set" in err and "monalisa frames convert" in err
+    finally:
+        stop(proc)
 
 
 def test_no_ready_and_exit_78_on_a_bad_frame_set(astronaut_clip, tmp_path, path_socket):
