@@ -84,6 +84,7 @@ bench: $(VENV)/.stamp $(MPVENV)/.stamp
 	$(BIN)/python benchmarks/render_loop.py
 	$(BIN)/python benchmarks/budget.py
 	$(BIN)/python benchmarks/schedule.py
+	$(BIN)/python benchmarks/startup.py
 
 # Hours of camera frames through the real appliance (about 40 min here): table, plot, JSON in out/soak.
 SOAK_FRAMES ?= 500000
@@ -98,7 +99,8 @@ soak-hang: $(VENV)/.stamp
 
 # The default frame set: the appliance's portrait is scikit-image's astronaut (NASA, public
 # domain). Eye points are given so the build does not depend on the detector's float
-# rounding on this CPU: `make frames` reproduces frames/ byte for byte.
+# rounding on this CPU: `make frames` reproduces frames/ byte for byte (format version 2, as
+# the builder writes it).
 FRAMES_COUNT ?= 33
 frames: $(VENV)/.stamp
 	mkdir -p build

@@ -14,7 +14,8 @@ import argparse
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from appliance import __version__
 
@@ -289,6 +290,29 @@ def _add_frames_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     c.add_argument("directory", help="frame set folder (with frames.toml)")
     c.add_argument("--json", action="store_true", help="print the summary as JSON")
     c.set_defaults(handler=_cmd_frames_check)
+    v = fsub.add_parser(
+        "convert",
+        help="write a frame set (version 1 or 2) as a version 2 set: base.png + patches",
+        description="Read the set in OLD (full frames or base + patches) and write it to NEW as "
+        "format version 2: base.png, one small PNG per frame under patches/, frames.toml. The "
+        "frames are the same pixel for pixel. Exit 78 if OLD is not a valid set, 2 if NEW is "
+        "not an empty or new folder.",
+    )
+    v.add_argument("old", help="frame set folder to read")
+    v.add_argument("new", help="folder to write (must be new or empty)")
+    v.set_defaults(handler=_cmd_frames_convert)
+    e = fsub.add_parser(
+        "export",
+        help="write every frame of a set as a full image plus frames.json",
+        description="Write every frame of SET as a full PNG (frame_NN.png, the pixels the "
+        "appliance holds before scaling to the screen) and frames.json: "
+        '{"frames": [{"file", "index", "angle", "pitch", "lids", "box", "patch", "rest"}], '
+        '"size", "rest_index", "head_box", "version", "source", "build"}. Exit 78 if SET is '
+        "not a valid set, 2 if --out is not an empty or new folder.",
+    )
+    e.add_argument("set", help="frame set folder to read")
+    e.add_argument("--out", required=True, help="folder to write (must be new or empty)")
+    e.set_defaults(handler=_cmd_frames_export)
 
 
 def _cmd_frames_build(args: argparse.Namespace) -> int:
@@ -349,9 +373,60 @@ def _cmd_frames_check(args: argparse.Namespace) -> int:
     print(
         f"{fs.directory}: OK - {fs.count} frames {w}x{h}, {fs.gaze_text()}, "
         f"head box {hb}, memory {fs.memory_bytes() / mib:.1f} MiB "
-        f"(full frames {fs.full_frames_bytes() / mib:.1f} MiB)"
+        f"(full frames {fs.full_frames_bytes() / mib:.1f} MiB), format version {fs.version}"
     )
     return 0
+
+
+def _frames_into(command: str, source: str, out: str, write: Callable[[Any, Path], Any]) -> int:
+    """Load the set in ``source`` and let ``write(frame_set, folder)`` fill the new ``out``.
+
+    The files are written into a staging folder beside ``out`` and moved in only when all are
+    written, so a failure leaves nothing half-written.
+    """
+    from appliance.config import EX_CONFIG
+    from appliance.framebuild.output import commit_out_dir, staging_dir
+    from appliance.frames import FrameSet, FrameSetError
+
+    target = Path(out)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        print(
+            f"monalisa frames {command}: {target}: exists and is not an empty folder; "
+            "choose a new or empty folder",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        fs = FrameSet.load(source)
+    except FrameSetError as err:
+        print(f"monalisa frames {command}: {err}", file=sys.stderr)
+        return EX_CONFIG
+    try:
+        with staging_dir(target) as staged:
+            write(fs, staged)
+            commit_out_dir(staged, target)
+    except (OSError, FrameSetError) as err:
+        print(f"monalisa frames {command}: {target}: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_frames_convert(args: argparse.Namespace) -> int:
+    from appliance.frames import convert_set
+
+    status = _frames_into("convert", args.old, args.new, convert_set)
+    if status == 0:
+        print(f"{args.new}: version 2 frame set written from {args.old}")
+    return status
+
+
+def _cmd_frames_export(args: argparse.Namespace) -> int:
+    from appliance.frames import EXPORT_INDEX, export_set
+
+    status = _frames_into("export", args.set, args.out, export_set)
+    if status == 0:
+        print(f"{args.out}: every frame of {args.set} and {EXPORT_INDEX} written")
+    return status
 
 
 def _add_detect_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,45 +1,88 @@
-"""Frame sets: the manifest ``frames.toml``, validation, and base image + per-frame patches.
+"""Frame sets: the manifest ``frames.toml``, reading and writing, base image + per-frame patches.
 
-A frame set is a folder of same-sized RGB images (one per gaze direction) plus ``frames.toml``::
+A frame set is a folder holding the portrait as the appliance holds it in memory: one base
+image plus, per frame (one per gaze direction), the small rectangle where that frame differs
+from it. Format version 2, written by :func:`write_set`::
 
-    count = 33                       # number of frames (>= 2)
-    size = [1024, 1526]              # width, height of every frame image, pixels
-    rest_index = 16                  # the frame shown when nobody is there (default count // 2)
-    head_box = [x0, y0, x1, y1]      # region of the painting that changes between frames, pixels
-    [[frames]]                       # one table per frame, in index order
-    file = "frame_00.png"
-    angle = -30.0                    # gaze angle, degrees; negative = toward the visitor's left
+    base.png                         # the painting, full size (every frame shares it)
+    patches/frame_00.png             # per frame that differs from the base: its region
+    preview.png                      # the base scaled to at most 1920 px (large paintings only)
+    frames.toml:
+        version = 2
+        count = 33                   # number of frames (>= 2)
+        size = [3072, 4578]          # width, height of base.png and of every frame, pixels
+        rest_index = 16              # the frame shown when nobody is there (default count // 2)
+        head_box = [x0, y0, x1, y1]  # region of the painting that changes between frames, pixels
+        preview = [1289, 1920]       # width, height of preview.png (absent: no preview)
+        [[frames]]                   # one table per frame, in index order
+        angle = -30.0                # gaze angle, degrees; negative = toward the visitor's left
+        patch = "patches/frame_00.png"
+        box = [x0, y0, x1, y1]       # where the patch goes, integer pixels, x1/y1 exclusive
+        pitch = 0.0                  # optional, reserved: vertical gaze, degrees (not used yet)
+        lids = 0.0                   # optional, reserved: blink phase, 0 open .. 1 shut (not used)
+        [build]                      # optional: how the set was made (information only)
+
+A frame without ``patch``/``box`` equals the base. Version 1 (no ``version`` key) is the older
+layout: one full image per frame (``file = "frame_00.png"`` instead of ``patch``/``box``); the
+rest frame is the base and the patches are found by comparing each frame with it, which decodes
+every full image (slow for a large painting: ``monalisa frames convert OLD NEW`` writes v2).
 
 ``angle`` is optional, but all or nothing: either every ``[[frames]]`` table has one (strictly
 increasing) or none does. A set without angles has :attr:`FrameSet.angles` ``None``; the
 appliance then spreads the frames evenly over ``[gaze] angle_range_deg`` (see
-:class:`appliance.gaze.Gaze`). Optional tables (``[build]``) are kept as information and not
-validated.
+:class:`appliance.gaze.Gaze`).
 
-Memory: only the rest frame is kept whole (:attr:`FrameSet.base`); every frame is stored as a
-:class:`Patch`, the bounding rectangle of the pixels where it differs from the base, which for
-a portrait whose eyes move is a few hundred pixels across. 33 frames at 1920×1080 then cost
-about one full frame plus a few small crops instead of 33 full frames.
-
-Every problem raises :class:`FrameSetError` with one line naming the file and the key or value.
+One pydantic model, :class:`Manifest`, reads both versions (unknown keys refused). Every
+problem raises :class:`FrameSetError` with one line naming the file and the key or value.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+import tomli_w
 from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from appliance.config import format_validation_error, key_path
 from appliance.types import Box
 
 MANIFEST_NAME = "frames.toml"
 """The manifest's file name inside a frame set folder."""
+
+BASE_NAME = "base.png"
+"""The base image's file name inside a version 2 frame set folder."""
+
+PREVIEW_NAME = "preview.png"
+"""The base scaled down, for a fast first start (a version 2 set of a large painting)."""
+
+PREVIEW_MAX = 1920
+"""Longest side of ``preview.png``, pixels: a full-HD screen, also turned on its side, shows
+the portrait from it at full sharpness. A base no larger than this has no preview."""
+
+PATCH_DIR = "patches"
+"""The folder of a version 2 set's patch images, inside the set's folder."""
+
+FORMAT_VERSION = 2
+"""The manifest version :func:`write_set` writes."""
+
+PNG_COMPRESS_LEVEL = 6
+"""zlib level for every PNG written (fixed so output bytes do not depend on defaults)."""
+
+FAST_PNG = {"compress_level": 1, "compress_type": 3}
+"""How ``base.png`` and ``preview.png`` are compressed: zlib's fastest level with its run-length
+strategy (``Z_RLE``). A 14 Mpx painting's base takes 0.8 s of CPU to write instead of about 8 s
+at level 6, for about 10 % more bytes (``benchmarks/framebuild.py``)."""
 
 SYSTEM_FRAMES_DIR = Path("/usr/share/monalisa/frames")
 """Where a packaged install keeps the default set when the repository's ``frames/`` is absent."""
@@ -85,6 +128,10 @@ class Patch:
         return self.pixels.size == 0
 
 
+EMPTY_PATCH = Patch(0, 0, np.zeros((0, 0, 3), np.uint8))
+"""The patch of a frame identical to the base."""
+
+
 def default_frames_dir() -> Path:
     """Return the default frame set folder.
 
@@ -115,15 +162,15 @@ def diff_patch(base: np.ndarray, frame: np.ndarray) -> Patch:
     changed = np.any(frame != base, axis=2)
     rows = np.flatnonzero(changed.any(axis=1))
     if rows.size == 0:
-        return Patch(0, 0, np.zeros((0, 0, 3), np.uint8))
+        return EMPTY_PATCH
     cols = np.flatnonzero(changed[rows[0] : rows[-1] + 1].any(axis=0))
     y0, y1 = int(rows[0]), int(rows[-1]) + 1
     x0, x1 = int(cols[0]), int(cols[-1]) + 1
-    return Patch(x0, y0, np.ascontiguousarray(frame[y0:y1, x0:x1]))
+    return Patch(x0, y0, frame[y0:y1, x0:x1].copy())  # a copy: never a view of a whole frame
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """Read an image file as ``H×W×3`` uint8 RGB.
+    """Read an image file as ``H×W×3`` uint8 RGB (read-only: one copy out of the decoder).
 
     Raises:
         FrameSetError: The file is missing or cannot be decoded.
@@ -133,46 +180,219 @@ def read_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
+            return np.asarray(rgb, dtype=np.uint8)
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise FrameSetError(f"{path}: unreadable image ({err})") from err
 
 
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    """The validated contents of ``frames.toml``.
+def write_png(path: Path, image: np.ndarray, fast: bool = False) -> None:
+    """Write an ``H×W×3`` uint8 RGB array as a metadata-free PNG, deterministically.
 
-    Attributes:
-        count: Number of frames, >= 2.
-        size: ``(width, height)`` of every image, pixels.
-        rest_index: Frame shown when nobody is there, ``0 <= rest_index < count``
-            (``count // 2`` when the manifest has none).
-        head_box: Region that changes between frames, pixels, inside the image.
-        files: Image file names relative to the folder, in index order.
-        angles: Gaze angle of each frame in degrees, strictly increasing, or None when the
-            manifest gives no angles (the appliance spreads them evenly).
-        build: The optional ``[build]`` table (how the set was made), as read.
+    Same pixels in, same bytes out: no time, gamma or text chunk; zlib level
+    :data:`PNG_COMPRESS_LEVEL`, or :data:`FAST_PNG` when ``fast`` (a full-size image).
+    """
+    options: dict[str, int] = dict(FAST_PNG) if fast else {"compress_level": PNG_COMPRESS_LEVEL}
+    Image.fromarray(np.ascontiguousarray(image), "RGB").save(
+        path, format="PNG", optimize=False, **options
+    )
+
+
+def frame_name(i: int, count: int) -> str:
+    """File name of frame ``i``: ``frame_00.png`` (zero-padded to at least two digits)."""
+    width = max(2, len(str(count - 1)))
+    return f"frame_{i:0{width}d}.png"
+
+
+# -- the manifest ---------------------------------------------------------------------------------
+
+
+def _error(message: str) -> PydanticCustomError:
+    return PydanticCustomError("frame_set", message)
+
+
+def _relative_name(name: str) -> str:
+    if not name or Path(name).is_absolute() or ".." in Path(name).parts or "\\" in name:
+        raise _error("must be a relative file name inside the set's folder")
+    return name
+
+
+_Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class FrameEntry(BaseModel):
+    """One ``[[frames]]`` table: the frame's image and its gaze.
+
+    Version 1 names a full image (``file``); version 2 a patch and its box, or neither when
+    the frame equals the base. ``pitch`` and ``lids`` are reserved for vertical gaze and blink
+    phases (the appliance does not use them yet).
     """
 
-    count: int
-    size: tuple[int, int]
-    rest_index: int
-    head_box: Box
-    files: tuple[str, ...]
-    angles: tuple[float, ...] | None
-    build: dict[str, Any]
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    file: str | None = Field(None, description="v1: the frame's full image, relative name.")
+    patch: str | None = Field(None, description="v2: the frame's patch image, relative name.")
+    box: Annotated[list[int], Field(min_length=4, max_length=4)] | None = Field(
+        None, description="v2: where the patch goes, [x0, y0, x1, y1] pixels, x1/y1 exclusive."
+    )
+    angle: _Finite | None = Field(None, description="Gaze angle, degrees; negative = left.")
+    pitch: _Finite = Field(0.0, description="v2, reserved: vertical gaze, degrees; + = up.")
+    lids: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        0.0, description="v2, reserved: blink phase, 0 = open .. 1 = shut."
+    )
+
+    @field_validator("file", "patch")
+    @classmethod
+    def _names(cls, value: str | None) -> str | None:
+        return None if value is None else _relative_name(value)
 
 
-def _int(path: Path, key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FrameSetError(f"{path}: {key} = {value!r} must be an integer")
+class Manifest(BaseModel):
+    """``frames.toml``, version 1 or 2 (see the module's text); unknown keys are refused.
+
+    Validation stops at the first check that fails; every message names the key and value.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    version: Literal[1, 2] = Field(1, description="Format version; absent means 1.")
+    count: Annotated[int, Field(ge=2)] = Field(description="Number of frames.")
+    size: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)] = Field(
+        description="[width, height] of every frame, pixels."
+    )
+    rest_index: int | None = Field(None, description="Frame shown when nobody is there.")
+    head_box: Annotated[list[_Finite], Field(min_length=4, max_length=4)] = Field(
+        description="[x0, y0, x1, y1]: the region that changes between frames, pixels."
+    )
+    preview: (
+        Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)] | None
+    ) = Field(None, description="v2: [width, height] of preview.png, the base scaled down.")
+    frames: list[FrameEntry] = Field(description="One table per frame, in index order.")
+    build: dict[str, Any] = Field(
+        default_factory=dict, description="How the set was made (information only)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        count, frames = self.count, self.frames
+        w, h = self.size
+        if len(frames) != count:
+            raise _error(f"count = {count} but there are {len(frames)} [[frames]] tables")
+        rest = self.rest
+        if not 0 <= rest < count:
+            raise _error(f"rest_index = {rest} out of range 0..{count - 1}")
+        x0, y0, x1, y1 = self.head_box
+        if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+            raise _error(
+                f"head_box = {self.head_box} must satisfy 0 <= x0 < x1 <= {w} "
+                f"and 0 <= y0 < y1 <= {h}"
+            )
+        lacking = [i for i, f in enumerate(frames) if f.angle is None]
+        if lacking and len(lacking) != count:
+            raise _error(
+                f"{count - len(lacking)} of {count} [[frames]] tables have an 'angle' but "
+                f"frames[{lacking[0]}] has none; give every frame an angle or none"
+            )
+        for i in range(1, count if not lacking else 0):
+            a, b = frames[i - 1].angle, frames[i].angle
+            assert a is not None and b is not None
+            if b <= a:
+                raise _error(
+                    f"frames[{i}].angle = {b} is not greater than frames[{i - 1}].angle = {a}; "
+                    "angles must increase"
+                )
+        if self.preview is not None:
+            if self.version == 1:
+                raise _error("preview is a version 2 key; add version = 2")
+            if self.preview[0] > w or self.preview[1] > h:
+                raise _error(f"preview = {self.preview} must not be larger than size = {self.size}")
+        for i, f in enumerate(frames):
+            self._check_entry(i, f)
+        names = [n for n in self.files if n]
+        if len(set(names)) != len(names):
+            raise _error("frames list the same file twice")
+        return self
+
+    def _check_entry(self, i: int, f: FrameEntry) -> None:
+        if self.version == 1:
+            for key in ("patch", "box", "pitch", "lids"):
+                if key in f.model_fields_set:
+                    raise _error(f"frames[{i}].{key} is a version 2 key; add version = 2")
+            if f.file is None:
+                raise _error(f"frames[{i}] needs a 'file'")
+            return
+        if f.file is not None:
+            raise _error(f"frames[{i}].file is a version 1 key; version 2 gives patch and box")
+        if (f.patch is None) != (f.box is None):
+            raise _error(f"frames[{i}] needs both 'patch' and 'box', or neither")
+        if f.box is None:
+            return
+        bx0, by0, bx1, by1 = f.box
+        hx0, hy0, hx1, hy1 = self.head_box
+        if not (0 <= bx0 < bx1 <= self.size[0] and 0 <= by0 < by1 <= self.size[1]):
+            raise _error(f"frames[{i}].box = {f.box} must lie inside size = {self.size}")
+        if bx0 < math.floor(hx0) or by0 < math.floor(hy0) or bx1 > math.ceil(hx1):
+            raise _error(f"frames[{i}].box = {f.box} is outside head_box = {self.head_box}")
+        if by1 > math.ceil(hy1):
+            raise _error(f"frames[{i}].box = {f.box} is outside head_box = {self.head_box}")
+
+    @property
+    def rest(self) -> int:
+        """The rest frame's index: ``rest_index``, or ``count // 2`` when absent."""
+        return self.count // 2 if self.rest_index is None else self.rest_index
+
+    @property
+    def angles(self) -> tuple[float, ...] | None:
+        """Every frame's gaze angle in degrees, or None when the manifest gives none."""
+        if any(f.angle is None for f in self.frames):
+            return None
+        return tuple(float(f.angle) for f in self.frames if f.angle is not None)
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Per frame, the image it reads: v1 its full image, v2 its patch ("" for none)."""
+        return tuple(f.file or f.patch or "" for f in self.frames)
+
+    @property
+    def box(self) -> Box:
+        """``head_box`` as a :class:`Box`."""
+        return Box(*self.head_box)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars, tuples and paths turned into what TOML can hold."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
     return value
 
 
-def _number(path: Path, key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise FrameSetError(f"{path}: {key} = {value!r} must be a finite number")
-    return float(value)
+def validate_manifest(data: Any, source: str) -> Manifest:
+    """Validate parsed ``frames.toml`` data.
+
+    Args:
+        data: The parsed TOML document.
+        source: The file name to start the error line with.
+
+    Raises:
+        FrameSetError: One line naming the file and the key and value at fault (a missing
+            key as ``missing key 'count'``).
+    """
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as err:
+        missing = [e for e in err.errors() if e.get("type") == "missing"]
+        if missing:
+            loc = tuple(missing[0].get("loc", ()))
+            raise FrameSetError(f"{source}: missing key {key_path(loc)!r}") from None
+        lines = format_validation_error(source, data, err)
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        raise FrameSetError(lines[0] + more) from None
 
 
 def parse_manifest(path: Path) -> Manifest:
@@ -182,7 +402,8 @@ def parse_manifest(path: Path) -> Manifest:
         path: The manifest file.
 
     Raises:
-        FrameSetError: The file is missing, not TOML, or a key is missing or out of range.
+        FrameSetError: The file is missing, not TOML, or a key is unknown, missing or out of
+            range.
     """
     if not path.is_file():
         raise FrameSetError(f"{path}: missing manifest")
@@ -190,69 +411,209 @@ def parse_manifest(path: Path) -> Manifest:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise FrameSetError(f"{path}: cannot read manifest ({err})") from err
-    for key in ("count", "size", "head_box", "frames"):
-        if key not in data:
-            raise FrameSetError(f"{path}: missing key {key!r}")
-    count = _int(path, "count", data["count"])
-    if count < 2:
-        raise FrameSetError(f"{path}: count = {count} must be at least 2")
-    size_v = data["size"]
-    if not isinstance(size_v, list) or len(size_v) != 2:
-        raise FrameSetError(f"{path}: size = {size_v!r} must be [width, height]")
-    size = (_int(path, "size[0]", size_v[0]), _int(path, "size[1]", size_v[1]))
-    if size[0] < 1 or size[1] < 1:
-        raise FrameSetError(f"{path}: size = {list(size)} must be positive")
-    rest = _int(path, "rest_index", data["rest_index"]) if "rest_index" in data else count // 2
-    if not 0 <= rest < count:
-        raise FrameSetError(f"{path}: rest_index = {rest} out of range 0..{count - 1}")
-    hb = data["head_box"]
-    if not isinstance(hb, list) or len(hb) != 4:
-        raise FrameSetError(f"{path}: head_box = {hb!r} must be [x0, y0, x1, y1]")
-    x0, y0, x1, y1 = (_number(path, f"head_box[{i}]", v) for i, v in enumerate(hb))
-    if not (0 <= x0 < x1 <= size[0] and 0 <= y0 < y1 <= size[1]):
-        raise FrameSetError(
-            f"{path}: head_box = {hb!r} must satisfy 0 <= x0 < x1 <= {size[0]} "
-            f"and 0 <= y0 < y1 <= {size[1]}"
-        )
-    frames = data["frames"]
-    if not isinstance(frames, list) or len(frames) != count:
-        n = len(frames) if isinstance(frames, list) else "no"
-        raise FrameSetError(f"{path}: count = {count} but there are {n} [[frames]] tables")
-    files: list[str] = []
-    for i, entry in enumerate(frames):
-        if not isinstance(entry, dict) or "file" not in entry:
-            raise FrameSetError(f"{path}: frames[{i}] needs a 'file'")
-        name = entry["file"]
-        if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in name:
-            raise FrameSetError(f"{path}: frames[{i}].file = {name!r} must be a relative name")
-        files.append(name)
-    lacking = [i for i, entry in enumerate(frames) if "angle" not in entry]
-    if lacking and len(lacking) != count:
-        raise FrameSetError(
-            f"{path}: {count - len(lacking)} of {count} [[frames]] tables have an 'angle' "
-            f"but frames[{lacking[0]}] has none; give every frame an angle or none"
-        )
-    angles: list[float] = []
-    for i, entry in enumerate(frames if not lacking else []):
-        angle = _number(path, f"frames[{i}].angle", entry["angle"])
-        if angles and angle <= angles[-1]:
-            raise FrameSetError(
-                f"{path}: frames[{i}].angle = {angle} is not greater than "
-                f"frames[{i - 1}].angle = {angles[-1]}; angles must increase"
-            )
-        angles.append(angle)
-    if len(set(files)) != len(files):
-        raise FrameSetError(f"{path}: frames list the same file twice")
-    build = data.get("build", {})
-    return Manifest(
-        count=count,
-        size=size,
-        rest_index=rest,
-        head_box=Box(x0, y0, x1, y1),
-        files=tuple(files),
-        angles=tuple(angles) if angles else None,
-        build=dict(build) if isinstance(build, dict) else {},
+    return validate_manifest(data, str(path))
+
+
+def union_box(patches: Sequence[Patch], size: tuple[int, int]) -> Box:
+    """The smallest box holding every non-empty patch; a 1×1 box at the centre when none.
+
+    Args:
+        patches: The frames' patches.
+        size: ``(width, height)`` of the frames, pixels.
+    """
+    boxes = [p.box for p in patches if not p.empty]
+    if not boxes:
+        w, h = size
+        return Box(w // 2, h // 2, w // 2 + 1, h // 2 + 1)
+    return Box(
+        min(b.x0 for b in boxes),
+        min(b.y0 for b in boxes),
+        max(b.x1 for b in boxes),
+        max(b.y1 for b in boxes),
     )
+
+
+def write_set(
+    directory: Path,
+    base: np.ndarray,
+    patches: Sequence[Patch],
+    *,
+    angles: Sequence[float] | None,
+    rest_index: int,
+    head_box: Box | None,
+    build: Mapping[str, Any] | None = None,
+    preview_max: int = PREVIEW_MAX,
+) -> None:
+    """Write a version 2 frame set into ``directory`` (created if missing).
+
+    Writes ``base.png`` once, ``patches/frame_NN.png`` for each non-empty patch, for a base
+    larger than ``preview_max`` also ``preview.png`` (Lanczos, longest side ``preview_max``),
+    and ``frames.toml`` last (validated by :class:`Manifest` before it is written, so a set this
+    writes always loads). Same inputs, same bytes: PNGs carry no metadata, the manifest's
+    keys are in a fixed order. Files of an older set already in ``directory`` are not
+    removed: write into an empty folder (the builder writes into a staging folder).
+
+    Args:
+        directory: The set's folder.
+        base: ``H×W×3`` uint8 RGB, the painting every frame shares.
+        patches: Per frame, in index order, its region that differs from ``base``
+            (:data:`EMPTY_PATCH` for a frame equal to it); at least two frames.
+        angles: Per frame, its gaze angle in degrees (strictly increasing), or None to let
+            the appliance spread the frames evenly.
+        rest_index: The frame shown when nobody is there, ``0 <= rest_index < len(patches)``.
+        head_box: The region that changes between frames, pixels, holding every patch; None
+            for the smallest box that holds them (:func:`union_box`).
+        build: How the set was made, written as the ``[build]`` table (numpy scalars and
+            tuples allowed).
+        preview_max: Longest side of the preview, pixels (>= 1).
+
+    Raises:
+        FrameSetError: The inputs do not make a valid set (the message names the key).
+        OSError: A file cannot be written.
+    """
+    if base.ndim != 3 or base.shape[2] != 3 or base.dtype != np.uint8:
+        raise FrameSetError(f"{directory}: base must be H×W×3 uint8, not {base.shape} {base.dtype}")
+    h, w = base.shape[:2]
+    count = len(patches)
+    if angles is not None and len(angles) != count:
+        raise FrameSetError(f"{directory}: {len(angles)} angles for {count} frames")
+    hb = head_box if head_box is not None else union_box(patches, (w, h))
+    entries: list[dict[str, Any]] = []
+    for i, p in enumerate(patches):
+        entry: dict[str, Any] = {}
+        if angles is not None:
+            entry["angle"] = float(angles[i])
+        if not p.empty:
+            entry["patch"] = f"{PATCH_DIR}/{frame_name(i, count)}"
+            entry["box"] = [int(v) for v in (p.x0, p.y0, p.x0 + p.width, p.y0 + p.height)]
+        entries.append(entry)
+    scale = min(1.0, preview_max / max(w, h))
+    preview = (max(1, round(w * scale)), max(1, round(h * scale))) if scale < 1.0 else None
+    doc: dict[str, Any] = {
+        "version": FORMAT_VERSION,
+        "count": count,
+        "size": [w, h],
+        "rest_index": rest_index,
+        "head_box": [float(v) for v in hb.as_list(6)],
+        **({"preview": list(preview)} if preview is not None else {}),
+        "frames": entries,
+        "build": _plain(dict(build or {})),
+    }
+    manifest = validate_manifest(doc, str(directory / MANIFEST_NAME))
+    directory.mkdir(parents=True, exist_ok=True)
+    if any(not p.empty for p in patches):
+        (directory / PATCH_DIR).mkdir(exist_ok=True)
+    write_png(directory / BASE_NAME, base, fast=True)
+    if preview is not None:
+        small = Image.fromarray(np.ascontiguousarray(base), "RGB").resize(
+            preview, Image.Resampling.LANCZOS
+        )
+        write_png(directory / PREVIEW_NAME, np.asarray(small), fast=True)
+    for frame, p in zip(manifest.frames, patches, strict=True):
+        if frame.patch is not None:
+            write_png(directory / frame.patch, p.pixels)
+    text = tomli_w.dumps(manifest.model_dump(mode="json", exclude_unset=True))
+    header = "# Frame set for the monalisa appliance (format: appliance/frames.py).\n"
+    (directory / MANIFEST_NAME).write_bytes((header + text).encode("utf-8"))
+
+
+# -- reading a set --------------------------------------------------------------------------------
+
+
+def open_manifest(directory: str | Path) -> tuple[Path, Manifest]:
+    """Check that ``directory`` is a folder and read its validated manifest.
+
+    Raises:
+        FrameSetError: The folder or its manifest is missing or invalid.
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise FrameSetError(f"{folder}: frame set folder does not exist")
+    return folder, parse_manifest(folder / MANIFEST_NAME)
+
+
+def _read_sized(folder: Path, name: str, size: tuple[int, int], what: str) -> np.ndarray:
+    path = folder / name
+    img = read_rgb(path)
+    if (img.shape[1], img.shape[0]) != size:
+        raise FrameSetError(
+            f"{path}: image is {img.shape[1]}x{img.shape[0]} but "
+            f"{folder / MANIFEST_NAME} {what} = [{size[0]}, {size[1]}]"
+        )
+    return img
+
+
+def read_base(folder: Path, manifest: Manifest) -> np.ndarray:
+    """Decode the set's base image: v2 ``base.png``, v1 the rest frame's image.
+
+    Raises:
+        FrameSetError: The image is missing, unreadable or not ``size``.
+    """
+    size = (manifest.size[0], manifest.size[1])
+    if manifest.version == 1:
+        return _read_sized(folder, manifest.files[manifest.rest], size, "size")
+    return _read_sized(folder, BASE_NAME, size, "size")
+
+
+def read_preview(folder: Path, manifest: Manifest) -> np.ndarray | None:
+    """Decode the set's ``preview.png`` (None when the manifest has no ``preview``).
+
+    Raises:
+        FrameSetError: The image is missing, unreadable or not ``preview`` in size.
+    """
+    if manifest.preview is None:
+        return None
+    size = (manifest.preview[0], manifest.preview[1])
+    return _read_sized(folder, PREVIEW_NAME, size, "preview")
+
+
+def read_patches(folder: Path, manifest: Manifest, base: np.ndarray | None = None) -> list[Patch]:
+    """Read every frame's patch, in index order.
+
+    Version 2 decodes the small patch images; version 1 decodes each full frame (one at a
+    time) and keeps where it differs from ``base``, which must then lie inside ``head_box``.
+
+    Args:
+        folder: The set's folder.
+        manifest: Its validated manifest.
+        base: The base image from :func:`read_base`; needed for version 1 only.
+
+    Raises:
+        FrameSetError: A patch or frame image is missing, unreadable, the wrong size, or (v1)
+            differs from the rest frame outside ``head_box``.
+    """
+    patches: list[Patch] = []
+    if manifest.version == 2:
+        for i, entry in enumerate(manifest.frames):
+            if entry.patch is None or entry.box is None:
+                patches.append(EMPTY_PATCH)
+                continue
+            x0, y0, x1, y1 = entry.box
+            pixels = _read_sized(folder, entry.patch, (x1 - x0, y1 - y0), f"frames[{i}].box size")
+            patches.append(Patch(x0, y0, pixels))
+        return patches
+    if base is None:
+        raise ValueError("read_patches: a version 1 set needs its base image")
+    size = (manifest.size[0], manifest.size[1])
+    hb = manifest.box
+    for i, name in enumerate(manifest.files):
+        if i == manifest.rest:
+            patches.append(EMPTY_PATCH)
+            continue
+        patch = diff_patch(base, _read_sized(folder, name, size, "size"))
+        b = patch.box
+        if not patch.empty and (
+            b.x0 < math.floor(hb.x0)
+            or b.y0 < math.floor(hb.y0)
+            or (b.x1 > math.ceil(hb.x1) or b.y1 > math.ceil(hb.y1))
+        ):
+            raise FrameSetError(
+                f"{folder / name}: differs from the rest frame in "
+                f"{[int(v) for v in b.as_list()]}, outside head_box = "
+                f"{hb.as_list()} of {folder / MANIFEST_NAME}"
+            )
+        patches.append(patch)
+    return patches
 
 
 class FrameSet:
@@ -260,6 +621,7 @@ class FrameSet:
 
     Attributes:
         directory: The folder it was loaded from.
+        version: The manifest's format version, 1 (full frames) or 2 (base + patches).
         count: Number of frames (>= 2).
         size: ``(width, height)`` of every frame, pixels.
         rest_index: The frame shown when nobody is there.
@@ -267,9 +629,10 @@ class FrameSet:
         angles: Gaze angle of each frame in degrees, strictly increasing; negative = toward
             the visitor's left. None when the manifest gives no angles: the appliance then
             spreads the frames evenly over ``[gaze] angle_range_deg``.
-        files: Image file names in index order.
+        manifest: The validated manifest (per-frame fields such as the reserved ``pitch``).
         build: The manifest's ``[build]`` table (how the set was made).
-        base: ``H×W×3`` uint8 RGB, the rest frame.
+        base: ``H×W×3`` uint8 RGB, the painting every frame shares (for a set the builder
+            wrote, the rest frame; in general the rest frame is ``frame(rest_index)``).
         patches: Per frame, the region where it differs from :attr:`base`.
     """
 
@@ -277,12 +640,13 @@ class FrameSet:
         self, directory: Path, manifest: Manifest, base: np.ndarray, patches: Sequence[Patch]
     ):
         self.directory = directory
+        self.manifest = manifest
+        self.version = manifest.version
         self.count = manifest.count
-        self.size = manifest.size
-        self.rest_index = manifest.rest_index
-        self.head_box = manifest.head_box
+        self.size = (manifest.size[0], manifest.size[1])
+        self.rest_index = manifest.rest
+        self.head_box = manifest.box
         self.angles = manifest.angles
-        self.files = manifest.files
         self.build = manifest.build
         self.base = base
         self.base.setflags(write=False)
@@ -292,53 +656,20 @@ class FrameSet:
 
     @classmethod
     def load(cls, directory: str | Path) -> FrameSet:
-        """Load and validate the frame set in ``directory``.
+        """Load and validate the frame set in ``directory`` (version 1 or 2).
 
         Checks: the manifest parses and its keys are in range; every image exists, decodes and
-        has the manifest's size; every frame differs from the rest frame only inside
-        ``head_box``. Only one full image (the base) is kept; at most two are decoded at once.
+        has the manifest's size (a v2 patch: its box's size); every frame differs from the
+        base only inside ``head_box``. Only one full image (the base) is kept; at most two
+        are decoded at once.
 
         Raises:
             FrameSetError: One line naming the file and the key or value at fault.
         """
-        folder = Path(directory)
-        if not folder.is_dir():
-            raise FrameSetError(f"{folder}: frame set folder does not exist")
-        manifest = parse_manifest(folder / MANIFEST_NAME)
-        w, h = manifest.size
-
-        def read(i: int) -> np.ndarray:
-            path = folder / manifest.files[i]
-            img = read_rgb(path)
-            if img.shape[:2] != (h, w):
-                raise FrameSetError(
-                    f"{path}: image is {img.shape[1]}x{img.shape[0]} but "
-                    f"{folder / MANIFEST_NAME} size = [{w}, {h}]"
-                )
-            return img
-
-        base = read(manifest.rest_index)
-        hb = manifest.head_box
-        patches: list[Patch] = []
-        for i in range(manifest.count):
-            if i == manifest.rest_index:
-                patches.append(Patch(0, 0, np.zeros((0, 0, 3), np.uint8)))
-                continue
-            patch = diff_patch(base, read(i))
-            if not patch.empty:
-                b = patch.box
-                if (
-                    b.x0 < math.floor(hb.x0)
-                    or b.y0 < math.floor(hb.y0)
-                    or (b.x1 > math.ceil(hb.x1) or b.y1 > math.ceil(hb.y1))
-                ):
-                    raise FrameSetError(
-                        f"{folder / manifest.files[i]}: differs from the rest frame in "
-                        f"{[int(v) for v in b.as_list()]}, outside head_box = "
-                        f"{hb.as_list()} of {folder / MANIFEST_NAME}"
-                    )
-            patches.append(patch)
-        return cls(folder, manifest, base, patches)
+        folder, manifest = open_manifest(directory)
+        base = read_base(folder, manifest)
+        read_preview(folder, manifest)  # checked, not kept
+        return cls(folder, manifest, base, read_patches(folder, manifest, base))
 
     def frame(self, i: int) -> np.ndarray:
         """Return frame ``i`` as a new ``H×W×3`` uint8 RGB array.
@@ -384,6 +715,7 @@ class FrameSet:
         a = self.angles
         return {
             "directory": str(self.directory),
+            "version": self.version,
             "count": self.count,
             "size": list(self.size),
             "rest_index": self.rest_index,
@@ -395,3 +727,240 @@ class FrameSet:
             "full_frames_bytes": self.full_frames_bytes(),
             "build": self.build,
         }
+
+
+# -- export and convert ---------------------------------------------------------------------------
+
+EXPORT_INDEX = "frames.json"
+"""The index file :func:`export_set` writes next to the full frames."""
+
+
+class ExportedFrame(BaseModel):
+    """One frame in ``frames.json``: its full image and every per-frame field of the manifest.
+
+    ``box`` and ``patch`` are the v2 patch's place and file in the source set (None when the
+    frame equals the base, and for a v1 set).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: str = Field(description="The exported full image, relative to frames.json.")
+    index: int = Field(description="Frame index, 0 = toward the visitor's left.")
+    angle: float | None = Field(description="Gaze angle, degrees, or None (spread evenly).")
+    pitch: float = Field(description="Reserved: vertical gaze, degrees.")
+    lids: float = Field(description="Reserved: blink phase, 0 open .. 1 shut.")
+    box: list[int] | None = Field(description="v2: the patch's [x0, y0, x1, y1] in pixels.")
+    patch: str | None = Field(description="v2: the patch file in the source set.")
+    rest: bool = Field(description="True for the rest frame (shown when nobody is there).")
+
+
+class ExportIndex(BaseModel):
+    """``frames.json``, written by ``monalisa frames export``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = Field(description="The exported set's folder.")
+    version: int = Field(description="The source manifest's format version.")
+    size: list[int] = Field(description="[width, height] of every frame, pixels.")
+    rest_index: int = Field(description="The rest frame's index.")
+    head_box: list[float] = Field(description="[x0, y0, x1, y1], the region that changes.")
+    frames: list[ExportedFrame] = Field(description="Every frame, in index order.")
+    build: dict[str, Any] = Field(description="The manifest's [build] table.")
+
+
+def export_set(fs: FrameSet, out: Path) -> ExportIndex:
+    """Write every frame of ``fs`` as a full PNG (``frame_NN.png``) plus ``frames.json``.
+
+    The images are :meth:`FrameSet.frame` exactly: the pixels the appliance holds before it
+    scales them to the screen.
+
+    Args:
+        fs: The loaded set.
+        out: An existing, empty folder.
+
+    Returns:
+        The index written to ``out/frames.json``.
+
+    Raises:
+        OSError: A file cannot be written.
+    """
+    entries: list[ExportedFrame] = []
+    for i, entry in enumerate(fs.manifest.frames):
+        name = frame_name(i, fs.count)
+        write_png(out / name, fs.frame(i))
+        entries.append(
+            ExportedFrame(
+                file=name,
+                index=i,
+                angle=entry.angle,
+                pitch=entry.pitch,
+                lids=entry.lids,
+                box=entry.box,
+                patch=entry.patch,
+                rest=i == fs.rest_index,
+            )
+        )
+    index = ExportIndex(
+        source=str(fs.directory),
+        version=fs.version,
+        size=list(fs.size),
+        rest_index=fs.rest_index,
+        head_box=fs.head_box.as_list(6),
+        frames=entries,
+        build=fs.build,
+    )
+    (out / EXPORT_INDEX).write_text(index.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return index
+
+
+def convert_set(fs: FrameSet, out: Path) -> None:
+    """Write ``fs`` (any version) into ``out`` as a version 2 set: same frames, pixel for pixel.
+
+    The angles, rest frame, head box and ``[build]`` table are kept; the reserved per-frame
+    ``pitch`` and ``lids`` are not (a v1 set has none; :func:`write_set` does not take them).
+
+    Raises:
+        FrameSetError: The set cannot be written as v2 (should not happen for a loaded set).
+        OSError: A file cannot be written.
+    """
+    write_set(
+        out,
+        np.asarray(fs.base),
+        fs.patches,
+        angles=fs.angles,
+        rest_index=fs.rest_index,
+        head_box=fs.head_box,
+        build=fs.build,
+    )
+
+
+# -- a set opened for showing ---------------------------------------------------------------------
+
+
+class Portrait:
+    """A frame set opened for the screen: manifest and patches read, the base decoded on demand.
+
+    Opening a version 2 set reads the manifest and the small patch images only, so it takes the
+    same time whatever the painting's size; :meth:`read_base` decodes the full base image when
+    it is needed (the display first looks in its cache of the base scaled to the screen, see
+    :mod:`appliance.display.prepare`). A version 1 set is loaded whole (:meth:`FrameSet.load`):
+    it has no patches on disk. Patch boxes are validated against ``head_box`` and every patch
+    image against its box on opening, so a broken set is refused before anything is shown.
+
+    Attributes:
+        directory: The folder it was opened from (None for one made from a loaded set).
+        manifest: The validated manifest.
+        count: Number of frames (>= 2).
+        size: ``(width, height)`` of the painting and every frame, pixels.
+        rest_index: The frame shown when nobody is there.
+        head_box: The region that changes between frames, pixels.
+        angles: Gaze angle of each frame in degrees, or None (see :class:`FrameSet`).
+        patches: Per frame, where it differs from the base (full-size pixels).
+        key: A hex digest naming this content: the manifest's bytes and, per image file, its
+            name, size and modification time (any rewrite changes it); None when the set was
+            not opened from a folder.
+    """
+
+    def __init__(
+        self,
+        directory: Path | None,
+        manifest: Manifest,
+        patches: Sequence[Patch],
+        *,
+        base: np.ndarray | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.directory = directory
+        self.manifest = manifest
+        self.count = manifest.count
+        self.size = (manifest.size[0], manifest.size[1])
+        self.rest_index = manifest.rest
+        self.head_box = manifest.box
+        self.angles = manifest.angles
+        self.patches = tuple(patches)
+        self.key = key
+        self._base = base
+        self._prefetch: Future[np.ndarray] | None = None
+
+    @classmethod
+    def open(cls, directory: str | Path) -> Portrait:
+        """Open the set in ``directory`` for showing (see the class docstring).
+
+        Raises:
+            FrameSetError: One line naming the file and the key or value at fault.
+        """
+        folder, manifest = open_manifest(directory)
+        if manifest.version == 1:
+            fs = FrameSet.load(folder)
+            return cls(folder, manifest, fs.patches, base=fs.base, key=None)
+        names = [MANIFEST_NAME, BASE_NAME, *(f.patch for f in manifest.frames if f.patch)]
+        if manifest.preview is not None:
+            names.append(PREVIEW_NAME)
+        digest = hashlib.sha256()
+        for name in names:
+            try:
+                st = (folder / name).stat()
+            except OSError as err:
+                raise FrameSetError(f"{folder / name}: missing image ({err.strerror})") from None
+            digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        digest.update((folder / MANIFEST_NAME).read_bytes())
+        return cls(folder, manifest, read_patches(folder, manifest), key=digest.hexdigest())
+
+    @classmethod
+    def of(cls, frames: FrameSet) -> Portrait:
+        """A portrait of an already loaded set (its base kept; no cache key)."""
+        return cls(None, frames.manifest, frames.patches, base=frames.base)
+
+    @property
+    def base_loaded(self) -> bool:
+        """True when the full base image is in memory (:meth:`read_base` is then instant)."""
+        return self._base is not None
+
+    def prefetch_base(self) -> None:
+        """Start decoding the base image in a background thread; :meth:`read_base` waits for it.
+
+        So the decode (PNG decoding runs outside the GIL) overlaps the rest of start-up: the
+        model, the camera, the screen. The thread is a daemon: a stop during start-up does not
+        wait for it. Does nothing when the base is held or already being decoded.
+        """
+        if self._base is not None or self._prefetch is not None or self.directory is None:
+            return
+        future: Future[np.ndarray] = Future()
+        folder, manifest = self.directory, self.manifest
+
+        def decode() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(read_base(folder, manifest))
+            except BaseException as err:
+                future.set_exception(err)
+
+        self._prefetch = future
+        threading.Thread(target=decode, name="monalisa-base", daemon=True).start()
+
+    def read_preview(self) -> np.ndarray | None:
+        """The set's preview (the base scaled down), decoded now; None when it has none.
+
+        Raises:
+            FrameSetError: The preview is missing, unreadable or the wrong size.
+        """
+        if self.directory is None or self._base is not None:
+            return None
+        return read_preview(self.directory, self.manifest)
+
+    def read_base(self) -> np.ndarray:
+        """The full base image, ``H×W×3`` uint8 RGB (decoded now unless held or prefetched).
+
+        A decoded image is not kept: the caller keeps what it needs of it.
+
+        Raises:
+            FrameSetError: The base image is missing, unreadable or not the manifest's size.
+        """
+        if self._base is not None:
+            return self._base
+        if self._prefetch is not None:
+            future, self._prefetch = self._prefetch, None
+            return future.result()
+        assert self.directory is not None
+        return read_base(self.directory, self.manifest)

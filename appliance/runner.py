@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from appliance.app import App, NotifierLike
     from appliance.display import Display
     from appliance.hours import Hours
+    from appliance.service import Notifier
     from appliance.status import ScreenWait, Status
 
 log = logging.getLogger("monalisa")
@@ -271,7 +272,7 @@ def _build(
     duration_s: float | None,
     screenshot: Path | None,
     debug_overlay: bool,
-    notifier: NotifierLike,
+    notifier: Notifier,
     wait_for_screen: bool = False,
 ) -> tuple[App, Callable[[Status], None]]:
     """Build the appliance, step by step; the App's signal handlers are installed last.
@@ -290,8 +291,9 @@ def _build(
     from appliance.camera import Capture, parse_source
     from appliance.detector import Detector, DetectorError
     from appliance.display import Display
+    from appliance.display.prepare import cache_dir_from_env, is_cached
     from appliance.finder import Finder
-    from appliance.frames import FrameSet, default_frames_dir
+    from appliance.frames import MANIFEST_NAME, Portrait, default_frames_dir, parse_manifest
     from appliance.gaze import Gaze
     from appliance.status import CameraStatus, Status, StatusWriter
 
@@ -321,7 +323,23 @@ def _build(
     except (OSError, ValueError) as err:
         log.warning("cannot write the status: %s", err)
     check_stop()
-    frames = FrameSet.load(frames_dir)
+    manifest = parse_manifest(frames_dir / MANIFEST_NAME) if frames_dir.is_dir() else None
+    if manifest is not None and manifest.version == 1:
+        w, h = manifest.size
+        mpx = w * h * manifest.count / 1e6
+        log.warning(
+            "%s: a version 1 frame set: all %d full frames are decoded at every start; "
+            "`monalisa frames convert` makes a version 2 set that starts at once",
+            frames_dir,
+            manifest.count,
+        )
+        notifier.extend_timeout(60.0 + 1.5 * mpx, f"starting: decoding {manifest.count} frames")
+    frames = Portrait.open(frames_dir)  # the manifest and the patches; the base comes later
+    cache_dir = cache_dir_from_env()
+    if frames.manifest.preview is None and not is_cached(cache_dir, frames):
+        # Needed before the first frame: decoded while the model, camera and screen open. (A
+        # set with a preview shows that first and decodes the base after READY.)
+        frames.prefetch_base()
     check_stop()
     try:
         detector = Detector(
@@ -379,9 +397,23 @@ def _build(
     # A set without angles (None) passes its count: Gaze spreads it over angle_range_deg.
     angles = frames.angles if frames.angles is not None else frames.count
     gaze = Gaze(config.gaze, config.camera, angles, frames.rest_index)
+
+    def slow(reason: str, megapixels: float) -> None:
+        # Decoding and scaling takes about 0.1 s of CPU per Mpx here, a Pi 4 core is 8-12 times
+        # slower (benchmarks/startup.py): ask for 1.5 s per Mpx beyond TimeoutStartSec=60.
+        # Under systemd (a cache folder) this happens once per set and screen: worth a line.
+        if cache_dir is not None:
+            log.info("%s (%.1f Mpx; cached for the next start)", reason, megapixels)
+        else:
+            log.debug("%s (%.1f Mpx; no cache folder)", reason, megapixels)
+        notifier.extend_timeout(60.0 + 1.5 * megapixels, f"starting: {reason}")
+
+    def open_display() -> Display:
+        return Display(config.display, frames, cache_dir=cache_dir, background=True, slow=slow)
+
     if wait_for_screen:
         display = _open_display(
-            lambda: Display(config.display, frames),
+            open_display,
             notifier,
             lambda wait: writer.write(
                 first.model_copy(
@@ -392,7 +424,7 @@ def _build(
             driver=config.display.driver,
         )
     else:
-        display = Display(config.display, frames)
+        display = open_display()
     if debug_overlay:
         display.debug = True
     extra["display"] = display.driver

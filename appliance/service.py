@@ -9,7 +9,8 @@ appliance runs the same on a laptop.
 The protocol as the appliance uses it:
 
 * ``READY=1`` once the first portrait frame is on screen, or once the appliance starts waiting
-  for a screen that is not there yet (:meth:`Notifier.ready`).
+  for a screen that is not there yet (:meth:`Notifier.ready`), and ``EXTEND_TIMEOUT_USEC``
+  before a long start-up step (:meth:`Notifier.extend_timeout`).
 * ``WATCHDOG=1`` from the main loop only, while it makes progress (:meth:`Notifier.watchdog`);
   a hung loop stops pinging and systemd kills and restarts the service.
 * ``STATUS=...`` a one-line summary for ``systemctl status``, at most once a second.
@@ -159,6 +160,24 @@ class Notifier:
             lines.append(f"STATUS={_one_line(status)}")
             self._last_status = self._clock()
         self._send("\n".join(lines))
+
+    def extend_timeout(self, seconds: float, reason: str) -> None:
+        """Ask systemd to wait ``seconds`` more for ``READY=1``, saying why in ``STATUS=``.
+
+        Sends ``EXTEND_TIMEOUT_USEC`` (the start timeout then ends ``seconds`` from now, if
+        that is later than ``TimeoutStartSec=``) before a long step of start-up. Does nothing
+        once ready or outside systemd.
+
+        Args:
+            seconds: How long the step may take, seconds (> 0).
+            reason: What is being waited for, e.g. "decoding the 100 Mpx base image".
+        """
+        if self._ready_sent or not self.enabled:
+            return
+        # Not counted against STATUS='s once-a-second limit: the loop's first status after
+        # READY must not be dropped because of it.
+        usec = max(1, round(seconds * 1e6))
+        self._send(f"EXTEND_TIMEOUT_USEC={usec}\nSTATUS={_one_line(reason)}")
 
     def watchdog(self) -> None:
         """Send ``WATCHDOG=1`` if a ping is due (at most every :attr:`watchdog_interval_s`).

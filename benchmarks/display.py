@@ -28,8 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appliance.config import DisplayConfig
 from appliance.display import screen as display_module
-from appliance.frames import FrameSet, Manifest, diff_patch
-from appliance.types import Box
+from appliance.frames import FrameEntry, FrameSet, Manifest, diff_patch
 from tests.support.display import frame_on_screen
 
 COUNT = 33
@@ -73,14 +72,21 @@ def synthetic_frames(width: int, height: int) -> FrameSet:
     patches = [diff_patch(rest_img, frame(i)) for i in range(COUNT)]
     x0 = eyes[0][0] - 1
     x1 = eyes[1][0] + eye_w + 1
+    angles = np.linspace(-30, 30, COUNT)
     manifest = Manifest(
+        version=2,
         count=COUNT,
-        size=(width, height),
+        size=[width, height],
         rest_index=rest,
-        head_box=Box(x0, eyes[0][1] - 1, x1, eyes[0][1] + eye_h + 1),
-        files=tuple(f"frame_{i:02d}.png" for i in range(COUNT)),
-        angles=tuple(float(a) for a in np.linspace(-30, 30, COUNT)),
-        build={},
+        head_box=[x0, eyes[0][1] - 1, x1, eyes[0][1] + eye_h + 1],
+        frames=[
+            FrameEntry(
+                angle=float(angles[i]),
+                patch=None if p.empty else f"patches/frame_{i:02d}.png",
+                box=None if p.empty else [p.x0, p.y0, p.x0 + p.width, p.y0 + p.height],
+            )
+            for i, p in enumerate(patches)
+        ],
     )
     return FrameSet(Path("<synthetic>"), manifest, rest_img, patches)
 

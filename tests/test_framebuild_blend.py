@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import tomllib
 from pathlib import Path
@@ -22,6 +23,7 @@ from appliance.framebuild.blend import (
     picked_angles,
     shifted,
     sigmoid_alpha,
+    uneven_sweep,
 )
 from appliance.framebuild.eyes import detect_face, eyes_left_to_right
 from appliance.frames import FrameSet, default_frames_dir
@@ -31,10 +33,15 @@ SOURCE_FRAMES = list(range(0, 33, 4))  # which default frames become head frames
 PERM = [5, 2, 7, 0, 3, 8, 1, 6, 4]  # file name order differs from gaze order
 
 
+@functools.lru_cache(maxsize=1)
+def _default_set() -> FrameSet:
+    return FrameSet.load(default_frames_dir())
+
+
 def _head(i: int, tint: bool) -> np.ndarray:
     """A real head frame: the face of default frame ``i``, at 256×256, optionally re-tinted."""
-    src = default_frames_dir() / f"frame_{i:02d}.png"
-    im = Image.open(src).crop(CROP).resize((256, 256), Image.Resampling.LANCZOS)
+    frame = Image.fromarray(_default_set().frame(i))
+    im = frame.crop(CROP).resize((256, 256), Image.Resampling.LANCZOS)
     a = np.asarray(im).astype(np.float64)
     if tint:
         a = a * [0.85, 0.95, 1.0] + [0.0, 5.0, 20.0]
@@ -108,8 +115,9 @@ def test_moving_parts_are_the_head_and_the_rest_the_painting(
     photo = data.astronaut()
     x0, y0, x1, y1 = (int(v) for v in box.split(","))
     w, h = x1 - x0, y1 - y0
-    for entry, head_name in zip(manifest["frames"], manifest["build"]["head_frames"], strict=True):
-        frame = np.asarray(Image.open(out / entry["file"])).astype(int)
+    fs = FrameSet.load(out)
+    for i, head_name in enumerate(manifest["build"]["head_frames"]):
+        frame = fs.frame(i).astype(int)
         head = np.asarray(
             Image.open(heads / head_name).resize((w, h), Image.Resampling.LANCZOS)
         ).astype(int)
@@ -327,9 +335,29 @@ def test_picked_angles() -> None:
     # Distinct picks whose angles are equal as written to frames.toml (4 decimals).
     with pytest.raises(FrameBuildError, match=r"only 3 distinct .* e.g. --count 3"):
         picked_angles([-10.0, 0.00001, 0.00002, 10.0], 4, Path("h"))
-    # Enough positions but bunched on one side: 0° and +10° would both get the -16° frame.
-    with pytest.raises(FrameBuildError, match=r"show 6 distinct .*--count 5 .* e.g. --count 4$"):
+    # A repeat is named, with what to do.
+    with pytest.raises(FrameBuildError, match=r"b.png repeats the gaze of a.png.*--count 2"):
+        picked_angles([-20.0, -20.0, 20.0], 3, Path("h"), ["a.png", "b.png", "c.png"])
+    # Enough positions but bunched on one side: a jump over most of the sweep is refused.
+    with pytest.raises(
+        FrameBuildError, match=r"jumps 36.0° .*\(-16.0° .. \+20.0°\).*fills that gap$"
+    ):
         picked_angles([-20.0, -19.0, -18.0, -17.0, -16.0, 20.0], 5, Path("h"))
+
+
+def test_an_uneven_sweep_is_used_as_given_and_reported() -> None:
+    """33 gazes, dense in the middle and up to 3.3 even steps apart at the ends (the rule
+    before refused more than 3): all used, in gaze order, and the unevenness reported."""
+    steps = 0.6 + 6.375 * np.abs((np.arange(32) + 0.5 - 16) / 16) ** 4
+    sweep = np.concatenate([[0.0], np.cumsum(steps)]) - 30.0
+    order = np.random.default_rng(2).permutation(33)
+    measured = [float(sweep[k]) for k in order]
+    picks, angles = picked_angles(measured, 33, Path("h"))
+    assert sorted(picks) == list(range(33))
+    assert angles == sorted(measured)
+    line = uneven_sweep(angles, Path("h"))
+    assert line is not None and "\n" not in line and "0.60° to 6.2" in line
+    assert uneven_sweep(list(np.linspace(-30.0, 30.0, 33)), Path("h")) is None
 
 
 def test_head_frame_without_a_face(

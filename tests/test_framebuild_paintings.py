@@ -17,9 +17,12 @@ import pytest
 from PIL import Image
 
 from appliance.cli import main
-from appliance.framebuild.eyemodel import face_mesh, opening_from
-from appliance.framebuild.eyes import model_eyes
+from appliance.framebuild.build import BuildOptions, build
+from appliance.framebuild.eyemodel import face_mesh, find_eyes, opening_from
+from appliance.framebuild.eyes import detect_face, eyes_left_to_right, model_eyes
 from appliance.framebuild.facemesh import FaceMarks
+from appliance.framebuild.synthesize import EyeRenderer, iris_shifts, synthesize_region
+from appliance.frames import FrameSet
 from appliance.types import Point
 from tests.data import paintinglike as pl
 
@@ -34,8 +37,8 @@ def spearman(values: list[float]) -> float:
 
 
 def frames_of(folder: Path) -> list[np.ndarray]:
-    manifest = tomllib.loads((folder / "frames.toml").read_text())
-    return [np.asarray(Image.open(folder / f["file"]).convert("RGB")) for f in manifest["frames"]]
+    fs = FrameSet.load(folder)
+    return [fs.frame(i) for i in range(fs.count)]
 
 
 def measured(frames: list[np.ndarray]) -> list[FaceMarks]:
@@ -112,6 +115,33 @@ def test_outside_the_eye_openings_the_frames_are_the_painting(built: tuple) -> N
         assert frac <= 0.002, f"{name} frame {i}: {100 * frac:.2f} % differ outside the eyes"
 
 
+def test_a_museum_scan_is_worked_on_at_its_own_resolution(tmp_path: Path) -> None:
+    """A 2048×3052 scan: eyes over 300 px wide are rendered without supersampling, every patch
+    lies in the eyes' box (a sliver of the canvas), and the irises, measured by the face mesh
+    on each frame halved, still move monotonically between the lids."""
+    painting = pl.museum_painting(2048)
+    src = tmp_path / "scan.png"
+    Image.fromarray(painting).save(src, compress_level=1)
+    out = tmp_path / "set"
+    assert main(["frames", "build", str(src), "--out", str(out), "--count", "9"]) == 0
+    fs = FrameSet.load(out)
+    hb = fs.head_box
+    assert hb.x1 - hb.x0 >= 2 * 300 and hb.area < 0.03 * painting.shape[0] * painting.shape[1]
+    assert all(p.empty or (p.box.x0 >= hb.x0 and p.box.x1 <= hb.x1) for p in fs.patches)
+    xs: list[list[float]] = [[], []]
+    for i in range(fs.count):
+        marks = face_mesh().find_face(np.asarray(Image.fromarray(fs.frame(i)).reduce(2)))
+        assert marks is not None, f"frame {i}: the face mesh lost the face"
+        for side in (0, 1):
+            eye = marks.eyes[side]
+            inside = opening_from(eye).mask(np.array([eye.iris.x]), np.array([eye.iris.y]))
+            assert bool(inside[0]), f"frame {i} eye {side}: iris outside the lids"
+            xs[side].append(eye.iris.x)
+    for side in (0, 1):
+        assert spearman(xs[side]) >= 0.95, f"eye {side}: {np.round(xs[side], 1)}"
+        assert xs[side][-1] - xs[side][0] > 8  # pixels of the halved frame
+
+
 def test_the_hand_made_finder_misreads_these_paintings() -> None:
     """Why the face mesh is needed: the old finder's iris is far too large or off-centre."""
     painting = pl.painting("hopper")
@@ -169,29 +199,66 @@ def test_eyes_option_uses_the_face_mesh_too(tmp_path: Path) -> None:
     assert abs(build["iris_centres"][0] - marks.eyes[0].iris.x) < 1.0
 
 
+def dense_middle_sweep() -> list[float]:
+    """33 gazes over ±30° as face animation sweeps them: 0.6° apart in the middle, 6.2° at
+    the ends (3.3 even steps: the rule before this refused more than 3)."""
+    steps = 0.6 + 6.375 * np.abs((np.arange(COUNT - 1) + 0.5 - 16) / 16) ** 4
+    return [float(a) for a in np.concatenate([[0.0], np.cumsum(steps)]) - 30.0]
+
+
+def sweep_frames(painting: np.ndarray, angles: list[float]) -> list[np.ndarray]:
+    """The portrait with its eyes turned to each of ``angles`` (the synthesize renderer)."""
+    face = detect_face(painting, "painting")
+    eyes, _ = find_eyes(painting, eyes_left_to_right(face), "painting", face)
+    shifts, _ = iris_shifts(eyes, angles)
+    renderers = [EyeRenderer(painting, e) for e in eyes]
+    x0, y0 = min(e.roi[0] for e in eyes), min(e.roi[1] for e in eyes)
+    x1, y1 = max(e.roi[2] for e in eyes), max(e.roi[3] for e in eyes)
+    frames = []
+    for shift in shifts:
+        frame = painting.copy()
+        frame[y0:y1, x0:x1] = synthesize_region(painting[y0:y1, x0:x1], (x0, y0), renderers, shift)
+        frames.append(frame)
+    return frames
+
+
 @pytest.fixture(scope="module")
 def blended(tmp_path_factory: pytest.TempPathFactory) -> tuple:
-    """33 soft, moving head frames of the Grace Hopper painting (file order shuffled),
-    blended back into it."""
+    """33 soft, moving head frames of the Grace Hopper painting whose sweep is denser in the
+    middle (file order shuffled), blended back into it at the default count."""
     root = tmp_path_factory.mktemp("blend")
     painting = pl.painting("hopper")
     src = root / "hopper_painting.png"
     Image.fromarray(painting).save(src)
-    sweep = root / "sweep"
-    assert main(["frames", "build", str(src), "--out", str(sweep), "--count", str(COUNT)]) == 0
     heads = root / "heads"
     heads.mkdir()
     order = np.random.default_rng(1).permutation(COUNT)
-    for i, head in enumerate(pl.head_frames(frames_of(sweep))):
+    sweep = sweep_frames(painting, dense_middle_sweep())
+    for i, head in enumerate(pl.head_frames(sweep)):
         Image.fromarray(head).save(heads / f"head_{order[i]:02d}.png")
     out = root / "set"
-    args = ["frames", "build", str(src), "--out", str(out), "--mode", "blend"]
-    assert main([*args, "--heads", str(heads), "--count", str(COUNT)]) == 0
-    return painting, out, order
+    result = build(BuildOptions(painting=src, out=out, mode="blend", heads=heads))
+    return painting, out, order, result
+
+
+def test_blend_uses_an_uneven_sweep_as_given(blended: tuple) -> None:
+    _, out, _, result = blended
+    fs = FrameSet.load(out)
+    assert fs.count == COUNT and fs.angles is not None
+    steps = np.diff(fs.angles)
+    even = (fs.angles[-1] - fs.angles[0]) / (COUNT - 1)
+    # Denser in the middle than at the ends, as measured on the head frames.
+    assert (
+        steps[:4].mean() > 2.5 * steps[12:20].mean()
+        and steps[-4:].mean() > 2.5 * steps[12:20].mean()
+    )
+    assert steps.max() > 2 * even
+    (line,) = [w for w in result.warnings if "gaze steps" in w]
+    assert "kept as given" in line and "\n" not in line
 
 
 def test_blend_orders_the_heads_by_their_measured_gaze(blended: tuple) -> None:
-    _, out, order = blended
+    _, out, order, _ = blended
     build = tomllib.loads((out / "frames.toml").read_text())["build"]
     true = [int(np.flatnonzero(order == int(n[5:7]))[0]) for n in build["head_frames"]]
     assert spearman([float(t) for t in true]) >= 0.95
@@ -201,7 +268,7 @@ def test_blend_orders_the_heads_by_their_measured_gaze(blended: tuple) -> None:
 
 
 def test_blend_irises_move_monotonically_between_the_lids(blended: tuple) -> None:
-    _, out, _ = blended
+    _, out, _, _ = blended
     marks = measured(frames_of(out))
     for side in (0, 1):
         xs = [m.eyes[side].iris.x for m in marks]
@@ -213,7 +280,7 @@ def test_blend_irises_move_monotonically_between_the_lids(blended: tuple) -> Non
 
 
 def test_blend_outside_the_head_box_is_the_painting(blended: tuple) -> None:
-    painting, out, _ = blended
+    painting, out, _, _ = blended
     manifest = tomllib.loads((out / "frames.toml").read_text())
     x0, y0, x1, y1 = manifest["build"]["paste_box"]
     region = np.zeros(painting.shape[:2], bool)

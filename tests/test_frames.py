@@ -7,15 +7,24 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomli_w
 from PIL import Image
 from skimage import data
 
 from appliance.cli import main
-from appliance.frames import FrameSet, FrameSetError, default_frames_dir, diff_patch
+from appliance.frames import (
+    FrameSet,
+    FrameSetError,
+    default_frames_dir,
+    diff_patch,
+    write_set,
+)
+from appliance.types import Box
 
 HEAD = (200, 80, 280, 130)  # x0, y0, x1, y1 of the region that changes
 
@@ -292,3 +301,178 @@ def test_runner_spreads_a_set_without_angles_over_the_range(tmp_path: Path) -> N
     settled = [r for r in trace if r["state"] == "tracking" and abs(r["angle"]) > 0.99]
     assert settled and any(abs(r["angle_raw"]) > 5.0 for r in settled)
     assert all(r["index"] == (4 if r["angle"] > 0 else 0) for r in settled)
+
+
+# -- format version 2: base + patches --------------------------------------------------------------
+
+
+def _v2(
+    folder: Path,
+    frames: list[np.ndarray] | None = None,
+    rest: int | None = None,
+    preview_max: int = 1920,
+) -> Path:
+    """Write ``frames`` (default :func:`_frames`) as a v2 set with :func:`write_set`."""
+    frames = frames if frames is not None else _frames()
+    rest = len(frames) // 2 if rest is None else rest
+    patches = [diff_patch(frames[rest], f) for f in frames]
+    angles = [float(a) for a in np.linspace(-30, 30, len(frames))]
+    write_set(
+        folder,
+        frames[rest],
+        patches,
+        angles=angles,
+        rest_index=rest,
+        head_box=Box(*HEAD),
+        build={"mode": "test", "scale": np.float32(0.5), "eyes": (1, 2)},
+        preview_max=preview_max,
+    )
+    return folder
+
+
+def _edit(folder: Path, old: str, new: str) -> Path:
+    text = (folder / "frames.toml").read_text()
+    assert old in text, old
+    (folder / "frames.toml").write_text(text.replace(old, new, 1))
+    return folder
+
+
+def test_v2_round_trips_and_holds_only_the_patches(tmp_path: Path) -> None:
+    frames = _frames(5)
+    folder = _v2(tmp_path / "v2", frames)
+    assert sorted(p.name for p in folder.iterdir()) == ["base.png", "frames.toml", "patches"]
+    assert sorted(p.name for p in (folder / "patches").iterdir()) == [
+        f"frame_0{i}.png" for i in (0, 1, 3, 4)
+    ]
+    assert tomllib.loads((folder / "frames.toml").read_text())["version"] == 2
+    fs = FrameSet.load(folder)
+    assert (fs.version, fs.count, fs.rest_index, fs.size) == (2, 5, 2, (512, 512))
+    assert fs.angles == (-30.0, -15.0, 0.0, 15.0, 30.0)
+    assert fs.build == {"mode": "test", "scale": 0.5, "eyes": [1, 2]}
+    for i, f in enumerate(frames):
+        assert np.array_equal(fs.frame(i), f), i
+    assert fs.patches[2].empty
+    # The same set written again is the same bytes, file for file.
+    again = _v2(tmp_path / "again", frames)
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            assert p.read_bytes() == (again / p.relative_to(folder)).read_bytes(), p
+
+
+def test_v2_misspelt_or_misplaced_keys_are_named(tmp_path: Path) -> None:
+    folder = _v2(tmp_path / "s")
+    text = (folder / "frames.toml").read_text()
+    _expect(_edit(folder, "rest_index = 2", "rest_indx = 2"), "frames.toml", "rest_indx", "unknown")
+    (folder / "frames.toml").write_text(text)
+    _expect(_edit(folder, "angle = -30.0", "angel = -30.0"), "frames[0].angel", "unknown key")
+    (folder / "frames.toml").write_text(text)
+    _expect(_edit(folder, "version = 2", "version = 3"), "version = 3")
+    (folder / "frames.toml").write_text(text)
+    _expect(_edit(folder, 'patch = "patches/frame_00.png"', 'file = "x.png"'), "frames[0].file")
+    (folder / "frames.toml").write_text(text)
+    _expect(_edit(folder, "version = 2\n", ""), "frames[0].patch", "version 2 key")
+    (folder / "frames.toml").write_text(text)
+    _expect(_edit(folder, "angle = -30.0", "angle = -30.0\nlids = 1.5"), "frames[0].lids = 1.5")
+
+
+def test_v2_patch_problems_are_named(tmp_path: Path) -> None:
+    folder = _v2(tmp_path / "s")
+    fs = FrameSet.load(folder)
+    b = [int(v) for v in fs.patches[0].box.as_list()]
+    text = (folder / "frames.toml").read_text()
+    # A patch whose image is not its box's size.
+    Image.fromarray(np.zeros((3, 4, 3), np.uint8)).save(folder / "patches/frame_01.png")
+    _expect(folder, "patches/frame_01.png", "4x3", "frames[1].box size")
+    # A box outside the head box.
+    _v2(folder)
+    data = tomllib.loads(text)
+    data["frames"][0]["box"] = [0, 0, b[2] - b[0], b[3] - b[1]]
+    (folder / "frames.toml").write_text(tomli_w.dumps(data))
+    _expect(folder, "frames[0].box = [0, 0,", "outside head_box")
+    # A patch without its box; a missing patch file.
+    del data["frames"][0]["box"]
+    (folder / "frames.toml").write_text(tomli_w.dumps(data))
+    _expect(folder, "frames[0]", "both 'patch' and 'box'")
+    (folder / "frames.toml").write_text(text)
+    (folder / "patches/frame_04.png").unlink()
+    _expect(folder, "patches/frame_04.png", "missing image")
+
+
+def test_convert_and_export_keep_every_frame(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frames = _frames(5)
+    v1 = _write_set(tmp_path / "v1", frames)
+    v2 = tmp_path / "v2"
+    assert main(["frames", "convert", str(v1), str(v2)]) == 0
+    assert "version 2" in capsys.readouterr().out
+    assert main(["frames", "check", str(v1)]) == 0
+    assert "format version 1" in capsys.readouterr().out
+    assert main(["frames", "check", str(v2)]) == 0
+    assert "format version 2" in capsys.readouterr().out
+    assert (v2 / "base.png").is_file() and not list(v2.glob("frame_*.png"))
+    out = tmp_path / "export"
+    assert main(["frames", "export", str(v2), "--out", str(out)]) == 0
+    index = json.loads((out / "frames.json").read_text())
+    manifest = tomllib.loads((v2 / "frames.toml").read_text())
+    assert len(index["frames"]) == 5
+    for i, (entry, frame) in enumerate(zip(index["frames"], frames, strict=True)):
+        # The exported image is the original full frame, pixel for pixel.
+        assert np.array_equal(np.asarray(Image.open(out / entry["file"])), frame), i
+        assert set(manifest["frames"][i]) <= set(entry), entry
+        assert entry["angle"] == manifest["frames"][i]["angle"]
+        assert entry["rest"] == (i == 2)
+        assert entry["pitch"] == 0.0 and entry["lids"] == 0.0
+    assert index["frames"][2]["box"] is None and index["frames"][0]["box"] is not None
+    # A folder in use is refused (nothing written); a broken set exits 78.
+    assert main(["frames", "convert", str(v1), str(out)]) == 2
+    assert "not an empty folder" in capsys.readouterr().err
+    (v1 / "frame_03.png").unlink()
+    assert main(["frames", "export", str(v1), "--out", str(tmp_path / "e2")]) == 78
+    err = capsys.readouterr().err
+    assert "frame_03.png" in err and err.count("\n") == 1
+    assert not (tmp_path / "e2").exists()
+
+
+def test_v2_preview_of_a_large_base_is_checked(tmp_path: Path) -> None:
+    folder = _v2(tmp_path / "s", preview_max=100)
+    manifest = tomllib.loads((folder / "frames.toml").read_text())
+    assert manifest["preview"] == [100, 100]
+    assert Image.open(folder / "preview.png").size == (100, 100)
+    assert not (_v2(tmp_path / "small") / "preview.png").exists()  # 512 px: no preview
+    FrameSet.load(folder)
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(folder / "preview.png")
+    _expect(folder, "preview.png", "10x10", "preview = [100, 100]")
+    text = (folder / "frames.toml").read_text()
+    _expect(_edit(folder, "version = 2\n", ""), "preview is a version 2 key")
+    (folder / "frames.toml").write_text(text.replace("100,\n    100,", "600,\n    100,"))
+    _expect(folder, "preview = [600, 100]", "not be larger")
+
+
+def test_export_of_a_build_equals_what_the_appliance_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real build (synthesize, 5 frames): every exported frame equals, pixel for pixel, the
+    base and patch the appliance opens (``Portrait``: before scaling to the screen)."""
+    from appliance.frames import Portrait
+
+    painting = tmp_path / "astronaut.png"
+    Image.fromarray(np.ascontiguousarray(data.astronaut())).save(painting)
+    built, out = tmp_path / "built", tmp_path / "export"
+    args = ["frames", "build", str(painting), "--out", str(built), "--count", "5"]
+    assert main([*args, "--eyes", "203,101,246,103"]) == 0
+    assert main(["frames", "export", str(built), "--out", str(out)]) == 0
+    capsys.readouterr()
+    held = Portrait.open(built)
+    base = held.read_base()
+    index = json.loads((out / "frames.json").read_text())
+    assert [f["angle"] for f in index["frames"]] == list(held.angles or ())
+    for i, entry in enumerate(index["frames"]):
+        expect = base.copy()
+        p = held.patches[i]
+        expect[p.y0 : p.y0 + p.height, p.x0 : p.x0 + p.width] = p.pixels
+        assert np.array_equal(np.asarray(Image.open(out / entry["file"])), expect), i
+    assert index["frames"][0]["file"] != index["frames"][4]["file"]
+    assert not np.array_equal(
+        np.asarray(Image.open(out / "frame_00.png")), np.asarray(Image.open(out / "frame_04.png"))
+    )

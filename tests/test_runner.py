@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -203,18 +204,16 @@ def test_bad_config_exits_78_naming_the_key(tmp_path):
     assert "Traceback" not in res.stderr
 
 
-def test_corrupt_frame_set_exits_78_naming_the_file(clip, tmp_path):
+@pytest.mark.parametrize("victim", ["patches/frame_03.png", "base.png"])
+def test_corrupt_frame_set_exits_78_naming_the_file(clip, tmp_path, victim):
+    """A broken patch is found on opening the set; a broken base while it is decoded (in the
+    background, as the model loads): both exit 78 with one line naming the file."""
     bad = tmp_path / "frames"
-    bad.mkdir()
-    src = default_frames_dir()
-    for p in src.iterdir():
-        if p.is_file():
-            (bad / p.name).write_bytes(p.read_bytes())
-    victim = sorted(bad.glob("*.png"))[3]
-    victim.write_bytes(b"\x89PNG broken")
+    shutil.copytree(default_frames_dir(), bad)
+    (bad / victim).write_bytes(b"\x89PNG broken")
     res = run([*base_args(clip, tmp_path), "--frames", str(bad)], tmp_path)
     assert res.returncode == 78
-    assert victim.name in res.stderr
+    assert victim in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
 
 

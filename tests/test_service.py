@@ -171,6 +171,20 @@ def test_ready_status_stopping_reach_the_socket(backend, kind, request, monkeypa
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_extend_timeout_says_why_and_only_before_ready(backend, path_socket, monkeypatch):
+    n, _ = make(backend, path_socket, monkeypatch)
+    n.extend_timeout(210.0, "starting: decoding\nthe base")
+    assert path_socket.recv() == "EXTEND_TIMEOUT_USEC=210000000\nSTATUS=starting: decoding the base"
+    n.status("tracking")  # not held back by the once-a-second limit
+    assert path_socket.recv() == "STATUS=tracking"
+    n.ready()
+    assert path_socket.recv() == "READY=1"
+    n.extend_timeout(30.0, "too late")  # systemd ignores it once started; nothing is sent
+    assert path_socket.drain() == []
+    n.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_status_is_rate_limited_to_once_a_second(backend, path_socket, monkeypatch):
     n, clock = make(backend, path_socket, monkeypatch)
     for i in range(10):  # a loop calling every 10 ms for 0.1 s
@@ -421,6 +435,66 @@ def test_watchdog_pings_stop_when_the_loop_hangs(astronaut_clip, tmp_path, path_
         late = collect(path_socket, max(0.0, 2.5 - silence))
         assert not any("WATCHDOG=1" in m for _, m in late)
         assert proc.poll() is None, "a hung loop keeps the process alive (systemd kills it)"
+    finally:
+        stop(proc)
+
+
+def test_first_start_extends_the_timeout_and_the_next_reads_the_cache(
+    astronaut_clip, tmp_path, path_socket
+):
+    """A cache miss decodes the base: EXTEND_TIMEOUT_USEC and the reason before READY=1; the
+    scaled portrait is then cached ($CACHE_DIRECTORY, as CacheDirectory= sets it) and the next
+    start sends READY=1 without asking for more time."""
+    cache = tmp_path / "cache"
+    for start in ("cold", "warm"):
+        proc = start_app(astronaut_clip, tmp_path, path_socket, CACHE_DIRECTORY=str(cache))
+        try:
+            got = [m for _, m in wait_for(path_socket, "READY=1", timeout=120)]
+            extends = [m for m in got if m.startswith("EXTEND_TIMEOUT_USEC=")]
+            if start == "cold":
+                assert len(extends) == 1, got
+                usec, status = extends[0].split("\n")
+                assert int(usec.split("=")[1]) >= 60_000_000
+                assert "base image" in status and "512x512" in status
+            else:
+                assert extends == [], got
+            # The cache is written off the render loop, after READY: wait for it.
+            end = time.monotonic() + 60
+            while not list(cache.glob("portrait-*.npz")) and time.monotonic() < end:
+                collect(path_socket, 0.2)
+            assert len(list(cache.glob("portrait-*.npz"))) == 1
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            stop(proc)
+        path_socket.drain()
+
+
+def test_a_version_1_set_extends_the_timeout_and_is_named(astronaut_clip, tmp_path, path_socket):
+    """Every frame of a version 1 set is decoded before the first: more time is asked for."""
+    from appliance.frames import FrameSet, default_frames_dir, export_set
+
+    v1 = tmp_path / "v1"
+    v1.mkdir()
+    index = export_set(FrameSet.load(default_frames_dir()), v1)
+    lines = [
+        f"count = {len(index.frames)}",
+        f"size = {index.size}",
+        "head_box = [185, 90, 265, 114]",
+    ]
+    for f in index.frames:
+        lines += ["[[frames]]", f'file = "{f.file}"']
+    (v1 / "frames.toml").write_text("\n".join(lines) + "\n")
+    proc = start_app(astronaut_clip, tmp_path, path_socket, "--frames", str(v1))
+    try:
+        got = [m for _, m in wait_for(path_socket, "READY=1", timeout=120)]
+        assert any(
+            m.startswith("EXTEND_TIMEOUT_USEC=") and "decoding 33 frames" in m for m in got
+        ), got
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0
+        assert "a version 1 frame set" in err and "monalisa frames convert" in err
     finally:
         stop(proc)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from appliance.config import DISPLAY_DRIVERS
-from appliance.frames import FrameSet
+from appliance.frames import Patch
 
 DRIVERS = DISPLAY_DRIVERS
 """Accepted values of ``driver``."""
@@ -194,19 +194,57 @@ def intersect(a: Rect4, b: Rect4) -> Rect4 | None:
     return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
 
 
-class Renderer:
-    """Resamples regions of the rotated portrait into screen pixels (PIL Lanczos)."""
+def support_px(layout: Layout) -> float:
+    """Source pixels a destination pixel's Lanczos kernel reaches, plus a guard pixel.
 
-    def __init__(self, frames: FrameSet, layout: Layout) -> None:
-        self.frames = frames
+    In rotated-image pixels; 0 when the portrait is shown pixel for pixel.
+    """
+    if layout.identity_scale:
+        return 0.0
+    return _LANCZOS_SUPPORT * max(1.0, 1.0 / layout.fx, 1.0 / layout.fy) + 1.0
+
+
+def patch_margin(layout: Layout) -> int:
+    """Full-size pixels around a patch that rendering it for ``layout`` reads, at most.
+
+    A patch is rendered over its box widened by the kernel's reach (:func:`support_px`) and
+    rounded out to whole screen pixels; that region's kernels reach as far again.
+    """
+    return math.ceil(2.0 * support_px(layout) + 2.0 / min(layout.fx, layout.fy)) + 2
+
+
+class Renderer:
+    """Resamples regions of the rotated portrait into screen pixels (PIL Lanczos).
+
+    Args:
+        layout: Where the portrait lands.
+        size: ``(width, height)`` of the unrotated portrait, pixels.
+        patches: Per frame, where it differs from the base (unrotated, full size).
+        held: The part of the unrotated base whose pixels are given, ``(x0, y0, x1, y1)``:
+            the whole portrait to render the base, or the head region widened by
+            :func:`patch_margin` to render the patches.
+        pixels: The base's pixels in ``held``, ``h×w×3`` uint8 RGB.
+
+    Raises:
+        ValueError: ``pixels`` is not the size of ``held``.
+    """
+
+    def __init__(
+        self,
+        layout: Layout,
+        size: tuple[int, int],
+        patches: Sequence[Patch],
+        held: Rect4,
+        pixels: np.ndarray,
+    ) -> None:
+        if pixels.shape[:2] != (held[3] - held[1], held[2] - held[0]):
+            raise ValueError(f"base pixels {pixels.shape[:2]} do not fill the held region {held}")
         self.layout = layout
-        self.base = rotate_array(frames.base, layout.rotation)
-        # Source pixels a destination pixel's kernel reaches, with a guard pixel.
-        self.support = (
-            _LANCZOS_SUPPORT * max(1.0, 1.0 / layout.fx, 1.0 / layout.fy) + 1.0
-            if not layout.identity_scale
-            else 0.0
-        )
+        self.size = size
+        self.patches = patches
+        self.held = rotate_rect(held, size, layout.rotation)
+        self.base = rotate_array(pixels, layout.rotation)
+        self.support = support_px(layout)
 
     def render(self, dest: Rect4, index: int | None) -> np.ndarray:
         """Return scaled-image region ``dest`` of frame ``index`` (None: the base) as RGB."""
@@ -223,13 +261,16 @@ class Renderer:
                 min(iw, math.ceil(x1 / lay.fx + s)),
                 min(ih, math.ceil(y1 / lay.fy + s)),
             )
-        crop = self.base[src[1] : src[3], src[0] : src[2]]
+        hx0, hy0, hx1, hy1 = self.held
+        if not (hx0 <= src[0] and hy0 <= src[1] and src[2] <= hx1 and src[3] <= hy1):
+            raise ValueError(f"rendering {dest} reads {src}, outside the held base {self.held}")
+        crop = self.base[src[1] - hy0 : src[3] - hy0, src[0] - hx0 : src[2] - hx0]
         if index is not None:
-            patch = self.frames.patches[index]
+            patch = self.patches[index]
             if not patch.empty:
                 rect = rotate_rect(
                     (patch.x0, patch.y0, patch.x0 + patch.width, patch.y0 + patch.height),
-                    self.frames.size,
+                    self.size,
                     lay.rotation,
                 )
                 hit = intersect(rect, src)
@@ -261,13 +302,13 @@ class Renderer:
 
     def patch_region(self, index: int) -> Rect4 | None:
         """The scaled-image rectangle where frame ``index`` differs from the scaled base."""
-        patch = self.frames.patches[index]
+        patch = self.patches[index]
         if patch.empty:
             return None
         lay = self.layout
         rx0, ry0, rx1, ry1 = rotate_rect(
             (patch.x0, patch.y0, patch.x0 + patch.width, patch.y0 + patch.height),
-            self.frames.size,
+            self.size,
             lay.rotation,
         )
         s = self.support

@@ -18,8 +18,11 @@ Drivers:
 
 Drawing is cheap because almost nothing changes: at start-up the base image and every frame's
 patch (see :class:`appliance.frames.Patch`) are rotated, scaled and converted to the screen's
-pixel format once. A patch is rendered from a margin around it so that it is pixel-identical to
-scaling the whole frame (no seams). The base is drawn once; on a frame change only the old and
+pixel format once (see :mod:`appliance.display.prepare`: the scaled base comes from a cache
+when there is one; with ``background=True`` the rest frame is drawn first and the other
+patches are rendered in a worker thread, taken up by a later :meth:`Display.show`). A patch is
+rendered from a margin around it so that it is pixel-identical to scaling the whole frame (no
+seams). The base is drawn once; on a frame change only the old and
 the new patch rectangles are redrawn and passed to ``pygame.display.update``. Nothing is drawn
 while the frame stays the same. A cross-fade (``crossfade_ms``) blends the old and the new patch
 region over successive :meth:`Display.show` calls.
@@ -32,13 +35,16 @@ the geometry and the resampling are in :mod:`appliance.display.layout`.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -47,16 +53,29 @@ from appliance.config import DisplayConfig
 from appliance.display import overlay as ov
 from appliance.display.layout import (
     DisplayError,
-    Renderer,
+    Layout,
+    Rect4,
     ScreenNotThere,
     choose_driver,
     compute_layout,
 )
 from appliance.display.overlay import Overlay
-from appliance.frames import FrameSet
+from appliance.display.prepare import (
+    Prepared,
+    SlowStep,
+    prepare_base,
+    render_patches,
+    save_cache,
+)
+from appliance.frames import FrameSet, Portrait
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # (imported after the prompt switch above)
+
+log = logging.getLogger(__name__)
+
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 
 
 @dataclass
@@ -68,6 +87,22 @@ class _Fade:
     target_surface: pygame.Surface
     target: int
     start: float
+
+
+def _in_background(fn: Callable[[_A], _R], arg: _A) -> Future[_R]:
+    """Run ``fn(arg)`` in a daemon thread (a stop never waits for it); its result as a Future."""
+    future: Future[_R] = Future()
+
+    def work() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn(arg))
+        except BaseException as err:
+            future.set_exception(err)
+
+    threading.Thread(target=work, name="monalisa-patches", daemon=True).start()
+    return future
 
 
 @contextmanager
@@ -92,7 +127,14 @@ class Display:
 
     Args:
         config: The ``[display]`` section.
+        frames: The frame set, loaded (:class:`FrameSet`) or opened (:class:`Portrait`).
         driver: Overrides ``config.driver`` (``auto``, ``kmsdrm``, ``window``, ``headless``).
+        cache_dir: Where the base scaled to the screen is cached (see
+            :mod:`appliance.display.prepare`), or None for no cache.
+        background: Render the patches in a worker thread after the rest frame's (each
+            frame shows as the base until they are taken up), instead of before returning.
+        slow: Told before the base image is decoded (a cache miss), e.g. to extend systemd's
+            start timeout.
 
     Attributes:
         driver: The driver actually in use: ``kmsdrm``, ``window`` or ``headless``.
@@ -106,9 +148,24 @@ class Display:
 
     _active: ClassVar[Display | None] = None
 
-    def __init__(self, config: DisplayConfig, frames: FrameSet, driver: str | None = None) -> None:
+    def __init__(
+        self,
+        config: DisplayConfig,
+        frames: FrameSet | Portrait,
+        driver: str | None = None,
+        *,
+        cache_dir: Path | None = None,
+        background: bool = False,
+        slow: SlowStep | None = None,
+    ) -> None:
         self.config = config
-        self.frames = frames
+        self.frames = Portrait.of(frames) if isinstance(frames, FrameSet) else frames
+        self._cache_dir = cache_dir
+        self._slow = slow
+        self._deferred = background
+        self._pending: Future[tuple[Prepared, list[tuple[Rect4, np.ndarray] | None]]] | None
+        self._pending = None
+        self._base_is_preview = False
         self.driver = choose_driver(driver or config.driver)
         if Display._active is not None:
             raise DisplayError("a Display is already open in this process; close it first")
@@ -182,29 +239,31 @@ class Display:
         self._screen = screen
 
     def _lay_out(self) -> None:
-        """Pre-render base and patches for the current screen size."""
+        """Pre-render base and patches for the current screen size.
+
+        The base (from the cache, or decoded and scaled) and the rest frame's patch are ready
+        on return; the other patches too, unless they are rendered in the background.
+        """
         screen = self._screen
         self.layout = compute_layout(
             screen.get_size(), self.frames.size, self.config.rotation, self.config.fit
         )
         lay = self.layout
-        renderer = Renderer(self.frames, lay)
-        vis = lay.visible
-        self._base_pos = lay.to_screen(vis)[:2]
-        self._base_surface = self._surface(renderer.render(vis, None))
-        rects: list[pygame.Rect | None] = []
-        surfaces: list[pygame.Surface | None] = []
-        for i in range(self.frames.count):
-            region = renderer.patch_region(i)
-            if region is None:
-                rects.append(None)
-                surfaces.append(None)
-                continue
-            x0, y0, x1, y1 = lay.to_screen(region)
-            rects.append(pygame.Rect(x0, y0, x1 - x0, y1 - y0))
-            surfaces.append(self._surface(renderer.render(region, i)))
-        self._patch_rects = rects
-        self._patch_surfaces = surfaces
+        prepared = prepare_base(
+            self.frames, lay, self._cache_dir, self._slow, preview_first=self._deferred
+        )
+        self._base_pos = lay.to_screen(lay.visible)[:2]
+        self._base_surface = self._surface(prepared.base)
+        self._base_is_preview = prepared.preview
+        if not self._deferred:
+            self._adopt(*self._render(prepared))
+        elif prepared.preview:  # the eyes stay at rest until the full base is decoded
+            self._adopt(prepared, [None] * self.frames.count)
+            self._pending = _in_background(self._render_full, lay)
+        else:
+            rest = self.frames.rest_index
+            self._adopt(prepared, render_patches(self.frames, prepared, only=rest))
+            self._pending = _in_background(self._render, prepared)
         self._canvas = pygame.Surface(screen.get_size()).convert()
         self._canvas.fill(self._background)
         self._canvas.blit(self._base_surface, self._base_pos)
@@ -216,6 +275,64 @@ class Display:
         self._overlay_dirty = True
         self._font = None
         self._legend = None
+
+    def _render(self, prepared: Prepared) -> tuple[Prepared, list[tuple[Rect4, np.ndarray] | None]]:
+        """Render every patch (and write the cache after a miss); may run in the worker."""
+        patches = render_patches(self.frames, prepared)
+        if self._cache_dir is not None and not prepared.cached:
+            try:
+                path = save_cache(self._cache_dir, self.frames, prepared)
+            except OSError as err:
+                log.warning("cannot write the portrait cache in %s: %s", self._cache_dir, err)
+            else:
+                if path is not None:
+                    log.info("portrait scaled to the screen cached in %s", path)
+        return prepared, patches
+
+    def _render_full(
+        self, layout: Layout
+    ) -> tuple[Prepared, list[tuple[Rect4, np.ndarray] | None]]:
+        """Decode and scale the full base, then :meth:`_render`; runs in the worker."""
+        return self._render(prepare_base(self.frames, layout, self._cache_dir))
+
+    def _adopt(self, prepared: Prepared, patches: list[tuple[Rect4, np.ndarray] | None]) -> None:
+        """Make pygame surfaces of rendered patches (on the thread that owns the screen)."""
+        rects: list[pygame.Rect | None] = []
+        surfaces: list[pygame.Surface | None] = []
+        for item in patches:
+            if item is None:
+                rects.append(None)
+                surfaces.append(None)
+                continue
+            (x0, y0, x1, y1), rgb = item
+            rects.append(pygame.Rect(x0, y0, x1 - x0, y1 - y0))
+            surfaces.append(self._surface(rgb))
+        self._patch_rects = rects
+        self._patch_surfaces = surfaces
+
+    def _take_up(self, wait: bool = False) -> None:
+        """Take up the patches (and the full base) rendered in the background, once ready.
+
+        The next draw is then a full one. Results for an older layout (the window was resized
+        meanwhile) are dropped. A failure (the base image unreadable after its preview was
+        shown) is logged: the portrait stays up with its eyes at rest.
+        """
+        pending = self._pending
+        if pending is None or not (wait or pending.done()):
+            return
+        self._pending = None
+        try:
+            prepared, patches = pending.result()
+        except Exception as err:  # e.g. base.png damaged after the preview was shown
+            log.error("the portrait's eyes stay at rest: %s", err)
+            return
+        if prepared.layout != self.layout:
+            return
+        if self._base_is_preview:
+            self._base_surface = self._surface(prepared.base)
+            self._base_is_preview = False
+        self._adopt(prepared, patches)
+        self._current, self._fade = None, None
 
     @staticmethod
     def _surface(rgb: np.ndarray) -> pygame.Surface:
@@ -273,6 +390,7 @@ class Display:
         if not 0 <= index < self.frames.count:
             raise IndexError(f"frame index {index} out of range 0..{self.frames.count - 1}")
         self._target = index
+        self._take_up()
         if self._current is None:
             self._draw_full()
             self._last_draw = now
@@ -361,8 +479,12 @@ class Display:
         return np.frombuffer(data, np.uint8).reshape(h, w, 3).copy()
 
     def flush(self) -> None:
-        """Complete any pending frame change or cross-fade now (ignores the rate limit)."""
+        """Complete any pending frame change or cross-fade now (ignores the rate limit).
+
+        Patches still being rendered in the background are waited for first.
+        """
         self._check_open()
+        self._take_up(wait=True)
         if self._current is None:
             self._draw_full()
         else:
@@ -378,6 +500,7 @@ class Display:
         if self._closed:
             return
         self._closed = True
+        self._pending = None  # a worker still running is a daemon: it ends with the process
         if Display._active is self:
             Display._active = None
         pygame.font.quit()

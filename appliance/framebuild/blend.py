@@ -29,6 +29,7 @@ from PIL import Image
 
 from appliance.framebuild import FrameBuildError
 from appliance.framebuild.eyes import eyes_left_to_right, model_eyes
+from appliance.framebuild.output import MANIFEST_DECIMALS
 from appliance.framebuild.synthesize import EYEBALL_RATIO, box_blur, shift_edge
 from appliance.types import Box, Face, FaceKeyPoint, Point
 
@@ -45,14 +46,50 @@ EyeFinder = Callable[[np.ndarray, str], tuple[Point, Point]]
 """Finds the two eye points (image-left first) of an image; raises FrameBuildError if none."""
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Read any image as ``H×W×3`` uint8 RGB; :class:`FrameBuildError` if it cannot."""
+MAX_PAINTING_PIXELS = 200_000_000
+"""Largest painting the builder decodes, pixels (200 Mpx, 600 MB as RGB). Pillow's
+decompression-bomb guard (a warning above 89 Mpx, an error above 179 Mpx) is lifted for the
+painting up to this limit; a larger one is refused with one line before it is decoded."""
+
+
+def read_image(path: Path, max_pixels: int | None = None) -> np.ndarray:
+    """Read any image as ``H×W×3`` uint8 RGB; :class:`FrameBuildError` if it cannot.
+
+    Args:
+        path: The image file.
+        max_pixels: Largest image accepted, pixels, in place of Pillow's own guard against
+            decompression bombs (None: Pillow's guard as it is).
+
+    Raises:
+        FrameBuildError: Unreadable, or larger than ``max_pixels`` (one line naming the file,
+            its size and the limit).
+    """
+    guard = Image.MAX_IMAGE_PIXELS
     try:
+        if max_pixels is not None:
+            Image.MAX_IMAGE_PIXELS = None
         with Image.open(path) as img:
+            w, h = img.size
+            if max_pixels is not None and w * h > max_pixels:
+                raise FrameBuildError(
+                    f"{path}: {w}x{h} is {w * h / 1e6:.0f} Mpx, more than the builder's limit "
+                    f"of {max_pixels / 1e6:.0f} Mpx; scale the scan down (the eyes need no more)"
+                )
             img.load()
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
+            # Copied band by band: the decoded image and the array, never a third full copy
+            # (a museum scan is large).
+            out = np.empty((h, w, 3), np.uint8)
+            for y in range(0, h, 256):
+                band = np.asarray(rgb.crop((0, y, w, min(h, y + 256))), dtype=np.uint8)
+                out[y : y + band.shape[0]] = band
+            return out
     except (OSError, ValueError, Image.DecompressionBombError) as err:
+        if isinstance(err, FrameBuildError):
+            raise
         raise FrameBuildError(f"{path}: unreadable image ({err})") from err
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
 
 
 def list_heads(heads: Path, count: int) -> list[Path]:
@@ -122,11 +159,17 @@ def offsets_to_angles(offsets: Sequence[float], radius: float) -> list[float]:
     return out
 
 
-ANGLE_DECIMALS = 4
+ANGLE_DECIMALS = MANIFEST_DECIMALS
 """Decimals an angle keeps in ``frames.toml``: picked angles must differ at this precision."""
 
-MAX_GAP_STEPS = 3.0
-"""Largest gap allowed between neighbouring picked gazes, in even steps of the sweep."""
+MAX_GAP_FRACTION = 1.0 / 3.0
+"""Largest gap allowed between neighbouring frames' gazes, as a fraction of the whole sweep
+(or 1.5 even steps, where fewer than six frames make that more): beyond it the portrait's eyes
+would jump across a third of their range at once."""
+
+UNEVEN_STEPS = 2.0
+"""A sweep whose largest step between neighbouring frames is more than this many even steps
+is reported (kept as it is: the angles carry the spacing)."""
 
 
 def pick_even(measured: Sequence[float], count: int) -> list[int] | None:
@@ -174,54 +217,77 @@ def pick_even(measured: Sequence[float], count: int) -> list[int] | None:
     return [first[values[k]] for k in reversed(path)]
 
 
-def _even_enough(angles: Sequence[float]) -> bool:
-    if len(angles) < 2:
-        return False
-    step = (angles[-1] - angles[0]) / (len(angles) - 1)
-    gaps = [b - a for a, b in itertools.pairwise(angles)]
-    return step > 0 and all(g > 0 for g in gaps) and max(gaps) <= MAX_GAP_STEPS * step + 1e-9
-
-
 def picked_angles(
-    measured: Sequence[float], count: int, heads: Path
+    measured: Sequence[float], count: int, heads: Path, names: Sequence[str] = ()
 ) -> tuple[list[int], list[float]]:
-    """Pick ``count`` head frames evenly in gaze and return them with their own gaze angles.
+    """Pick ``count`` head frames of distinct gaze, ordered by it, with their own gaze angles.
 
-    The targets of :func:`pick_even` are on the measured angle scale, so each frame's angle
-    is the measured gaze of the head frame picked for it (not the target it was picked for).
+    The artist's sweep is used as given: with as many distinct gazes as ``count`` every head
+    frame is used, however unevenly they are spaced (face animation sweeps are denser in the
+    middle); with more, :func:`pick_even` picks those nearest an even sweep. Each frame's
+    angle is the measured gaze of the head frame picked for it, so ``frames.toml`` carries
+    the spacing and the appliance follows it.
 
     Args:
         measured: Gaze angle of every head frame, degrees (negative = image left).
         count: Frames wanted, >= 2.
         heads: The head frame folder (named in the error).
+        names: The head frames' file names, in the order of ``measured`` (named in the
+            error when two repeat a gaze), or empty.
 
     Returns:
         ``(picks, angles)``: head frame indices and their angles, in ascending gaze.
 
     Raises:
-        FrameBuildError: The head frames have fewer distinct gaze positions than ``count``,
-            or the best pick leaves a gap of more than :data:`MAX_GAP_STEPS` even steps
-            between neighbouring frames; the message says how many positions were found
-            and suggests a smaller ``--count`` that works.
+        FrameBuildError: Fewer distinct gazes than ``count`` (frames would repeat a gaze), or
+            a gap of more than :data:`MAX_GAP_FRACTION` of the sweep between neighbouring
+            frames (for fewer than six frames: more than 1.5 even steps); one line saying
+            what to do.
     """
+    picks = pick_even(measured, count)
+    if picks is None:
+        seen: dict[float, int] = {}
+        repeat = ""
+        for i, a in enumerate(measured):
+            j = seen.setdefault(round(float(a), ANGLE_DECIMALS), i)
+            if j != i and names and not repeat:
+                repeat = f": {names[i]} repeats the gaze of {names[j]}"
+        raise FrameBuildError(
+            f"--heads {heads}: the {len(measured)} head frames show only {len(seen)} distinct "
+            f"gaze positions, too few for --count {count} (frames would repeat a gaze{repeat}); "
+            f"use a smaller --count, e.g. --count {len(seen)}, or export more head frames"
+        )
+    angles = [float(measured[i]) for i in picks]
+    gaps = [b - a for a, b in itertools.pairwise(angles)]
+    worst = int(np.argmax(gaps))
+    lo, hi = angles[0], angles[-1]
+    # Few frames step far even when even: there, 1.5 even steps.
+    limit = max(MAX_GAP_FRACTION, 1.5 / len(gaps)) * (hi - lo)
+    if gaps[worst] > limit:
+        a, b = angles[worst], angles[worst + 1]
+        raise FrameBuildError(
+            f"--heads {heads}: the gaze jumps {b - a:.1f}° between neighbouring frames "
+            f"({a:+.1f}° .. {b:+.1f}°), more than a third of the sweep ({lo:+.1f}° .. "
+            f"{hi:+.1f}°); export head frames whose gaze fills that gap"
+        )
+    return picks, angles
 
-    def attempt(c: int) -> tuple[list[int], list[float]] | None:
-        picks = pick_even(measured, c)
-        if picks is None:
-            return None
-        angles = [round(float(measured[i]), ANGLE_DECIMALS) for i in picks]
-        return (picks, [float(measured[i]) for i in picks]) if _even_enough(angles) else None
 
-    found = attempt(count)
-    if found is not None:
-        return found
-    distinct = len({round(float(a), ANGLE_DECIMALS) for a in measured})
-    fit = next((c for c in range(count - 1, 1, -1) if attempt(c) is not None), 2)
-    only = "only " if distinct < count else ""
-    raise FrameBuildError(
-        f"--heads {heads}: the {len(measured)} head frames show {only}{distinct} distinct gaze "
-        f"positions, too few or too uneven for --count {count} (frames would repeat a gaze or "
-        f"jump more than {MAX_GAP_STEPS:g} steps); use a smaller --count, e.g. --count {fit}"
+def uneven_sweep(angles: Sequence[float], heads: Path) -> str | None:
+    """One line reporting a sweep more uneven than :data:`UNEVEN_STEPS`, else None.
+
+    Args:
+        angles: The frames' gaze angles, degrees, ascending.
+        heads: The head frame folder (named in the line).
+    """
+    gaps = [b - a for a, b in itertools.pairwise(angles)]
+    even = (angles[-1] - angles[0]) / max(1, len(gaps))
+    if not gaps or max(gaps) <= UNEVEN_STEPS * even:
+        return None
+    return (
+        f"--heads {heads}: the gaze steps between frames range from {min(gaps):.2f}° to "
+        f"{max(gaps):.2f}° (an even sweep steps {even:.2f}°); kept as given: frames.toml holds "
+        "each frame's measured angle, which the appliance follows"
     )
 
 
@@ -595,23 +661,29 @@ def shifted(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
 
 
 def blend_frame(
-    painting: np.ndarray,
+    region: np.ndarray,
     head: np.ndarray,
-    box: Box,
     alpha: np.ndarray,
     colour: ColourMatch | None,
 ) -> np.ndarray:
-    """Return the painting with ``head`` resized into ``box`` and blended by ``alpha``."""
-    x0, y0, x1, y1 = (int(v) for v in (box.x0, box.y0, box.x1, box.y1))
-    w, h = x1 - x0, y1 - y0
+    """One frame over the head box only: ``head`` resized into it and blended by ``alpha``.
+
+    Args:
+        region: ``h×w×3`` uint8, the painting's pixels over the head box.
+        head: A head frame, any size (resized to ``w×h``, Lanczos).
+        alpha: ``h×w`` float in [0, 1], how much of the head shows.
+        colour: The colour transfer for the head frames, or None.
+
+    Returns:
+        ``h×w×3`` uint8: the frame over the head box (elsewhere it is the painting, never made).
+    """
+    h, w = region.shape[:2]
     resized = np.asarray(
         Image.fromarray(head).resize((w, h), Image.Resampling.LANCZOS), dtype=np.uint8
     )
     src = colour.apply(resized) if colour is not None else resized.astype(np.float64)
     src = np.clip(src, 0.0, 255.0)
-    region = painting[y0:y1, x0:x1].astype(np.float64)
     a = alpha[..., None]
-    mixed = region * (1.0 - a) + src * a
-    out = painting.copy()
-    out[y0:y1, x0:x1] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    mixed = region.astype(np.float64) * (1.0 - a) + src * a
+    out: np.ndarray = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
     return out

@@ -2,9 +2,16 @@
 
 Both write into an output folder: ``frame_NN.png`` (index 0 = the portrait looks toward the
 visitor's left, i.e. its irises at the image's left), ``frames.toml`` and ``contact_sheet.png``.
-Same inputs → byte-identical outputs. Nothing is lost on failure: every file is written into a
-temporary sibling of the output folder and moved in only at the end, so a rebuild that fails
-(no face, a bad head frame, a full disk) leaves the old set as it was.
+Same inputs → byte-identical outputs.
+
+Bounded by the eyes, not the canvas: the painting is decoded once and never copied whole; the
+work (eye rendering, head blending) is done on the eye or head region at full resolution, and
+each frame is kept only as its patch, the rectangle where it differs from the painting. Peak
+memory is the painting once plus the region's working arrays; time grows with the region.
+
+Nothing is lost on failure: every file is written into a temporary sibling of the output
+folder and moved in only at the end, so a rebuild that fails (no face, a bad head frame, a full
+disk) leaves the old set as it was.
 """
 
 from __future__ import annotations
@@ -17,12 +24,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+from tqdm import tqdm
 
 from appliance import __version__
 from appliance.framebuild import FrameBuildError, NoFaceError
 from appliance.framebuild.blend import (
     DEFAULT_J,
     DEFAULT_K,
+    MAX_PAINTING_PIXELS,
     MAX_SHIFT_FRACTION,
     ColourMatch,
     blend_frame,
@@ -43,6 +52,7 @@ from appliance.framebuild.blend import (
     shifted,
     sigmoid_alpha,
     undo_similarity,
+    uneven_sweep,
 )
 from appliance.framebuild.contact import contact_sheet
 from appliance.framebuild.eyemodel import find_eyes, mesh_at
@@ -53,40 +63,39 @@ from appliance.framebuild.eyes import (
 )
 from appliance.framebuild.output import (
     CONTACT_SHEET,
-    changed_box,
     check_out_dir,
     commit_out_dir,
     frame_name,
-    manifest_text,
+    patches_box,
+    region_patch,
+    rounded,
     staging_dir,
-    write_manifest,
     write_png,
 )
-from appliance.framebuild.synthesize import EyeRenderer, iris_shifts, synthesize_frame
+from appliance.framebuild.synthesize import EyeRenderer, iris_shifts, synthesize_region
+from appliance.frames import Patch, write_set
 from appliance.types import Box, Face, Point
 
 
 class Progress:
-    """A one-line progress bar on ``stream`` (stderr), drawn only when it is a terminal."""
+    """A progress bar (tqdm) on ``stream`` (stderr), drawn only when it is a terminal."""
 
     def __init__(self, label: str, total: int, stream: TextIO | None = None) -> None:
-        self.label = label
-        self.total = max(1, total)
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.done = 0
+        out = stream if stream is not None else sys.stderr
+        self.bar = tqdm(
+            total=max(1, total),
+            desc=label,
+            file=out,
+            disable=not bool(getattr(out, "isatty", lambda: False)()),
+            leave=True,
+            dynamic_ncols=True,
+        )
 
     def step(self, n: int = 1) -> None:
-        """Advance by ``n`` and redraw."""
-        self.done = min(self.total, self.done + n)
-        if self.enabled:
-            width = 30
-            fill = round(width * self.done / self.total)
-            bar = "#" * fill + "-" * (width - fill)
-            self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total}")
-            if self.done == self.total:
-                self.stream.write("\n")
-            self.stream.flush()
+        """Advance by ``n``; the bar ends its line when it is full."""
+        self.bar.update(n)
+        if self.bar.n >= self.bar.total:
+            self.bar.close()
 
 
 @dataclass
@@ -150,7 +159,8 @@ class BuildResult:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _check_common(opts: BuildOptions) -> np.ndarray:
@@ -160,7 +170,7 @@ def _check_common(opts: BuildOptions) -> np.ndarray:
         raise FrameBuildError(f"--count {opts.count}: at most 999 frames")
     if not opts.painting.is_file():
         raise FrameBuildError(f"{opts.painting}: no such painting file")
-    painting = read_image(opts.painting)
+    painting = read_image(opts.painting, MAX_PAINTING_PIXELS)
     # Refuse a non-empty folder before any slow work (nothing is removed until the end).
     check_out_dir(opts.out, opts.force)
     return painting
@@ -189,8 +199,8 @@ def _rest_index(angles: Sequence[float]) -> int:
     return int(np.argmin(np.abs(np.asarray(angles)) + 1e-9 * np.arange(len(angles))))
 
 
-def _union(boxes: Sequence[tuple[int, int, int, int]]) -> Box:
-    return Box(
+def _union(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    return (
         min(b[0] for b in boxes),
         min(b[1] for b in boxes),
         max(b[2] for b in boxes),
@@ -198,43 +208,74 @@ def _union(boxes: Sequence[tuple[int, int, int, int]]) -> Box:
     )
 
 
+def _base_and_patches(
+    painting: np.ndarray,
+    origin: tuple[int, int],
+    render: Callable[[int], np.ndarray],
+    count: int,
+    rest: int,
+    progress: Progress,
+) -> list[Patch]:
+    """Turn ``painting`` into the set's base, the rest frame, and return each frame's patch.
+
+    Frames are made one at a time over the region only, and kept as their patch: the
+    rectangle where they differ from the base. The painting is changed in place (its rest
+    frame's region pasted in), so a build holds one full image.
+
+    Args:
+        painting: ``H×W×3`` uint8, writable; becomes the base.
+        origin: ``(x0, y0)`` of the region in the painting, pixels.
+        render: Frame ``i`` over the region (made from the painting's own pixels, saved
+            before this call).
+        count: Number of frames.
+        rest: The rest frame's index.
+        progress: Advanced once per frame.
+    """
+    x0, y0 = origin
+    rest_crop = render(rest)
+    h, w = rest_crop.shape[:2]
+    painting[y0 : y0 + h, x0 : x0 + w] = rest_crop
+    patches = []
+    for i in range(count):
+        crop = rest_crop if i == rest else render(i)
+        patches.append(region_patch(painting, crop, x0, y0))
+        progress.step()
+    return patches
+
+
 def _write(
     opts: BuildOptions,
-    frames: Sequence[np.ndarray],
+    base: np.ndarray,
+    patches: Sequence[Patch],
     angles: Sequence[float],
+    rest: int,
     head_box: Box,
     eye_box: Box,
     build: dict[str, Any],
     progress: Progress,
 ) -> BuildResult:
-    count = len(frames)
-    files = [frame_name(i, count) for i in range(count)]
-    rest = _rest_index(angles)
-    h, w = frames[0].shape[:2]
+    """Write the set (:func:`~appliance.frames.write_set`) and its contact sheet, atomically."""
     try:
         with staging_dir(opts.out) as tmp:
-            for name, frame in zip(files, frames, strict=True):
-                write_png(tmp / name, frame)
-                progress.step()
-            write_manifest(
+            write_set(
                 tmp,
-                manifest_text(
-                    size=(w, h),
-                    rest_index=rest,
-                    head_box=head_box,
-                    files=files,
-                    angles=angles,
-                    build=build,
-                ),
+                base,
+                patches,
+                angles=rounded(list(angles)),
+                rest_index=rest,
+                head_box=head_box,
+                build=rounded(build),
             )
-            sheet = contact_sheet(frames, angles, rest, eye_box)
+            progress.step()
+            sheet = contact_sheet(base, patches, angles, rest, eye_box)
             write_png(tmp / CONTACT_SHEET, np.asarray(sheet))
             progress.step()
             commit_out_dir(tmp, opts.out)
     except OSError as err:
         raise FrameBuildError(f"--out {opts.out}: cannot write the frame set ({err})") from err
     sheet_path = opts.out / CONTACT_SHEET
-    return BuildResult(opts.out, tuple(files), tuple(angles), rest, head_box, sheet_path)
+    files = tuple(frame_name(i, len(patches)) for i in range(len(patches)))
+    return BuildResult(opts.out, files, tuple(angles), rest, head_box, sheet_path)
 
 
 def build_synthesize(
@@ -265,12 +306,18 @@ def build_synthesize(
     angles = [float(a) for a in np.linspace(-opts.max_angle, opts.max_angle, opts.count)]
     shifts, scale = iris_shifts(eyes, angles)
     renderers = [EyeRenderer(painting, e) for e in eyes]
-    progress = Progress("synthesizing", 2 * opts.count + 1, opts.progress)
-    frames = []
-    for sh in shifts:
-        frames.append(synthesize_frame(painting, renderers, sh))
-        progress.step()
-    head_box = _union([e.roi for e in eyes])
+    progress = Progress("synthesizing", opts.count + 2, opts.progress)
+    # The eyes' crops: all the work, and all that can differ from the painting.
+    region = _union([e.roi for e in eyes])
+    rx0, ry0, rx1, ry1 = region
+    background = painting[ry0:ry1, rx0:rx1].copy()
+    rest = _rest_index(angles)
+
+    def render(i: int) -> np.ndarray:
+        return synthesize_region(background, (rx0, ry0), renderers, shifts[i])
+
+    patches = _base_and_patches(painting, (rx0, ry0), render, opts.count, rest, progress)
+    head_box = Box(*region)
     h, w = painting.shape[:2]
     build: dict[str, Any] = {
         "mode": "synthesize",
@@ -298,7 +345,7 @@ def build_synthesize(
     eye_box = Box(
         max(0.0, min(xs0)), max(0.0, min(ys0)), min(float(w), max(xs1)), min(float(h), max(ys1))
     )
-    return _write(opts, frames, angles, head_box, eye_box, build, progress)
+    return _write(opts, painting, patches, angles, rest, head_box, eye_box, build, progress)
 
 
 def build_blend(
@@ -327,7 +374,7 @@ def build_blend(
     painting = _check_common(opts)
     h, w = painting.shape[:2]
     hh, hw = heads[0].shape[:2]
-    progress = Progress("blending", len(heads) + 2 * opts.count + 1, opts.progress)
+    progress = Progress("blending", len(heads) + opts.count + 2, opts.progress)
     offsets: list[float] = []
     radii: list[float] = []
     meshes: list[np.ndarray | None] = []
@@ -367,7 +414,7 @@ def build_blend(
             f"({min(measured):+.1f}° .. {max(measured):+.1f}°); the eyes must sweep"
         )
     # Each frame's angle is the measured gaze of the head frame picked for it.
-    picks, angles = picked_angles(measured, opts.count, opts.heads)
+    picks, angles = picked_angles(measured, opts.count, opts.heads, [f.name for f in files])
     lo, hi = min(measured), max(measured)
     if opts.head_box:
         box = parse_box(opts.head_box, (w, h))
@@ -383,9 +430,10 @@ def build_blend(
             ) from err
         box = head_box_from_faces(points, head_points, (hw, hh), (w, h))
         source = "matched faces"
-    bw, bh = int(box.x1 - box.x0), int(box.y1 - box.y0)
+    bx0, by0, bx1, by1 = (int(v) for v in (box.x0, box.y0, box.x1, box.y1))
+    bw, bh = bx1 - bx0, by1 - by0
     alpha = sigmoid_alpha(bw, bh, opts.blend_j, opts.blend_k)
-    region = painting[int(box.y0) : int(box.y1), int(box.x0) : int(box.x1)]
+    region = painting[by0:by1, bx0:bx1].copy()
     # Hold the head still: each picked head frame is brought back onto the first one by the
     # similarity (turn, scale, shift) fitted to the face mesh's still points; where either
     # has no mesh, by phase correlation (eyes left out of the comparison), in whole pixels.
@@ -403,8 +451,8 @@ def build_blend(
             sim = head_similarity(ref_mesh, mesh_i)
             if sim.small((hw, hh)):
                 # What the mesh fit leaves over, measured on the whole face (sub-pixel).
-                rest = residual_shift(heads[0], undo_similarity(heads[i], sim), ref_eyes)
-                sim = refined(sim, *rest)
+                left = residual_shift(heads[0], undo_similarity(heads[i], sim), ref_eyes)
+                sim = refined(sim, *left)
                 moves.append([round(v, 3) for v in (sim.tx, sim.ty, sim.angle, sim.scale)])
                 chosen.append(undo_similarity(heads[i], sim))
             else:
@@ -422,13 +470,13 @@ def build_blend(
     # in: elsewhere the painting keeps its own sharpness and texture.
     alpha = alpha * motion_mask(chosen, (bw, bh))
     colour = ColourMatch.fit(chosen, region) if opts.colour_match else None
-    frames = []
-    for head in chosen:
-        frames.append(blend_frame(painting, head, box, alpha, colour))
-        progress.step()
-    head_box = changed_box(painting, frames)
-    if head_box.area <= 1:
-        head_box = box
+    rest = _rest_index(angles)
+
+    def render(i: int) -> np.ndarray:
+        return blend_frame(region, chosen[i], alpha, colour)
+
+    patches = _base_and_patches(painting, (bx0, by0), render, len(chosen), rest, progress)
+    head_box = patches_box(patches) or box
     build: dict[str, Any] = {
         "mode": "blend",
         "generator": f"monalisa {__version__}",
@@ -462,15 +510,17 @@ def build_blend(
         min(float(w), max(ex) + 0.6 * ipd),
         min(float(h), max(ey) + 0.35 * ipd),
     )
-    result = _write(opts, frames, angles, head_box, eye_box, build, progress)
+    result = _write(opts, painting, patches, angles, rest, head_box, eye_box, build, progress)
     limit = f"{100 * MAX_SHIFT_FRACTION:.0f} %"
+    uneven = uneven_sweep(angles, opts.heads)
     return replace(
         result,
         warnings=tuple(
             f"{opts.heads / name}: moved more than {limit} of its size against {files[0].name}, "
             "too far to be a wobble: left where it is (look at the contact sheet)"
             for name in unaligned
-        ),
+        )
+        + ((uneven,) if uneven else ()),
     )
 
 

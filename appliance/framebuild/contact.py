@@ -4,6 +4,10 @@ Layout: a grid of thumbnails (index and gaze angle under each), then a zoomed st
 eye region for a selection of frames (both ends, the rest frame and evenly spaced ones
 between), so a misplaced iris or a smear on a lid is visible at a glance. Drawn with Pillow
 and its built-in font; deterministic.
+
+It is drawn from the base image and the per-frame patches, never from whole frames
+(:class:`Thumbnails`): the sheet costs one reduction of the painting plus work in proportion
+to the patches.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from appliance.framebuild.output import window
+from appliance.frames import Patch
 from appliance.types import Box
 
 BACKGROUND = (32, 32, 32)
@@ -32,8 +38,47 @@ def zoom_selection(count: int, rest_index: int, n: int = 9) -> list[int]:
     return sorted(picks)
 
 
+class Thumbnails:
+    """Thumbnails of base + patch frames, at the cost of the patches, not of whole frames.
+
+    A frame's thumbnail is the Lanczos resize of the frame first reduced ``k`` times (box
+    averages of ``k×k`` blocks; ``k`` = 1 unless the painting is more than three thumbnails
+    wide). The base is reduced once; a frame's reduction differs from it only in the blocks
+    its patch touches, which are reduced from a block-aligned window of the frame and pasted
+    in, so the result equals the whole frame's, pixel for pixel.
+
+    Args:
+        base: ``H×W×3`` uint8, the base image.
+        size: ``(width, height)`` of a thumbnail, pixels.
+    """
+
+    def __init__(self, base: np.ndarray, size: tuple[int, int]) -> None:
+        self.base = base
+        self.size = size
+        h, w = base.shape[:2]
+        self.k = max(1, min(w // (3 * size[0]), h // (3 * size[1])))
+        image = Image.fromarray(base)
+        self.reduced = image.reduce(self.k) if self.k > 1 else image
+        self.base_thumb = self.reduced.resize(size, Image.Resampling.LANCZOS)
+
+    def of(self, patch: Patch) -> Image.Image:
+        """The thumbnail of the frame ``base`` + ``patch``."""
+        if patch.empty:
+            return self.base_thumb
+        k = self.k
+        h, w = self.base.shape[:2]
+        x0, y0 = patch.x0 // k * k, patch.y0 // k * k
+        x1 = min(w, -(-(patch.x0 + patch.width) // k) * k)
+        y1 = min(h, -(-(patch.y0 + patch.height) // k) * k)
+        area = Image.fromarray(window(self.base, patch, (x0, y0, x1, y1)))
+        frame = self.reduced.copy()
+        frame.paste(area.reduce(k) if k > 1 else area, (x0 // k, y0 // k))
+        return frame.resize(self.size, Image.Resampling.LANCZOS)
+
+
 def contact_sheet(
-    frames: Sequence[np.ndarray],
+    base: np.ndarray,
+    patches: Sequence[Patch],
     angles: Sequence[float],
     rest_index: int,
     eye_box: Box,
@@ -45,7 +90,8 @@ def contact_sheet(
     """Draw the contact sheet.
 
     Args:
-        frames: Every frame, ``H×W×3`` uint8 RGB, in index order.
+        base: ``H×W×3`` uint8 RGB, the image every frame is made from.
+        patches: Per frame, in index order, where it differs from ``base``.
         angles: Gaze angle of each frame, degrees.
         rest_index: The rest frame (highlighted).
         eye_box: Region to zoom for the eye strip, image pixels.
@@ -57,8 +103,8 @@ def contact_sheet(
         An RGB image.
     """
     font = ImageFont.load_default()
-    count = len(frames)
-    h, w = frames[0].shape[:2]
+    count = len(patches)
+    h, w = base.shape[:2]
     th = max(1, round(thumb_width * h / w))
     cols = columns or max(4, math.ceil(math.sqrt(count * 1.5)))
     rows = math.ceil(count / cols)
@@ -87,10 +133,11 @@ def contact_sheet(
         fill=TEXT,
         font=font,
     )
-    for i, frame in enumerate(frames):
+    thumbs = Thumbnails(base, (thumb_width, th))
+    for i, patch in enumerate(patches):
         r, c = divmod(i, cols)
         x, y = pad + c * cell_w, title_h + r * cell_h
-        thumb = Image.fromarray(frame).resize((thumb_width, th), Image.Resampling.LANCZOS)
+        thumb = thumbs.of(patch)
         sheet.paste(thumb, (x, y))
         if i == rest_index:
             draw.rectangle((x - 2, y - 2, x + thumb_width + 1, y + th + 1), outline=ACCENT)
@@ -107,7 +154,7 @@ def contact_sheet(
     for n, i in enumerate(picks):
         r, c = divmod(n, zcols)
         x, y = pad + c * (zoom_width + pad), top + r * zcell_h
-        crop = Image.fromarray(np.ascontiguousarray(frames[i][zy0:zy1, zx0:zx1]))
+        crop = Image.fromarray(window(base, patches[i], (zx0, zy0, zx1, zy1)))
         sheet.paste(crop.resize((zoom_width, zh), Image.Resampling.LANCZOS), (x, y))
         draw.text(
             (x, y + zh + 2),

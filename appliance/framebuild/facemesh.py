@@ -178,9 +178,13 @@ def sample(image: npt.NDArray[np.uint8], xs: F64, ys: F64) -> F64:
     y1 = np.minimum(y0 + 1, h - 1)
     fx = (x - x0)[..., None]
     fy = (y - y0)[..., None]
-    img = image.astype(np.float64)
-    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
-    bottom = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
+
+    def at(yy: npt.NDArray[np.int64], xx: npt.NDArray[np.int64]) -> F64:
+        # Only the sampled pixels become float: never the whole painting (a scan is large).
+        return image[yy, xx].astype(np.float64)
+
+    top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx
+    bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx
     out: F64 = top * (1 - fy) + bottom * fy
     return out
 

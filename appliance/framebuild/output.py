@@ -2,41 +2,39 @@
 
 A build is written into a temporary sibling folder and moved into place only once every file
 is written (:func:`staging_dir`, :func:`commit_out_dir`): a failed rebuild leaves the old set
-untouched. Same pixels in → same bytes out: PNGs carry no metadata (no time, no gamma chunk,
-no text) and are compressed at a fixed level; the manifest is written field by field in a
-fixed order with fixed float formatting, and never holds a time stamp or an absolute path.
+untouched. The set itself is written by :func:`appliance.frames.write_set` (same pixels in,
+same bytes out); this module adds the folder handling and the frames' patches, computed over
+the region that changes only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from appliance.framebuild import FrameBuildError
-from appliance.frames import MANIFEST_NAME
+
+# frame_name and write_png are the frame set format's (appliance.frames); named here too for the
+# builder's modules.
+from appliance.frames import BASE_NAME, MANIFEST_NAME, PATCH_DIR, PREVIEW_NAME, Patch, diff_patch
+from appliance.frames import frame_name as frame_name
+from appliance.frames import write_png as write_png
 from appliance.types import Box
-
-PNG_COMPRESS_LEVEL = 6
-"""zlib level for every PNG written (fixed so output bytes do not depend on defaults)."""
-
 
 CONTACT_SHEET = "contact_sheet.png"
 """File name of the contact sheet inside a frame set folder."""
 
 
 def is_build_output(name: str) -> bool:
-    """True for a file name that a build owns: ``frame_*.png``, ``frames.toml``, the sheet."""
-    return name in (MANIFEST_NAME, CONTACT_SHEET) or (
+    """True for a name a build owns: the v2 set's files and folder, the sheet, v1 frames."""
+    return name in (MANIFEST_NAME, BASE_NAME, PREVIEW_NAME, PATCH_DIR, CONTACT_SHEET) or (
         name.startswith("frame_") and name.endswith(".png")
     )
 
@@ -87,8 +85,9 @@ def commit_out_dir(staged: Path, out: Path) -> None:
     """Replace the frame set in ``out`` with the files of ``staged`` (then empty and removed).
 
     A missing ``out`` is the renamed ``staged`` folder. Otherwise the old build outputs that
-    the new set does not overwrite (see :func:`is_build_output`) are removed, the new files
-    are moved in with the manifest last, and every other file in ``out`` stays.
+    the new set does not overwrite (see :func:`is_build_output`; the old ``patches/`` folder
+    always) are removed, the new files are moved in with the manifest last, and every other
+    file in ``out`` stays.
 
     Raises:
         OSError: A file cannot be removed or moved.
@@ -98,92 +97,84 @@ def commit_out_dir(staged: Path, out: Path) -> None:
         return
     new = sorted(p.name for p in staged.iterdir())
     for p in out.iterdir():
-        if p.name not in new and is_build_output(p.name) and p.is_file():
+        if is_build_output(p.name) and p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.name not in new and is_build_output(p.name) and p.is_file():
             p.unlink()
     for name in sorted(new, key=lambda n: n == MANIFEST_NAME):
         shutil.move(staged / name, out / name)
     staged.rmdir()
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Write an ``H×W×3`` uint8 RGB array as a metadata-free PNG, deterministically."""
-    Image.fromarray(np.ascontiguousarray(image), "RGB").save(
-        path, format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False
-    )
+MANIFEST_DECIMALS = 4
+"""Decimals a build writes its floats to ``frames.toml`` with (angles, the ``[build]`` table):
+readable, and the same on every CPU whatever the models' last float bits."""
 
 
-def frame_name(i: int, count: int) -> str:
-    """File name of frame ``i``: ``frame_00.png`` (zero-padded to at least two digits)."""
-    width = max(2, len(str(count - 1)))
-    return f"frame_{i:0{width}d}.png"
+def rounded(value: Any) -> Any:
+    """``value`` with every float in it rounded to :data:`MANIFEST_DECIMALS`.
 
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            raise ValueError(f"cannot write {v!r} to TOML")
-        r = round(v, 4)
-        return repr(float(r) if r != 0 else 0.0)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-
-def manifest_text(
-    *,
-    size: tuple[int, int],
-    rest_index: int,
-    head_box: Box,
-    files: Sequence[str],
-    angles: Sequence[float],
-    build: Mapping[str, Any],
-) -> str:
-    """Return the ``frames.toml`` text (keys in a fixed order, floats to 4 decimals)."""
-    lines = [
-        "# Frame set for the monalisa appliance; written by `monalisa frames build`.",
-        f"count = {len(files)}",
-        f"size = {_toml_value(list(size))}",
-        f"rest_index = {rest_index}",
-        f"head_box = {_toml_value([round(v) for v in head_box.as_list()])}",
-        "",
-    ]
-    for name, angle in zip(files, angles, strict=True):
-        lines += ["[[frames]]", f"file = {_toml_value(name)}", f"angle = {_toml_value(angle)}", ""]
-    lines.append("[build]")
-    for key, value in build.items():
-        lines.append(f"{key} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def write_manifest(out: Path, text: str) -> None:
-    """Write ``frames.toml`` into ``out`` (UTF-8, LF line ends)."""
-    (out / MANIFEST_NAME).write_bytes(text.encode("utf-8"))
-
-
-def changed_box(base: np.ndarray, frames: Sequence[np.ndarray], pad: int = 0) -> Box:
-    """The bounding box of every pixel where any frame differs from ``base``, padded by ``pad``.
-
-    Returns a 1×1 box at the image centre when nothing changes.
+    Numpy scalars become Python numbers; lists, tuples and dicts are followed (tuples become
+    lists); ``-0.0`` becomes ``0.0``.
     """
-    h, w = base.shape[:2]
-    changed = np.zeros((h, w), bool)
-    for f in frames:
-        changed |= np.any(f != base, axis=2)
-    rows = np.flatnonzero(changed.any(axis=1))
-    cols = np.flatnonzero(changed.any(axis=0))
-    if rows.size == 0:
-        return Box(w // 2, h // 2, w // 2 + 1, h // 2 + 1)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        r = round(value, MANIFEST_DECIMALS)
+        return r if r != 0 else 0.0
+    if isinstance(value, list | tuple):
+        return [rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    return value
+
+
+def region_patch(base: np.ndarray, crop: np.ndarray, x0: int, y0: int) -> Patch:
+    """The patch of a frame computed only over a region of the painting.
+
+    Args:
+        base: ``H×W×3`` uint8, the painting (the set's base image).
+        crop: ``h×w×3`` uint8, the frame's pixels over the region whose top-left corner is
+            ``(x0, y0)`` in ``base`` (the region lies inside ``base``).
+        x0: Left edge of the region, pixels.
+        y0: Top edge of the region, pixels.
+
+    Returns:
+        The smallest rectangle of ``crop`` that differs from ``base``, in painting pixels; an
+        empty patch at (0, 0) where the frame equals the painting.
+    """
+    h, w = crop.shape[:2]
+    p = diff_patch(base[y0 : y0 + h, x0 : x0 + w], crop)
+    return p if p.empty else Patch(p.x0 + x0, p.y0 + y0, p.pixels)
+
+
+def window(base: np.ndarray, patch: Patch, box: tuple[int, int, int, int]) -> np.ndarray:
+    """One frame's pixels over ``box`` (``x0, y0, x1, y1``): the base there, the patch over it.
+
+    Only the window is made, never the whole frame: its cost grows with ``box``, not with the
+    painting.
+    """
+    x0, y0, x1, y1 = box
+    out = base[y0:y1, x0:x1].copy()
+    if patch.empty:
+        return out
+    px0, py0 = max(x0, patch.x0), max(y0, patch.y0)
+    px1, py1 = min(x1, patch.x0 + patch.width), min(y1, patch.y0 + patch.height)
+    if px0 < px1 and py0 < py1:
+        out[py0 - y0 : py1 - y0, px0 - x0 : px1 - x0] = patch.pixels[
+            py0 - patch.y0 : py1 - patch.y0, px0 - patch.x0 : px1 - patch.x0
+        ]
+    return out
+
+
+def patches_box(patches: Sequence[Patch]) -> Box | None:
+    """The bounding box of every non-empty patch, or None when every frame is the base."""
+    boxes = [p.box for p in patches if not p.empty]
+    if not boxes:
+        return None
     return Box(
-        max(0, int(cols[0]) - pad),
-        max(0, int(rows[0]) - pad),
-        min(w, int(cols[-1]) + 1 + pad),
-        min(h, int(rows[-1]) + 1 + pad),
+        min(b.x0 for b in boxes),
+        min(b.y0 for b in boxes),
+        max(b.x1 for b in boxes),
+        max(b.y1 for b in boxes),
     )

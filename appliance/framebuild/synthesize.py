@@ -236,13 +236,28 @@ class EyeRenderer:
         return out
 
 
-def synthesize_frame(
-    image: np.ndarray, renderers: Sequence[EyeRenderer], shift: float
+def synthesize_region(
+    background: np.ndarray,
+    origin: tuple[int, int],
+    renderers: Sequence[EyeRenderer],
+    shift: float,
 ) -> np.ndarray:
-    """Return one frame: the painting with every eye's iris moved by ``shift`` pixels."""
-    out = image.copy()
+    """One frame over a region of the painting only, every eye's iris moved by ``shift``.
+
+    Args:
+        background: ``h×w×3`` uint8, the painting's pixels over the region (unchanged).
+        origin: ``(x0, y0)``, the region's top-left corner in the painting, pixels.
+        renderers: One per eye; each eye's ``roi`` lies inside the region.
+        shift: Iris shift, pixels (negative = toward the image's left).
+
+    Returns:
+        ``h×w×3`` uint8: the frame over the region (outside the eye openings, exactly the
+        painting's).
+    """
+    rx0, ry0 = origin
+    out = background.copy()
     for rend in renderers:
         x0, y0, x1, y1 = rend.eye.roi
-        crop = rend.render(shift)
-        out[y0:y1, x0:x1] = np.clip(np.rint(crop), 0, 255).astype(np.uint8)
+        crop = np.clip(np.rint(rend.render(shift)), 0, 255).astype(np.uint8)
+        out[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0] = crop
     return out

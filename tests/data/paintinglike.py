@@ -110,6 +110,25 @@ def large_painting(seed: int = 0) -> np.ndarray:
     return paint(canvas, seed)
 
 
+def museum_painting(width: int, seed: int = 0) -> np.ndarray:
+    """:func:`large_painting` at a museum scan's size: ``width`` wide, in proportion, with grain.
+
+    Upscaled (Lanczos), then a faint canvas grain at the new scale (±2 grey levels, uniform),
+    so the scan is not smoother than a real one (a smooth image compresses unfairly well).
+    Made row band by row band: a 50 Mpx scan costs its own 150 MB, little more.
+    """
+    small = large_painting(seed)
+    height = round(small.shape[0] * width / small.shape[1])
+    big = np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.LANCZOS))
+    out = big.copy()
+    rng = np.random.default_rng(seed + 1)
+    for y in range(0, height, 512):
+        band = out[y : y + 512]
+        grain = rng.integers(-2, 3, band.shape[:2], dtype=np.int16)[..., None]
+        band[:] = np.clip(band.astype(np.int16) + grain, 0, 255).astype(np.uint8)
+    return out
+
+
 def soften(rgb: np.ndarray) -> np.ndarray:
     """Down to half size and back up (bicubic): a face animation model's 256 px upscaled."""
     h, w = rgb.shape[:2]
