@@ -470,6 +470,42 @@ def test_first_start_extends_the_timeout_and_the_next_reads_the_cache(
         path_socket.drain()
 
 
+def test_a_set_with_a_preview_is_ready_without_asking_for_time(
+    astronaut_clip, tmp_path, path_socket
+):
+    """A large painting's set (here the default set written with a 256 px preview): the first
+    start shows the preview and sends READY=1 without EXTEND_TIMEOUT_USEC; the full base is
+    decoded after READY and cached."""
+    from appliance.frames import FrameSet, default_frames_dir, write_set
+
+    fs = FrameSet.load(default_frames_dir())
+    folder = tmp_path / "set"
+    write_set(
+        folder,
+        fs.base,
+        fs.patches,
+        angles=fs.angles,
+        rest_index=fs.rest_index,
+        head_box=fs.head_box,
+        preview_max=256,
+    )
+    cache = tmp_path / "cache"
+    proc = start_app(
+        astronaut_clip, tmp_path, path_socket, "--frames", str(folder), CACHE_DIRECTORY=str(cache)
+    )
+    try:
+        got = [m for _, m in wait_for(path_socket, "READY=1", timeout=120)]
+        assert not any(m.startswith("EXTEND_TIMEOUT_USEC=") for m in got), got
+        end = time.monotonic() + 60
+        while not list(cache.glob("portrait-*.npz")) and time.monotonic() < end:
+            collect(path_socket, 0.2)
+        assert len(list(cache.glob("portrait-*.npz"))) == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        stop(proc)
+
+
 def test_a_version_1_set_extends_the_timeout_and_is_named(astronaut_clip, tmp_path, path_socket):
     """Every frame of a version 1 set is decoded before the first: more time is asked for."""
     from appliance.frames import FrameSet, default_frames_dir, export_set
