@@ -439,6 +439,17 @@ def test_watchdog_pings_stop_when_the_loop_hangs(astronaut_clip, tmp_path, path_
         stop(proc)
 
 
+def cached_then_stopped(proc: subprocess.Popen[str], listener: Listener, cache: Path) -> None:
+    """Wait for the one cache file (written off the render loop, after READY), then SIGTERM:
+    the appliance must exit 0."""
+    end = time.monotonic() + 60
+    while not list(cache.glob("portrait-*.npz")) and time.monotonic() < end:
+        collect(listener, 0.2)
+    assert len(list(cache.glob("portrait-*.npz"))) == 1
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+
+
 def test_first_start_extends_the_timeout_and_the_next_reads_the_cache(
     astronaut_clip, tmp_path, path_socket
 ):
@@ -458,13 +469,7 @@ def test_first_start_extends_the_timeout_and_the_next_reads_the_cache(
                 assert "base image" in status and "512x512" in status
             else:
                 assert extends == [], got
-            # The cache is written off the render loop, after READY: wait for it.
-            end = time.monotonic() + 60
-            while not list(cache.glob("portrait-*.npz")) and time.monotonic() < end:
-                collect(path_socket, 0.2)
-            assert len(list(cache.glob("portrait-*.npz"))) == 1
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=30) == 0
+            cached_then_stopped(proc, path_socket, cache)
         finally:
             stop(proc)
         path_socket.drain()
@@ -496,12 +501,7 @@ def test_a_set_with_a_preview_is_ready_without_asking_for_time(
     try:
         got = [m for _, m in wait_for(path_socket, "READY=1", timeout=120)]
         assert not any(m.startswith("EXTEND_TIMEOUT_USEC=") for m in got), got
-        end = time.monotonic() + 60
-        while not list(cache.glob("portrait-*.npz")) and time.monotonic() < end:
-            collect(path_socket, 0.2)
-        assert len(list(cache.glob("portrait-*.npz"))) == 1
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        cached_then_stopped(proc, path_socket, cache)
     finally:
         stop(proc)
 
