@@ -47,12 +47,12 @@ from appliance.frames import (
     FrameSet,
     Patch,
     default_frames_dir,
-    export_set,
     read_rgb,
     write_set,
 )
 from appliance.types import Box
 from tests.data import paintinglike
+from tests.support.frames import write_v1
 from tests.support.run import MONALISA, app_env, write_astronaut_clip
 
 PI4 = (8.0, 12.0)
@@ -91,22 +91,6 @@ def big_set(out: Path, scale: int, preview_max: int = PREVIEW_MAX) -> tuple[int,
         preview_max=preview_max,
     )
     return size
-
-
-def v1_set(v2: Path, out: Path) -> None:
-    """Write the v2 set ``v2`` as version 1 (every frame a full PNG) into ``out``."""
-    out.mkdir()
-    index = export_set(FrameSet.load(v2), out)
-    (out / "frames.json").unlink()
-    lines = [
-        f"count = {len(index.frames)}",
-        f"size = {index.size}",
-        f"rest_index = {index.rest_index}",
-        f"head_box = {[int(v) for v in index.head_box]}",
-    ]
-    for f in index.frames:
-        lines += ["[[frames]]", f'file = "{f.file}"', f"angle = {f.angle}"]
-    (out / "frames.toml").write_text("\n".join(lines) + "\n")
 
 
 def start(frames: Path, clip: Path, work: Path, cache: Path | None) -> tuple[float, float]:
@@ -166,7 +150,7 @@ def main() -> None:
             "  the same without preview.png": (work / "big-nopreview", None),
         }
         if args.v1:
-            v1_set(work / "big", work / "big-v1")
+            write_v1(FrameSet.load(work / "big"), work / "big-v1")
             cases[f"big set {size[0]}x{size[1]}, version 1"] = (work / "big-v1", None)
         start(work / "big", clip, work, work / "cache")  # fills the cache (and warms the disk)
         start(default_frames_dir(), clip, work, None)

@@ -508,19 +508,10 @@ def test_a_set_with_a_preview_is_ready_without_asking_for_time(
 
 def test_a_version_1_set_extends_the_timeout_and_is_named(astronaut_clip, tmp_path, path_socket):
     """Every frame of a version 1 set is decoded before the first: more time is asked for."""
-    from appliance.frames import FrameSet, default_frames_dir, export_set
+    from appliance.frames import FrameSet, default_frames_dir
+    from tests.support.frames import write_v1
 
-    v1 = tmp_path / "v1"
-    v1.mkdir()
-    index = export_set(FrameSet.load(default_frames_dir()), v1)
-    lines = [
-        f"count = {len(index.frames)}",
-        f"size = {index.size}",
-        "head_box = [185, 90, 265, 114]",
-    ]
-    for f in index.frames:
-        lines += ["[[frames]]", f'file = "{f.file}"']
-    (v1 / "frames.toml").write_text("\n".join(lines) + "\n")
+    v1 = write_v1(FrameSet.load(default_frames_dir()), tmp_path / "v1")
     proc = start_app(astronaut_clip, tmp_path, path_socket, "--frames", str(v1))
     try:
         got = [m for _, m in wait_for(path_socket, "READY=1", timeout=120)]
