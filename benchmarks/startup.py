@@ -47,12 +47,12 @@ from appliance.frames import (
     FrameSet,
     Patch,
     default_frames_dir,
-    export_set,
     read_rgb,
     write_set,
 )
 from appliance.types import Box
 from tests.data import paintinglike
+from tests.support.frames import write_v1
 from tests.support.run import MONALISA, app_env, write_astronaut_clip
 
 PI4 = (8.0, 12.0)
@@ -93,23 +93,9 @@ def big_set(out: Path, scale: int, preview_max: int = PREVIEW_MAX) -> tuple[int,
     return size
 
 
-def v1_set(v2: Path, out: Path) -> None:
-    """Write the v2 set ``v2`` as version 1 (every frame a full PNG) into ``out``."""
-    out.mkdir()
-    index = export_set(FrameSet.load(v2), out)
-    (out / "frames.json").unlink()
-    lines = [
-        f"count = {len(index.frames)}",
-        f"size = {index.size}",
-        f"rest_index = {index.rest_index}",
-        f"head_box = {[int(v) for v in index.head_box]}",
-    ]
-    for f in index.frames:
-        lines += ["[[frames]]", f'file = "{f.file}"', f"angle = {f.angle}"]
-    (out / "frames.toml").write_text("\n".join(lines) + "\n")
-
-
-def start(frames: Path, clip: Path, work: Path, cache: Path | None) -> tuple[float, float]:
+def start(
+    frames: Path, clip: Path, work: Path, cache: Path | None, *extra: str
+) -> tuple[float, float]:
     """Wall seconds from spawning ``monalisa run`` on ``frames`` to its exit, and its CPU
     seconds (user + system, all threads; less disturbed by other load). Status 0 checked."""
     env = app_env()
@@ -120,7 +106,7 @@ def start(frames: Path, clip: Path, work: Path, cache: Path | None) -> tuple[flo
         *MONALISA,
         "run",
         *("--camera", f"replay:{clip}", "--display", "headless", "--replay-speed", "max"),
-        *("--frames", str(frames), "--status-file", str(work / "status.json")),
+        *("--frames", str(frames), "--status-file", str(work / "status.json"), *extra),
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -166,9 +152,17 @@ def main() -> None:
             "  the same without preview.png": (work / "big-nopreview", None),
         }
         if args.v1:
-            v1_set(work / "big", work / "big-v1")
+            write_v1(FrameSet.load(work / "big"), work / "big-v1")
             cases[f"big set {size[0]}x{size[1]}, version 1"] = (work / "big-v1", None)
-        start(work / "big", clip, work, work / "cache")  # fills the cache (and warms the disk)
+        # Fill the cache as a running appliance does: the full base is decoded after READY and
+        # cached by the worker, so the warm-up runs on a looping clip until the file is there.
+        loop = write_astronaut_clip(work / "loop", n=30, loop=True)
+        for _ in range(10):
+            start(work / "big", loop, work, work / "cache", "--duration", "3")
+            if list((work / "cache").glob("portrait-*.npz")):
+                break
+        else:
+            raise SystemExit("the cache was not written in 10 runs of 3 s")
         start(default_frames_dir(), clip, work, None)
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
         for _ in range(args.repeats):

@@ -34,8 +34,10 @@ import numpy as np
 import pytest
 from PIL import ImageGrab
 
+from appliance.frames import FrameSet, default_frames_dir
 from benchmarks.soak import make_clip
 from tests.support.display import find_xvfb, free_display, start_xvfb, stop_xvfb
+from tests.support.frames import write_v1
 from tests.support.run import MONALISA, app_env
 
 CLIP_FRAMES_MIN = 100
@@ -69,8 +71,6 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def rest_index() -> int:
-    from appliance.frames import FrameSet, default_frames_dir
-
     return FrameSet.load(default_frames_dir()).rest_index
 
 
@@ -810,8 +810,11 @@ def test_disk_full(clips, start, tmp_path):
 
 
 # -- signals -----------------------------------------------------------------------------------
-def test_sigterm_during_startup(clips, start):
-    app = start(clips["loop"], speed="realtime")
+def test_sigterm_during_startup(clips, start, tmp_path):
+    # The default set as version 1 (33 full frames decoded): a start-up long enough to stop
+    # in, as every start was before format version 2.
+    v1 = write_v1(FrameSet.load(default_frames_dir()), tmp_path / "v1")
+    app = start(clips["loop"], speed="realtime", extra_args=["--frames", str(v1)])
     time.sleep(0.5)
     assert not app.notify.times("READY=1"), "started too fast to test start-up"
     took = app.stop(signal.SIGTERM)

@@ -439,6 +439,17 @@ def test_watchdog_pings_stop_when_the_loop_hangs(astronaut_clip, tmp_path, path_
         stop(proc)
 
 
+def cached_then_stopped(proc: subprocess.Popen[str], listener: Listener, cache: Path) -> None:
+    """Wait for the one cache file (written off the render loop, after READY), then SIGTERM:
+    the appliance must exit 0."""
+    end = time.monotonic() + 60
+    while not list(cache.glob("portrait-*.npz")) and time.monotonic() < end:
+        collect(listener, 0.2)
+    assert len(list(cache.glob("portrait-*.npz"))) == 1
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+
+
 def test_first_start_extends_the_timeout_and_the_next_reads_the_cache(
     astronaut_clip, tmp_path, path_socket
 ):
@@ -458,33 +469,49 @@ def test_first_start_extends_the_timeout_and_the_next_reads_the_cache(
                 assert "base image" in status and "512x512" in status
             else:
                 assert extends == [], got
-            # The cache is written off the render loop, after READY: wait for it.
-            end = time.monotonic() + 60
-            while not list(cache.glob("portrait-*.npz")) and time.monotonic() < end:
-                collect(path_socket, 0.2)
-            assert len(list(cache.glob("portrait-*.npz"))) == 1
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=30) == 0
+            cached_then_stopped(proc, path_socket, cache)
         finally:
             stop(proc)
         path_socket.drain()
 
 
+def test_a_set_with_a_preview_is_ready_without_asking_for_time(
+    astronaut_clip, tmp_path, path_socket
+):
+    """A large painting's set (here the default set written with a 256 px preview): the first
+    start shows the preview and sends READY=1 without EXTEND_TIMEOUT_USEC; the full base is
+    decoded after READY and cached."""
+    from appliance.frames import FrameSet, default_frames_dir, write_set
+
+    fs = FrameSet.load(default_frames_dir())
+    folder = tmp_path / "set"
+    write_set(
+        folder,
+        fs.base,
+        fs.patches,
+        angles=fs.angles,
+        rest_index=fs.rest_index,
+        head_box=fs.head_box,
+        preview_max=256,
+    )
+    cache = tmp_path / "cache"
+    proc = start_app(
+        astronaut_clip, tmp_path, path_socket, "--frames", str(folder), CACHE_DIRECTORY=str(cache)
+    )
+    try:
+        got = [m for _, m in wait_for(path_socket, "READY=1", timeout=120)]
+        assert not any(m.startswith("EXTEND_TIMEOUT_USEC=") for m in got), got
+        cached_then_stopped(proc, path_socket, cache)
+    finally:
+        stop(proc)
+
+
 def test_a_version_1_set_extends_the_timeout_and_is_named(astronaut_clip, tmp_path, path_socket):
     """Every frame of a version 1 set is decoded before the first: more time is asked for."""
-    from appliance.frames import FrameSet, default_frames_dir, export_set
+    from appliance.frames import FrameSet, default_frames_dir
+    from tests.support.frames import write_v1
 
-    v1 = tmp_path / "v1"
-    v1.mkdir()
-    index = export_set(FrameSet.load(default_frames_dir()), v1)
-    lines = [
-        f"count = {len(index.frames)}",
-        f"size = {index.size}",
-        "head_box = [185, 90, 265, 114]",
-    ]
-    for f in index.frames:
-        lines += ["[[frames]]", f'file = "{f.file}"']
-    (v1 / "frames.toml").write_text("\n".join(lines) + "\n")
+    v1 = write_v1(FrameSet.load(default_frames_dir()), tmp_path / "v1")
     proc = start_app(astronaut_clip, tmp_path, path_socket, "--frames", str(v1))
     try:
         got = [m for _, m in wait_for(path_socket, "READY=1", timeout=120)]
