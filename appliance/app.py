@@ -43,6 +43,7 @@ from appliance.camera import Capture, Frame
 from appliance.display.overlay import Overlay
 from appliance.finder import FindResult
 from appliance.gaze import GazeRecord
+from appliance.gaze.blink import BlinkClock, lid_phase
 from appliance.hours import Hours
 from appliance.loglimit import LogLimiter
 from appliance.rate import rate_per_s
@@ -195,6 +196,29 @@ def check_frame(image: Any) -> str | None:
     return None
 
 
+class FrameGrid(Protocol):
+    """Frames addressed by (gaze, row, lid phase): :class:`appliance.frames.Manifest`."""
+
+    @property
+    def rest_row(self) -> int:
+        """The row shown at rest."""
+        ...
+
+    @property
+    def pitches(self) -> tuple[float, ...]:
+        """Each row's vertical gaze, degrees."""
+        ...
+
+    @property
+    def lid_phases(self) -> tuple[float, ...]:
+        """Each lid phase, 0 open .. 1 shut."""
+        ...
+
+    def index(self, gaze: int, row: int = 0, lid: int = 0) -> int:
+        """The frame index of ``(gaze, row, lid phase)``."""
+        ...
+
+
 class App:
     """The appliance's main loop; built and wired by :mod:`appliance.cli`.
 
@@ -204,8 +228,9 @@ class App:
         gaze: Turns faces into the frame index to show.
         display: Draws the portrait.
         notifier: systemd notifications (a no-op outside systemd).
-        rest_index: The frame shown before the first camera frame.
-        frame_count: Number of portrait frames (for the trace).
+        rest_index: The gaze shown before the first camera frame (its frame index when the set
+            is one row of open eyes).
+        frame_count: Number of gazes of the portrait (for the trace).
         options: Trace, duration, screenshot, status interval.
         status_sink: Called about once per ``status_interval_s`` with the status, on a
             worker thread (it writes a file and runs probes: nothing the loop may wait for);
@@ -213,6 +238,9 @@ class App:
             newer one replaces it.
         handed_over_at: When an earlier process exited for a fresh camera stack (Unix time,
             s; from its status file), or None: the status keeps it until the camera delivers.
+        grid: The frame set's grid of (gaze, row, lid phase) (:class:`appliance.frames.Manifest`),
+            mapping the gaze chosen to the frame shown; None: the gaze index is the frame's.
+        blink: The blink clock (lid phases of ``grid``); None: the eyes stay open.
         hours: The opening hours to follow; None: always open. While closed the camera
             thread is stopped (no frame is read, the detector does not run), the screen is
             black or the portrait at rest, and the loop sleeps between status updates.
@@ -232,8 +260,16 @@ class App:
         status_sink: Callable[[Status], None] | None = None,
         hours: Hours | None = None,
         handed_over_at: float | None = None,
+        grid: FrameGrid | None = None,
+        blink: BlinkClock | None = None,
     ) -> None:
         self.hours = hours
+        self.grid = grid
+        self.blink = blink
+        self.row = 0 if grid is None else grid.rest_row
+        self.pitch_shown = 0.0 if grid is None else grid.pitches[self.row]
+        self.lids_shown = 0.0
+        self._angle = 0.0
         self.handed_over_at = handed_over_at
         self.capture = capture
         self.finder = finder
@@ -264,6 +300,29 @@ class App:
         self._last_idle_update = 0.0
         self._behind_since: float | None = None
         self.last_record: GazeRecord | None = None
+
+    def _follow(self, rec: GazeRecord) -> None:
+        """Take the row and the angle (for the blink clock) of a gaze update."""
+        g = self.grid
+        if g is not None and len(g.pitches) > 1 and 0 <= rec.row < len(g.pitches):
+            self.row = rec.row
+        self._angle = rec.angle
+
+    def _show(self, gaze: int, now: float) -> bool:
+        """Show the frame of ``gaze`` in the current row, the lids where the blink clock says.
+
+        The blink clock never changes ``gaze``: it picks only the lid phase of its frame.
+        """
+        g = self.grid
+        if g is None:
+            return self.display.show(gaze, now)
+        lid = 0
+        phases = g.lid_phases
+        if self.blink is not None and len(phases) > 1:
+            closed = self.blink.update(now, self.state == "tracking", self._angle)
+            lid = lid_phase(closed, phases)
+        self.pitch_shown, self.lids_shown = g.pitches[self.row], phases[lid]
+        return self.display.show(g.index(gaze, self.row, lid), now)
 
     # -- control --------------------------------------------------------------------------
     @property
@@ -300,7 +359,7 @@ class App:
         if self.options.trace is not None:
             self._trace = TraceWriter(self.options.trace)
         try:
-            self.display.show(self.rest_index, start)
+            self._show(self.rest_index, start)
             self.stats.draw_times.append(start)
             if not self._follow_hours(start):
                 self.capture.start()
@@ -326,7 +385,7 @@ class App:
                         self.request_stop("end of replay")
                         break
                     self._idle_tick(now)
-                    if self.display.show(self.index, now):
+                    if self._show(self.index, now):
                         self.stats.draw_times.append(now)
                 self._tick(now)
                 if self.options.duration_s is not None and now - start >= self.options.duration_s:
@@ -373,8 +432,9 @@ class App:
         assert self.hours is not None
         self.capture.stop()
         self.index, self.state, self.viewer_box = self.rest_index, "closed", None
+        self.row = self.row if self.grid is None else self.grid.rest_row
         if self.hours.look == "rest":
-            self.display.show(self.rest_index, now)
+            self._show(self.rest_index, now)
         else:
             self.display.blank()
         self.stats.draw_times.append(now)
@@ -390,7 +450,7 @@ class App:
         self.index = self.rest_index
         self._last_frame_wall = now
         self.finder.reset()  # the evening's follow memory is no use in the morning
-        if self.display.show(self.rest_index, now):
+        if self._show(self.rest_index, now):
             self.stats.draw_times.append(now)
         self.capture.start()
         log.info("open: camera started; %s", self._schedule_text())
@@ -406,7 +466,7 @@ class App:
     def _closed_tick(self, now: float, start: float) -> None:
         """One iteration while closed: the screen kept, watchdog and status, then a sleep."""
         if self.hours is not None and self.hours.look == "rest":
-            self.display.show(self.rest_index, now)  # completes a cross-fade to rest
+            self._show(self.rest_index, now)  # completes a cross-fade to rest
         self._tick(now)
         if self.options.duration_s is not None and now - start >= self.options.duration_s:
             self.request_stop("duration reached")
@@ -446,6 +506,7 @@ class App:
             self._error("gaze", f"gaze update failed: {err!r}")
             return
         self.index, self.state = rec.index, rec.state
+        self._follow(rec)
         self.last_record = rec
 
     def _process(self, frame: Frame, seq: int) -> None:
@@ -493,6 +554,7 @@ class App:
         try:
             rec = self.gaze.update(faces, frame.t, self._image_size)
             self.index, self.state = rec.index, rec.state
+            self._follow(rec)
             self.viewer_box = rec.viewer_box
             self.last_record = rec
         except Exception as err:
@@ -505,7 +567,7 @@ class App:
                 self.display.set_overlay(self._overlay(faces, result, rec, now))
             except Exception as err:
                 self._error("overlay", f"overlay failed: {err!r}")
-        drew = self.display.show(self.index, now)
+        drew = self._show(self.index, now)
         t3 = time.perf_counter()
         shown = time.monotonic()
         self._last_frame_t, self._last_frame_wall = frame.t, shown
@@ -564,6 +626,8 @@ class App:
                 inferences=inferences,
                 camera=self.capture.state,
                 ms=ms,
+                pitch=self.pitch_shown,
+                lids=self.lids_shown,
             )
         except ValueError as err:
             self._error("trace_line", f"trace line for frame {frame.seq} not written: {err}")

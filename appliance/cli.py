@@ -252,7 +252,27 @@ def _add_frames_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     b.add_argument("painting", help="the portrait image (PNG, JPEG, ...)")
     b.add_argument("--out", required=True, help="output folder (must be empty unless --force)")
     b.add_argument("--mode", choices=["synthesize", "blend"], default="synthesize")
-    b.add_argument("--count", type=int, default=33, help="number of frames (default 33)")
+    b.add_argument(
+        "--count", type=int, default=33, help="number of gazes, left to right (default 33)"
+    )
+    b.add_argument(
+        "--rows",
+        type=int,
+        default=5,
+        help="synthesize: rows of vertical gaze, odd (default 5; 1 = level only)",
+    )
+    b.add_argument(
+        "--max-pitch",
+        type=float,
+        default=15.0,
+        help="synthesize: vertical gaze range ±degrees (default 15)",
+    )
+    b.add_argument(
+        "--lid-phases",
+        type=int,
+        default=4,
+        help="synthesize: lid phases from open to shut, for blinks (default 4; 1 = none)",
+    )
     b.add_argument("--heads", help="blend: folder of head frames, eyes sweeping side to side")
     b.add_argument(
         "--eyes", metavar="X1,Y1,X2,Y2", help="eye centres in the painting, pixels (no detector)"
@@ -327,6 +347,9 @@ def _cmd_frames_build(args: argparse.Namespace) -> int:
         mode=args.mode,
         count=args.count,
         max_angle=args.max_angle,
+        rows=args.rows,
+        max_pitch=args.max_pitch,
+        lid_phases=args.lid_phases,
         eyes=args.eyes,
         heads=Path(args.heads) if args.heads else None,
         head_box=args.head_box,

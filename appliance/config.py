@@ -451,10 +451,37 @@ class GazeConfig(Section):
     glance_move_s: Annotated[float, Field(ge=0.0, le=5.0)] = Field(
         0.12, description="Duration of one glance movement (a saccade), seconds (0-5)."
     )
+    gain: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        1.0,
+        description="Fraction of the angle (and pitch) to the visitor the eyes turn, 0-1: 1 "
+        "looks at the visitor's true direction; less keeps the gaze nearer frontal, which reads "
+        "as eye contact from further to the side (docs/technician/gaze.md).",
+    )
+    blink: bool = Field(
+        True,
+        description="Blink now and then (a frame set with lid phases only; see "
+        "appliance/gaze/blink.py). Never delays the choice of gaze.",
+    )
+    blink_rate_per_min: Annotated[float, Field(ge=0.0, le=60.0)] = Field(
+        15.0, description="Mean blinks a minute with nobody followed (people: 10-20), 0-60."
+    )
+    blink_rate_attending_per_min: Annotated[float, Field(ge=0.0, le=60.0)] = Field(
+        8.0, description="Mean blinks a minute while a visitor is followed (fewer), 0-60."
+    )
+    blink_duration_s: tuple[
+        Annotated[float, Field(ge=0.05, le=1.0)], Annotated[float, Field(ge=0.05, le=1.0)]
+    ] = Field((0.1, 0.3), description="(min, max) length of one blink, seconds (random).")
+    blink_with_shift: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        0.5,
+        description="Chance of a blink when the gaze jumps by blink_shift_deg or more, 0-1.",
+    )
+    blink_shift_deg: Annotated[float, Field(gt=0.0, le=90.0)] = Field(
+        10.0, description="A gaze jump at least this large between updates is a large shift."
+    )
 
     @model_validator(mode="after")
     def _ranges(self) -> GazeConfig:
-        for name in ("glance_interval_s", "glance_hold_s"):
+        for name in ("glance_interval_s", "glance_hold_s", "blink_duration_s"):
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"{name}: min ({lo}) is greater than max ({hi})")

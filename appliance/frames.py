@@ -18,9 +18,16 @@ from it. Format version 2, written by :func:`write_set`::
         angle = -30.0                # gaze angle, degrees; negative = toward the visitor's left
         patch = "patches/frame_00.png"
         box = [x0, y0, x1, y1]       # where the patch goes, integer pixels, x1/y1 exclusive
-        pitch = 0.0                  # optional, reserved: vertical gaze, degrees (not used yet)
-        lids = 0.0                   # optional, reserved: blink phase, 0 open .. 1 shut (not used)
+        pitch = 0.0                  # optional: vertical gaze, degrees, + = up (default 0)
+        lids = 0.0                   # optional: blink phase, 0 open .. 1 shut (default 0)
         [build]                      # optional: how the set was made (information only)
+
+The frames form a grid addressed by (gaze, row, lid phase): frames in index order run through
+the gazes fastest (angles increasing), then the lid phases (``lids`` increasing), then the rows
+(``pitch`` increasing), so frame ``(row * phases + lid) * gazes + gaze``. Every block of
+``gazes`` consecutive frames shares one ``pitch`` and one ``lids`` and repeats the same angles;
+every row has the same lid phases. A set with neither key is one row of open eyes (``gazes``
+= ``count``), the layout before vertical gaze and blinks.
 
 A frame without ``patch``/``box`` equals the base. Version 1 (no ``version`` key) is the older
 layout: one full image per frame (``file = "frame_00.png"`` instead of ``patch``/``box``); the
@@ -28,8 +35,9 @@ rest frame is the base and the patches are found by comparing each frame with it
 every full image (slow for a large painting: ``monalisa frames convert OLD NEW`` writes v2).
 
 ``angle`` is optional, but all or nothing: either every ``[[frames]]`` table has one (strictly
-increasing) or none does. A set without angles has :attr:`FrameSet.angles` ``None``; the
-appliance then spreads the frames evenly over ``[gaze] angle_range_deg`` (see
+increasing within each block of gazes) or none does. A set without angles has
+:attr:`FrameSet.angles` ``None``; the appliance then spreads the gazes evenly over
+``[gaze] angle_range_deg`` (see
 :class:`appliance.gaze.Gaze`).
 
 One pydantic model, :class:`Manifest`, reads both versions (unknown keys refused). Every
@@ -224,8 +232,8 @@ class FrameEntry(BaseModel):
     """One ``[[frames]]`` table: the frame's image and its gaze.
 
     Version 1 names a full image (``file``); version 2 a patch and its box, or neither when
-    the frame equals the base. ``pitch`` and ``lids`` are reserved for vertical gaze and blink
-    phases (the appliance does not use them yet).
+    the frame equals the base. ``pitch`` and ``lids`` place the frame in the grid of rows and
+    lid phases (see the module's text).
     """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -236,9 +244,9 @@ class FrameEntry(BaseModel):
         None, description="v2: where the patch goes, [x0, y0, x1, y1] pixels, x1/y1 exclusive."
     )
     angle: _Finite | None = Field(None, description="Gaze angle, degrees; negative = left.")
-    pitch: _Finite = Field(0.0, description="v2, reserved: vertical gaze, degrees; + = up.")
+    pitch: _Finite = Field(0.0, description="v2: vertical gaze, degrees; + = up.")
     lids: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
-        0.0, description="v2, reserved: blink phase, 0 = open .. 1 = shut."
+        0.0, description="v2: blink phase, 0 = open .. 1 = shut."
     )
 
     @field_validator("file", "patch")
@@ -293,7 +301,17 @@ class Manifest(BaseModel):
                 f"{count - len(lacking)} of {count} [[frames]] tables have an 'angle' but "
                 f"frames[{lacking[0]}] has none; give every frame an angle or none"
             )
+        self._check_grid()
+        gazes = self.gazes
         for i in range(1, count if not lacking else 0):
+            if i % gazes == 0:
+                a, b = frames[i - gazes].angle, frames[i].angle
+                if a != b:
+                    raise _error(
+                        f"frames[{i}].angle = {b} differs from frames[{i - gazes}].angle = {a}; "
+                        "every row and lid phase repeats the same angles"
+                    )
+                continue
             a, b = frames[i - 1].angle, frames[i].angle
             assert a is not None and b is not None
             if b <= a:
@@ -336,6 +354,80 @@ class Manifest(BaseModel):
         if by1 > math.ceil(hy1):
             raise _error(f"frames[{i}].box = {f.box} is outside head_box = {self.head_box}")
 
+    def _check_grid(self) -> None:
+        """Check that the frames' ``pitch`` and ``lids`` form the grid the module describes."""
+        frames = self.frames
+        keys = [(f.pitch, f.lids) for f in frames]
+        gazes = self.gazes
+        if gazes < 2:
+            raise _error(
+                f"frames[1] has pitch = {keys[1][0]}, lids = {keys[1][1]} unlike frames[0]; "
+                "each row and lid phase needs at least 2 gazes"
+            )
+        if len(frames) % gazes:
+            raise _error(
+                f"count = {len(frames)} is not a whole number of blocks of {gazes} gazes "
+                "(the frames before the first change of pitch or lids)"
+            )
+        pitches, phases = self.pitches, self.lid_phases
+        if len(pitches) * len(phases) != len(frames) // gazes:
+            raise _error(
+                f"{len(pitches)} pitches x {len(phases)} lid phases do not make "
+                f"{len(frames) // gazes} blocks of {gazes} gazes; give every row every lid phase"
+            )
+        for i, key in enumerate(keys):
+            block = i // gazes
+            want = (pitches[block // len(phases)], phases[block % len(phases)])
+            if key != want:
+                raise _error(
+                    f"frames[{i}] has pitch = {key[0]}, lids = {key[1]} but its place in the "
+                    f"grid wants pitch = {want[0]}, lids = {want[1]}: gazes first, then lid "
+                    "phases, then rows, each increasing"
+                )
+
+    @property
+    def gazes(self) -> int:
+        """Horizontal gazes per row and lid phase: frames before the first change of either."""
+        first = (self.frames[0].pitch, self.frames[0].lids)
+        for i, f in enumerate(self.frames):
+            if (f.pitch, f.lids) != first:
+                return i
+        return len(self.frames)
+
+    @property
+    def pitches(self) -> tuple[float, ...]:
+        """The rows' vertical gazes, degrees, increasing (``(0.0,)`` for a set of one row)."""
+        return tuple(sorted({f.pitch for f in self.frames}))
+
+    @property
+    def lid_phases(self) -> tuple[float, ...]:
+        """The lid phases, 0 open .. 1 shut, increasing (``(0.0,)`` for a set without blinks)."""
+        return tuple(sorted({f.lids for f in self.frames}))
+
+    def index(self, gaze: int, row: int = 0, lid: int = 0) -> int:
+        """The frame index of ``(gaze, row, lid phase)``, each counted from 0.
+
+        Raises:
+            IndexError: One of them is out of range.
+        """
+        if not (
+            0 <= gaze < self.gazes
+            and 0 <= row < len(self.pitches)
+            and 0 <= lid < len(self.lid_phases)
+        ):
+            raise IndexError(f"frame (gaze {gaze}, row {row}, lid {lid}) is outside the grid")
+        return (row * len(self.lid_phases) + lid) * self.gazes + gaze
+
+    @property
+    def rest_gaze(self) -> int:
+        """The gaze index of the rest frame."""
+        return self.rest % self.gazes
+
+    @property
+    def rest_row(self) -> int:
+        """The row of the rest frame (the one shown when nobody is there)."""
+        return self.rest // (self.gazes * len(self.lid_phases))
+
     @property
     def rest(self) -> int:
         """The rest frame's index: ``rest_index``, or ``count // 2`` when absent."""
@@ -343,10 +435,10 @@ class Manifest(BaseModel):
 
     @property
     def angles(self) -> tuple[float, ...] | None:
-        """Every frame's gaze angle in degrees, or None when the manifest gives none."""
+        """The gazes' angles in degrees (one per gaze, not per frame), or None when none given."""
         if any(f.angle is None for f in self.frames):
             return None
-        return tuple(float(f.angle) for f in self.frames if f.angle is not None)
+        return tuple(float(f.angle) for f in self.frames[: self.gazes] if f.angle is not None)
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -443,6 +535,8 @@ def write_set(
     head_box: Box | None,
     build: Mapping[str, Any] | None = None,
     preview_max: int = PREVIEW_MAX,
+    pitches: Sequence[float] | None = None,
+    lids: Sequence[float] | None = None,
 ) -> None:
     """Write a version 2 frame set into ``directory`` (created if missing).
 
@@ -458,14 +552,17 @@ def write_set(
         base: ``H×W×3`` uint8 RGB, the painting every frame shares.
         patches: Per frame, in index order, its region that differs from ``base``
             (:data:`EMPTY_PATCH` for a frame equal to it); at least two frames.
-        angles: Per frame, its gaze angle in degrees (strictly increasing), or None to let
-            the appliance spread the frames evenly.
+        angles: Per frame, its gaze angle in degrees (strictly increasing within each block
+            of gazes), or None to let the appliance spread the gazes evenly.
         rest_index: The frame shown when nobody is there, ``0 <= rest_index < len(patches)``.
         head_box: The region that changes between frames, pixels, holding every patch; None
             for the smallest box that holds them (:func:`union_box`).
         build: How the set was made, written as the ``[build]`` table (numpy scalars and
             tuples allowed).
         preview_max: Longest side of the preview, pixels (>= 1).
+        pitches: Per frame, its vertical gaze in degrees (+ = up), or None for one level row.
+        lids: Per frame, its lid phase (0 open .. 1 shut), or None for open eyes throughout.
+            With ``pitches``, the frames must form the grid the module describes.
 
     Raises:
         FrameSetError: The inputs do not make a valid set (the message names the key).
@@ -475,14 +572,19 @@ def write_set(
         raise FrameSetError(f"{directory}: base must be H×W×3 uint8, not {base.shape} {base.dtype}")
     h, w = base.shape[:2]
     count = len(patches)
-    if angles is not None and len(angles) != count:
-        raise FrameSetError(f"{directory}: {len(angles)} angles for {count} frames")
+    for name, values in (("angles", angles), ("pitches", pitches), ("lids", lids)):
+        if values is not None and len(values) != count:
+            raise FrameSetError(f"{directory}: {len(values)} {name} for {count} frames")
     hb = head_box if head_box is not None else union_box(patches, (w, h))
     entries: list[dict[str, Any]] = []
     for i, p in enumerate(patches):
         entry: dict[str, Any] = {}
         if angles is not None:
             entry["angle"] = float(angles[i])
+        if pitches is not None:
+            entry["pitch"] = float(pitches[i])
+        if lids is not None:
+            entry["lids"] = float(lids[i])
         if not p.empty:
             entry["patch"] = f"{PATCH_DIR}/{frame_name(i, count)}"
             entry["box"] = [int(v) for v in (p.x0, p.y0, p.x0 + p.width, p.y0 + p.height)]
@@ -626,9 +728,11 @@ class FrameSet:
         size: ``(width, height)`` of every frame, pixels.
         rest_index: The frame shown when nobody is there.
         head_box: The region that changes between frames, pixels.
-        angles: Gaze angle of each frame in degrees, strictly increasing; negative = toward
-            the visitor's left. None when the manifest gives no angles: the appliance then
-            spreads the frames evenly over ``[gaze] angle_range_deg``.
+        angles: Angle of each gaze (one per gaze, not per frame) in degrees, strictly
+            increasing; negative = toward the visitor's left. None when the manifest gives no
+            angles: the appliance then spreads the gazes evenly over ``[gaze] angle_range_deg``.
+        grid: The manifest, which addresses frames by (gaze, row, lid phase):
+            :meth:`Manifest.index`, ``gazes``, ``pitches``, ``lid_phases``, ``rest_gaze``.
         manifest: The validated manifest (per-frame fields such as the reserved ``pitch``).
         build: The manifest's ``[build]`` table (how the set was made).
         base: ``H×W×3`` uint8 RGB, the painting every frame shares (for a set the builder
@@ -647,6 +751,7 @@ class FrameSet:
         self.rest_index = manifest.rest
         self.head_box = manifest.box
         self.angles = manifest.angles
+        self.grid = manifest
         self.build = manifest.build
         self.base = base
         self.base.setflags(write=False)
@@ -691,12 +796,19 @@ class FrameSet:
         E.g. ``"gaze -30.0° .. +30.0°, rest 16 (+0.0°)"``, or for a set without angles
         ``"gaze spread evenly over [gaze] angle_range_deg, rest 16"``.
         """
-        a = self.angles
+        a, g = self.angles, self.grid
+        p, lids = g.pitches, len(g.lid_phases)
+        grid = ""
+        if len(p) > 1 or lids > 1:
+            grid = (
+                f", {g.gazes} gazes x {len(p)} rows ({p[0]:+.1f}° .. {p[-1]:+.1f}°) "
+                f"x {lids} lid phases"
+            )
         if a is None:
-            return f"gaze spread evenly over [gaze] angle_range_deg, rest {self.rest_index}"
+            return f"gaze spread evenly over [gaze] angle_range_deg, rest {self.rest_index}{grid}"
         return (
             f"gaze {a[0]:+.1f}° .. {a[-1]:+.1f}°, rest {self.rest_index} "
-            f"({a[self.rest_index]:+.1f}°)"
+            f"({a[g.rest_gaze]:+.1f}°){grid}"
         )
 
     def memory_bytes(self) -> int:
@@ -722,6 +834,9 @@ class FrameSet:
             "head_box": self.head_box.as_list(),
             "angles": None if a is None else [round(v, 3) for v in a],
             "angle_range": None if a is None else [round(a[0], 3), round(a[-1], 3)],
+            "gazes": self.grid.gazes,
+            "pitches": list(self.grid.pitches),
+            "lid_phases": list(self.grid.lid_phases),
             "patches": [[p.x0, p.y0, p.width, p.height] for p in self.patches],
             "memory_bytes": self.memory_bytes(),
             "full_frames_bytes": self.full_frames_bytes(),
@@ -747,8 +862,11 @@ class ExportedFrame(BaseModel):
     file: str = Field(description="The exported full image, relative to frames.json.")
     index: int = Field(description="Frame index, 0 = toward the visitor's left.")
     angle: float | None = Field(description="Gaze angle, degrees, or None (spread evenly).")
-    pitch: float = Field(description="Reserved: vertical gaze, degrees.")
-    lids: float = Field(description="Reserved: blink phase, 0 open .. 1 shut.")
+    pitch: float = Field(description="Vertical gaze, degrees; + = up.")
+    lids: float = Field(description="Blink phase, 0 open .. 1 shut.")
+    gaze: int = Field(description="The frame's gaze index (0 = toward the visitor's left).")
+    row: int = Field(description="The frame's row, 0 = lowest pitch.")
+    lid: int = Field(description="The frame's lid phase index, 0 = open.")
     box: list[int] | None = Field(description="v2: the patch's [x0, y0, x1, y1] in pixels.")
     patch: str | None = Field(description="v2: the patch file in the source set.")
     rest: bool = Field(description="True for the rest frame (shown when nobody is there).")
@@ -795,6 +913,9 @@ def export_set(fs: FrameSet, out: Path) -> ExportIndex:
                 angle=entry.angle,
                 pitch=entry.pitch,
                 lids=entry.lids,
+                gaze=i % fs.manifest.gazes,
+                row=i // (fs.manifest.gazes * len(fs.manifest.lid_phases)),
+                lid=i // fs.manifest.gazes % len(fs.manifest.lid_phases),
                 box=entry.box,
                 patch=entry.patch,
                 rest=i == fs.rest_index,
@@ -816,18 +937,21 @@ def export_set(fs: FrameSet, out: Path) -> ExportIndex:
 def convert_set(fs: FrameSet, out: Path) -> None:
     """Write ``fs`` (any version) into ``out`` as a version 2 set: same frames, pixel for pixel.
 
-    The angles, rest frame, head box and ``[build]`` table are kept; the reserved per-frame
-    ``pitch`` and ``lids`` are not (a v1 set has none; :func:`write_set` does not take them).
+    The angles, per-frame ``pitch`` and ``lids``, rest frame, head box and ``[build]`` table
+    are kept.
 
     Raises:
         FrameSetError: The set cannot be written as v2 (should not happen for a loaded set).
         OSError: A file cannot be written.
     """
+    frames = fs.manifest.frames
     write_set(
         out,
         np.asarray(fs.base),
         fs.patches,
-        angles=fs.angles,
+        angles=None if fs.angles is None else [f.angle or 0.0 for f in frames],
+        pitches=[f.pitch for f in frames] if fs.version == 2 else None,
+        lids=[f.lids for f in frames] if fs.version == 2 else None,
         rest_index=fs.rest_index,
         head_box=fs.head_box,
         build=fs.build,
@@ -854,7 +978,8 @@ class Portrait:
         size: ``(width, height)`` of the painting and every frame, pixels.
         rest_index: The frame shown when nobody is there.
         head_box: The region that changes between frames, pixels.
-        angles: Gaze angle of each frame in degrees, or None (see :class:`FrameSet`).
+        angles: Angle of each gaze in degrees, or None (see :class:`FrameSet`).
+        grid: The manifest, which addresses frames by (gaze, row, lid phase).
         patches: Per frame, where it differs from the base (full-size pixels).
         key: A hex digest naming this content: the manifest's bytes and, per image file, its
             name, size and modification time (any rewrite changes it); None when the set was
@@ -877,6 +1002,7 @@ class Portrait:
         self.rest_index = manifest.rest
         self.head_box = manifest.box
         self.angles = manifest.angles
+        self.grid = manifest
         self.patches = tuple(patches)
         self.key = key
         self._base = base

@@ -295,6 +295,7 @@ def _build(
     from appliance.finder import Finder
     from appliance.frames import MANIFEST_NAME, Portrait, default_frames_dir, parse_manifest
     from appliance.gaze import Gaze
+    from appliance.gaze.blink import BlinkClock
     from appliance.status import CameraStatus, Status, StatusWriter
 
     def check_stop() -> None:
@@ -395,8 +396,17 @@ def _build(
         plan,
     )
     # A set without angles (None) passes its count: Gaze spreads it over angle_range_deg.
-    angles = frames.angles if frames.angles is not None else frames.count
-    gaze = Gaze(config.gaze, config.camera, angles, frames.rest_index)
+    grid = frames.grid
+    angles = frames.angles if frames.angles is not None else grid.gazes
+    gaze = Gaze(
+        config.gaze,
+        config.camera,
+        angles,
+        grid.rest_gaze,
+        pitches=grid.pitches,
+        rest_row=grid.rest_row,
+    )
+    blink = BlinkClock(config.gaze, enabled=len(grid.lid_phases) > 1, seed=int(time.time()))
 
     def slow(reason: str, megapixels: float) -> None:
         # Decoding and scaling takes about 0.1 s of CPU per Mpx here, a Pi 4 core is 8-12 times
@@ -439,8 +449,10 @@ def _build(
         gaze=gaze,
         display=display,
         notifier=notifier,
-        rest_index=frames.rest_index,
-        frame_count=frames.count,
+        rest_index=grid.rest_gaze,
+        frame_count=grid.gazes,
+        grid=grid,
+        blink=blink,
         options=RunOptions(
             trace=trace,
             duration_s=duration_s,

@@ -6,7 +6,7 @@ demo's summary read it (:func:`parse_line`). A line holds numbers only, never pi
     {"t": s, "seq": n, "faces": [{"box", "score", "eyes"}], "viewer": id|null,
      "angle_raw": deg|null, "angle": deg, "index": i, "frame_count": n,
      "state": "tracking"|"holding"|"idle", "inferences": n, "camera": state,
-     "ms": {"capture", "detect", "gaze", "draw", "latency"}}
+     "pitch": deg, "lids": 0..1, "ms": {"capture", "detect", "gaze", "draw", "latency"}}
 
 Reading requires only ``t``; every other key may be missing or null, and keys the reader does
 not know are ignored. A known key with a value of the wrong type, or a number that is NaN or
@@ -72,8 +72,11 @@ class TraceLine(_Record):
         viewer: The followed viewer's id, or None.
         angle_raw: Measured angle to the viewer, degrees; None without a viewer.
         angle: Smoothed angle, degrees; None when the gaze update failed.
-        index: The portrait frame shown, 0 … frame_count - 1.
-        frame_count: How many frames the portrait has.
+        index: The gaze shown, 0 … frame_count - 1 (for a set of one row of open eyes, the
+            frame shown).
+        frame_count: How many gazes the portrait has.
+        pitch: Vertical gaze of the frame shown, degrees, + = up (0 for a set of one row).
+        lids: Lid phase of the frame shown, 0 open .. 1 shut (0 for a set without blinks).
         state: The gaze state: ``"tracking"``, ``"holding"`` or ``"idle"``.
         inferences: Detector runs on this frame (0: the room cadence skipped it, see the finder).
         camera: The camera's state (``"running"``, ``"failed"``, ...).
@@ -91,6 +94,8 @@ class TraceLine(_Record):
     state: str | None = None
     inferences: int | None = None
     camera: str | None = None
+    pitch: float | None = None
+    lids: float | None = None
     ms: TraceMs | None = None
 
     @classmethod
@@ -109,6 +114,8 @@ class TraceLine(_Record):
         inferences: int,
         camera: str,
         ms: dict[str, float],
+        pitch: float = 0.0,
+        lids: float = 0.0,
     ) -> TraceLine:
         """The line for one processed frame, rounded as written (times 0.1 ms, angles 0.001°).
 
@@ -134,6 +141,8 @@ class TraceLine(_Record):
             state=state,
             inferences=inferences,
             camera=camera,
+            pitch=round(float(pitch), 3),
+            lids=round(float(lids), 4),
             ms=TraceMs(**{k: round(v, 3) for k, v in ms.items()}),
         )
 

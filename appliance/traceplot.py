@@ -45,7 +45,9 @@ class Trace:
         faces: Number of faces found (NaN if absent).
         viewer: Viewer id as text, or None.
         state: Gaze state (``"tracking"``, ``"holding"``, ``"idle"`` or ``""`` if unknown).
-        frame_count: Number of frames of the portrait, if the trace says.
+        pitch: Vertical gaze of the frame shown, degrees, + = up (NaN if absent).
+        lids: Lid phase of the frame shown, 0 open .. 1 shut (NaN if absent).
+        frame_count: Number of gazes of the portrait, if the trace says.
         skipped: ``(line number, reason)`` for every line that was not usable.
     """
 
@@ -57,6 +59,8 @@ class Trace:
     faces: list[float] = field(default_factory=list)
     viewer: list[str | None] = field(default_factory=list)
     state: list[str] = field(default_factory=list)
+    pitch: list[float] = field(default_factory=list)
+    lids: list[float] = field(default_factory=list)
     frame_count: int | None = None
     skipped: list[tuple[int, str]] = field(default_factory=list)
 
@@ -85,7 +89,10 @@ def _plotted(key: str, value: float | None) -> float:
     return float(value)
 
 
-def _parse(row: Any) -> tuple[float, float, float, float, float, str | None, str, int | None]:
+_Row = tuple[float, float, float, float, float, str | None, str, int | None, float, float]
+
+
+def _parse(row: Any) -> _Row:
     try:
         line = parse_line(row)
     except TraceLineError as why:
@@ -98,7 +105,8 @@ def _parse(row: Any) -> tuple[float, float, float, float, float, str | None, str
     viewer = None if line.viewer is None else str(line.viewer)[:20]
     state = line.state if line.state in STATES else ""
     count = line.frame_count if line.frame_count and 1 <= line.frame_count <= 100_000 else None
-    return t, angle_raw, angle, index, faces, viewer, state, count
+    pitch, lids = _plotted("pitch", line.pitch), _plotted("lids", line.lids)
+    return t, angle_raw, angle, index, faces, viewer, state, count, pitch, lids
 
 
 def load_trace(path: str | Path) -> Trace:
@@ -133,7 +141,7 @@ def load_trace(path: str | Path) -> Trace:
             except (json.JSONDecodeError, RecursionError):
                 last = n == len(lines) or (n == len(lines) - 1 and not lines[-1])
                 raise _Bad("cut short (last line)" if last else "not valid JSON") from None
-            t, angle_raw, angle, index, faces, viewer, state, count = _parse(row)
+            t, angle_raw, angle, index, faces, viewer, state, count, pitch, lids = _parse(row)
         except _Bad as why:
             trace.skipped.append((n, str(why)))
             continue
@@ -144,6 +152,8 @@ def load_trace(path: str | Path) -> Trace:
         trace.faces.append(faces)
         trace.viewer.append(viewer)
         trace.state.append(state)
+        trace.pitch.append(pitch)
+        trace.lids.append(lids)
         if count is not None:
             trace.frame_count = count
     if not trace.t:
@@ -167,9 +177,15 @@ def _summary(trace: Trace) -> str:
     viewers = {v for v in trace.viewer if v is not None}
     rate = f", {(len(t) - 1) / duration:.1f} frames/s" if duration > 0 else ""
     return (
-        f"{len(t)} camera frames over {duration:.1f} s{rate}; {changes} frame changes; "
+        f"{len(t)} camera frames over {duration:.1f} s{rate}; {changes} gaze changes; "
+        f"{_blinks(trace.lids)} blinks; "
         f"{len(viewers)} viewer{'s' if len(viewers) != 1 else ''}"
     )
+
+
+def _blinks(lids: list[float]) -> int:
+    """How many runs of closing lids (``lids`` > 0) the trace holds."""
+    return sum(1 for i, v in enumerate(lids) if v > 0 and (i == 0 or not lids[i - 1] > 0))
 
 
 def _state_spans(x: list[float], states: list[str]) -> dict[str, list[tuple[float, float]]]:
@@ -189,7 +205,7 @@ def _state_spans(x: list[float], states: list[str]) -> dict[str, list[tuple[floa
 
 
 def plot_trace(trace: Trace, out: str | Path, *, title: str | None = None) -> None:
-    """Draw raw and smoothed angle, frame index and faces over time, states shaded.
+    """Draw raw and smoothed angle, gaze index, pitch and lids, and faces over time.
 
     Args:
         trace: What :func:`load_trace` read.
@@ -212,17 +228,17 @@ def plot_trace(trace: Trace, out: str | Path, *, title: str | None = None) -> No
 
     t0 = trace.t[0]
     x = [v - t0 for v in trace.t]
-    fig, (ax_a, ax_i, ax_f) = plt.subplots(
-        3,
+    fig, (ax_a, ax_i, ax_p, ax_f) = plt.subplots(
+        4,
         1,
         sharex=True,
-        figsize=(12, 7.5),
-        gridspec_kw={"height_ratios": [3, 2, 1]},
+        figsize=(12, 9.0),
+        gridspec_kw={"height_ratios": [3, 2, 1.5, 1]},
         constrained_layout=True,
     )
     try:
         spans = _state_spans(x, trace.state)
-        for ax in (ax_a, ax_i, ax_f):
+        for ax in (ax_a, ax_i, ax_p, ax_f):
             for state in STATES:
                 if spans[state]:
                     ax.broken_barh(
@@ -263,7 +279,13 @@ def plot_trace(trace: Trace, out: str | Path, *, title: str | None = None) -> No
         if trace.frame_count is not None:
             ax_i.set_ylim(-0.5, trace.frame_count - 0.5)
             ax_i.axhline((trace.frame_count - 1) / 2, color="black", lw=0.6, zorder=1)
-        ax_i.set_ylabel("frame index\n(0 = visitor's left)")
+        ax_i.set_ylabel("gaze index\n(0 = visitor's left)")
+        ax_p.step(x, trace.pitch, where="post", lw=1.4, color="#2e7d32", label="pitch")
+        ax_p.set_ylabel("pitch (°)\n+ = up", color="#2e7d32")
+        ax_l = ax_p.twinx()
+        ax_l.step(x, trace.lids, where="post", lw=1.0, color="#e65100", label="lids")
+        ax_l.set_ylim(-0.05, 1.05)
+        ax_l.set_ylabel("lids\n0 open · 1 shut", color="#e65100")
         ax_f.step(x, trace.faces, where="post", lw=1.2, color="#444444")
         switches = [
             x[i]
@@ -272,7 +294,7 @@ def plot_trace(trace: Trace, out: str | Path, *, title: str | None = None) -> No
             and trace.viewer[i - 1] is not None
             and trace.viewer[i] != trace.viewer[i - 1]
         ]
-        for ax in (ax_a, ax_i, ax_f):
+        for ax in (ax_a, ax_i, ax_p, ax_f):
             for sx in switches[:200]:
                 ax.axvline(sx, color="#6a1b9a", lw=0.8, ls="--", zorder=2)
         ax_f.set_ylabel("faces")

@@ -109,6 +109,7 @@ class Rec:
     angle: float
     index: int
     state: str
+    row: int = 0
 
 
 class FakeGaze:
@@ -230,6 +231,28 @@ def test_replay_end_stops_with_complete_trace(tmp_path):
     assert app.display.closed
     names = [m[0] for m in app.notifier.msgs]
     assert names[0] == "READY" and names[-1] == "STOPPING"
+
+
+def test_a_set_with_rows_and_lids_shows_the_rest_row_and_traces_pitch_and_lids(tmp_path):
+    """The default set (33 gazes x 5 rows x 4 lid phases): the gaze chosen picks its frame in
+    the row the gaze record gives (a FakeGaze gives row 0: the lowest), eyes open unless the
+    blink clock closes them; the trace says the pitch and lids of the frame shown."""
+    from appliance.config import GazeConfig
+    from appliance.frames import MANIFEST_NAME, default_frames_dir, parse_manifest
+    from appliance.gaze.blink import BlinkClock
+
+    grid = parse_manifest(default_frames_dir() / MANIFEST_NAME)
+    display = FakeDisplay()
+    app, _ = make_app([frame(v) for v in (11, 12, 13, 14)], tmp_path, display=display)
+    app.grid, app.row = grid, grid.rest_row
+    app.blink = BlinkClock(GazeConfig(blink=False), enabled=False)
+    assert app.run() == 0
+    rows = [json.loads(x) for x in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in rows] == [11 % 5, 12 % 5, 13 % 5, 14 % 5]
+    assert all(r["lids"] == 0.0 for r in rows)
+    assert [r["pitch"] for r in rows] == [grid.pitches[0]] * 4  # FakeGaze's rows are 0
+    assert display.shown[0] == grid.index(2, grid.rest_row, 0)  # the rest gaze, at start
+    assert display.shown[1:] == [grid.index(v % 5, 0, 0) for v in (11, 12, 13, 14)]
 
 
 def test_the_finder_forgets_when_the_camera_is_reopened():

@@ -28,6 +28,9 @@ from tests.data import paintinglike as pl
 
 COUNT = 33
 
+ONE_ROW = ["--rows", "1", "--lid-phases", "1"]
+"""One level row of open eyes: the rows and blinks are measured in test_framebuild_living.py."""
+
 
 def spearman(values: list[float]) -> float:
     """Spearman rank correlation of ``values`` with their index (no ties expected)."""
@@ -66,7 +69,8 @@ def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     src = tmp_path_factory.mktemp("src") / f"{name}_painting.png"
     Image.fromarray(painting).save(src)
     out = tmp_path_factory.mktemp("out") / "set"
-    assert main(["frames", "build", str(src), "--out", str(out), "--count", str(COUNT)]) == 0
+    args = ["frames", "build", str(src), "--out", str(out), "--count", str(COUNT), *ONE_ROW]
+    assert main(args) == 0
     return name, painting, out
 
 
@@ -123,7 +127,7 @@ def test_a_museum_scan_is_worked_on_at_its_own_resolution(tmp_path: Path) -> Non
     src = tmp_path / "scan.png"
     Image.fromarray(painting).save(src, compress_level=1)
     out = tmp_path / "set"
-    assert main(["frames", "build", str(src), "--out", str(out), "--count", "9"]) == 0
+    assert main(["frames", "build", str(src), "--out", str(out), "--count", "9", *ONE_ROW]) == 0
     fs = FrameSet.load(out)
     hb = fs.head_box
     assert hb.x1 - hb.x0 >= 2 * 300 and hb.area < 0.03 * painting.shape[0] * painting.shape[1]

@@ -230,7 +230,7 @@ def test_default_set_loads() -> None:
     assert fs.count >= 2
     assert fs.angles is not None
     assert fs.angles[0] < 0 < fs.angles[-1]
-    assert fs.angles[fs.rest_index] == 0.0
+    assert fs.angles[fs.grid.rest_gaze] == 0.0
     # The default portrait is the astronaut photo; only the eyes differ from it.
     x0, y0, x1, y1 = (int(v) for v in fs.head_box.as_list())
     photo = data.astronaut()
@@ -452,8 +452,8 @@ def test_v2_preview_of_a_large_base_is_checked(tmp_path: Path) -> None:
 def test_export_of_a_build_equals_what_the_appliance_holds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A real build (synthesize, 5 frames): every exported frame equals, pixel for pixel, the
-    base and patch the appliance opens (``Portrait``: before scaling to the screen)."""
+    """A real build (synthesize, 5 gazes x 5 rows x 4 lid phases): every exported frame equals,
+    pixel for pixel, the base and patch the appliance opens (``Portrait``: before scaling)."""
     from appliance.frames import Portrait
 
     painting = tmp_path / "astronaut.png"
@@ -466,13 +466,16 @@ def test_export_of_a_build_equals_what_the_appliance_holds(
     held = Portrait.open(built)
     base = held.read_base()
     index = json.loads((out / "frames.json").read_text())
-    assert [f["angle"] for f in index["frames"]] == list(held.angles or ())
+    angles, grid = held.angles or (), held.grid
+    assert [f["angle"] for f in index["frames"]] == [angles[i % 5] for i in range(held.count)]
+    assert [f["pitch"] for f in index["frames"]] == [grid.frames[i].pitch for i in range(100)]
     for i, entry in enumerate(index["frames"]):
         expect = base.copy()
         p = held.patches[i]
         expect[p.y0 : p.y0 + p.height, p.x0 : p.x0 + p.width] = p.pixels
         assert np.array_equal(np.asarray(Image.open(out / entry["file"])), expect), i
-    assert index["frames"][0]["file"] != index["frames"][4]["file"]
+    first, last = index["frames"][0]["file"], index["frames"][4]["file"]
+    assert first != last
     assert not np.array_equal(
-        np.asarray(Image.open(out / "frame_00.png")), np.asarray(Image.open(out / "frame_04.png"))
+        np.asarray(Image.open(out / first)), np.asarray(Image.open(out / last))
     )

@@ -71,7 +71,8 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def rest_index() -> int:
-    return FrameSet.load(default_frames_dir()).rest_index
+    """The rest gaze (the trace's and status's index: a gaze, the rest row's frame shown)."""
+    return FrameSet.load(default_frames_dir()).grid.rest_gaze
 
 
 class Notify:

@@ -122,15 +122,16 @@ def test_replay_run_follows_the_visitor(clip, tmp_path):
     # visitor's right to the visitor's left of the portrait): the index goes down.
     tracking = [r["index"] for r in rows if r["state"] == "tracking"]
     assert tracking[0] > tracking[-1]
-    assert max(tracking) > frames.rest_index > min(tracking)
-    # The screenshot is the frame the trace ended on.
-    last = rows[-1]["index"]
+    grid = frames.grid
+    assert max(tracking) > grid.rest_gaze > min(tracking)
+    # The screenshot is the frame the trace ended on (its gaze in the rest row, eyes open).
+    last = grid.index(rows[-1]["index"], grid.rest_row)
     shot = np.asarray(Image.open(tmp_path / "s.png").convert("RGB")).astype(int)
     assert shot.shape == (h, w, 3)
     diff = np.abs(shot - frames.frame(last).astype(int))
     assert diff.mean() < 1.0, f"screenshot differs from frame {last}"
     status = json.loads((tmp_path / "status.json").read_text())
-    assert status["frame_count"] == frames.count
+    assert status["frame_count"] == grid.gazes
 
 
 def test_a_band_worked_out_from_the_cameras_height_finds_the_visitor(clip, tmp_path):
@@ -441,10 +442,12 @@ def test_demo_headless_prints_summary_and_screenshot_of_last_frame(tmp_path):
     assert f"screenshot         {out / 'demo.png'}" in summary
     frames = FrameSet.load(default_frames_dir())
     display = Config().display
+    grid = frames.grid
     last = rows[-1]["index"]
     shot = np.asarray(Image.open(out / "demo.png").convert("RGB")).astype(int)
     diffs = []
-    for i in (last, (last + 1) % frames.count):
+    for gaze in (last, (last + 1) % grid.gazes):
+        i = grid.index(gaze, grid.rest_row)
         ref = frame_on_screen(
             frames.frame(i), display.window_size, 0, display.fit, display.background
         )

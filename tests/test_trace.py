@@ -29,6 +29,8 @@ def line(**over) -> TraceLine:
         "state": "tracking",
         "inferences": 2,
         "camera": "running",
+        "pitch": 7.5,
+        "lids": 0.6667,
         "ms": {"capture": 1.23456, "detect": 5.0, "gaze": 0.1, "draw": 0.5, "latency": 9.0},
     }
     return TraceLine.of(**{**args, **over})
@@ -45,12 +47,13 @@ def test_the_writer_writes_compact_lines_that_read_back(tmp_path):
     row = json.loads(texts[0])
     assert list(row) == [
         *("t", "seq", "faces", "viewer", "angle_raw", "angle", "index", "frame_count"),
-        *("state", "inferences", "camera", "ms"),
+        *("state", "inferences", "camera", "pitch", "lids", "ms"),
     ]
     assert row["t"] == 1.2346 and row["angle_raw"] == 10.123 and row["ms"]["capture"] == 1.235
     assert row["faces"][0]["score"] == 0.9123 and len(row["faces"][0]["eyes"]) == 2
     assert parse_line(row) == line()
     assert json.loads(texts[1])["angle_raw"] is None
+    assert (row["pitch"], row["lids"]) == (7.5, 0.6667)
 
 
 def test_a_nan_figure_is_refused_when_the_line_is_made():

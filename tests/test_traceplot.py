@@ -134,6 +134,26 @@ def test_plot_draws_the_states_and_lines(tmp_path):
         assert has(colour) > 500, colour
 
 
+def test_plot_draws_pitch_and_lids(tmp_path):
+    """Rows and blinks: the pitch (green) and the lids (orange) under the gaze index, and the
+    blinks counted in the title (each run of closing lids is one)."""
+    items = rows()
+    for i, r in enumerate(items):
+        r["pitch"] = -7.5 if i >= 45 else 0.0
+        r["lids"] = {41: 0.3333, 42: 1.0, 43: 0.3333, 71: 0.6667, 72: 0.3333}.get(i, 0.0)
+    tr = load_trace(write(tmp_path / "t.jsonl", items))
+    assert tr.pitch[50] == -7.5 and tr.lids[42] == 1.0 and tr.lids[0] == 0.0
+    out = tmp_path / "plot.png"
+    plot_trace(tr, out)
+    im = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    for colour in ("#2e7d32", "#e65100"):
+        c = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+        assert int((np.abs(im - c).sum(axis=2) <= 30).sum()) > 50, colour
+    from appliance.traceplot import _summary
+
+    assert "2 blinks" in _summary(tr)
+
+
 def test_plot_without_idle_has_no_idle_shading(tmp_path):
     out = tmp_path / "plot.png"
     plot_trace(load_trace(write(tmp_path / "t.jsonl", rows()[30:60])), out)

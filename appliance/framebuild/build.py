@@ -54,7 +54,7 @@ from appliance.framebuild.blend import (
     undo_similarity,
     uneven_sweep,
 )
-from appliance.framebuild.contact import contact_sheet
+from appliance.framebuild.contact import Strip, contact_sheet
 from appliance.framebuild.eyemodel import find_eyes, mesh_at
 from appliance.framebuild.eyes import (
     detect_face,
@@ -72,7 +72,13 @@ from appliance.framebuild.output import (
     staging_dir,
     write_png,
 )
-from appliance.framebuild.synthesize import EyeRenderer, iris_shifts, synthesize_region
+from appliance.framebuild.synthesize import (
+    LID_FOLLOW,
+    EyeRenderer,
+    iris_shifts,
+    pitch_shift,
+    synthesize_region,
+)
 from appliance.frames import Patch, write_set
 from appliance.types import Box, Face, Point
 
@@ -106,8 +112,12 @@ class BuildOptions:
         painting: The portrait image file.
         out: Output folder (created; must be empty unless ``force``).
         mode: ``"synthesize"`` or ``"blend"``.
-        count: Number of frames, >= 2 (default 33).
+        count: Number of gazes (frames per row and lid phase), >= 2 (default 33).
         max_angle: Synthesize: gaze range ±degrees, in (0, 60].
+        rows: Synthesize: rows of vertical gaze, odd, 1..15 (default 5; 1 = level only).
+        max_pitch: Synthesize: vertical gaze range ±degrees, in (0, 30] (default 15).
+        lid_phases: Synthesize: lid phases from open to shut, 1..8 (default 4; 1 = no
+            blinks).
         eyes: ``"X1,Y1,X2,Y2"`` eye points in the painting, or None to use the detector.
         heads: Blend: folder of head frames.
         head_box: Blend: ``"X0,Y0,X1,Y1"`` in the painting, or None to match faces.
@@ -123,6 +133,9 @@ class BuildOptions:
     mode: str = "synthesize"
     count: int = 33
     max_angle: float = 30.0
+    rows: int = 5
+    max_pitch: float = 15.0
+    lid_phases: int = 4
     eyes: str | None = None
     heads: Path | None = None
     head_box: str | None = None
@@ -140,8 +153,8 @@ class BuildResult:
 
     Attributes:
         out: The output folder.
-        files: Frame file names in index order.
-        angles: Gaze angle per frame, degrees.
+        files: Frame file names in index order (every frame of the grid).
+        angles: Angle of each gaze, degrees (one per gaze, not per frame).
         rest_index: The rest frame.
         head_box: The region that changes.
         contact_sheet: Path of the contact sheet.
@@ -193,6 +206,74 @@ def detect_eyes_with(
         return eyes_left_to_right(face_finder(image, source))
 
     return find
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The frames of a set as (gaze, row, lid phase), in :mod:`appliance.frames`' order.
+
+    Attributes:
+        gazes: Horizontal gazes per row and phase.
+        pitches: Each row's vertical gaze, degrees, increasing.
+        phases_at: Each lid phase, 0 open .. 1 shut, increasing.
+    """
+
+    gazes: int
+    pitches: tuple[float, ...]
+    phases_at: tuple[float, ...]
+
+    @property
+    def rows(self) -> int:
+        """Number of rows."""
+        return len(self.pitches)
+
+    @property
+    def phases(self) -> int:
+        """Number of lid phases."""
+        return len(self.phases_at)
+
+    @property
+    def count(self) -> int:
+        """Number of frames."""
+        return self.gazes * self.rows * self.phases
+
+    def place(self, i: int) -> tuple[int, int, int]:
+        """Frame ``i`` as ``(gaze, row, lid phase)``."""
+        block, gaze = divmod(i, self.gazes)
+        row, lid = divmod(block, self.phases)
+        return gaze, row, lid
+
+    def index(self, gaze: int, row: int, lid: int) -> int:
+        """The frame index of ``(gaze, row, lid phase)``."""
+        return (row * self.phases + lid) * self.gazes + gaze
+
+    def pitch(self, i: int) -> float:
+        """Frame ``i``'s vertical gaze, degrees."""
+        return self.pitches[self.place(i)[1]]
+
+    def lids(self, i: int) -> float:
+        """Frame ``i``'s lid phase, 0 open .. 1 shut."""
+        return self.phases_at[self.place(i)[2]]
+
+    def level_row(self) -> int:
+        """The row nearest a level gaze."""
+        return int(np.argmin(np.abs(np.asarray(self.pitches)) + 1e-9 * np.arange(self.rows)))
+
+    def strips(self, rest: int) -> list[Strip]:
+        """The contact sheet's extra zoom strips: the rows and one blink at the rest gaze."""
+        gaze, row, _ = self.place(rest)
+        out: list[Strip] = []
+        if self.rows > 1:
+            rows = [self.index(gaze, r, 0) for r in range(self.rows)]
+            labels = [f"{i:03d}  pitch {self.pitch(i):+.1f}°" for i in rows]
+            out.append(Strip("rows, eyes open (rest gaze)", tuple(zip(rows, labels, strict=True))))
+        if self.phases > 1:
+            lids = [self.index(gaze, row, k) for k in range(self.phases)]
+            labels = [f"{i:03d}  lids {self.lids(i):.2f}" for i in lids]
+            out.append(
+                Strip("a blink (rest gaze, rest row)", tuple(zip(lids, labels, strict=True)))
+            )
+        return out
 
 
 def _rest_index(angles: Sequence[float]) -> int:
@@ -253,21 +334,28 @@ def _write(
     eye_box: Box,
     build: dict[str, Any],
     progress: Progress,
+    grid: Grid | None = None,
 ) -> BuildResult:
-    """Write the set (:func:`~appliance.frames.write_set`) and its contact sheet, atomically."""
+    """Write the set (:func:`~appliance.frames.write_set`) and its contact sheet, atomically.
+
+    ``angles`` are the gazes'; ``grid`` the rows and lid phases (None: one open row).
+    """
+    g = grid or Grid(len(angles), (0.0,), (0.0,))
     try:
         with staging_dir(opts.out) as tmp:
             write_set(
                 tmp,
                 base,
                 patches,
-                angles=rounded(list(angles)),
+                angles=rounded([angles[i % g.gazes] for i in range(g.count)]),
                 rest_index=rest,
                 head_box=head_box,
                 build=rounded(build),
+                pitches=rounded([g.pitch(i) for i in range(g.count)]) if g.rows > 1 else None,
+                lids=rounded([g.lids(i) for i in range(g.count)]) if g.phases > 1 else None,
             )
             progress.step()
-            sheet = contact_sheet(base, patches, angles, rest, eye_box)
+            sheet = contact_sheet(base, patches, angles, rest, eye_box, g.strips(rest))
             write_png(tmp / CONTACT_SHEET, np.asarray(sheet))
             progress.step()
             commit_out_dir(tmp, opts.out)
@@ -295,6 +383,12 @@ def build_synthesize(
     """
     if not 0 < opts.max_angle <= 60:
         raise FrameBuildError(f"--max-angle {opts.max_angle}: must be in (0, 60] degrees")
+    if not (1 <= opts.rows <= 15 and opts.rows % 2 == 1):
+        raise FrameBuildError(f"--rows {opts.rows}: must be odd, 1..15 (the middle row is level)")
+    if not 0 < opts.max_pitch <= 30:
+        raise FrameBuildError(f"--max-pitch {opts.max_pitch}: must be in (0, 30] degrees")
+    if not 1 <= opts.lid_phases <= 8:
+        raise FrameBuildError(f"--lid-phases {opts.lid_phases}: must be 1..8")
     painting = _check_common(opts)
     face: Face | None = None
     if opts.eyes:
@@ -306,17 +400,24 @@ def build_synthesize(
     angles = [float(a) for a in np.linspace(-opts.max_angle, opts.max_angle, opts.count)]
     shifts, scale = iris_shifts(eyes, angles)
     renderers = [EyeRenderer(painting, e) for e in eyes]
-    progress = Progress("synthesizing", opts.count + 2, opts.progress)
+    pitches = np.linspace(-opts.max_pitch, opts.max_pitch, opts.rows) if opts.rows > 1 else [0]
+    phases = np.linspace(0.0, 1.0, opts.lid_phases) if opts.lid_phases > 1 else [0]
+    grid = Grid(opts.count, tuple(float(p) for p in pitches), tuple(float(v) for v in phases))
+    lifts = [pitch_shift(eyes, p) for p in grid.pitches]
+    progress = Progress("synthesizing", grid.count + 2, opts.progress)
     # The eyes' crops: all the work, and all that can differ from the painting.
     region = _union([e.roi for e in eyes])
     rx0, ry0, rx1, ry1 = region
     background = painting[ry0:ry1, rx0:rx1].copy()
-    rest = _rest_index(angles)
+    rest = grid.index(_rest_index(angles), grid.level_row(), 0)
 
     def render(i: int) -> np.ndarray:
-        return synthesize_region(background, (rx0, ry0), renderers, shifts[i])
+        gaze, row, lid = grid.place(i)
+        return synthesize_region(
+            background, (rx0, ry0), renderers, shifts[gaze], lifts[row], grid.phases_at[lid]
+        )
 
-    patches = _base_and_patches(painting, (rx0, ry0), render, opts.count, rest, progress)
+    patches = _base_and_patches(painting, (rx0, ry0), render, grid.count, rest, progress)
     head_box = Box(*region)
     h, w = painting.shape[:2]
     build: dict[str, Any] = {
@@ -332,6 +433,9 @@ def build_synthesize(
         "iris_radii": [eyes[0].radius, eyes[1].radius],
         "iris_shift_px": [min(shifts), max(shifts)],
         "shift_scale": scale,
+        "pitch_range": [-opts.max_pitch, opts.max_pitch] if opts.rows > 1 else [0.0, 0.0],
+        "iris_pitch_shift_px": [min(lifts), max(lifts)],
+        "lid_follow": LID_FOLLOW,
     }
     # Zoom strip: both eye openings with a margin of about one iris diameter.
     xs0, ys0, xs1, ys1 = [], [], [], []
@@ -345,7 +449,7 @@ def build_synthesize(
     eye_box = Box(
         max(0.0, min(xs0)), max(0.0, min(ys0)), min(float(w), max(xs1)), min(float(h), max(ys1))
     )
-    return _write(opts, painting, patches, angles, rest, head_box, eye_box, build, progress)
+    return _write(opts, painting, patches, angles, rest, head_box, eye_box, build, progress, grid)
 
 
 def build_blend(

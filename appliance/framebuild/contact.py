@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -76,12 +77,21 @@ class Thumbnails:
         return frame.resize(self.size, Image.Resampling.LANCZOS)
 
 
+@dataclass(frozen=True)
+class Strip:
+    """An extra zoomed strip of the eyes: a title and ``(frame index, label)`` per crop."""
+
+    title: str
+    frames: tuple[tuple[int, str], ...]
+
+
 def contact_sheet(
     base: np.ndarray,
     patches: Sequence[Patch],
     angles: Sequence[float],
     rest_index: int,
     eye_box: Box,
+    strips: Sequence[Strip] = (),
     *,
     thumb_width: int = 160,
     columns: int | None = None,
@@ -92,9 +102,11 @@ def contact_sheet(
     Args:
         base: ``H×W×3`` uint8 RGB, the image every frame is made from.
         patches: Per frame, in index order, where it differs from ``base``.
-        angles: Gaze angle of each frame, degrees.
+        angles: Angle of each gaze, degrees. The thumbnails and the eye strip show the gazes
+            of the rest frame's row and lid phase (frames ``angles``-long block holding it).
         rest_index: The rest frame (highlighted).
         eye_box: Region to zoom for the eye strip, image pixels.
+        strips: More zoomed strips below the eye strip (e.g. the rows and a blink).
         thumb_width: Thumbnail width in pixels.
         columns: Thumbnails per row (default: about square).
         zoom_width: Width of each zoomed eye crop in pixels.
@@ -103,7 +115,12 @@ def contact_sheet(
         An RGB image.
     """
     font = ImageFont.load_default()
-    count = len(patches)
+    total = len(patches)
+    all_patches = patches
+    count = len(angles)
+    first = rest_index - rest_index % count
+    patches = patches[first : first + count]
+    rest_index -= first
     h, w = base.shape[:2]
     th = max(1, round(thumb_width * h / w))
     cols = columns or max(4, math.ceil(math.sqrt(count * 1.5)))
@@ -123,13 +140,19 @@ def contact_sheet(
     zcell_h = zh + label_h + pad
     title_h = 22
     sheet_w = max(grid_w, zcols * (zoom_width + pad) + pad)
-    sheet_h = title_h + rows * cell_h + pad + title_h + zrows * zcell_h + pad
+    extra = [
+        (s.title, [s.frames[k : k + zcols] for k in range(0, len(s.frames), zcols)]) for s in strips
+    ]
+    extra_h = sum(title_h + len(lines) * zcell_h for _, lines in extra)
+    sheet_h = title_h + rows * cell_h + pad + title_h + zrows * zcell_h + pad + extra_h
     sheet = Image.new("RGB", (sheet_w, sheet_h), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
 
     draw.text(
         (pad, 5),
-        f"{count} frames, {w}x{h}, gaze {angles[0]:+.1f}° .. {angles[-1]:+.1f}°, rest {rest_index}",
+        f"{total} frames, {w}x{h}, gaze {angles[0]:+.1f}° .. {angles[-1]:+.1f}°, "
+        f"rest {first + rest_index}"
+        + (f"; the {count} gazes of its row:" if total > count else ""),
         fill=TEXT,
         font=font,
     )
@@ -151,10 +174,11 @@ def contact_sheet(
     top = title_h + rows * cell_h + pad
     draw.text((pad, top + 4), "eyes, zoomed", fill=TEXT, font=font)
     top += title_h
+    zoom = (zx0, zy0, zx1, zy1)
     for n, i in enumerate(picks):
         r, c = divmod(n, zcols)
         x, y = pad + c * (zoom_width + pad), top + r * zcell_h
-        crop = Image.fromarray(window(base, patches[i], (zx0, zy0, zx1, zy1)))
+        crop = Image.fromarray(window(base, patches[i], zoom))
         sheet.paste(crop.resize((zoom_width, zh), Image.Resampling.LANCZOS), (x, y))
         draw.text(
             (x, y + zh + 2),
@@ -162,4 +186,16 @@ def contact_sheet(
             fill=ACCENT if i == rest_index else TEXT,
             font=font,
         )
+    top += zrows * zcell_h + pad
+    for title, lines in extra:
+        draw.text((pad, top + 4), title, fill=TEXT, font=font)
+        top += title_h
+        for line in lines:
+            for c, (i, label) in enumerate(line):
+                x = pad + c * (zoom_width + pad)
+                patch = all_patches[i]
+                crop = Image.fromarray(window(base, patch, zoom))
+                sheet.paste(crop.resize((zoom_width, zh), Image.Resampling.LANCZOS), (x, top))
+                draw.text((x, top + zh + 2), label, fill=TEXT, font=font)
+            top += zcell_h
     return sheet

@@ -14,7 +14,11 @@ large ones):
    limbus and lid edge softened in proportion to the iris radius, so it never lies on a lid or
    the skin; iris texture hidden under a lid in the painting is continued from the nearest
    visible row of the same column;
-3. the change against the painting, averaged back down to image pixels (antialiased edges).
+3. the upper lid lowered where the frame asks for it (a blink phase, or a downward gaze, which
+   the lid follows a little): the band of skin above the lid, crease and lash line and the
+   painting's own texture included, slides down over the eye, stretched in each column (the
+   corners stay where they are); shut, its lash line lies on the lower lid's;
+4. the change against the painting, averaged back down to image pixels (antialiased edges).
 
 Only pixels inside the eye openings change. Every frame, the one at angle 0 included, goes
 through the same resampling, so all frames share the same (slight) softness of the iris and
@@ -35,6 +39,42 @@ LID_SHADE = 0.3
 
 EYEBALL_RATIO = 2.0
 """Eyeball radius / iris radius: turning by ``a`` moves the iris by ``2 r sin(a)`` pixels."""
+
+LID_FOLLOW = 0.4
+"""How far the upper lid follows the iris down, as a fraction of the iris's move (real upper
+lids follow vertical gaze closely; less keeps the iris visible in the lowest row)."""
+
+LID_BAND = 1.5
+"""Height of the band of skin above the upper lid that slides down with it, in eye openings
+(the opening's height at the centre): it holds the lid's crease."""
+
+LID_MARGIN = 0.3
+"""Height of the lid's margin (lash line and rim), moved down whole, in eye openings."""
+
+
+def pitch_shift(eyes: Sequence[Eye], pitch: float) -> float:
+    """The irises' vertical move for a vertical gaze, pixels (+ = down in the image).
+
+    Args:
+        eyes: The modelled eyes (both move together).
+        pitch: Vertical gaze, degrees, + = up.
+    """
+    radius = float(np.mean([e.radius for e in eyes]))
+    return -EYEBALL_RATIO * radius * math.sin(math.radians(pitch))
+
+
+def lid_drop(eye: Eye, lids: float, dy: float) -> float:
+    """How far the upper lid comes down at the centre of the opening, pixels (>= 0).
+
+    Args:
+        eye: The modelled eye.
+        lids: Blink phase, 0 open .. 1 shut (the lid then lies on the lower lid).
+        dy: The iris's vertical move, pixels, + = down (the lid follows a downward one).
+    """
+    o = eye.opening
+    follow = LID_FOLLOW * max(0.0, dy)
+    full = o.up + o.down
+    return min(full, follow + lids * max(0.0, full - follow))
 
 
 def iris_shifts(eyes: Sequence[Eye], angles: Sequence[float]) -> tuple[list[float], float]:
@@ -204,17 +244,23 @@ class EyeRenderer:
         depth = np.clip(2.0 * box_blur(hole, max(1, round(0.35 * r * s))) - 1.0, 0.0, 1.0)
         w = ((1.0 - LID_SHADE) * depth * depth * (3.0 - 2.0 * depth))[..., None]
         filled = (1.0 - w) * with_lids + w * sclera + canvas
+        self.canvas = canvas
         self.bare = np.where(hole[..., None], filled, self.rgb)
         # Iris texture, continued upward/downward where the lids hid it in the painting.
         self.texture = _continue_columns(self.rgb, self.inside & (iris_alpha > 0.5))
         x0, y0, x1, y1 = eye.roi
         self.lo = image[y0:y1, x0:x1].astype(np.float64)
 
-    def render(self, shift: float) -> np.ndarray:
-        """Return the eye crop (``roi``) as float RGB with the iris moved by ``shift`` pixels.
+    def render(self, shift: float, dy: float = 0.0, lids: float = 0.0) -> np.ndarray:
+        """Return the eye crop (``roi``) as float RGB with the iris moved and the lid lowered.
 
-        Pixels outside the opening are exactly the painting's; ``shift = 0`` re-renders the
-        iris in place.
+        Args:
+            shift: Horizontal iris move, pixels (negative = toward the image's left).
+            dy: Vertical iris move, pixels (+ = down).
+            lids: Blink phase, 0 open .. 1 shut.
+
+        Pixels outside the opening and the lid's band above it are exactly the painting's;
+        ``render(0)`` re-renders the iris in place.
         """
         e = self.eye
         s = supersample_for(e.roi)
@@ -222,18 +268,78 @@ class EyeRenderer:
         # (1/8 px: invisible after averaging).
         o = e.opening
         slope = (o.yr - o.yl) / max(o.xr - o.xl, 1e-6)
-        k, m = round(shift * s), round(shift * slope * s)
+        k, m = round(shift * s), round((shift * slope + dy) * s)
         disc = _soft_disc(self.xs, self.ys, e.iris.x + k / s, e.iris.y + m / s, e.radius, self.edge)
         alpha = disc * self.soft_inside
         tex = shift_edge(self.texture, k, m)
         a = alpha[..., None]
         hi = self.bare * (1.0 - a) + tex * a
         hi = np.where(self.inside[..., None], hi, self.rgb)
+        drop = lid_drop(e, lids, dy)
+        if drop > 0:
+            hi = self._lower_lid(hi, drop, s)
         delta = (hi - self.rgb).astype(np.float64)
         h, w = self.lo.shape[:2]
         down = delta.reshape(h, s, w, s, 3).mean(axis=(1, 3))
         out: np.ndarray = self.lo + down
         return out
+
+    def _lower_lid(self, hi: np.ndarray, drop: float, s: int) -> np.ndarray:
+        """``hi`` with the upper lid ``drop`` pixels lower at the centre (see the module)."""
+        o = self.eye.opening
+        x0, y0 = self.eye.roi[0], self.eye.roi[1]
+        xs = x0 + (np.arange(hi.shape[1], dtype=np.float64) + 0.5) / s
+        u = (2.0 * xs - o.xl - o.xr) / max(o.xr - o.xl, 1e-6)
+        bulge = np.clip(1.0 - u * u, 0.0, None)
+        t = (xs - o.xl) / max(o.xr - o.xl, 1e-6)
+        ymid = o.yl + t * (o.yr - o.yl)
+        top = (ymid - o.up * bulge - y0) * s
+        # Shut, the lid's edge lies on the lower lid: the drop follows the opening's shape.
+        full = max(o.up + o.down, 1e-6)
+        dropped = drop / full * (o.up + o.down) * bulge * s
+        band = np.clip(LID_BAND * full * s, 2.0, np.maximum(top - 1.0, 2.0))
+        margin = np.minimum(LID_MARGIN * full * s, 0.5 * band)
+        # The canvas's own detail (cracks, brush marks) stays where it is: only the smooth
+        # painting slides, so the cracks are not stretched into streaks.
+        smooth = hi - self.canvas
+        out: np.ndarray = _lid_warp(smooth, top, band, margin, dropped) + self.canvas
+        return out
+
+
+def _lid_warp(
+    image: np.ndarray, top: np.ndarray, band: np.ndarray, margin: np.ndarray, drop: np.ndarray
+) -> np.ndarray:
+    """Slide each column's lid down by ``drop``: its margin moved whole, the skin above stretched.
+
+    The lid's margin ``[top - margin, top]`` (the lash line and the lid's rim) moves down
+    unchanged, so the lash line keeps its width; the skin above it, ``[top - band, top -
+    margin]``, stretches to meet it (the crease moves down a little, as an unfolding lid's
+    does). Above the band and below the new edge the image is unchanged.
+
+    Args:
+        image: ``h×w×3`` float, supersampled; rows are sub-pixel rows.
+        top: Per column, the upper lid's edge, sub-pixel rows (float).
+        band: Per column, the height of skin that moves with the lid, sub-pixel rows (> 0).
+        margin: Per column, the height of the lid's margin, sub-pixel rows (< ``band``).
+        drop: Per column, how far the lid's edge comes down, sub-pixel rows (>= 0).
+
+    Returns:
+        A new array (linear resampling along each column).
+    """
+    h = image.shape[0]
+    ys = np.arange(h, dtype=np.float64)[:, None] + 0.5
+    start, fold = top - band, top - margin
+    skin = start + (ys - start) * (band - margin) / (band - margin + drop)
+    src = np.where(ys < fold + drop, skin, ys - drop)
+    moving = (ys > start) & (ys < top + drop) & (drop > 0)
+    src = np.where(moving, src, ys) - 0.5
+    y0 = np.clip(np.floor(src).astype(np.int64), 0, h - 1)
+    y1 = np.clip(y0 + 1, 0, h - 1)
+    f = np.clip(src - np.floor(src), 0.0, 1.0)[..., None]
+    a = np.take_along_axis(image, y0[..., None], axis=0)
+    b = np.take_along_axis(image, y1[..., None], axis=0)
+    out: np.ndarray = a * (1.0 - f) + b * f
+    return out
 
 
 def synthesize_region(
@@ -241,6 +347,8 @@ def synthesize_region(
     origin: tuple[int, int],
     renderers: Sequence[EyeRenderer],
     shift: float,
+    dy: float = 0.0,
+    lids: float = 0.0,
 ) -> np.ndarray:
     """One frame over a region of the painting only, every eye's iris moved by ``shift``.
 
@@ -249,6 +357,8 @@ def synthesize_region(
         origin: ``(x0, y0)``, the region's top-left corner in the painting, pixels.
         renderers: One per eye; each eye's ``roi`` lies inside the region.
         shift: Iris shift, pixels (negative = toward the image's left).
+        dy: Vertical iris shift, pixels (+ = down).
+        lids: Blink phase, 0 open .. 1 shut.
 
     Returns:
         ``h×w×3`` uint8: the frame over the region (outside the eye openings, exactly the
@@ -258,6 +368,6 @@ def synthesize_region(
     out = background.copy()
     for rend in renderers:
         x0, y0, x1, y1 = rend.eye.roi
-        crop = np.clip(np.rint(rend.render(shift)), 0, 255).astype(np.uint8)
+        crop = np.clip(np.rint(rend.render(shift, dy, lids)), 0, 255).astype(np.uint8)
         out[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0] = crop
     return out

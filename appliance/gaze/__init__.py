@@ -57,10 +57,15 @@ class GazeRecord:
         angle_raw: Gaze angle to the viewer measured in this frame, degrees (negative =
             visitor's left), before smoothing and clamping; None if the viewer was not seen.
         angle: The smoothed gaze angle the frame is chosen from, degrees, within the frame
-            set's range.
+            set's range: ``angle_raw`` times ``[gaze] gain``, smoothed and clamped.
         index: The frame to show, ``0 <= index < frame count``; 0 looks toward the visitor's
             left.
         state: ``"tracking"``, ``"holding"`` or ``"idle"``.
+        pitch_raw: Vertical angle to the viewer's eyes measured in this frame, degrees (+ =
+            above the portrait's eyes); None if the viewer was not seen.
+        pitch: The smoothed vertical angle the row is chosen from, degrees, within the rows'
+            range (0 for a set of one row).
+        row: The row to show, ``0 <= row < rows``; 0 looks lowest.
     """
 
     t: float
@@ -70,6 +75,9 @@ class GazeRecord:
     angle: float
     index: int
     state: GazeState
+    pitch_raw: float | None = None
+    pitch: float = 0.0
+    row: int = 0
 
 
 def _usable(face: Face) -> bool:
@@ -88,6 +96,10 @@ class Gaze:
             evenly over ``±config.angle_range_deg``.
         rest_index: The frame shown when nobody is there, ``0 <= rest_index < count``.
         seed: Seed for the idle glances (deterministic for a given seed).
+        pitches: Each row's vertical gaze in degrees, strictly increasing (+ = up); one row
+            (the default) chooses nothing. The row follows the viewer's eye height with the
+            same smoothing and hysteresis as the gaze angle, and eases back to ``rest_row``.
+        rest_row: The row shown when nobody is there.
 
     Raises:
         ValueError: Fewer than 2 frames, angles not finite or not increasing, or the rest
@@ -101,7 +113,17 @@ class Gaze:
         angles: Sequence[float] | int,
         rest_index: int,
         seed: int = 0,
+        pitches: Sequence[float] = (0.0,),
+        rest_row: int = 0,
     ) -> None:
+        self.pitches = tuple(float(p) for p in pitches)
+        pairs = zip(self.pitches, self.pitches[1:], strict=False)
+        if not self.pitches or any(b <= a for a, b in pairs):
+            raise ValueError(f"row pitches must be increasing: {self.pitches}")
+        if not 0 <= rest_row < len(self.pitches):
+            raise ValueError(f"rest_row {rest_row} out of range 0..{len(self.pitches) - 1}")
+        self.rest_row = self.row = rest_row
+        self.pitch = self.pitches[rest_row]
         if isinstance(angles, int):
             angles = even_angles(angles, config.angle_range_deg)
         self.angles = tuple(float(a) for a in angles)
@@ -124,12 +146,16 @@ class Gaze:
         )
         self.rest_index = rest_index
         self.rest_angle = self.angles[rest_index]
-        self.filter = make_filter(
-            config.filter,
-            tau_s=config.tau_s,
-            min_cutoff=config.min_cutoff,
-            beta=config.beta,
-            d_cutoff=config.d_cutoff,
+        # The same smoothing for the angle and for the pitch (the row).
+        self.filter, self.pitch_filter = (
+            make_filter(
+                config.filter,
+                tau_s=config.tau_s,
+                min_cutoff=config.min_cutoff,
+                beta=config.beta,
+                d_cutoff=config.d_cutoff,
+            )
+            for _ in range(2)
         )
         self.viewers = Viewers(
             config.policy,
@@ -159,6 +185,7 @@ class Gaze:
         self._t = 0.0
         self._last_seen = -math.inf
         self._idle_from = self.rest_angle
+        self._pitch_from: float | None = None
         self._glance_armed = False
 
     def set_sensor_fraction(self, fraction: float) -> float:
@@ -222,12 +249,19 @@ class Gaze:
         viewer, seen = self.viewers.update(usable, t, angle_fn)
         cfg = self.config
         angle_raw: float | None = None
+        pitch_raw: float | None = None
         if viewer is not None and seen:
             angle_raw = viewer.angle
+            turn = cfg.gain * angle_raw
             if self.filter.value is None or self.state == "idle":
                 self.filter.reset(min(prev_t, t), self.angle)
-            target = min(max(angle_raw, self.angles[0]), self.angles[-1])
+                self.pitch_filter.reset(min(prev_t, t), self.pitch)
+            target = min(max(turn, self.angles[0]), self.angles[-1])
             self.angle = self.filter.update(t, target)
+            if len(self.pitches) > 1:
+                pitch_raw = self.pitch_of(viewer.face, image_size)
+                level = min(max(cfg.gain * pitch_raw, self.pitches[0]), self.pitches[-1])
+                self.pitch = self.pitch_filter.update(t, level)
             self._last_seen = t
             self.state = "tracking"
         elif t - self._last_seen < cfg.idle_after_s:
@@ -235,12 +269,19 @@ class Gaze:
         else:
             if self.state != "idle":
                 self._idle_from = self.angle
+                self._pitch_from = self.pitch
                 self._glance_armed = False
             self.state = "idle"
             self.angle = self._idle_angle(t)
+            if len(self.pitches) > 1:
+                self.pitch = self._idle_pitch(t)
         self.index = hysteresis_index(
             self.angles, self.index, self.angle, cfg.hysteresis, cfg.hysteresis_unit
         )
+        if len(self.pitches) > 1:
+            self.row = hysteresis_index(
+                self.pitches, self.row, self.pitch, cfg.hysteresis, cfg.hysteresis_unit
+            )
         shown = viewer is not None and t - viewer.last_seen < max(cfg.hold_s, 1e-9)
         return GazeRecord(
             t=t,
@@ -250,7 +291,24 @@ class Gaze:
             angle=self.angle,
             index=self.index,
             state=self.state,
+            pitch_raw=pitch_raw,
+            pitch=self.pitch,
+            row=self.row,
         )
+
+    def pitch_of(self, face: Face, image_size: tuple[int, int]) -> float:
+        """The raw vertical angle toward a face's eyes, degrees (+ = above the portrait's)."""
+        return locate(face, image_size, self.camera).pitch_deg
+
+    def _idle_pitch(self, t: float) -> float:
+        """Back to the rest row's pitch over ``idle_return_s`` (glances stay level)."""
+        cfg = self.config
+        start = self._last_seen + cfg.idle_after_s
+        if not math.isfinite(start):
+            return self.pitches[self.rest_row]
+        if self._pitch_from is None:
+            self._pitch_from = self.pitch
+        return ease(self._pitch_from, self.pitches[self.rest_row], start, cfg.idle_return_s, t)
 
     def _idle_angle(self, t: float) -> float:
         cfg = self.config

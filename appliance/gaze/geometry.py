@@ -18,8 +18,10 @@ Sign conventions (used throughout appliance.gaze, and tested):
   unmirrored image is therefore looked at with a low index.
 * A mirrored camera (``[camera] mirror = true``) is unmirrored first: ``u -> w - u``.
 
-The distance comes from the eye spacing: ``zc = f_px * ipd / eye_px``. Only the horizontal
-angle chooses the frame; ``offset_y`` moves ``Y``, which the vertical angle would use.
+The distance comes from the eye spacing: ``zc = f_px * ipd / eye_px``. The horizontal angle
+chooses the gaze; the vertical angle ``atan2(Y, Z)`` (+ = the visitor's eyes above the
+portrait's) chooses the row of a set with rows, so ``offset_y`` matters there. The camera is
+taken as level (``[finder] camera_tilt_deg`` is not used here).
 """
 
 from __future__ import annotations
@@ -80,6 +82,11 @@ class Position:
     def angle_deg(self) -> float:
         """Horizontal gaze angle ``atan2(X, Z)`` in degrees; negative = visitor's left."""
         return math.degrees(math.atan2(self.x_mm, self.z_mm))
+
+    @property
+    def pitch_deg(self) -> float:
+        """Vertical gaze angle ``atan2(Y, Z)`` in degrees; + = the visitor's eyes are above."""
+        return math.degrees(math.atan2(self.y_mm, self.z_mm))
 
 
 def eye_px(face: Face) -> float:
