@@ -395,6 +395,17 @@ class Manifest(BaseModel):
         return len(self.frames)
 
     @property
+    def grid_fields(self) -> dict[str, list[float] | None]:
+        """Per frame, ``angles``, ``pitches`` and ``lids`` as :func:`write_set` takes them."""
+        frames = self.frames
+        angles = None if self.angles is None else [f.angle or 0.0 for f in frames]
+        return {
+            "angles": angles,
+            "pitches": [f.pitch for f in frames],
+            "lids": [f.lids for f in frames],
+        }
+
+    @property
     def pitches(self) -> tuple[float, ...]:
         """The rows' vertical gazes, degrees, increasing (``(0.0,)`` for a set of one row)."""
         return tuple(sorted({f.pitch for f in self.frames}))
@@ -944,14 +955,14 @@ def convert_set(fs: FrameSet, out: Path) -> None:
         FrameSetError: The set cannot be written as v2 (should not happen for a loaded set).
         OSError: A file cannot be written.
     """
-    frames = fs.manifest.frames
+    fields = fs.manifest.grid_fields
     write_set(
         out,
         np.asarray(fs.base),
         fs.patches,
-        angles=None if fs.angles is None else [f.angle or 0.0 for f in frames],
-        pitches=[f.pitch for f in frames] if fs.version == 2 else None,
-        lids=[f.lids for f in frames] if fs.version == 2 else None,
+        angles=fields["angles"],
+        pitches=fields["pitches"] if fs.version == 2 else None,
+        lids=fields["lids"] if fs.version == 2 else None,
         rest_index=fs.rest_index,
         head_box=fs.head_box,
         build=fs.build,

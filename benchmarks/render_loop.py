@@ -47,6 +47,7 @@ from appliance.display import Display
 from appliance.finder import Finder, FindResult
 from appliance.frames import FrameSet, default_frames_dir
 from appliance.gaze import Gaze
+from appliance.gaze.blink import BlinkClock
 from appliance.hours import Hours
 from appliance.schedule import Schedule, Watch
 from appliance.screenpower import ScreenPower
@@ -94,7 +95,8 @@ def run_case(
     frames = FrameSet.load(default_frames_dir())
     finder = TimedFinder(FinderConfig(mode="whole"), Detector("full", num_threads=1))
     finder.calls = []
-    angles = frames.angles if frames.angles is not None else frames.count
+    grid = frames.grid
+    angles = frames.angles if frames.angles is not None else grid.gazes
     display = Display(config.display, frames, "headless")
     writer = StatusWriter(
         work / "status.json", probe=SystemProbe(vcgencmd=vcgencmd, throttle_every_s=2.0)
@@ -103,11 +105,20 @@ def run_case(
     app = App(
         capture=Capture(ReplaySource(clip, "realtime")),
         finder=finder,
-        gaze=Gaze(config.gaze, config.camera, angles, frames.rest_index),
+        gaze=Gaze(
+            config.gaze,
+            config.camera,
+            angles,
+            grid.rest_gaze,
+            pitches=grid.pitches,
+            rest_row=grid.rest_row,
+        ),
         display=display,
         notifier=Notifier("socket", environ={}),
-        rest_index=frames.rest_index,
-        frame_count=frames.count,
+        rest_index=grid.rest_gaze,
+        frame_count=grid.gazes,
+        grid=grid,
+        blink=BlinkClock(config.gaze, enabled=len(grid.lid_phases) > 1),
         options=RunOptions(duration_s=seconds),
         status_sink=writer.write,
         hours=Hours(Watch(ALWAYS_OPEN), screen),

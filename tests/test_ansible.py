@@ -1001,10 +1001,10 @@ def test_a_set_pushed_again_under_the_live_name(deployed: Deployment, tmp_path: 
     # The good set with one frame that is not an image, under the live set's name.
     broken = tmp_path / "broken" / name
     shutil.copytree(deployed.source / "frames", broken)
-    (broken / "patches/frame_05.png").write_bytes(b"not a PNG at all")
+    (broken / "patches/frame_005.png").write_bytes(b"not a PNG at all")
     r = push(broken)
     assert r.returncode != 0, r.stdout[-4000:]
-    assert "patches/frame_05.png" in r.stdout, r.stdout[-4000:]
+    assert "patches/frame_005.png" in r.stdout, r.stdout[-4000:]
     assert RESTART_HANDLER not in r.stdout
     assert _live_frames(deployed) == before, "a broken set overwrote the live one"
     assert frames_check().returncode == 0

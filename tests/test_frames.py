@@ -479,3 +479,54 @@ def test_export_of_a_build_equals_what_the_appliance_holds(
     assert not np.array_equal(
         np.asarray(Image.open(out / first)), np.asarray(Image.open(out / last))
     )
+
+
+def _grid_doc(keys: list[tuple[float, float]], angles: list[float]) -> dict:
+    """A v2 manifest of frames equal to the base, with ``(pitch, lids)`` and angle per frame."""
+    frames = [
+        {"angle": a, "pitch": p, "lids": lid} for (p, lid), a in zip(keys, angles, strict=True)
+    ]
+    return {
+        "version": 2,
+        "count": len(frames),
+        "size": [8, 6],
+        "head_box": [0.0, 0.0, 8.0, 6.0],
+        "frames": frames,
+    }
+
+
+def test_a_grid_of_gazes_rows_and_lid_phases() -> None:
+    """Gazes fastest, then lid phases, then rows: frame (row * phases + lid) * gazes + gaze."""
+    from appliance.frames import validate_manifest
+
+    keys = [(p, lid) for p in (-10.0, 0.0, 10.0) for lid in (0.0, 1.0) for _ in range(3)]
+    angles = [-20.0, 0.0, 20.0] * 6
+    m = validate_manifest(_grid_doc(keys, angles), "g.toml")
+    assert (m.gazes, m.pitches, m.lid_phases) == (3, (-10.0, 0.0, 10.0), (0.0, 1.0))
+    assert m.angles == (-20.0, 0.0, 20.0)
+    assert m.index(2, 1, 1) == (1 * 2 + 1) * 3 + 2
+    assert m.frames[m.index(2, 1, 1)].pitch == 0.0 and m.frames[m.index(2, 1, 1)].lids == 1.0
+    with pytest.raises(IndexError):
+        m.index(3, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("keys", "angles", "expect"),
+    [
+        # A row without its shut phase.
+        ([(0.0, 0.0)] * 2 + [(0.0, 1.0)] * 2 + [(5.0, 0.0)] * 2, [-1.0, 1.0] * 3, "lid phase"),
+        # Rows out of order.
+        ([(5.0, 0.0)] * 2 + [(0.0, 0.0)] * 2, [-1.0, 1.0] * 2, "frames[0] has pitch = 5.0"),
+        # A block repeating other angles.
+        ([(0.0, 0.0)] * 2 + [(0.0, 1.0)] * 2, [-1.0, 1.0, -2.0, 1.0], "repeats the same angles"),
+        # One gaze per block.
+        ([(0.0, 0.0), (0.0, 1.0)], [0.0, 0.0], "at least 2 gazes"),
+    ],
+)
+def test_a_broken_grid_is_one_line(keys: list, angles: list, expect: str) -> None:
+    from appliance.frames import validate_manifest
+
+    with pytest.raises(FrameSetError) as info:
+        validate_manifest(_grid_doc(keys, angles), "g.toml")
+    msg = str(info.value)
+    assert msg.startswith("g.toml: ") and "\n" not in msg and expect in msg, msg

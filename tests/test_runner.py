@@ -205,7 +205,7 @@ def test_bad_config_exits_78_naming_the_key(tmp_path):
     assert "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("victim", ["patches/frame_03.png", "base.png"])
+@pytest.mark.parametrize("victim", ["patches/frame_003.png", "base.png"])
 def test_corrupt_frame_set_exits_78_naming_the_file(clip, tmp_path, victim):
     """A broken patch is found on opening the set; a broken base while it is decoded (in the
     background, as the model loads): both exit 78 with one line naming the file."""

@@ -489,10 +489,12 @@ def test_a_set_with_a_preview_is_ready_without_asking_for_time(
         folder,
         fs.base,
         fs.patches,
-        angles=fs.angles,
         rest_index=fs.rest_index,
         head_box=fs.head_box,
         preview_max=256,
+        angles=fs.manifest.grid_fields["angles"],
+        pitches=fs.manifest.grid_fields["pitches"],
+        lids=fs.manifest.grid_fields["lids"],
     )
     cache = tmp_path / "cache"
     proc = start_app(

@@ -4,24 +4,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appliance.frames import FrameSet, export_set
+from appliance.frames import FrameSet, frame_name, write_png
 
 
 def write_v1(frames: FrameSet, folder: Path) -> Path:
     """Write ``frames`` into the new folder ``folder`` as a version 1 set: every frame a full
-    PNG and a manifest without ``version`` (how the builder wrote sets before version 2)."""
+    PNG and a manifest without ``version`` (how the builder wrote sets before version 2).
+
+    Version 1 has no rows or lid phases: a set with them is written as its rest row with open
+    eyes (one frame per gaze).
+    """
     folder.mkdir(parents=True)
-    index = export_set(frames, folder)
-    (folder / "frames.json").unlink()
+    grid = frames.grid
+    w, h = frames.size
+    hb = frames.head_box
     lines = [
-        f"count = {len(index.frames)}",
-        f"size = {index.size}",
-        f"rest_index = {index.rest_index}",
-        f"head_box = {[int(v) for v in index.head_box]}",
+        f"count = {grid.gazes}",
+        f"size = [{w}, {h}]",
+        f"rest_index = {grid.rest_gaze}",
+        f"head_box = {[int(v) for v in hb.as_list()]}",
     ]
-    for f in index.frames:
-        lines += ["[[frames]]", f'file = "{f.file}"']
-        if f.angle is not None:
-            lines.append(f"angle = {f.angle}")
+    for gaze in range(grid.gazes):
+        name = frame_name(gaze, grid.gazes)
+        write_png(folder / name, frames.frame(grid.index(gaze, grid.rest_row, 0)))
+        lines += ["[[frames]]", f'file = "{name}"']
+        if frames.angles is not None:
+            lines.append(f"angle = {frames.angles[gaze]}")
     (folder / "frames.toml").write_text("\n".join(lines) + "\n")
     return folder

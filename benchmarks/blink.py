@@ -1,0 +1,142 @@
+"""Rows and blinks (issue 25): what the default grid costs and how its blinks and rows measure.
+
+For each portrait (two painting-like ones, ``tests/data/paintinglike.py``, and the astronaut
+photo), two builds, each timed in this process (median of ``--repeats``): the default grid
+(33 gazes x 5 rows x 4 lid phases) and its peer, one level row of open eyes
+(``--rows 1 --lid-phases 1``, the set before this issue). Printed: build seconds and their
+ratio, the set on disk (``base.png`` + ``patches/`` + ``frames.toml``) and in memory
+(:meth:`FrameSet.memory_bytes`), and the issue's measurements on the grid at the rest gaze:
+
+* ``cover``: how far the shut phase moves the mean grey of the iris disc (0.8 radius) toward
+  the lid skin's above it (a 0.5-radius disc 1.8 radii above the iris centre, in the painting),
+  per eye (issue: >= 0.6);
+* ``mesh``: the face mesh's lid opening on the shut frame over the open frame's, per eye
+  (issue: <= 0.5);
+* ``rho``: Spearman correlation of the face mesh's iris height with the rows' pitch, per eye
+  (issue: >= 0.9).
+
+Run: ``.venv/bin/python benchmarks/blink.py [--repeats 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from skimage import data
+
+from appliance.framebuild.build import BuildOptions, build_synthesize
+from appliance.framebuild.eyemodel import face_mesh, opening_from
+from appliance.frames import FrameSet
+from tests.data import paintinglike as pl
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    out: np.ndarray = image.astype(np.float64).mean(axis=2)
+    return out
+
+
+def _disc(shape: tuple[int, ...], x: float, y: float, r: float) -> np.ndarray:
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]] + 0.5
+    mask: np.ndarray = np.hypot(xs - x, ys - y) <= r
+    return mask
+
+
+def _rank(values: list[float]) -> np.ndarray:
+    out: np.ndarray = np.argsort(np.argsort(values)).astype(float)
+    return out
+
+
+def _timed_build(src: Path, out: Path, one_row: bool, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        opts = BuildOptions(src, out, count=33, force=True)
+        if one_row:
+            opts.rows, opts.lid_phases = 1, 1
+        t0 = time.perf_counter()
+        build_synthesize(opts)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _disk(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.name != "contact_sheet.png")
+
+
+def measure(painting: np.ndarray, fs: FrameSet) -> dict[str, list[float]]:
+    """The issue's three measurements on a grid set (see the module's text)."""
+    g = fs.grid
+    gaze, row = g.rest_gaze, g.rest_row
+    opened, shut = fs.frame(g.index(gaze, row, 0)), fs.frame(g.index(gaze, row, 3))
+    b = fs.build
+    cover = []
+    for side in (0, 1):
+        ix, iy = b["iris_centres"][2 * side], b["iris_centres"][2 * side + 1]
+        r = b["iris_radii"][side]
+        iris, skin = (
+            _disc(opened.shape, ix, iy, 0.8 * r),
+            _disc(opened.shape, ix, iy - 1.8 * r, 0.5 * r),
+        )
+        go, gs, gk = (
+            _grey(opened)[iris].mean(),
+            _grey(shut)[iris].mean(),
+            _grey(painting)[skin].mean(),
+        )
+        cover.append(round(float((gs - go) / (gk - go)), 2))
+    mo, ms = face_mesh().find_face(opened), face_mesh().find_face(shut)
+    mesh = []
+    for side in (0, 1):
+        if mo is None or ms is None:
+            mesh.append(float("nan"))
+            continue
+        a, c = opening_from(mo.eyes[side]), opening_from(ms.eyes[side])
+        mesh.append(round((c.up + c.down) / (a.up + a.down), 2))
+    heights: list[list[float]] = [[], []]
+    for r_ in range(len(g.pitches)):
+        marks = face_mesh().find_face(fs.frame(g.index(gaze, r_, 0)))
+        for side in (0, 1):
+            heights[side].append(np.nan if marks is None else -marks.eyes[side].iris.y)
+    rho = [round(float(np.corrcoef(_rank(h), _rank(list(g.pitches)))[0, 1]), 2) for h in heights]
+    return {"cover": cover, "mesh": mesh, "rho": rho}
+
+
+def main() -> None:
+    """Print one block per portrait."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+    portraits = {
+        "hopper (painting-like)": pl.painting("hopper"),
+        "astronaut (painting-like)": pl.painting("astronaut"),
+        "astronaut (photo)": np.ascontiguousarray(data.astronaut()),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, painting in portraits.items():
+            src = Path(tmp) / "p.png"
+            Image.fromarray(painting).save(src)
+            grid_dir, row_dir = Path(tmp) / "grid", Path(tmp) / "row"
+            t_grid = _timed_build(src, grid_dir, False, args.repeats)
+            t_row = _timed_build(src, row_dir, True, args.repeats)
+            fs, one = FrameSet.load(grid_dir), FrameSet.load(row_dir)
+            h, w = painting.shape[:2]
+            print(f"{name}, {w}x{h}:")
+            print(
+                f"  build: grid {fs.count} frames {t_grid:.1f} s, one row {one.count} frames "
+                f"{t_row:.1f} s ({t_grid / t_row:.1f}x)"
+            )
+            print(
+                f"  disk: grid {_disk(grid_dir) / 1e6:.2f} MB, one row "
+                f"{_disk(row_dir) / 1e6:.2f} MB;"
+                f" memory: grid {fs.memory_bytes() / 2**20:.1f} MiB, one row "
+                f"{one.memory_bytes() / 2**20:.1f} MiB"
+            )
+            print(f"  measured (eye 0, eye 1): {measure(painting, fs)}")
+
+
+if __name__ == "__main__":
+    main()
