@@ -457,6 +457,24 @@ class GazeConfig(Section):
         "looks at the visitor's true direction; less keeps the gaze nearer frontal, which reads "
         "as eye contact from further to the side (docs/technician/gaze.md).",
     )
+    style: Literal["follow", "contact"] = Field(
+        "follow",
+        description="'follow': the eyes stay on the visitor (times gain); 'contact': they follow "
+        "a visitor's movement, then, once the visitor stands still for contact_after_s, ease "
+        "toward a frontal gaze over contact_ease_s, so the visitor sits inside the narrow cone "
+        "of felt eye contact (docs/technician/gaze.md).",
+    )
+    contact_after_s: _Seconds = Field(
+        1.5, description="'contact': a visitor still this long is looked at frontally, seconds."
+    )
+    contact_ease_s: Annotated[float, Field(ge=0.0, le=10.0)] = Field(
+        1.0, description="'contact': how long the eyes take to ease to frontal, seconds (0-10)."
+    )
+    contact_move_deg: Annotated[float, Field(gt=0.0, le=45.0)] = Field(
+        3.0,
+        description="'contact': a visitor whose angle moves this far from where they stood is "
+        "followed again, degrees.",
+    )
     blink: bool = Field(
         True,
         description="Blink now and then (a frame set with lid phases only; see "

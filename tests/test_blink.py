@@ -124,3 +124,22 @@ def test_gain_scales_the_turn() -> None:
     full, raw = settled[1.0]
     assert abs(raw) > 15 and full == pytest.approx(raw, abs=0.5)
     assert settled[0.5][0] == pytest.approx(0.5 * raw, abs=0.5)
+
+
+def test_contact_style_follows_a_move_then_eases_to_frontal() -> None:
+    """'contact': a visitor stepping to about 20° is followed there; standing still, the eyes
+    ease to frontal (within 1°) after contact_after_s + contact_ease_s; a new step is followed
+    again."""
+    cfg = GazeConfig(style="contact", contact_after_s=1.0, contact_ease_s=1.0)
+    g = Gaze(cfg, CameraConfig(), ANGLES, 16, pitches=PITCHES, rest_row=2)
+    fps = 30
+    angles = []
+    for k in range(6 * fps):
+        x = 150.0 if k < 4 * fps else 500.0  # steps to the other side after 4 s
+        rec = g.update([face_at(x, 240.0)], k / fps, SIZE)
+        angles.append((rec.angle, rec.angle_raw))
+    early, raw = angles[int(0.8 * fps)]
+    assert raw is not None and abs(raw) > 15 and abs(early) > 0.8 * abs(raw)  # followed
+    assert abs(angles[int(3.5 * fps)][0]) < 1.0  # still: frontal
+    after_step, raw2 = angles[int(4.5 * fps)]
+    assert raw2 is not None and raw2 * raw < 0 and abs(after_step) > 0.5 * abs(raw2)

@@ -186,6 +186,8 @@ class Gaze:
         self._last_seen = -math.inf
         self._idle_from = self.rest_angle
         self._pitch_from: float | None = None
+        self._still_at: float | None = None  # 'contact': where the viewer stands, degrees
+        self._still_since = 0.0
         self._glance_armed = False
 
     def set_sensor_fraction(self, fraction: float) -> float:
@@ -252,7 +254,7 @@ class Gaze:
         pitch_raw: float | None = None
         if viewer is not None and seen:
             angle_raw = viewer.angle
-            turn = cfg.gain * angle_raw
+            turn = cfg.gain * angle_raw * self._contact(t, angle_raw)
             if self.filter.value is None or self.state == "idle":
                 self.filter.reset(min(prev_t, t), self.angle)
                 self.pitch_filter.reset(min(prev_t, t), self.pitch)
@@ -270,6 +272,7 @@ class Gaze:
             if self.state != "idle":
                 self._idle_from = self.angle
                 self._pitch_from = self.pitch
+                self._still_at = None
                 self._glance_armed = False
             self.state = "idle"
             self.angle = self._idle_angle(t)
@@ -295,6 +298,21 @@ class Gaze:
             pitch=self.pitch,
             row=self.row,
         )
+
+    def _contact(self, t: float, angle_raw: float) -> float:
+        """The fraction of the turn kept, 0..1.
+
+        1 with ``style = "follow"``; with ``"contact"``, easing to 0 (a frontal gaze) over
+        ``contact_ease_s`` once the viewer has stood still (within ``contact_move_deg``) for
+        ``contact_after_s``, and 1 again as soon as they move.
+        """
+        cfg = self.config
+        if cfg.style != "contact":
+            return 1.0
+        if self._still_at is None or abs(angle_raw - self._still_at) > cfg.contact_move_deg:
+            self._still_at, self._still_since = angle_raw, t
+        start = self._still_since + cfg.contact_after_s
+        return 1.0 - ease(0.0, 1.0, start, cfg.contact_ease_s, t) if t >= start else 1.0
 
     def pitch_of(self, face: Face, image_size: tuple[int, int]) -> float:
         """The raw vertical angle toward a face's eyes, degrees (+ = above the portrait's)."""
