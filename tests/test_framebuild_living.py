@@ -217,3 +217,33 @@ def test_outside_the_eyes_and_lids_the_frames_are_the_painting(built: tuple) -> 
         big = np.abs(grey(fs.frame(i)) - base) > 12
         frac = float(big[~region].sum()) / big.size
         assert frac <= 0.002, f"{name} frame {i}: {100 * frac:.2f} % differ outside the eyes"
+
+
+def test_mediapipe_sees_the_rows_and_on_the_photo_the_shut_lids(
+    built: tuple, tmp_path: Path
+) -> None:
+    """MediaPipe's own face mesh (refined landmarks, in ``.venv-mp``): the iris height (468,
+    473) rises with the rows' pitch (Spearman >= 0.9); on the photo the shut lids' opening
+    (159-145, 386-374) is <= 50 % of the open frame's (13-18 % here; on the painting-like
+    portraits 32-66 %: the issue's open point, not asserted)."""
+    from tests.support.mediapipe_coords import run_mediapipe
+
+    name, _, fs = built
+    g = fs.grid
+    images = {f"row{r}": fs.frame(g.index(g.rest_gaze, r, 0)) for r in range(len(g.pitches))}
+    images["shut"] = fs.frame(g.index(g.rest_gaze, g.rest_row, len(g.lid_phases) - 1))
+    report = run_mediapipe(REPO / "tests" / "data" / "mp_face_mesh.py", images, tmp_path)
+    rows = [report[f"row{r}"]["refined"] for r in range(len(g.pitches))]
+    assert all(r is not None for r in rows), f"{name}: MediaPipe lost the face in a row"
+    for side, iris in enumerate((468, 473)):
+        rho = spearman([-r[iris][1] for r in rows], list(g.pitches))
+        assert rho >= 0.9, f"{name} eye {side}: MediaPipe iris height vs pitch {rho:.2f}"
+    if name != "astronaut-photo":
+        return
+    shut = report["shut"]["refined"]
+    assert shut is not None
+    opened = rows[g.rest_row]
+    for side, (up, down) in enumerate(((159, 145), (386, 374))):
+        a = np.hypot(*np.subtract(opened[up], opened[down]))
+        b = np.hypot(*np.subtract(shut[up], shut[down]))
+        assert b <= 0.5 * a, f"{name} eye {side}: MediaPipe shut lids at {100 * b / a:.0f} %"

@@ -244,7 +244,9 @@ class EyeRenderer:
         depth = np.clip(2.0 * box_blur(hole, max(1, round(0.35 * r * s))) - 1.0, 0.0, 1.0)
         w = ((1.0 - LID_SHADE) * depth * depth * (3.0 - 2.0 * depth))[..., None]
         filled = (1.0 - w) * with_lids + w * sclera + canvas
-        self.canvas = canvas
+        # What stays in place over a lowered lid: the canvas's detail, but not over the iris
+        # (a photo's catch-light can be faint enough to pass for canvas; it belongs to the eye).
+        self.canvas = np.where(hole[..., None], 0.0, canvas)
         self.bare = np.where(hole[..., None], filled, self.rgb)
         # Iris texture, continued upward/downward where the lids hid it in the painting.
         self.texture = _continue_columns(self.rgb, self.inside & (iris_alpha > 0.5))
