@@ -39,8 +39,10 @@ def _default_set() -> FrameSet:
 
 
 def _head(i: int, tint: bool) -> np.ndarray:
-    """A real head frame: the face of default frame ``i``, at 256×256, optionally re-tinted."""
-    frame = Image.fromarray(_default_set().frame(i))
+    """A real head frame: the face of the default set's gaze ``i`` (level, eyes open), at
+    256×256, optionally re-tinted."""
+    fs = _default_set()
+    frame = Image.fromarray(fs.frame(fs.grid.index(i, fs.grid.rest_row, 0)))
     im = frame.crop(CROP).resize((256, 256), Image.Resampling.LANCZOS)
     a = np.asarray(im).astype(np.float64)
     if tint:
