@@ -119,15 +119,24 @@ def test_make_frames_reproduces_the_committed_set(astronaut: Path) -> None:
         assert committed[name] == raw, name
 
 
-def test_export_lists_pitch_and_lids(astronaut: Path, tmp_path: Path) -> None:
-    out = tmp_path / "export"
-    assert main(["frames", "export", str(astronaut), "--out", str(out)]) == 0
+def test_export_lists_pitch_and_lids(tmp_path: Path) -> None:
+    """A small default grid (3 gazes x 5 rows x 4 lid phases; exporting the default set's 660
+    full frames takes most of a minute): every frame's pitch, lids and place in the grid."""
+    src = tmp_path / "astronaut.png"
+    Image.fromarray(np.ascontiguousarray(data.astronaut())).save(src)
+    built, out = tmp_path / "set", tmp_path / "export"
+    assert (
+        main(["frames", "build", str(src), "--out", str(built), "--eyes", EYES, "--count", "3"])
+        == 0
+    )
+    assert main(["frames", "export", str(built), "--out", str(out)]) == 0
     index = json.loads((out / "frames.json").read_text())
     frames = index["frames"]
-    assert len(frames) == 660
-    f = frames[(4 * 4 + 3) * 33 + 5]
-    assert (f["pitch"], f["lids"], f["gaze"], f["row"], f["lid"]) == (15.0, 1.0, 5, 4, 3)
+    assert len(frames) == 60 and len(list(out.glob("frame_*.png"))) == 60
+    f = frames[(4 * 4 + 3) * 3 + 2]
+    assert (f["pitch"], f["lids"], f["gaze"], f["row"], f["lid"]) == (15.0, 1.0, 2, 4, 3)
     assert {round(f["pitch"], 1) for f in frames} == {-15.0, -7.5, 0.0, 7.5, 15.0}
+    assert {round(f["lids"], 2) for f in frames} == {0.0, 0.33, 0.67, 1.0}
 
 
 def test_the_contact_sheet_shows_the_rows_and_a_blink(astronaut: Path) -> None:
