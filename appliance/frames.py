@@ -42,8 +42,9 @@ import hashlib
 import math
 import threading
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -83,6 +84,12 @@ FAST_PNG = {"compress_level": 1, "compress_type": 3}
 """How ``base.png`` and ``preview.png`` are compressed: zlib's fastest level with its run-length
 strategy (``Z_RLE``). A 14 Mpx painting's base takes 0.8 s of CPU to write instead of about 8 s
 at level 6, for about 10 % more bytes (``benchmarks/framebuild.py``)."""
+
+MAX_IMAGE_PIXELS = 200_000_000
+"""Largest image the builder and the appliance decode, pixels (200 Mpx, 600 MB as RGB). It
+replaces Pillow's decompression-bomb guard (a warning above 89 Mpx, an error above 179 Mpx,
+which would refuse a museum scan): :func:`open_image` refuses a larger image with one line
+naming the file, its size and this limit, before any pixel is decoded."""
 
 SYSTEM_FRAMES_DIR = Path("/usr/share/monalisa/frames")
 """Where a packaged install keeps the default set when the repository's ``frames/`` is absent."""
@@ -169,20 +176,50 @@ def diff_patch(base: np.ndarray, frame: np.ndarray) -> Patch:
     return Patch(x0, y0, frame[y0:y1, x0:x1].copy())  # a copy: never a view of a whole frame
 
 
+class ImageTooLargeError(FrameSetError):
+    """An image larger than :data:`MAX_IMAGE_PIXELS`; the message names the file and both sizes."""
+
+
+@contextmanager
+def open_image(path: Path) -> Iterator[Image.Image]:
+    """Open an image file lazily (nothing decoded yet), refusing one over :data:`MAX_IMAGE_PIXELS`.
+
+    Every image the builder and the appliance decode is opened here, so the limit is the same
+    for both. Pillow's own guard is switched off process-wide (``Image.MAX_IMAGE_PIXELS =
+    None``: the same value from every thread, so no race) since this check stands in for it.
+
+    Raises:
+        ImageTooLargeError: More than :data:`MAX_IMAGE_PIXELS` pixels (read from the header).
+        OSError: The file is missing or not an image Pillow knows (as ``Image.open``).
+    """
+    Image.MAX_IMAGE_PIXELS = None
+    with Image.open(path) as img:
+        w, h = img.size
+        if w * h > MAX_IMAGE_PIXELS:
+            raise ImageTooLargeError(
+                f"{path}: {w}x{h} is {w * h / 1e6:.0f} Mpx, more than the limit of "
+                f"{MAX_IMAGE_PIXELS / 1e6:.0f} Mpx; scale the scan down (the eyes need no more)"
+            )
+        yield img
+
+
 def read_rgb(path: Path) -> np.ndarray:
     """Read an image file as ``H×W×3`` uint8 RGB (read-only: one copy out of the decoder).
 
     Raises:
-        FrameSetError: The file is missing or cannot be decoded.
+        FrameSetError: The file is missing, cannot be decoded, or is larger than
+            :data:`MAX_IMAGE_PIXELS` (:class:`ImageTooLargeError`).
     """
     if not path.is_file():
         raise FrameSetError(f"{path}: missing image")
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img.load()
             rgb = img if img.mode == "RGB" else img.convert("RGB")
             return np.asarray(rgb, dtype=np.uint8)
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
+    except ImageTooLargeError:
+        raise
+    except (OSError, ValueError) as err:
         raise FrameSetError(f"{path}: unreadable image ({err})") from err
 
 
