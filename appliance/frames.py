@@ -203,8 +203,8 @@ def open_image(path: Path) -> Iterator[Image.Image]:
         yield img
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """Read an image file as ``H×W×3`` uint8 RGB (read-only: one copy out of the decoder).
+def decode_rgb(path: Path) -> Image.Image:
+    """Decode an image file as an RGB PIL image (the decoder's one copy, 4 bytes a pixel).
 
     Raises:
         FrameSetError: The file is missing, cannot be decoded, or is larger than
@@ -214,13 +214,21 @@ def read_rgb(path: Path) -> np.ndarray:
         raise FrameSetError(f"{path}: missing image")
     try:
         with open_image(path) as img:
-            img.load()
-            rgb = img if img.mode == "RGB" else img.convert("RGB")
-            return np.asarray(rgb, dtype=np.uint8)
+            img.load()  # leaving the block closes the file, not the decoded image
+            return img if img.mode == "RGB" else img.convert("RGB")
     except ImageTooLargeError:
         raise
     except (OSError, ValueError) as err:
         raise FrameSetError(f"{path}: unreadable image ({err})") from err
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Read an image file as ``H×W×3`` uint8 RGB (read-only).
+
+    Raises:
+        FrameSetError: As :func:`decode_rgb`.
+    """
+    return np.asarray(decode_rgb(path), dtype=np.uint8)
 
 
 def write_png(path: Path, image: np.ndarray, fast: bool = False) -> None:
@@ -570,11 +578,15 @@ def open_manifest(directory: str | Path) -> tuple[Path, Manifest]:
 
 
 def _read_sized(folder: Path, name: str, size: tuple[int, int], what: str) -> np.ndarray:
+    return np.asarray(_decode_sized(folder, name, size, what), dtype=np.uint8)
+
+
+def _decode_sized(folder: Path, name: str, size: tuple[int, int], what: str) -> Image.Image:
     path = folder / name
-    img = read_rgb(path)
-    if (img.shape[1], img.shape[0]) != size:
+    img = decode_rgb(path)
+    if img.size != size:
         raise FrameSetError(
-            f"{path}: image is {img.shape[1]}x{img.shape[0]} but "
+            f"{path}: image is {img.width}x{img.height} but "
             f"{folder / MANIFEST_NAME} {what} = [{size[0]}, {size[1]}]"
         )
     return img
@@ -586,10 +598,18 @@ def read_base(folder: Path, manifest: Manifest) -> np.ndarray:
     Raises:
         FrameSetError: The image is missing, unreadable or not ``size``.
     """
+    return np.asarray(decode_base(folder, manifest), dtype=np.uint8)
+
+
+def decode_base(folder: Path, manifest: Manifest) -> Image.Image:
+    """:func:`read_base` as the decoded RGB PIL image (no array copy of a large base).
+
+    Raises:
+        FrameSetError: The image is missing, unreadable or not ``size``.
+    """
     size = (manifest.size[0], manifest.size[1])
-    if manifest.version == 1:
-        return _read_sized(folder, manifest.files[manifest.rest], size, "size")
-    return _read_sized(folder, BASE_NAME, size, "size")
+    name = manifest.files[manifest.rest] if manifest.version == 1 else BASE_NAME
+    return _decode_sized(folder, name, size, "size")
 
 
 def read_preview(folder: Path, manifest: Manifest) -> np.ndarray | None:
@@ -917,7 +937,7 @@ class Portrait:
         self.patches = tuple(patches)
         self.key = key
         self._base = base
-        self._prefetch: Future[np.ndarray] | None = None
+        self._prefetch: Future[Image.Image] | None = None
 
     @classmethod
     def open(cls, directory: str | Path) -> Portrait:
@@ -962,14 +982,14 @@ class Portrait:
         """
         if self._base is not None or self._prefetch is not None or self.directory is None:
             return
-        future: Future[np.ndarray] = Future()
+        future: Future[Image.Image] = Future()
         folder, manifest = self.directory, self.manifest
 
         def decode() -> None:
             if not future.set_running_or_notify_cancel():
                 return
             try:
-                future.set_result(read_base(folder, manifest))
+                future.set_result(decode_base(folder, manifest))
             except BaseException as err:
                 future.set_exception(err)
 
@@ -996,8 +1016,18 @@ class Portrait:
         """
         if self._base is not None:
             return self._base
+        return np.asarray(self.decode_base(), dtype=np.uint8)
+
+    def decode_base(self) -> Image.Image:
+        """:meth:`read_base` as an RGB PIL image: a large base without an array copy of it.
+
+        Raises:
+            FrameSetError: The base image is missing, unreadable or not the manifest's size.
+        """
+        if self._base is not None:
+            return Image.fromarray(self._base, "RGB")
         if self._prefetch is not None:
             future, self._prefetch = self._prefetch, None
             return future.result()
         assert self.directory is not None
-        return read_base(self.directory, self.manifest)
+        return decode_base(self.directory, self.manifest)
