@@ -29,7 +29,6 @@ Run: ``.venv/bin/python benchmarks/startup.py [--repeats 5] [--scale 3] [--v1]``
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import subprocess
@@ -53,6 +52,7 @@ from appliance.frames import (
     write_set,
 )
 from appliance.types import Box
+from benchmarks.child import wait_measured
 from tests.data import paintinglike
 from tests.support.frames import write_v1
 from tests.support.run import MONALISA, app_env, write_astronaut_clip
@@ -100,7 +100,7 @@ def start(
 ) -> tuple[float, float, float]:
     """Wall seconds from spawning ``monalisa run`` on ``frames`` to its exit, its CPU seconds
     (user + system, all threads; less disturbed by other load) and its peak RSS in MiB
-    (``VmHWM``, read every 5 ms until it exits). Status 0 checked."""
+    (:func:`benchmarks.child.wait_measured`). Status 0 checked."""
     env = app_env()
     env.pop("CACHE_DIRECTORY", None)
     if cache is not None:
@@ -114,26 +114,12 @@ def start(
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        # Its own high-water mark: wait4's ru_maxrss would count this process' memory too
-        # (kept across fork and exec). VmHWM only grows; read until it exits.
-        peak_kb = 0
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                status_text = Path(f"/proc/{proc.pid}/status").read_text()
-                line = next(x for x in status_text.splitlines() if x.startswith("VmHWM:"))
-                peak_kb = max(peak_kb, int(line.split()[1]))
-            time.sleep(0.005)
-        took = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
+        cost = wait_measured(proc, t0)
+        if cost.returncode != 0:
             err.seek(0)
             tail = err.read()[-2000:].decode(errors="replace")
-            raise SystemExit(f"monalisa run on {frames} exited {proc.returncode}: {tail}")
-    cpu = usage.ru_utime + usage.ru_stime
-    return took, cpu, peak_kb / 1024
+            raise SystemExit(f"monalisa run on {frames} exited {cost.returncode}: {tail}")
+    return cost.wall, cost.cpu, cost.peak_rss / 2**20
 
 
 def main() -> None:

@@ -55,8 +55,10 @@ def test_scale_image_is_the_renderers_base(rotation, screen, fit):
     from appliance.display.layout import Renderer, scale_image
 
     photo = np.ascontiguousarray(data.astronaut()[100 : 100 + H, 150 : 150 + W])
-    size = (W, H) if rotation in (0, 180) or screen != (W, H) else (H, W)
-    lay = compute_layout(screen if screen != (W, H) else size, (W, H), rotation, fit)
+    if screen == (W, H):  # shown 1:1: the screen is the turned portrait's size
+        screen = (H, W) if rotation in (90, 270) else (W, H)
+    lay = compute_layout(screen, (W, H), rotation, fit)
+    assert lay.identity_scale == (screen in ((W, H), (H, W)))
     want = Renderer(lay, (W, H), (), (0, 0, W, H), photo).render(lay.visible, None)
     got = scale_image(lay, Image.fromarray(photo))
     assert got.shape == want.shape and np.array_equal(got, want)
