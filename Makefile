@@ -1,4 +1,5 @@
-# monalisa — two commands do everything from a fresh clone: `make demo` and `make test`.
+# monalisa — two commands do everything from a fresh clone: `make demo` and `make test`
+# (`make check`: the fast part of `make test`).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ SYSDEPS := openssh-server openssh-client debootstrap systemd libsystemd-dev pkg-
            xauth strace v4l-utils
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test test-arm64 test-arm64-single lint typecheck unit docs docs-check bench soak soak-hang \
+.PHONY: demo check test test-arm64 test-arm64-single lint typecheck unit docs docs-check bench soak soak-hang \
         frames sysdeps clean clip
 
 $(VENV)/.stamp: pyproject.toml
@@ -51,6 +52,13 @@ unit: $(VENV)/.stamp-test $(MPVENV)/.stamp
 	MONALISA_MP_PYTHON=$(abspath $(MPVENV))/bin/python $(BIN)/pytest -q --ignore=tests/test_arm64.py
 
 test: lint typecheck docs-check unit test-arm64-single
+
+# The fast part while working: lint, types and every test but the system tests (pytest marker
+# `system`: debootstrapped roots, Ansible deploys, a real sshd, the soak, a minute under strace,
+# emulated arm64). `make test` runs everything, as CI does.
+check: lint typecheck $(VENV)/.stamp-test $(MPVENV)/.stamp
+	MONALISA_MP_PYTHON=$(abspath $(MPVENV))/bin/python $(BIN)/pytest -q -m 'not system' \
+		--ignore=tests/test_arm64.py --durations=10
 
 # The documentation site (mkdocs.yml, docs/). The strict build fails on a broken link or anchor
 # or a page left out of the nav; tests/test_configref.py fails on a stale configuration page.

@@ -41,7 +41,7 @@ from skimage import data
 from tests.support.run import REPO, install_debs
 from tests.support.unit_run import CLIP, CLIP_IN_ROOT, start_the_unit_and_check_health
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.system, pytest.mark.timeout(1800)]
 
 ANSIBLE_DIR = REPO / "ansible"
 BIN = Path(sys.executable).parent

@@ -137,6 +137,7 @@ def test_the_readme_changes_only_what_needs_a_pi_or_a_booted_system() -> None:
     assert len(removed) == len(CHANGES)
 
 
+@pytest.mark.system
 def test_the_readme_block_runs_to_the_end(installed: Installed) -> None:
     r = installed.result
     assert r.returncode == 0, f"{r.stdout[-4000:]}\n{r.stderr[-4000:]}"

@@ -41,6 +41,7 @@ def test_clip_loops(clip):
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_short_soak_has_no_growth(clip, tmp_path):
     result = soak(FRAMES, every=EVERY, warmup=WARMUP, clip=clip, workdir=tmp_path, progress=False)
     text = report(result)
@@ -61,6 +62,7 @@ def test_short_soak_has_no_growth(clip, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_soak_catches_a_leak(clip, tmp_path):
     """The harness is not blind: 4 KiB kept per frame shows as RSS growth over 3,000 frames."""
     result = soak(
