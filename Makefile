@@ -121,4 +121,4 @@ clean:
 	rm -rf $(VENV) $(MPVENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
 
 clip: $(VENV)/.stamp
-	$(BIN)/python tests/data/make_demo_clip.py tests/data/clips/demo
+	$(BIN)/python tests/data/make_demo_clip.py appliance/data/demo

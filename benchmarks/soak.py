@@ -297,10 +297,10 @@ def soak(
         # before it has started; its exit is noticed through the process instead.
         fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
         stack.callback(os.close, fd)
+        from tests.support.run import MONALISA, MONALISA_WITH_FAULTS
+
         cmd = [
-            sys.executable,
-            "-m",
-            "appliance.cli",
+            *(MONALISA_WITH_FAULTS if fault else MONALISA),
             "run",
             "--camera",
             f"replay:{clip}",

@@ -20,9 +20,9 @@ import pytest
 from appliance.app import EX_TEMPFAIL, App, RunOptions, check_frame
 from appliance.camera import CameraError, Capture, EndOfStream
 from appliance.display import Overlay
-from appliance.faults import FaultyCapture, nan_face, parse
 from appliance.finder import usable_face
 from appliance.types import Box, Face, Point
+from tests.support.faults import FaultyCapture, nan_face, parse
 
 
 def face_at(x: float) -> Face:

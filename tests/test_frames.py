@@ -16,6 +16,7 @@ from skimage import data
 
 from appliance.cli import main
 from appliance.frames import FrameSet, FrameSetError, default_frames_dir, diff_patch
+from appliance.runner import DEMO_CLIP
 
 HEAD = (200, 80, 280, 130)  # x0, y0, x1, y1 of the region that changes
 
@@ -272,7 +273,7 @@ def test_runner_spreads_a_set_without_angles_over_the_range(tmp_path: Path) -> N
     """
     folder = _write_set(tmp_path / "set", angle_for=set(), no_rest=True)
     (tmp_path / "config.toml").write_text("[gaze]\nangle_range_deg = 1.0\n")
-    clip = Path(__file__).parent / "data" / "clips" / "demo"
+    clip = DEMO_CLIP
     res = subprocess.run(
         [
             *(sys.executable, "-m", "appliance.cli", "run", "--config", "config.toml"),

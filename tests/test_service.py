@@ -26,7 +26,7 @@ import pytest
 
 from appliance import service
 from appliance.service import Notifier, setup_logging, socket_address
-from tests.support.run import MONALISA, app_env
+from tests.support.run import MONALISA, app_env, monalisa_for
 
 
 class FakeClock:
@@ -338,7 +338,7 @@ def start_app(clip: Path, tmp: Path, listener: Listener, *extra: str, **env: str
         *extra,
     ]
     return subprocess.Popen(
-        [*MONALISA, *args], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*monalisa_for(e), *args], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 

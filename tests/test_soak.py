@@ -123,7 +123,7 @@ def test_verdicts_flag_each_kind_of_growth():
 def test_camera_hangs_are_counted_from_the_log_and_judged():
     """The fault mode's verdict: each injected hang followed by frames again before the next;
     a hang still in progress when the run ended counts as neither."""
-    hang = "INFO appliance.faults: fault injection: the camera read hangs for 10 s"
+    hang = "INFO tests.support.faults: fault injection: the camera read hangs for 10 s"
     back = "INFO appliance.camera: camera: replay:/c is delivering frames again"
     stall = "WARNING appliance.camera: camera: replay:/c: no frame for 3.1 s; read abandoned"
     assert count_hangs("\n".join([hang, stall, back, hang, stall, back])) == (2, 2)
