@@ -10,7 +10,6 @@ fixed order with fixed float formatting, and never holds a time stamp or an abso
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import shutil
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from appliance.config import toml_value
 from appliance.framebuild import FrameBuildError
 from appliance.frames import MANIFEST_NAME
 from appliance.types import Box
@@ -119,22 +119,22 @@ def frame_name(i: int, count: int) -> str:
 
 
 def _toml_value(v: Any) -> str:
+    """``v`` as :func:`~appliance.config.toml_value` writes it, floats to 4 decimals."""
+    return toml_value(_rounded(v))
+
+
+def _rounded(v: Any) -> Any:
+    """``v`` with numpy scalars as Python ones and floats to 4 decimals (lists item by item)."""
     if isinstance(v, np.generic):
         v = v.item()
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
+    if isinstance(v, list | tuple):
+        return [_rounded(x) for x in v]
     if isinstance(v, float):
         if not math.isfinite(v):
             raise ValueError(f"cannot write {v!r} to TOML")
         r = round(v, 4)
-        return repr(float(r) if r != 0 else 0.0)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+        return float(r) if r != 0 else 0.0
+    return v
 
 
 def manifest_text(
