@@ -72,8 +72,9 @@ def make_clip(directory: Path, width: int = 320, height: int = 240, fps: float =
         fps,
         image_format="jpg",
     )
-    toml = directory / "clip.toml"
-    toml.write_text("loop = true\n" + toml.read_text(encoding="utf-8"), encoding="utf-8")
+    from appliance.camera import CLIP_FILE, ClipFile
+
+    ClipFile.read(directory / CLIP_FILE).model_copy(update={"loop": True}).write(directory)
     return directory
 
 

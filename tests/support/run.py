@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from appliance.camera import ClipFile
+
 REPO = Path(__file__).resolve().parents[2]
 """The repository (a clone: models/, frames/, deploy/, tests/data/)."""
 
@@ -77,5 +79,5 @@ def write_astronaut_clip(directory: Path, n: int = 30, *, loop: bool = True) -> 
         x = 20 + (i * 2) % 60
         canvas[:, x : x + 240] = photo
         Image.fromarray(canvas).save(directory / f"frame_{i:04d}.png")
-    (directory / "clip.toml").write_text(f"fps = 30\nloop = {'true' if loop else 'false'}\n")
+    ClipFile(fps=30.0, loop=loop).write(directory)
     return directory
