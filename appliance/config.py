@@ -751,7 +751,9 @@ def format_validation_error(
         msg = e.get("msg", "invalid")
         if e.get("type") == "extra_forbidden":
             msg = "unknown key"
-        if not loc:  # a check across sections: its message names the keys and values
+        if e.get("type") == "missing":
+            lines.append(f"{source}: missing key {path!r}")
+        elif not loc:  # a check across sections: its message names the keys and values
             lines.append(f"{source}: {msg}")
         elif found:
             lines.append(f"{source}: {path} = {value!r}: {msg}")

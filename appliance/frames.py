@@ -13,8 +13,8 @@ A frame set is a folder of same-sized RGB images (one per gaze direction) plus `
 ``angle`` is optional, but all or nothing: either every ``[[frames]]`` table has one (strictly
 increasing) or none does. A set without angles has :attr:`FrameSet.angles` ``None``; the
 appliance then spreads the frames evenly over ``[gaze] angle_range_deg`` (see
-:class:`appliance.gaze.Gaze`). Optional tables (``[build]``) are kept as information and not
-validated.
+:class:`appliance.gaze.Gaze`). The optional ``[build]`` table is kept as information and not
+validated; any other key is refused. :class:`ManifestFile` is the format's one definition.
 
 Memory: only the rest frame is kept whole (:attr:`FrameSet.base`); every frame is stored as a
 :class:`Patch`, the bounding rectangle of the pixels where it differs from the base, which for
@@ -31,11 +31,21 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from PIL import Image
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from appliance.config import format_validation_error
 from appliance.types import Box
 
 MANIFEST_NAME = "frames.toml"
@@ -163,16 +173,92 @@ class Manifest:
     build: dict[str, Any]
 
 
-def _int(path: Path, key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FrameSetError(f"{path}: {key} = {value!r} must be an integer")
-    return value
+_Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+_Int = Annotated[int, Field(strict=True)]
 
 
-def _number(path: Path, key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise FrameSetError(f"{path}: {key} = {value!r} must be a finite number")
-    return float(value)
+def _relative_name(name: str) -> str:
+    if not name or Path(name).is_absolute() or ".." in name:
+        raise PydanticCustomError("frames", "must be a relative name")
+    return name
+
+
+class FrameEntry(BaseModel):
+    """One ``[[frames]]`` table: the image file and, optionally, its gaze angle in degrees."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: Annotated[str, Field(strict=True), AfterValidator(_relative_name)]
+    angle: _Finite | None = None
+
+
+class ManifestFile(BaseModel):
+    """``frames.toml``, the one definition of the format (see the module docstring).
+
+    Unknown keys are refused; ``[build]`` (how the set was made) is kept as read.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    count: _Int
+    size: tuple[_Int, _Int]
+    rest_index: _Int | None = None
+    head_box: tuple[_Finite, _Finite, _Finite, _Finite]
+    frames: list[FrameEntry]
+    build: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ManifestFile:
+        count, (w, h) = self.count, self.size
+        if count < 2:
+            raise PydanticCustomError("frames", f"count = {count} must be at least 2")
+        if w < 1 or h < 1:
+            raise PydanticCustomError("frames", f"size = {[w, h]} must be positive")
+        rest = self.rest_index if self.rest_index is not None else count // 2
+        if not 0 <= rest < count:
+            raise PydanticCustomError("frames", f"rest_index = {rest} out of range 0..{count - 1}")
+        x0, y0, x1, y1 = self.head_box
+        if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+            raise PydanticCustomError(
+                "frames",
+                f"head_box = {list(self.head_box)} must satisfy 0 <= x0 < x1 <= {w} "
+                f"and 0 <= y0 < y1 <= {h}",
+            )
+        if len(self.frames) != count:
+            raise PydanticCustomError(
+                "frames", f"count = {count} but there are {len(self.frames)} [[frames]] tables"
+            )
+        lacking = [i for i, entry in enumerate(self.frames) if entry.angle is None]
+        if lacking and len(lacking) != count:
+            raise PydanticCustomError(
+                "frames",
+                f"{count - len(lacking)} of {count} [[frames]] tables have an 'angle' "
+                f"but frames[{lacking[0]}] has none; give every frame an angle or none",
+            )
+        for i in range(1, count if not lacking else 0):
+            a, b = self.frames[i - 1].angle, self.frames[i].angle
+            if a is not None and b is not None and b <= a:
+                raise PydanticCustomError(
+                    "frames",
+                    f"frames[{i}].angle = {b} is not greater than frames[{i - 1}].angle = {a}; "
+                    "angles must increase",
+                )
+        if len({entry.file for entry in self.frames}) != count:
+            raise PydanticCustomError("frames", "frames list the same file twice")
+        return self
+
+    def manifest(self) -> Manifest:
+        """The validated values, with the defaults applied (``rest_index``: ``count // 2``)."""
+        angles = [entry.angle for entry in self.frames]
+        return Manifest(
+            count=self.count,
+            size=self.size,
+            rest_index=self.rest_index if self.rest_index is not None else self.count // 2,
+            head_box=Box(*self.head_box),
+            files=tuple(entry.file for entry in self.frames),
+            angles=None if None in angles else tuple(float(a) for a in angles if a is not None),
+            build=dict(self.build),
+        )
 
 
 def parse_manifest(path: Path) -> Manifest:
@@ -182,7 +268,8 @@ def parse_manifest(path: Path) -> Manifest:
         path: The manifest file.
 
     Raises:
-        FrameSetError: The file is missing, not TOML, or a key is missing or out of range.
+        FrameSetError: The file is missing, not TOML, or a key is missing, unknown or out of
+            range (one line naming the file, the key and the value).
     """
     if not path.is_file():
         raise FrameSetError(f"{path}: missing manifest")
@@ -190,69 +277,10 @@ def parse_manifest(path: Path) -> Manifest:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise FrameSetError(f"{path}: cannot read manifest ({err})") from err
-    for key in ("count", "size", "head_box", "frames"):
-        if key not in data:
-            raise FrameSetError(f"{path}: missing key {key!r}")
-    count = _int(path, "count", data["count"])
-    if count < 2:
-        raise FrameSetError(f"{path}: count = {count} must be at least 2")
-    size_v = data["size"]
-    if not isinstance(size_v, list) or len(size_v) != 2:
-        raise FrameSetError(f"{path}: size = {size_v!r} must be [width, height]")
-    size = (_int(path, "size[0]", size_v[0]), _int(path, "size[1]", size_v[1]))
-    if size[0] < 1 or size[1] < 1:
-        raise FrameSetError(f"{path}: size = {list(size)} must be positive")
-    rest = _int(path, "rest_index", data["rest_index"]) if "rest_index" in data else count // 2
-    if not 0 <= rest < count:
-        raise FrameSetError(f"{path}: rest_index = {rest} out of range 0..{count - 1}")
-    hb = data["head_box"]
-    if not isinstance(hb, list) or len(hb) != 4:
-        raise FrameSetError(f"{path}: head_box = {hb!r} must be [x0, y0, x1, y1]")
-    x0, y0, x1, y1 = (_number(path, f"head_box[{i}]", v) for i, v in enumerate(hb))
-    if not (0 <= x0 < x1 <= size[0] and 0 <= y0 < y1 <= size[1]):
-        raise FrameSetError(
-            f"{path}: head_box = {hb!r} must satisfy 0 <= x0 < x1 <= {size[0]} "
-            f"and 0 <= y0 < y1 <= {size[1]}"
-        )
-    frames = data["frames"]
-    if not isinstance(frames, list) or len(frames) != count:
-        n = len(frames) if isinstance(frames, list) else "no"
-        raise FrameSetError(f"{path}: count = {count} but there are {n} [[frames]] tables")
-    files: list[str] = []
-    for i, entry in enumerate(frames):
-        if not isinstance(entry, dict) or "file" not in entry:
-            raise FrameSetError(f"{path}: frames[{i}] needs a 'file'")
-        name = entry["file"]
-        if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in name:
-            raise FrameSetError(f"{path}: frames[{i}].file = {name!r} must be a relative name")
-        files.append(name)
-    lacking = [i for i, entry in enumerate(frames) if "angle" not in entry]
-    if lacking and len(lacking) != count:
-        raise FrameSetError(
-            f"{path}: {count - len(lacking)} of {count} [[frames]] tables have an 'angle' "
-            f"but frames[{lacking[0]}] has none; give every frame an angle or none"
-        )
-    angles: list[float] = []
-    for i, entry in enumerate(frames if not lacking else []):
-        angle = _number(path, f"frames[{i}].angle", entry["angle"])
-        if angles and angle <= angles[-1]:
-            raise FrameSetError(
-                f"{path}: frames[{i}].angle = {angle} is not greater than "
-                f"frames[{i - 1}].angle = {angles[-1]}; angles must increase"
-            )
-        angles.append(angle)
-    if len(set(files)) != len(files):
-        raise FrameSetError(f"{path}: frames list the same file twice")
-    build = data.get("build", {})
-    return Manifest(
-        count=count,
-        size=size,
-        rest_index=rest,
-        head_box=Box(x0, y0, x1, y1),
-        files=tuple(files),
-        angles=tuple(angles) if angles else None,
-        build=dict(build) if isinstance(build, dict) else {},
-    )
+    try:
+        return ManifestFile.model_validate(data).manifest()
+    except ValidationError as err:
+        raise FrameSetError(format_validation_error(str(path), data, err)[0]) from None
 
 
 class FrameSet:

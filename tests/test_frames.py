@@ -293,3 +293,8 @@ def test_runner_spreads_a_set_without_angles_over_the_range(tmp_path: Path) -> N
     settled = [r for r in trace if r["state"] == "tracking" and abs(r["angle"]) > 0.99]
     assert settled and any(abs(r["angle_raw"]) > 5.0 for r in settled)
     assert all(r["index"] == (4 if r["angle"] > 0 else 0) for r in settled)
+
+
+def test_an_unknown_manifest_key_is_refused_naming_it(tmp_path: Path) -> None:
+    folder = _write_set(tmp_path / "s", extra="colour = 3")
+    _expect(folder, "frames.toml", "colour = 3", "unknown key")
