@@ -105,7 +105,7 @@ def run_case(
         finder=finder,
         gaze=Gaze(config.gaze, config.camera, angles, frames.rest_index),
         display=display,
-        notifier=Notifier("socket", environ={}),
+        notifier=Notifier(environ={}),
         rest_index=frames.rest_index,
         frame_count=frames.count,
         options=RunOptions(duration_s=seconds),

@@ -52,7 +52,7 @@ from tests.support.unit_run import (
 )
 from tests.test_resilience import Notify
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.system, pytest.mark.timeout(1800)]
 
 ANSIBLE_DIR = REPO / "ansible"
 BIN = Path(sys.executable).parent
@@ -715,9 +715,6 @@ def test_venv_runs_monalisa(deployed: Deployment) -> None:
     assert "OK" in r.stdout
     cfg = deployed.root / "opt/monalisa/venv/pyvenv.cfg"
     assert "include-system-site-packages = true" in cfg.read_text()
-    # apt's python3-systemd is visible from the venv (--system-site-packages).
-    r = deployed.chroot("/opt/monalisa/venv/bin/python", "-c", "import systemd.daemon")
-    assert r.returncode == 0, r.stderr
 
 
 def venv_numpy(

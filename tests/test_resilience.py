@@ -4,7 +4,7 @@ Each test starts ``monalisa run`` as its own process, as systemd would: replay c
 320×240 clip of a visitor walking in, standing and leaving), BlazeFace, gaze, the default frame
 set, the headless display (``SDL_VIDEODRIVER=dummy``), a status file and a real ``NOTIFY_SOCKET``
 (an ``AF_UNIX`` datagram socket bound by the test, with ``WATCHDOG_USEC`` set). It injects one
-fault (``MONALISA_FAULT``, see appliance/faults.py, or the environment: a signal, a missing
+fault (``MONALISA_FAULT``, see tests/support/faults.py, or the environment: a signal, a missing
 model, a full disk...) and checks the four things the "What happens when things go wrong"
 table of docs/technician/health.md promises: what the visitor sees (trace index and state; the
 portrait stays up), what ``monalisa health`` says (exit status and line), what the log says (one
@@ -38,7 +38,7 @@ from appliance.frames import FrameSet, default_frames_dir
 from benchmarks.soak import make_clip
 from tests.support.display import find_xvfb, free_display, start_xvfb, stop_xvfb
 from tests.support.frames import write_v1
-from tests.support.run import MONALISA, app_env
+from tests.support.run import MONALISA, app_env, monalisa_for
 
 CLIP_FRAMES_MIN = 100
 
@@ -162,7 +162,7 @@ class Appliance:
         self._log = self.log_file.open("w")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [*MONALISA, *args],
+            [*monalisa_for(e), *args],
             cwd=tmp,
             env=e,
             stdout=subprocess.DEVNULL,

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from tests.support.run import REPO
+from appliance.runner import DEMO_CLIP
 
-#: The bundled replay clip, and where tests copy it inside a root.
-CLIP = REPO / "tests" / "data" / "clips" / "demo"
+#: The bundled replay clip (package data), and where tests copy it inside a root.
+CLIP = DEMO_CLIP
 CLIP_IN_ROOT = "/srv/replay-clip"
 #: A login's PATH inside a root.
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
