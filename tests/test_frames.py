@@ -26,6 +26,7 @@ from appliance.frames import (
     diff_patch,
     write_set,
 )
+from appliance.runner import DEMO_CLIP
 from appliance.types import Box
 from tests.support.frames import png_header
 
@@ -284,7 +285,7 @@ def test_runner_spreads_a_set_without_angles_over_the_range(tmp_path: Path) -> N
     """
     folder = _write_set(tmp_path / "set", angle_for=set(), no_rest=True)
     (tmp_path / "config.toml").write_text("[gaze]\nangle_range_deg = 1.0\n")
-    clip = Path(__file__).parent / "data" / "clips" / "demo"
+    clip = DEMO_CLIP
     res = subprocess.run(
         [
             *(sys.executable, "-m", "appliance.cli", "run", "--config", "config.toml"),
