@@ -305,13 +305,22 @@ def traced(app: Appliance) -> int:
 
 
 def run_past(app: Appliance, frames: int) -> dict[str, Any]:
-    """Wait until the (still running) appliance has traced ``frames`` frames; its status then.
+    """Wait until the (still running) appliance has traced ``frames`` frames; its next status.
 
     (The status file's own ``frames`` key is overwritten by the frame-set folder, see
     runner.py's ``extra``, so the trace is what counts here.)
     """
     app.wait_for(f"{frames} frames", lambda: traced(app) >= frames)
-    status: dict[str, Any] = app.wait_for("a status", app.status)
+    # The status is taken on the loop and written on a worker thread, a moment later: wait for
+    # one taken after the trace got there (its uptime is counted from a start later than the
+    # spawn), so that it holds everything those frames did.
+    uptime_then = time.monotonic() - app.started
+
+    def fresh() -> dict[str, Any] | None:
+        s = app.status()
+        return s if s is not None and s.get("uptime_s", 0.0) >= uptime_then else None
+
+    status: dict[str, Any] = app.wait_for("a status written after those frames", fresh)
     return status
 
 
