@@ -132,7 +132,7 @@ class NotifierLike(Protocol):
         """Start-up is done (``READY=1``): systemd counts the service as started."""
 
     def watchdog(self) -> None:
-        """The loop is alive (``WATCHDOG=1``); sent well within ``WatchdogSec=``."""
+        """The loop is alive (``WATCHDOG=1``): called every iteration, sent at its own rate."""
 
     def status(self, text: str) -> None:
         """One line for ``systemctl status`` (``STATUS=``), e.g. "closed until Tue 10:00"."""
@@ -296,7 +296,6 @@ class App:
         self._width_fraction = 1.0  # of the sensor's width the camera's images show
         self._hfov_deg: float | None = None  # the narrowed field of view, None = as configured
         self._last_status = 0.0
-        self._last_watchdog = 0.0
         self._last_idle_update = 0.0
         self._behind_since: float | None = None
         self.last_record: GazeRecord | None = None
@@ -652,9 +651,8 @@ class App:
 
     # -- once a second ---------------------------------------------------------------------
     def _tick(self, now: float) -> None:
-        if now - self._last_watchdog >= 0.5:
-            self._last_watchdog = now
-            self.notifier.watchdog()
+        if self._stop_reason is None:  # once stopping, STOPPING=1 follows, not pings
+            self.notifier.watchdog()  # the notifier keeps the pings to its own rate
         if now - self._last_status < self.options.status_interval_s:
             return
         self._last_status = now

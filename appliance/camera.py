@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+import tomli_w
 from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from appliance.config import parse_source_spec
+from appliance.config import format_validation_error, parse_source_spec
 from appliance.loglimit import LogLimiter
 from appliance.rate import rate_per_s
 
@@ -97,6 +99,75 @@ class CameraSource(Protocol):
         """Release the device; safe to call twice."""
 
 
+CLIP_FILE = "clip.toml"
+"""The file in a replay folder that describes the clip (:class:`ClipFile`)."""
+
+
+class ClipTruth(BaseModel):
+    """``[truth]`` of a test clip: where its true eye points are (the appliance ignores it).
+
+    Attributes:
+        file: The JSON-lines file, relative to the clip folder.
+        points: The pixel convention of its points, e.g. ``"continuous pixels"``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: str
+    points: str
+
+
+class ClipFile(BaseModel):
+    """``clip.toml``, the one definition: every key optional, unknown keys refused.
+
+    Attributes:
+        loop: True to play the clip forever (overrides the caller's choice); None: the caller's.
+        fps: The clip's frame rate, frames per second, in (0, 1000].
+        frames: How many images the clip was written with (information only).
+        truth: A test clip's true eye points.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    loop: bool | None = Field(None, strict=True)
+    fps: float = Field(30.0, gt=0.0, le=1000.0)
+    frames: int | None = Field(None, ge=0)
+    truth: ClipTruth | None = None
+
+    @classmethod
+    def read(cls, path: Path) -> ClipFile:
+        """Read and validate a ``clip.toml``.
+
+        Raises:
+            CameraError: Unreadable, not TOML, or a key or value the clip cannot have (one
+                line naming the file, key and value).
+        """
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+            raise CameraError(f"{path}: invalid clip file: {err}") from None
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise CameraError("; ".join(format_validation_error(str(path), data, err))) from None
+
+    def write(self, directory: Path, comment: str = "") -> Path:
+        """Write this as ``directory/clip.toml`` (tomli-w; unset keys left out).
+
+        Args:
+            directory: The clip folder (must exist).
+            comment: A first line saying who wrote it, without the ``#``; none when empty.
+
+        Returns:
+            The file written.
+        """
+        path = directory / CLIP_FILE
+        head = f"# {comment}\n" if comment else ""
+        body = tomli_w.dumps(self.model_dump(mode="json", exclude_none=True))
+        path.write_text(head + body, encoding="utf-8")
+        return path
+
+
 class ReplaySource:
     """A folder of images played in name order, optionally paced at the clip's frame rate.
 
@@ -131,19 +202,12 @@ class ReplaySource:
         """
         if not self.directory.is_dir():
             raise CameraError(f"{self.directory}: replay folder not found")
-        clip = self.directory / "clip.toml"
+        clip = self.directory / CLIP_FILE
         if clip.exists():
-            try:
-                data = tomllib.loads(clip.read_text(encoding="utf-8"))
-                self.fps = float(data.get("fps", 30.0))
-                loop = data.get("loop", self.loop)
-            except (OSError, tomllib.TOMLDecodeError, TypeError, ValueError) as err:
-                raise CameraError(f"{clip}: invalid clip file: {err}") from None
-            if not isinstance(loop, bool):
-                raise CameraError(f"{clip}: loop = {loop!r}: must be true or false")
-            self.loop = loop
-            if not 0 < self.fps <= 1000:
-                raise CameraError(f"{clip}: fps = {self.fps}: must be in (0, 1000]")
+            info = ClipFile.read(clip)
+            self.fps = info.fps
+            if info.loop is not None:
+                self.loop = info.loop
         self._files = sorted(
             p for p in self.directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
         )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
+import tomli_w
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -795,7 +796,9 @@ def format_validation_error(
         msg = e.get("msg", "invalid")
         if e.get("type") == "extra_forbidden":
             msg = "unknown key"
-        if not loc:  # a check across sections: its message names the keys and values
+        if e.get("type") == "missing":
+            lines.append(f"{source}: missing key {path!r}")
+        elif not loc:  # a check across sections: its message names the keys and values
             lines.append(f"{source}: {msg}")
         elif found:
             lines.append(f"{source}: {path} = {value!r}: {msg}")
@@ -847,30 +850,34 @@ def load_config(path: str | Path | None) -> Config:
 
 
 def dump_config(config: Config) -> str:
-    """Render a config as TOML text (the effective settings, every key written out)."""
+    """Render a config as TOML text (the effective settings, every key written out).
+
+    Every value is written by :func:`toml_value`; a key that is unset or that other settings
+    make unused is written as a comment saying so. Read back, the text gives an equal config.
+    """
     out: list[str] = []
     for name, section in config:
-        out.append(f"[{name}]")
+        out.append(tomli_w.dumps({name: {}}).rstrip("\n"))
         unused = section.unused_keys()
         for key, value in section:
             if value is None:
                 out.append(f"# {key} is unset (the built-in default applies)")
             elif key in unused:
-                out.append(f"# {key} = {_toml_value(value)} is not used: {unused[key]}")
+                out.append(f"# {key} = {toml_value(value)} is not used: {unused[key]}")
             else:
-                out.append(f"{key} = {_toml_value(value)}")
+                out.append(f"{key} = {toml_value(value)}")
         out.append("")
     return "\n".join(out)
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{escaped}"'
+def toml_value(value: Any) -> str:
+    """One value as TOML spells it, on one line: tomli-w writes each scalar, arrays stay inline.
+
+    Raises:
+        TypeError: A value TOML cannot hold inline (None, a table, another type).
+    """
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot render {value!r} as TOML")
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        raise TypeError(f"cannot render {value!r} as an inline TOML value")
+    return tomli_w.dumps({"v": value}).removeprefix("v = ").rstrip("\n")

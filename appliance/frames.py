@@ -50,8 +50,9 @@ import hashlib
 import math
 import threading
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -91,6 +92,12 @@ FAST_PNG = {"compress_level": 1, "compress_type": 3}
 """How ``base.png`` and ``preview.png`` are compressed: zlib's fastest level with its run-length
 strategy (``Z_RLE``). A 14 Mpx painting's base takes 0.8 s of CPU to write instead of about 8 s
 at level 6, for about 10 % more bytes (``benchmarks/framebuild.py``)."""
+
+MAX_IMAGE_PIXELS = 200_000_000
+"""Largest image the builder and the appliance decode, pixels (200 Mpx, 600 MB as RGB). It
+replaces Pillow's decompression-bomb guard (a warning above 89 Mpx, an error above 179 Mpx,
+which would refuse a museum scan): :func:`open_image` refuses a larger image with one line
+naming the file, its size and this limit, before any pixel is decoded."""
 
 SYSTEM_FRAMES_DIR = Path("/usr/share/monalisa/frames")
 """Where a packaged install keeps the default set when the repository's ``frames/`` is absent."""
@@ -177,21 +184,59 @@ def diff_patch(base: np.ndarray, frame: np.ndarray) -> Patch:
     return Patch(x0, y0, frame[y0:y1, x0:x1].copy())  # a copy: never a view of a whole frame
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """Read an image file as ``H×W×3`` uint8 RGB (read-only: one copy out of the decoder).
+class ImageTooLargeError(FrameSetError):
+    """An image larger than :data:`MAX_IMAGE_PIXELS`; the message names the file and both sizes."""
+
+
+@contextmanager
+def open_image(path: Path) -> Iterator[Image.Image]:
+    """Open an image file lazily (nothing decoded yet), refusing one over :data:`MAX_IMAGE_PIXELS`.
+
+    Every image the builder and the appliance decode is opened here, so the limit is the same
+    for both. Pillow's own guard is switched off process-wide (``Image.MAX_IMAGE_PIXELS =
+    None``: the same value from every thread, so no race) since this check stands in for it.
 
     Raises:
-        FrameSetError: The file is missing or cannot be decoded.
+        ImageTooLargeError: More than :data:`MAX_IMAGE_PIXELS` pixels (read from the header).
+        OSError: The file is missing or not an image Pillow knows (as ``Image.open``).
+    """
+    Image.MAX_IMAGE_PIXELS = None
+    with Image.open(path) as img:
+        w, h = img.size
+        if w * h > MAX_IMAGE_PIXELS:
+            raise ImageTooLargeError(
+                f"{path}: {w}x{h} is {w * h / 1e6:.0f} Mpx, more than the limit of "
+                f"{MAX_IMAGE_PIXELS / 1e6:.0f} Mpx; scale the scan down (the eyes need no more)"
+            )
+        yield img
+
+
+def decode_rgb(path: Path) -> Image.Image:
+    """Decode an image file as an RGB PIL image (the decoder's one copy, 4 bytes a pixel).
+
+    Raises:
+        FrameSetError: The file is missing, cannot be decoded, or is larger than
+            :data:`MAX_IMAGE_PIXELS` (:class:`ImageTooLargeError`).
     """
     if not path.is_file():
         raise FrameSetError(f"{path}: missing image")
     try:
-        with Image.open(path) as img:
-            img.load()
-            rgb = img if img.mode == "RGB" else img.convert("RGB")
-            return np.asarray(rgb, dtype=np.uint8)
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        with open_image(path) as img:
+            img.load()  # leaving the block closes the file, not the decoded image
+            return img if img.mode == "RGB" else img.convert("RGB")
+    except ImageTooLargeError:
+        raise
+    except (OSError, ValueError) as err:
         raise FrameSetError(f"{path}: unreadable image ({err})") from err
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Read an image file as ``H×W×3`` uint8 RGB (read-only).
+
+    Raises:
+        FrameSetError: As :func:`decode_rgb`.
+    """
+    return np.asarray(decode_rgb(path), dtype=np.uint8)
 
 
 def write_png(path: Path, image: np.ndarray, fast: bool = False) -> None:
@@ -646,11 +691,15 @@ def open_manifest(directory: str | Path) -> tuple[Path, Manifest]:
 
 
 def _read_sized(folder: Path, name: str, size: tuple[int, int], what: str) -> np.ndarray:
+    return np.asarray(_decode_sized(folder, name, size, what), dtype=np.uint8)
+
+
+def _decode_sized(folder: Path, name: str, size: tuple[int, int], what: str) -> Image.Image:
     path = folder / name
-    img = read_rgb(path)
-    if (img.shape[1], img.shape[0]) != size:
+    img = decode_rgb(path)
+    if img.size != size:
         raise FrameSetError(
-            f"{path}: image is {img.shape[1]}x{img.shape[0]} but "
+            f"{path}: image is {img.width}x{img.height} but "
             f"{folder / MANIFEST_NAME} {what} = [{size[0]}, {size[1]}]"
         )
     return img
@@ -662,10 +711,18 @@ def read_base(folder: Path, manifest: Manifest) -> np.ndarray:
     Raises:
         FrameSetError: The image is missing, unreadable or not ``size``.
     """
+    return np.asarray(decode_base(folder, manifest), dtype=np.uint8)
+
+
+def decode_base(folder: Path, manifest: Manifest) -> Image.Image:
+    """:func:`read_base` as the decoded RGB PIL image (no array copy of a large base).
+
+    Raises:
+        FrameSetError: The image is missing, unreadable or not ``size``.
+    """
     size = (manifest.size[0], manifest.size[1])
-    if manifest.version == 1:
-        return _read_sized(folder, manifest.files[manifest.rest], size, "size")
-    return _read_sized(folder, BASE_NAME, size, "size")
+    name = manifest.files[manifest.rest] if manifest.version == 1 else BASE_NAME
+    return _decode_sized(folder, name, size, "size")
 
 
 def read_preview(folder: Path, manifest: Manifest) -> np.ndarray | None:
@@ -1017,7 +1074,7 @@ class Portrait:
         self.patches = tuple(patches)
         self.key = key
         self._base = base
-        self._prefetch: Future[np.ndarray] | None = None
+        self._prefetch: Future[Image.Image] | None = None
 
     @classmethod
     def open(cls, directory: str | Path) -> Portrait:
@@ -1062,14 +1119,14 @@ class Portrait:
         """
         if self._base is not None or self._prefetch is not None or self.directory is None:
             return
-        future: Future[np.ndarray] = Future()
+        future: Future[Image.Image] = Future()
         folder, manifest = self.directory, self.manifest
 
         def decode() -> None:
             if not future.set_running_or_notify_cancel():
                 return
             try:
-                future.set_result(read_base(folder, manifest))
+                future.set_result(decode_base(folder, manifest))
             except BaseException as err:
                 future.set_exception(err)
 
@@ -1096,8 +1153,18 @@ class Portrait:
         """
         if self._base is not None:
             return self._base
+        return np.asarray(self.decode_base(), dtype=np.uint8)
+
+    def decode_base(self) -> Image.Image:
+        """:meth:`read_base` as an RGB PIL image: a large base without an array copy of it.
+
+        Raises:
+            FrameSetError: The base image is missing, unreadable or not the manifest's size.
+        """
+        if self._base is not None:
+            return Image.fromarray(self._base, "RGB")
         if self._prefetch is not None:
             future, self._prefetch = self._prefetch, None
             return future.result()
         assert self.directory is not None
-        return read_base(self.directory, self.manifest)
+        return decode_base(self.directory, self.manifest)

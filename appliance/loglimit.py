@@ -79,10 +79,6 @@ class LogLimiter:
         self.logger.log(level, msg + suffix, *args)
         return True
 
-    def error(self, key: str, msg: str, *args: object) -> bool:
-        """:meth:`log` at ERROR."""
-        return self.log(key, logging.ERROR, msg, *args)
-
     def warning(self, key: str, msg: str, *args: object) -> bool:
         """:meth:`log` at WARNING."""
         return self.log(key, logging.WARNING, msg, *args)

@@ -109,17 +109,19 @@ def band_from_geometry(
     height: int,
     hfov_deg: float,
     camera_height_m: float,
-    tilt_deg: float = 0.0,
-    eye_min_m: float = 1.1,
-    eye_max_m: float = 1.95,
-    near_m: float = 1.0,
-    far_m: float = 5.0,
+    tilt_deg: float,
+    eye_min_m: float,
+    eye_max_m: float,
+    near_m: float,
+    far_m: float,
 ) -> tuple[float, float]:
     """The head band for an installation: where faces can appear, as fractions of the height.
 
     Pinhole geometry (square pixels): a face whose eyes are between ``eye_min_m`` and
     ``eye_max_m`` above the floor, between ``near_m`` and ``far_m`` from the camera, has its
-    box (from 5 cm above the eyes to 11 cm below them) inside the returned rows.
+    box (from 5 cm above the eyes to 11 cm below them) inside the returned rows. No defaults
+    here: an installation's come from :class:`~appliance.config.FinderConfig` (see
+    :func:`install_band`).
 
     Args:
         width: Camera image width, pixels.

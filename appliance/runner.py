@@ -3,15 +3,16 @@
 This is the only place the live objects (camera, detector, finder, gaze, frame set, display,
 systemd link, status writer) are created and connected; :mod:`appliance.app` only runs them.
 
-Exit statuses: 0 clean stop (also a SIGTERM/SIGINT during start-up); 2 an invalid
-``MONALISA_FAULT`` (tests only) or, for ``demo``, no demo clip; 69 (EX_UNAVAILABLE) the display
+Exit statuses: 0 clean stop (also a SIGTERM/SIGINT during start-up); 2 for ``demo``, no demo
+clip; 69 (EX_UNAVAILABLE) the display
 cannot be used in this process (no ``DISPLAY`` for a window), or, for ``demo``, cannot be
 opened; 75 (EX_TEMPFAIL, from the running loop) the camera cannot be recovered in the process —
 systemd restarts it; 78 (EX_CONFIG) bad configuration (from the file or a command-line override
 such as ``--camera foo``), frame set or model — systemd does not restart-loop on it.
 Command-line syntax errors exit 2 from argparse before this module runs. Each build step
-raises; :func:`_exit_statuses` is the one table from error to exit status. Injected faults
-(``MONALISA_FAULT``, tests only) are wrappers built here around the parts.
+raises; :func:`_exit_statuses` is the one table from error to exit status. :data:`PART_HOOKS`
+may wrap the parts as they are built: nothing in the product sets it (the test suite's fault
+injection, ``tests/support/faults.py``, does through its own entry point).
 
 A screen that is not there yet (the monitor switched on after the Pi, an X server not yet up)
 is waited for in the process by ``monalisa run`` (:func:`_open_display`): it is tried again with
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import itertools
 import json
 import logging
@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -42,8 +43,10 @@ from typing import TYPE_CHECKING, Any
 from appliance.config import EX_CONFIG, Config, ConfigError, load_config
 
 if TYPE_CHECKING:
-    from appliance.app import App, NotifierLike
+    from appliance.app import App, FinderLike, NotifierLike
+    from appliance.camera import CameraSource, Capture
     from appliance.display import Display
+    from appliance.finder import FaceDetector, Finder
     from appliance.hours import Hours
     from appliance.service import Notifier
     from appliance.status import ScreenWait, Status
@@ -62,8 +65,44 @@ SCREEN_RETRY_MAX_S = 5.0
 SCREEN_TICK_S = 0.25
 """While waiting for the screen: seconds between two looks at stop requests and the watchdog."""
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEMO_CLIP = REPO_ROOT / "tests" / "data" / "clips" / "demo"
+DEMO_CLIP = Path(__file__).resolve().parent / "data" / "demo"
+"""The bundled demo clip (package data; ``make clip`` rebuilds it)."""
+
+
+def _as_built(part: Any) -> Any:
+    return part
+
+
+def _no_wiring(app: App, capture: Capture) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class PartHooks:
+    """Wrappers around the parts :func:`run` builds, applied as each is built.
+
+    The product sets none (every hook returns the part as built); the test suite's fault
+    injection sets them through its own entry point, so the installed ``monalisa`` cannot be
+    made to fail on purpose.
+
+    Attributes:
+        source: The camera source, before the capture opens it.
+        capture: Builds the capture thread from the source and
+            :class:`~appliance.camera.Capture`'s keyword arguments; None: ``Capture`` itself.
+        detector: Each detector the finder uses (the main one and the follow crop's).
+        finder: The finder, before the loop gets it.
+        wire: Called with the built loop and its capture, before the loop runs.
+    """
+
+    source: Callable[[CameraSource], CameraSource] = _as_built
+    capture: Callable[..., Capture] | None = None
+    detector: Callable[[FaceDetector], FaceDetector] = _as_built
+    finder: Callable[[Finder], FinderLike] = _as_built
+    wire: Callable[[App, Capture], None] = _no_wiring
+
+
+PART_HOOKS = PartHooks()
+"""The hooks :func:`run` applies (the test suite's entry point replaces them)."""
 
 
 def _fail(message: str, status: int) -> int:
@@ -169,12 +208,10 @@ def _exit_statuses() -> tuple[tuple[type[Exception], int], ...]:
     """
     from appliance.detector import DetectorError
     from appliance.display import DisplayError
-    from appliance.faults import FaultSpecError
     from appliance.frames import FrameSetError
 
     return (
         (StoppedDuringStartup, 0),
-        (FaultSpecError, 2),
         (FrameSetError, EX_CONFIG),
         (DetectorError, EX_CONFIG),
         (SettingError, EX_CONFIG),
@@ -206,10 +243,10 @@ def run(
 
     Returns:
         The process exit status (see :func:`_exit_statuses`): 0 after a clean stop (also when
-        SIGTERM/SIGINT arrives during start-up or while waiting for the screen), 2 invalid
-        ``MONALISA_FAULT``, 69 no display (or, without ``wait_for_screen``, a screen that
-        cannot be opened), 75 the camera could not be recovered (from the loop), 78 bad frame
-        set, model, detector setting or camera source.
+        SIGTERM/SIGINT arrives during start-up or while waiting for the screen), 69 no display
+        (or, without ``wait_for_screen``, a screen that cannot be opened), 75 the camera could
+        not be recovered (from the loop), 78 bad frame set, model, detector setting or camera
+        source.
     """
     from appliance.service import Notifier
 
@@ -279,14 +316,13 @@ def _build(
 
     Raises:
         StoppedDuringStartup: A stop was asked for between two steps.
-        FaultSpecError: ``MONALISA_FAULT`` is not understood.
         FrameSetError: The frame set cannot be used.
         DetectorError: The model cannot be used.
         SettingError: The detector or camera refused a configured value.
         DisplayError: The display cannot be opened (a screen not there yet only without
             ``wait_for_screen``).
     """
-    from appliance import __version__, faults
+    from appliance import __version__
     from appliance.app import App, RunOptions
     from appliance.camera import Capture, parse_source
     from appliance.detector import Detector, DetectorError
@@ -303,7 +339,7 @@ def _build(
             raise StoppedDuringStartup(requested[0])
 
     began = time.monotonic()
-    plan = faults.from_env()
+    hooks = PART_HOOKS
     frames_dir = Path(config.frames.directory) if config.frames.directory else default_frames_dir()
     writer = StatusWriter(Path(config.service.status_file))
     extra: dict[str, Any] = {
@@ -372,28 +408,21 @@ def _build(
         )
     except ValueError as err:
         raise SettingError(str(err)) from None
-    if plan.touches_camera:
-        source = faults.FaultySource(source, plan)
-    make_capture: Callable[..., Capture] = Capture
-    if plan.touches_loop:
-        make_capture = functools.partial(faults.FaultyCapture, plan)
+    make_capture = hooks.capture or Capture
     capture = make_capture(
-        source,
+        hooks.source(source),
         retry_initial_s=config.camera.retry_initial_s,
         retry_max_s=config.camera.retry_max_s,
         stall_after_s=config.camera.stall_after_s,
         handover_after_s=config.camera.handover_after_s,
     )
-    finder = faults.wrap_finder(
+    finder = hooks.finder(
         Finder(
             config.finder,
-            faults.wrap_detector(detector, plan),
+            hooks.detector(detector),
             hfov_deg=config.camera.hfov_deg,
-            follow_detector=None
-            if follow_detector is None
-            else faults.wrap_detector(follow_detector, plan),
-        ),
-        plan,
+            follow_detector=None if follow_detector is None else hooks.detector(follow_detector),
+        )
     )
     # A set without angles (None) passes its count: Gaze spreads it over angle_range_deg.
     grid = frames.grid
@@ -463,8 +492,7 @@ def _build(
         hours=hours,
         handed_over_at=handed_over_at,
     )
-    if isinstance(capture, faults.FaultyCapture):
-        capture.stopping = lambda: app.stop_requested
+    hooks.wire(app, capture)
     app.install_signal_handlers()  # from here on the App's handlers stop the loop
     try:
         check_stop()
@@ -597,7 +625,9 @@ def demo(args: argparse.Namespace) -> int:
 
     setup_logging(logging.INFO)
     if not DEMO_CLIP.is_dir():
-        return _fail(f"{DEMO_CLIP}: demo clip not found (run from a clone of the repo)", 2)
+        return _fail(
+            f"{DEMO_CLIP}: demo clip not found (an incomplete install: it is package data)", 2
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     driver = args.display

@@ -1,10 +1,12 @@
 """Running under systemd: the sd_notify protocol, journal-friendly logging and log rate limits.
 
-This is the only module that imports ``systemd`` (systemd-python; apt's ``python3-systemd`` on a
-Pi). Without it, :class:`Notifier` speaks the same protocol itself: one datagram per message on
-the ``AF_UNIX``/``SOCK_DGRAM`` socket named by ``$NOTIFY_SOCKET`` (a path, or an abstract address
-starting with ``@``). Outside systemd (``$NOTIFY_SOCKET`` unset) every call is a no-op, so the
-appliance runs the same on a laptop.
+:class:`Notifier` speaks the sd_notify protocol itself, as sd_notify(3) describes it: one
+datagram per message on the ``AF_UNIX``/``SOCK_DGRAM`` socket named by ``$NOTIFY_SOCKET`` (a
+path, or an abstract address starting with ``@``), sent without blocking. No systemd library is
+needed (nor ``libsystemd-dev`` to build one). Outside systemd (``$NOTIFY_SOCKET`` unset) every
+call is a no-op, so the appliance runs the same on a laptop. Every rate limit on notifications
+(``WATCHDOG=1``, ``STATUS=``, the warning for a lost one) is here: callers call as often as
+they like.
 
 The protocol as the appliance uses it:
 
@@ -32,23 +34,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from types import ModuleType
-from typing import Literal, TextIO
+from typing import TextIO
 
 from appliance.loglimit import LogLimiter
 
 log = logging.getLogger(__name__)
-
-Backend = Literal["auto", "systemd", "socket"]
-
-
-def _import_systemd_daemon() -> ModuleType | None:
-    try:
-        import systemd.daemon
-    except ImportError:
-        return None
-    module: ModuleType = systemd.daemon
-    return module
 
 
 def socket_address(value: str) -> str | bytes:
@@ -78,17 +68,14 @@ class Notifier:
     notification is logged (rate limited), the appliance goes on.
 
     Args:
-        backend: ``"systemd"`` to use systemd-python's ``systemd.daemon.notify``, ``"socket"``
-            for this module's own datagram sender, ``"auto"`` (default) for systemd-python when
-            it is importable and the socket otherwise.
         environ: Where to read ``NOTIFY_SOCKET``, ``WATCHDOG_USEC`` and ``WATCHDOG_PID``;
-            default ``os.environ``. The systemd backend always reads ``os.environ`` itself.
+            default ``os.environ``.
         status_interval_s: Least time between two ``STATUS=`` messages, seconds (> 0).
         clock: Monotonic clock in seconds, replaceable for tests.
 
     Attributes:
-        enabled: True when ``$NOTIFY_SOCKET`` is set (running under ``Type=notify``).
-        backend: ``"systemd"``, ``"socket"`` or ``"none"`` (disabled).
+        enabled: True when ``$NOTIFY_SOCKET`` is set to a usable address (running under
+            ``Type=notify``).
         sent: Messages delivered so far (for tests and the debug log).
         watchdog_timeout_s: ``WatchdogSec=`` in seconds, or None when no watchdog is asked for
             (or it is meant for another process, per ``$WATCHDOG_PID``).
@@ -96,7 +83,6 @@ class Notifier:
 
     def __init__(
         self,
-        backend: Backend = "auto",
         *,
         environ: Mapping[str, str] | None = None,
         status_interval_s: float = 1.0,
@@ -108,7 +94,6 @@ class Notifier:
         self._lock = threading.Lock()
         self._socket: socket.socket | None = None
         self._address: str | bytes | None = None
-        self._daemon: ModuleType | None = None
         self._limiter = LogLimiter(log, interval_s=60.0)
         self._ready_sent = False
         self._last_status: float | None = None
@@ -118,23 +103,13 @@ class Notifier:
 
         notify_socket = env.get("NOTIFY_SOCKET", "")
         self.enabled = bool(notify_socket)
-        self.backend: str = "none"
         if not self.enabled:
-            return
-        daemon = _import_systemd_daemon() if backend in ("auto", "systemd") else None
-        if backend == "systemd" and daemon is None:
-            raise RuntimeError("systemd-python is not installed (pip install systemd-python)")
-        if daemon is not None:
-            self._daemon = daemon
-            self.backend = "systemd"
             return
         try:
             self._address = socket_address(notify_socket)
         except ValueError as err:
             log.warning("%s; not notifying systemd", err)
             self.enabled = False
-            return
-        self.backend = "socket"
 
     @property
     def watchdog_interval_s(self) -> float | None:
@@ -223,7 +198,7 @@ class Notifier:
         self._send("\n".join(lines))
 
     def close(self) -> None:
-        """Close the fallback socket, if one was opened."""
+        """Close the socket, if one was opened."""
         with self._lock:
             if self._socket is not None:
                 self._socket.close()
@@ -233,12 +208,6 @@ class Notifier:
         if not self.enabled:
             return False
         try:
-            if self._daemon is not None:
-                sent = bool(self._daemon.notify(message))
-                self.sent += sent
-                if not sent:
-                    self._limiter.warning("notify", "sd_notify(%r) was not delivered", message)
-                return sent
             with self._lock:
                 if self._socket is None:
                     self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

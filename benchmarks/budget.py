@@ -50,6 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support
 
+from appliance.camera import CLIP_FILE, ClipFile
 from appliance.config import CameraConfig, FinderConfig, GazeConfig
 from appliance.detector import Detector
 from appliance.finder import Finder
@@ -319,8 +320,7 @@ def run_cpu(seconds: float, repeats: int) -> None:
         clip = work / "empty"
         n = round(10 * FPS)  # looped: ten seconds of distinct sensor noise
         write_clip(clip, (renderer.render([])[0] for _ in range(n)), FPS, image_format="jpg")
-        toml = clip / "clip.toml"
-        toml.write_text("loop = true\n" + toml.read_text(encoding="utf-8"), encoding="utf-8")
+        ClipFile.read(clip / CLIP_FILE).model_copy(update={"loop": True}).write(clip)
         decode = statistics.median(decode_cpu(clip) for _ in range(3)) * FPS / n
         pi_capture = pi_capture_cpu() * FPS
         status = work / "s.json"

@@ -49,6 +49,7 @@ from appliance.framebuild.eyes import detect_face, eyes_left_to_right
 from appliance.framebuild.output import write_png
 from appliance.framebuild.synthesize import EyeRenderer, iris_shifts, synthesize_region
 from appliance.frames import MANIFEST_NAME, FrameSet
+from benchmarks.child import wait_measured
 from tests.data import paintinglike
 
 MIB = 1024 * 1024
@@ -96,7 +97,8 @@ def build_process(painting: Path, out: Path) -> dict[str, float]:
     """``monalisa frames build PAINTING --out OUT`` in its own process, on one core.
 
     Returns:
-        ``wall`` and ``cpu`` seconds and ``rss`` (the process's peak resident set, bytes).
+        ``wall`` and ``cpu`` seconds and ``rss`` (the process's peak resident set, bytes,
+        :func:`benchmarks.child.wait_measured`).
     """
     cli = Path(sys.executable).parent / "monalisa"
     core = min(os.sched_getaffinity(0))
@@ -106,16 +108,10 @@ def build_process(painting: Path, out: Path) -> dict[str, float]:
         stdout=subprocess.DEVNULL,
         preexec_fn=lambda: os.sched_setaffinity(0, {core}),
     )
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"frames build {painting} failed: exit {proc.returncode}")
-    return {
-        "wall": wall,
-        "cpu": usage.ru_utime + usage.ru_stime,
-        "rss": usage.ru_maxrss * 1024.0,
-    }
+    cost = wait_measured(proc, t0)
+    if cost.returncode != 0:
+        raise SystemExit(f"frames build {painting} failed: exit {cost.returncode}")
+    return {"wall": cost.wall, "cpu": cost.cpu, "rss": float(cost.peak_rss)}
 
 
 def bench_museum(work: Path, repeats: int) -> None:

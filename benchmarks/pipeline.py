@@ -31,13 +31,13 @@ import statistics
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from appliance.camera import CLIP_FILE, ClipFile
 from appliance.config import parse_config
 from appliance.runner import DEMO_CLIP, run
 
@@ -80,8 +80,7 @@ def repeated(clip: Path, directory: Path, times: int = REPEAT) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for n, src in enumerate(images * times):
         (directory / f"frame_{n:05d}{src.suffix}").symlink_to(src.resolve())
-    fps = tomllib.loads((clip / "clip.toml").read_text(encoding="utf-8")).get("fps", 30.0)
-    (directory / "clip.toml").write_text(f"fps = {float(fps)}\n", encoding="utf-8")
+    ClipFile(fps=ClipFile.read(clip / CLIP_FILE).fps).write(directory)
     return directory
 
 

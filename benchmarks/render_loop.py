@@ -114,7 +114,7 @@ def run_case(
             rest_row=grid.rest_row,
         ),
         display=display,
-        notifier=Notifier("socket", environ={}),
+        notifier=Notifier(environ={}),
         rest_index=grid.rest_gaze,
         frame_count=grid.gazes,
         grid=grid,

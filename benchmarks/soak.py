@@ -72,8 +72,9 @@ def make_clip(directory: Path, width: int = 320, height: int = 240, fps: float =
         fps,
         image_format="jpg",
     )
-    toml = directory / "clip.toml"
-    toml.write_text("loop = true\n" + toml.read_text(encoding="utf-8"), encoding="utf-8")
+    from appliance.camera import CLIP_FILE, ClipFile
+
+    ClipFile.read(directory / CLIP_FILE).model_copy(update={"loop": True}).write(directory)
     return directory
 
 
@@ -297,10 +298,10 @@ def soak(
         # before it has started; its exit is noticed through the process instead.
         fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
         stack.callback(os.close, fd)
+        from tests.support.run import MONALISA, MONALISA_WITH_FAULTS
+
         cmd = [
-            sys.executable,
-            "-m",
-            "appliance.cli",
+            *(MONALISA_WITH_FAULTS if fault else MONALISA),
             "run",
             "--camera",
             f"replay:{clip}",

@@ -15,7 +15,9 @@ Sets (all format version 2, as ``monalisa frames convert`` or the builder writes
   the rest frame is scaled from ``preview.png`` and the full base decoded after READY in a
   worker thread; and the same set without a preview, whose base is decoded before READY).
 
-Printed: the median start-up of each, the big set's ratio to the default, and the issue's bound
+Printed: the median start-up of each, the big set's ratio to the default, the median peak RSS
+of each start (the first start without a preview holds the full base: its decoded image is
+scaled as it is, with no array copy of it), and the issue's bound
 (big <= 1.3 × default + 0.3 s); the time to decode the big base image alone, with the Pi 4/5
 estimate from ``../shared/PI-FACTS.md``'s core-speed ratios (a Pi 4 core 8-12× slower, a Pi 5
 2.5-4×). ``--v1`` adds the same big set as version 1 (33 full frames, what the builder wrote
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -51,6 +52,7 @@ from appliance.frames import (
     write_set,
 )
 from appliance.types import Box
+from benchmarks.child import wait_measured
 from tests.data import paintinglike
 from tests.support.frames import write_v1
 from tests.support.run import MONALISA, app_env, write_astronaut_clip
@@ -97,9 +99,10 @@ def big_set(out: Path, scale: int, preview_max: int = PREVIEW_MAX) -> tuple[int,
 
 def start(
     frames: Path, clip: Path, work: Path, cache: Path | None, *extra: str
-) -> tuple[float, float]:
-    """Wall seconds from spawning ``monalisa run`` on ``frames`` to its exit, and its CPU
-    seconds (user + system, all threads; less disturbed by other load). Status 0 checked."""
+) -> tuple[float, float, float]:
+    """Wall seconds from spawning ``monalisa run`` on ``frames`` to its exit, its CPU seconds
+    (user + system, all threads; less disturbed by other load) and its peak RSS in MiB
+    (:func:`benchmarks.child.wait_measured`). Status 0 checked."""
     env = app_env()
     env.pop("CACHE_DIRECTORY", None)
     if cache is not None:
@@ -110,15 +113,15 @@ def start(
         *("--camera", f"replay:{clip}", "--display", "headless", "--replay-speed", "max"),
         *("--frames", str(frames), "--status-file", str(work / "status.json"), *extra),
     ]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    res = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
-    took = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if res.returncode != 0:
-        raise SystemExit(f"monalisa run on {frames} exited {res.returncode}: {res.stderr[-2000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return took, cpu
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        cost = wait_measured(proc, t0)
+        if cost.returncode != 0:
+            err.seek(0)
+            tail = err.read()[-2000:].decode(errors="replace")
+            raise SystemExit(f"monalisa run on {frames} exited {cost.returncode}: {tail}")
+    return cost.wall, cost.cpu, cost.peak_rss / 2**20
 
 
 def main() -> None:
@@ -166,22 +169,23 @@ def main() -> None:
         else:
             raise SystemExit("the cache was not written in 10 runs of 3 s")
         start(default_frames_dir(), clip, work, None)
-        times: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
+        times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in cases}
         for _ in range(args.repeats):
             for name, (folder, cache) in cases.items():
                 times[name].append(start(folder, clip, work, cache))
-        med = {name: statistics.median(t for t, _ in ts) for name, ts in times.items()}
-        cpu = {name: statistics.median(c for _, c in ts) for name, ts in times.items()}
+        med = {name: statistics.median(t for t, _, _ in ts) for name, ts in times.items()}
+        cpu = {name: statistics.median(c for _, c, _ in ts) for name, ts in times.items()}
+        rss = {name: statistics.median(r for _, _, r in ts) for name, ts in times.items()}
         peer, peer_cpu = med["default set 512x512"], cpu["default set 512x512"]
         print(
             f"start-up, spawn to exit on a one-frame replay clip, headless "
             f"(median of {args.repeats}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}):"
         )
-        print(f"  {'':<40} {'wall':>8} {'ratio':>7} {'CPU':>8} {'ratio':>7}")
+        print(f"  {'':<40} {'wall':>8} {'ratio':>7} {'CPU':>8} {'ratio':>7} {'peak RSS':>9}")
         for name, m in med.items():
             print(
                 f"  {name:<40} {m:6.2f} s {m / peer:5.2f} x {cpu[name]:6.2f} s "
-                f"{cpu[name] / peer_cpu:5.2f} x"
+                f"{cpu[name] / peer_cpu:5.2f} x {rss[name]:5.0f} MiB"
             )
         bound = 1.3 * peer + 0.3
         print(f"  bound 1.3 x default + 0.3 s              {bound:6.2f} s")

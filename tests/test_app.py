@@ -20,9 +20,9 @@ import pytest
 from appliance.app import EX_TEMPFAIL, App, RunOptions, check_frame
 from appliance.camera import CameraError, Capture, EndOfStream
 from appliance.display import Overlay
-from appliance.faults import FaultyCapture, nan_face, parse
 from appliance.finder import usable_face
 from appliance.types import Box, Face, Point
+from tests.support.faults import FaultyCapture, nan_face, parse
 
 
 def face_at(x: float) -> Face:
@@ -398,7 +398,10 @@ def test_a_status_write_that_blocks_never_holds_the_loop(tmp_path, caplog):
         frames_then = app.stats.frames
         deadline = stuck_at[0] + 60
         while time.monotonic() < deadline:
-            if len(after_entry("WATCHDOG")) >= 3 and app.stats.frames > frames_then + 10:
+            # (the loop calls watchdog() every iteration: the notifier keeps the rate)
+            statuses = sum(1 for m in app.notifier.msgs if m[0] == "STATUS")
+            fed = len(after_entry("WATCHDOG")) >= 3 and app.stats.frames > frames_then + 10
+            if fed and statuses >= 3:
                 break
             time.sleep(0.05)
         app.request_stop("test")

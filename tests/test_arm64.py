@@ -78,7 +78,7 @@ from tests.test_ansible import (
 )
 
 # The first test waits for the fixture's two deploys (see DEPLOY_TIMEOUT_S).
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(8 * 3600)]
+pytestmark = [pytest.mark.slow, pytest.mark.system, pytest.mark.timeout(8 * 3600)]
 
 REPO = Path(__file__).resolve().parent.parent
 PHOTOS_IN_ROOT = "/srv/photos"

@@ -626,3 +626,15 @@ def test_stall_is_logged_once(caplog):
         cap.stop()
     lines = [r.getMessage() for r in caplog.records if "no frame" in r.getMessage()]
     assert len(lines) == 1 and lines[0].startswith("camera: scripted: no frame for 1.")
+
+
+def test_clip_file_refuses_unknown_keys_and_reads_back_what_it_writes(tmp_path):
+    from appliance.camera import ClipFile, ClipTruth
+
+    clip = ClipFile(fps=12.5, loop=True, frames=3, truth=ClipTruth(file="t.jsonl", points="px"))
+    path = clip.write(tmp_path, "made by a test")
+    assert path.read_text().startswith("# made by a test\n")
+    assert ClipFile.read(path) == clip
+    path.write_text("fps = 10\nspeed = 2\n")
+    with pytest.raises(CameraError, match=r"clip.toml: speed = 2: unknown key$"):
+        ClipFile.read(path)

@@ -27,7 +27,7 @@ import pytest
 
 from appliance.frames import default_frames_dir
 from benchmarks.soak import make_clip
-from tests.support.run import MONALISA, REPO, app_env
+from tests.support.run import MONALISA, MONALISA_WITH_FAULTS, REPO, app_env
 from tests.support.unit_run import check_health_while_tracking, unit_value
 from tests.test_resilience import Notify
 
@@ -72,7 +72,7 @@ stale_after_s = 3.0
 """,
         "utf-8",
     )
-    argv = [*MONALISA, *command[1:at], str(config), *command[at + 1 :]]
+    argv = [*MONALISA_WITH_FAULTS, *command[1:at], str(config), *command[at + 1 :]]
     fifo = tmp_path / "camera.fifo"
     os.mkfifo(fifo)
     sockdir = Path(tempfile.mkdtemp(prefix="ml-", dir="/tmp"))  # short AF_UNIX path

@@ -4,9 +4,10 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from appliance.cli import main
@@ -307,3 +308,54 @@ def test_schedule_open_must_be_a_list_of_strings(tmp_path):
     assert info.value.lines == [
         "c.toml: schedule.open = 'Tue-Sun 10:00-18:00': Input should be a valid list"
     ]
+
+
+def _field_values(section: str, key: str) -> st.SearchStrategy[Any]:
+    """Values of the key's own type (valid or not: the test keeps what the config accepts)."""
+    field = type(getattr(Config(), section)).model_fields[key]
+    default = field.default
+    literals = [a for a in get_args(field.annotation) if get_origin(a) is Literal]
+    if get_origin(field.annotation) is Literal:
+        literals = [field.annotation]
+    if literals:
+        return st.sampled_from(get_args(literals[0]))
+    any_text = st.text(st.characters(codec="utf-8"), max_size=12)
+    if isinstance(default, bool):
+        return st.booleans()
+    if isinstance(default, int):
+        return st.integers(-2, 5000)
+    if isinstance(default, tuple):
+        return st.lists(st.floats(0, 100), min_size=2, max_size=2).map(sorted)
+    if isinstance(default, list):
+        return st.lists(any_text, max_size=2)
+    if isinstance(default, str) and default.startswith(("picamera2", "replay")):
+        return st.builds(lambda t: f"replay:{t}", any_text)
+    if isinstance(default, str) or (default is None and "str" in str(field.annotation)):
+        return any_text
+    return st.floats(-1, 1000, allow_nan=False) | st.floats(0, 1)
+
+
+SETTABLE = [(name, key) for name, section in Config() for key in type(section).model_fields]
+
+
+@st.composite
+def valid_configs(draw: st.DrawFn) -> Config:
+    """A valid config with up to 12 keys set, each kept only if the config still accepts it."""
+    data: dict[str, dict[str, Any]] = {}
+    for section, key in draw(st.lists(st.sampled_from(SETTABLE), max_size=12, unique=True)):
+        value = draw(_field_values(section, key))
+        trial = {**data, section: {**data.get(section, {}), key: value}}
+        try:
+            parse_config(trial)
+        except ConfigError:
+            continue
+        data = trial
+    return parse_config(data)
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(config=valid_configs())
+@example(config=parse_config({"camera": {"source": "replay:/tmp/a\u0001b"}}))
+def test_config_show_reads_back_equal_for_any_valid_config(config: Config) -> None:
+    text = dump_config(config)
+    assert parse_config(tomllib.loads(text)) == config

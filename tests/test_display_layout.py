@@ -40,3 +40,25 @@ def test_layout_fit_and_fill():
     assert fill.visible == (100, 0, 300, 300)
     rot = compute_layout((200, 300), (W, H), 90, "fit")
     assert rot.image == (H, W) and rot.scaled == (200, 267)
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+@pytest.mark.parametrize(
+    ("screen", "fit"), [((96, 80), "fit"), ((70, 90), "fill"), ((W, H), "fit")]
+)
+def test_scale_image_is_the_renderers_base(rotation, screen, fit):
+    """The base scaled straight from the decoded image (no array copy) is pixel for pixel the
+    renderer's: down, cropped by ``fill``, and shown 1:1."""
+    from PIL import Image
+    from skimage import data
+
+    from appliance.display.layout import Renderer, scale_image
+
+    photo = np.ascontiguousarray(data.astronaut()[100 : 100 + H, 150 : 150 + W])
+    if screen == (W, H):  # shown 1:1: the screen is the turned portrait's size
+        screen = (H, W) if rotation in (90, 270) else (W, H)
+    lay = compute_layout(screen, (W, H), rotation, fit)
+    assert lay.identity_scale == (screen in ((W, H), (H, W)))
+    want = Renderer(lay, (W, H), (), (0, 0, W, H), photo).render(lay.visible, None)
+    got = scale_image(lay, Image.fromarray(photo))
+    assert got.shape == want.shape and np.array_equal(got, want)

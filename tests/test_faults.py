@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import math
+import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from appliance.camera import CameraError
 from appliance.config import FinderConfig
-from appliance.faults import (
+from appliance.finder import Finder
+from appliance.types import Box, Face, Point
+from tests.support.faults import (
     FaultyDetector,
     FaultySource,
     bad_frame,
@@ -16,8 +20,7 @@ from appliance.faults import (
     parse,
     wrap_detector,
 )
-from appliance.finder import Finder
-from appliance.types import Box, Face, Point
+from tests.support.run import MONALISA, MONALISA_WITH_FAULTS, app_env
 
 
 def test_parse_full_spec():
@@ -225,3 +228,37 @@ def test_nan_face_goes_through_the_finder():
     assert inner.calls >= 1 and plan.frame in finder.detector.injected  # type: ignore[attr-defined]
     real = [f for f in result.faces if _finite(f)]
     assert len(real) >= 1 and all(0.0 <= f.score <= 1.0 for f in real)
+
+
+def run_with_fault(command: list[str], spec: str, clip: Path, tmp: Path):
+    args = ["run", "--camera", f"replay:{clip}", "--display", "headless"]
+    args += ["--replay-speed", "max", "--duration", "3", "--status-file", str(tmp / "s.json")]
+    return subprocess.run(
+        [*command, *args],
+        cwd=tmp,
+        env=app_env(MONALISA_FAULT=spec),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_installed_monalisa_ignores_monalisa_fault(astronaut_clip, tmp_path):
+    """Only the test entry point injects: ``monalisa`` itself runs clean under any spec."""
+    faulty = run_with_fault(MONALISA_WITH_FAULTS, "camera_raise_at:3", astronaut_clip, tmp_path)
+    assert faulty.returncode == 0, faulty.stderr
+    assert "injected read error at frame 3" in faulty.stderr
+    plain = run_with_fault(MONALISA, "camera_raise_at:3", astronaut_clip, tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    assert "injected" not in plain.stderr and "fault" not in plain.stderr
+    bogus = run_with_fault(MONALISA_WITH_FAULTS, "no_such_fault:1", astronaut_clip, tmp_path)
+    assert bogus.returncode == 2
+    assert bogus.stderr.strip() == "monalisa: MONALISA_FAULT: cannot understand 'no_such_fault:1'"
+    plain = run_with_fault(MONALISA, "no_such_fault:1", astronaut_clip, tmp_path)
+    assert plain.returncode == 0, plain.stderr
+
+
+def test_no_module_of_the_package_reads_monalisa_fault():
+    package = Path(__file__).resolve().parents[1] / "appliance"
+    readers = [p for p in package.rglob("*.py") if "MONALISA_FAULT" in p.read_text("utf-8")]
+    assert readers == []

@@ -352,9 +352,15 @@ def test_band_is_learned_from_where_faces_are_seen() -> None:
     assert len(f.layout(W, H).tiles) == 6  # one row now
 
 
+def band(**kw: float) -> tuple[float, float]:
+    """band_from_geometry with a level camera, eyes 1.1-1.95 m, visitors 1-5 m, unless given."""
+    place = {"tilt_deg": 0.0, "eye_min_m": 1.1, "eye_max_m": 1.95, "near_m": 1.0, "far_m": 5.0}
+    return band_from_geometry(**{**place, **kw})  # type: ignore[arg-type]
+
+
 def test_band_from_camera_geometry() -> None:
     g = CameraGeometry(W, H, 66.0, height_m=1.75)
-    top, bottom = band_from_geometry(
+    top, bottom = band(
         width=W, height=H, hfov_deg=66.0, camera_height_m=1.75, eye_min_m=1.4, near_m=1.5, far_m=4.5
     )
     assert (top, bottom) == (0.32, 0.82)
@@ -363,11 +369,11 @@ def test_band_from_camera_geometry() -> None:
             v = g.project(0.0, eye_h, d)[1]
             assert top * H < v < bottom * H
     # Tilting the camera down moves the band up the picture.
-    level = band_from_geometry(width=W, height=H, hfov_deg=66.0, camera_height_m=2.2)
-    tilted = band_from_geometry(width=W, height=H, hfov_deg=66.0, camera_height_m=2.2, tilt_deg=10)
+    level = band(width=W, height=H, hfov_deg=66.0, camera_height_m=2.2)
+    tilted = band(width=W, height=H, hfov_deg=66.0, camera_height_m=2.2, tilt_deg=10)
     assert tilted[0] < level[0] and tilted[1] <= level[1]
     with pytest.raises(ValueError, match="near"):
-        band_from_geometry(width=W, height=H, hfov_deg=66.0, camera_height_m=1.7, near_m=0.0)
+        band(width=W, height=H, hfov_deg=66.0, camera_height_m=1.7, near_m=0.0)
 
 
 def test_band_command_prints_a_config_snippet(capsys: pytest.CaptureFixture[str]) -> None:
@@ -580,7 +586,7 @@ def test_band_command_knows_the_isp_crops_a_4_3_stream_from_camera_module_3(
     assert (four3["band_top"], four3["band_bottom"]) == (wide["band_top"], wide["band_bottom"])
     assert "75 % of its width, 51.9° of the lens's 66°" in out
     # The same numbers as the geometry at the narrowed field of view, not at the lens's.
-    narrowed = band_from_geometry(
+    narrowed = band(
         width=1280, height=960, hfov_deg=51.93, camera_height_m=1.75, eye_min_m=1.2, near_m=1.2
     )
     assert (four3["band_top"], four3["band_bottom"]) == tuple(round(v, 2) for v in narrowed)

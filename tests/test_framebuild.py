@@ -18,6 +18,7 @@ from appliance.framebuild import FrameBuildError
 from appliance.framebuild.build import BuildOptions, Progress, build_synthesize
 from appliance.framebuild.output import check_out_dir, write_png
 from appliance.frames import FrameSet
+from tests.support.frames import png_header
 from tests.support.run import REPO
 
 EYES = "203,101,246,103"  # coarse eye points of the astronaut, as an artist would click them
@@ -309,32 +310,19 @@ def test_a_new_set_folder_gets_the_usual_permissions(built: Path) -> None:
     assert stat.S_IMODE(built.stat().st_mode) == 0o777 & ~umask
 
 
-def _png_header(path: Path, width: int, height: int) -> None:
-    """A PNG whose header says ``width×height`` RGB but holds no pixels (decoding fails)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
-
-
 def test_a_museum_scan_passes_pillows_bomb_guard(tmp_path: Path, capsys) -> None:
     """190 Mpx (Pillow alone refuses above 179 Mpx as a decompression bomb) is read: here it
-    fails only for its missing pixels. Above the builder's 200 Mpx limit: one line, before any
-    decoding, naming the file, its size and the limit."""
+    fails only for its missing pixels. Above the 200 Mpx limit (MAX_IMAGE_PIXELS, the reader's
+    too): one line, before any decoding, naming the file, its size and the limit."""
     out = str(tmp_path / "o")
     scan = tmp_path / "scan.png"
-    _png_header(scan, 16000, 11875)
+    png_header(scan, 16000, 11875)
     assert main(["frames", "build", str(scan), "--out", out]) == 2
     err = capsys.readouterr().err
     assert "unreadable image" in err and "decompression" not in err.lower()
-    _png_header(scan, 20000, 12000)
+    png_header(scan, 20000, 12000)
     assert main(["frames", "build", str(scan), "--out", out]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "scan.png: 20000x12000 is 240 Mpx, more than the builder's limit of 200 Mpx" in err
+    assert "scan.png: 20000x12000 is 240 Mpx, more than the limit of 200 Mpx" in err
     assert not (tmp_path / "o").exists()

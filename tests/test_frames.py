@@ -18,13 +18,17 @@ from skimage import data
 
 from appliance.cli import main
 from appliance.frames import (
+    MAX_IMAGE_PIXELS,
     FrameSet,
     FrameSetError,
+    Portrait,
     default_frames_dir,
     diff_patch,
     write_set,
 )
+from appliance.runner import DEMO_CLIP
 from appliance.types import Box
+from tests.support.frames import png_header
 
 HEAD = (200, 80, 280, 130)  # x0, y0, x1, y1 of the region that changes
 
@@ -281,7 +285,7 @@ def test_runner_spreads_a_set_without_angles_over_the_range(tmp_path: Path) -> N
     """
     folder = _write_set(tmp_path / "set", angle_for=set(), no_rest=True)
     (tmp_path / "config.toml").write_text("[gaze]\nangle_range_deg = 1.0\n")
-    clip = Path(__file__).parent / "data" / "clips" / "demo"
+    clip = DEMO_CLIP
     res = subprocess.run(
         [
             *(sys.executable, "-m", "appliance.cli", "run", "--config", "config.toml"),
@@ -447,6 +451,28 @@ def test_v2_preview_of_a_large_base_is_checked(tmp_path: Path) -> None:
     _expect(_edit(folder, "version = 2\n", ""), "preview is a version 2 key")
     (folder / "frames.toml").write_text(text.replace("100,\n    100,", "600,\n    100,"))
     _expect(folder, "preview = [600, 100]", "not be larger")
+
+
+def test_a_museum_base_passes_pillows_bomb_guard_up_to_the_one_limit(tmp_path: Path) -> None:
+    """The appliance reads what the builder writes: a 190 Mpx base (Pillow alone refuses above
+    179 Mpx) fails here only for its missing pixels; above MAX_IMAGE_PIXELS (the builder's
+    limit too, tests/test_framebuild.py) one line names the file, its size and the limit."""
+    assert MAX_IMAGE_PIXELS == 200_000_000
+    folder = _v2(tmp_path / "s")
+    text = (folder / "frames.toml").read_text()
+    assert "size = [\n    512,\n    512,\n]" in text
+    for w, h in ((16000, 11875), (20000, 12000)):
+        (folder / "frames.toml").write_text(text.replace("512,\n    512,", f"{w},\n    {h},"))
+        png_header(folder / "base.png", w, h)
+        portrait = Portrait.open(folder)  # the manifest and the patches only
+        with pytest.raises(FrameSetError) as info:
+            portrait.read_base()
+        msg = str(info.value)
+        assert "\n" not in msg and "base.png" in msg and "decompression" not in msg.lower()
+        if w * h <= MAX_IMAGE_PIXELS:
+            assert "unreadable image" in msg, msg
+        else:
+            assert "20000x12000 is 240 Mpx, more than the limit of 200 Mpx" in msg, msg
 
 
 def test_export_of_a_build_equals_what_the_appliance_holds(

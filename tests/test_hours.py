@@ -182,9 +182,7 @@ def run_app(
     source = CountingReplay(clip)
     finder = FakeFinder()
     display = Display(DisplayConfig(window_size=(W, H), background=(0, 0, 255)), frames, "headless")
-    notifier = Notifier(
-        "socket", environ={"NOTIFY_SOCKET": notify.env_value, "WATCHDOG_USEC": "1000000"}
-    )
+    notifier = Notifier(environ={"NOTIFY_SOCKET": notify.env_value, "WATCHDOG_USEC": "1000000"})
     hours = Hours(Watch(schedule), screen, wall_clock=clock)
     result: list[Seen] = []
 

@@ -21,11 +21,11 @@ def test_log_limiter_logs_once_then_summarises(caplog):
     lim = LogLimiter(logging.getLogger("monalisa.test"), interval_s=60.0, clock=clock)
     with caplog.at_level(logging.INFO, logger="monalisa.test"):
         for _ in range(30 * 59):  # a bad frame at 30 fps for 59 s
-            lim.error("camera", "bad frame: %s", "shape (1, 1)")
+            lim.log("camera", logging.ERROR, "bad frame: %s", "shape (1, 1)")
             clock.t += 1 / 30
         assert [r.getMessage() for r in caplog.records] == ["bad frame: shape (1, 1)"]
         clock.t += 2
-        assert lim.error("camera", "bad frame: %s", "shape (1, 1)")
+        assert lim.log("camera", logging.ERROR, "bad frame: %s", "shape (1, 1)")
         assert lim.warning("other", "another problem")  # keys are independent
         assert lim.active("camera")
         assert lim.resolved("camera", "camera recovered")

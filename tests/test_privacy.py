@@ -95,6 +95,7 @@ def longest_string(value: Any) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_a_minute_of_running_writes_only_what_was_asked_for(tmp_path):
     clip = make_clip(tmp_path / "clip")
     work, home, tmpdir = tmp_path / "work", tmp_path / "home", tmp_path / "tmpdir"

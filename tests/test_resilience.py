@@ -4,7 +4,7 @@ Each test starts ``monalisa run`` as its own process, as systemd would: replay c
 320×240 clip of a visitor walking in, standing and leaving), BlazeFace, gaze, the default frame
 set, the headless display (``SDL_VIDEODRIVER=dummy``), a status file and a real ``NOTIFY_SOCKET``
 (an ``AF_UNIX`` datagram socket bound by the test, with ``WATCHDOG_USEC`` set). It injects one
-fault (``MONALISA_FAULT``, see appliance/faults.py, or the environment: a signal, a missing
+fault (``MONALISA_FAULT``, see tests/support/faults.py, or the environment: a signal, a missing
 model, a full disk...) and checks the four things the "What happens when things go wrong"
 table of docs/technician/health.md promises: what the visitor sees (trace index and state; the
 portrait stays up), what ``monalisa health`` says (exit status and line), what the log says (one
@@ -38,7 +38,7 @@ from appliance.frames import FrameSet, default_frames_dir
 from benchmarks.soak import make_clip
 from tests.support.display import find_xvfb, free_display, start_xvfb, stop_xvfb
 from tests.support.frames import write_v1
-from tests.support.run import MONALISA, app_env
+from tests.support.run import MONALISA, app_env, monalisa_for
 
 CLIP_FRAMES_MIN = 100
 
@@ -163,7 +163,7 @@ class Appliance:
         self._log = self.log_file.open("w")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [*MONALISA, *args],
+            [*monalisa_for(e), *args],
             cwd=tmp,
             env=e,
             stdout=subprocess.DEVNULL,
@@ -306,13 +306,22 @@ def traced(app: Appliance) -> int:
 
 
 def run_past(app: Appliance, frames: int) -> dict[str, Any]:
-    """Wait until the (still running) appliance has traced ``frames`` frames; its status then.
+    """Wait until the (still running) appliance has traced ``frames`` frames; its next status.
 
     (The status file's own ``frames`` key is overwritten by the frame-set folder, see
     runner.py's ``extra``, so the trace is what counts here.)
     """
     app.wait_for(f"{frames} frames", lambda: traced(app) >= frames)
-    status: dict[str, Any] = app.wait_for("a status", app.status)
+    # The status is taken on the loop and written on a worker thread, a moment later: wait for
+    # one taken after the trace got there (its uptime is counted from a start later than the
+    # spawn), so that it holds everything those frames did.
+    uptime_then = time.monotonic() - app.started
+
+    def fresh() -> dict[str, Any] | None:
+        s = app.status()
+        return s if s is not None and s.get("uptime_s", 0.0) >= uptime_then else None
+
+    status: dict[str, Any] = app.wait_for("a status written after those frames", fresh)
     return status
 
 

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from appliance.frames import FrameSet, default_frames_dir
-from tests.support.run import MONALISA, REPO, app_env
+from tests.support.run import MONALISA, REPO, app_env, monalisa_for
 from tests.support.sim import (
     CameraGeometry,
     Renderer,
@@ -42,10 +42,11 @@ def clip(tmp_path_factory) -> Path:
 
 
 def run(args: list[str], cwd: Path, timeout: float = 120, **kw: str):
+    env = app_env(**kw)
     return subprocess.run(
-        [*MONALISA, *args],
+        [*monalisa_for(env), *args],
         cwd=cwd,
-        env=app_env(**kw),
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -1,9 +1,9 @@
 """appliance.service: sd_notify over a real AF_UNIX datagram socket, journal logging, rate limits.
 
 The socket tests bind a real ``SOCK_DGRAM`` socket (a path in a temp dir, or an abstract name)
-and point ``NOTIFY_SOCKET`` at it, exactly as systemd does for a ``Type=notify`` service. Both the
-systemd-python path (``systemd.daemon.notify``, built from ``libsystemd-dev``) and the pure-socket
-fallback are exercised. The end-to-end tests start the real ``monalisa run`` on a replay clip.
+and point ``NOTIFY_SOCKET`` at it, exactly as systemd does for a ``Type=notify`` service (the
+notifier's one path: a datagram per message, no systemd library). The end-to-end tests start the
+real ``monalisa run`` on a replay clip.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pytest
 
 from appliance import service
 from appliance.service import Notifier, setup_logging, socket_address
-from tests.support.run import MONALISA, app_env
+from tests.support.run import MONALISA, app_env, monalisa_for
 
 
 class FakeClock:
@@ -82,20 +82,6 @@ def abstract_socket() -> Iterator[Listener]:
         sock.close()
 
 
-def have_systemd_python() -> bool:
-    try:
-        import systemd.daemon  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_systemd_python = pytest.mark.skipif(
-    not have_systemd_python(),
-    reason="systemd-python not installed (make unit builds it: libsystemd-dev + pip)",
-)
-
-
 # -- addresses ------------------------------------------------------------------------------
 
 
@@ -114,7 +100,7 @@ def test_socket_address_forms():
 
 def test_noop_without_notify_socket(path_socket):
     n = Notifier(environ={"WATCHDOG_USEC": "2000000"})
-    assert not n.enabled and n.backend == "none"
+    assert not n.enabled
     n.ready()
     n.watchdog()
     n.status("tracking")
@@ -123,41 +109,21 @@ def test_noop_without_notify_socket(path_socket):
     assert path_socket.drain() == []
 
 
-def test_auto_backend_picks_systemd_python_when_importable(path_socket):
-    n = Notifier(environ={"NOTIFY_SOCKET": path_socket.env_value})
-    assert n.backend == ("systemd" if have_systemd_python() else "socket")
+# -- the protocol -------------------------------------------------------------------------------
 
 
-def test_explicit_systemd_backend_without_the_module_is_an_error(monkeypatch, path_socket):
-    monkeypatch.setattr(service, "_import_systemd_daemon", lambda: None)
-    with pytest.raises(RuntimeError, match="systemd-python"):
-        Notifier("systemd", environ={"NOTIFY_SOCKET": path_socket.env_value})
-    assert Notifier(environ={"NOTIFY_SOCKET": path_socket.env_value}).backend == "socket"
-
-
-# -- the protocol, on both backends ---------------------------------------------------------
-
-
-def make(backend: str, listener: Listener, monkeypatch, **env: str) -> tuple[Notifier, FakeClock]:
+def make(listener: Listener, **env: str) -> tuple[Notifier, FakeClock]:
     environ = {"NOTIFY_SOCKET": listener.env_value, **env}
-    if backend == "systemd":
-        # systemd-python's sd_notify reads the process environment itself.
-        for k, v in environ.items():
-            monkeypatch.setenv(k, v)
     clock = FakeClock()
-    n = Notifier(backend, environ=environ, clock=clock)  # type: ignore[arg-type]
-    assert n.backend == backend
+    n = Notifier(environ=environ, clock=clock)
+    assert n.enabled
     return n, clock
 
 
-BACKENDS = [pytest.param("systemd", marks=needs_systemd_python), "socket"]
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", ["path", "abstract"])
-def test_ready_status_stopping_reach_the_socket(backend, kind, request, monkeypatch):
+def test_ready_status_stopping_reach_the_socket(kind, request):
     listener = request.getfixturevalue(f"{kind}_socket")
-    n, _ = make(backend, listener, monkeypatch)
+    n, _ = make(listener)
     n.ready()
     assert listener.recv() == "READY=1"
     n.ready()  # only once
@@ -170,9 +136,8 @@ def test_ready_status_stopping_reach_the_socket(backend, kind, request, monkeypa
     n.close()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_extend_timeout_says_why_and_only_before_ready(backend, path_socket, monkeypatch):
-    n, _ = make(backend, path_socket, monkeypatch)
+def test_extend_timeout_says_why_and_only_before_ready(path_socket):
+    n, _ = make(path_socket)
     n.extend_timeout(210.0, "starting: decoding\nthe base")
     assert path_socket.recv() == "EXTEND_TIMEOUT_USEC=210000000\nSTATUS=starting: decoding the base"
     n.status("tracking")  # not held back by the once-a-second limit
@@ -184,9 +149,8 @@ def test_extend_timeout_says_why_and_only_before_ready(backend, path_socket, mon
     n.close()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_status_is_rate_limited_to_once_a_second(backend, path_socket, monkeypatch):
-    n, clock = make(backend, path_socket, monkeypatch)
+def test_status_is_rate_limited_to_once_a_second(path_socket):
+    n, clock = make(path_socket)
     for i in range(10):  # a loop calling every 10 ms for 0.1 s
         n.status(f"s{i}")
         clock.t += 0.01
@@ -198,9 +162,8 @@ def test_status_is_rate_limited_to_once_a_second(backend, path_socket, monkeypat
     assert path_socket.drain() == ["STATUS=later", "STATUS=forced"]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_watchdog_pings_at_twice_the_recommended_rate(backend, path_socket, monkeypatch):
-    n, clock = make(backend, path_socket, monkeypatch, WATCHDOG_USEC="10000000")
+def test_watchdog_pings_at_twice_the_recommended_rate(path_socket):
+    n, clock = make(path_socket, WATCHDOG_USEC="10000000")
     assert n.watchdog_timeout_s == 10.0
     assert n.watchdog_interval_s == 5.0
     pings = 0
@@ -213,7 +176,7 @@ def test_watchdog_pings_at_twice_the_recommended_rate(backend, path_socket, monk
 
 
 def test_no_watchdog_without_watchdog_usec(path_socket):
-    n = Notifier("socket", environ={"NOTIFY_SOCKET": path_socket.env_value})
+    n = Notifier(environ={"NOTIFY_SOCKET": path_socket.env_value})
     assert n.watchdog_interval_s is None
     n.watchdog()
     assert path_socket.drain() == []
@@ -221,18 +184,18 @@ def test_no_watchdog_without_watchdog_usec(path_socket):
 
 def test_watchdog_meant_for_another_pid_is_ignored(path_socket):
     env = {"NOTIFY_SOCKET": path_socket.env_value, "WATCHDOG_USEC": "2000000"}
-    other = Notifier("socket", environ={**env, "WATCHDOG_PID": str(os.getpid() + 1)})
+    other = Notifier(environ={**env, "WATCHDOG_PID": str(os.getpid() + 1)})
     assert other.watchdog_interval_s is None
-    mine = Notifier("socket", environ={**env, "WATCHDOG_PID": str(os.getpid())})
+    mine = Notifier(environ={**env, "WATCHDOG_PID": str(os.getpid())})
     assert mine.watchdog_interval_s == 1.0
     for bad in ("abc", "0", "-5"):
-        assert Notifier("socket", environ={**env, "WATCHDOG_USEC": bad}).watchdog_interval_s is None
+        assert Notifier(environ={**env, "WATCHDOG_USEC": bad}).watchdog_interval_s is None
 
 
 def test_a_dead_socket_never_raises_and_is_logged_once(caplog):
     d = tempfile.mkdtemp(prefix="ml-", dir="/tmp")
     try:
-        n = Notifier("socket", environ={"NOTIFY_SOCKET": os.path.join(d, "gone")})
+        n = Notifier(environ={"NOTIFY_SOCKET": os.path.join(d, "gone")})
         with caplog.at_level(logging.WARNING, logger="appliance.service"):
             for _ in range(50):
                 n.status("x", force=True)
@@ -245,7 +208,7 @@ def test_a_dead_socket_never_raises_and_is_logged_once(caplog):
 
 def test_bad_notify_socket_value_disables(caplog):
     with caplog.at_level(logging.WARNING, logger="appliance.service"):
-        n = Notifier("socket", environ={"NOTIFY_SOCKET": "not-absolute"})
+        n = Notifier(environ={"NOTIFY_SOCKET": "not-absolute"})
     assert not n.enabled
     assert "NOTIFY_SOCKET" in caplog.text
 
@@ -323,13 +286,13 @@ def test_log_levels():
         service.parse_level("loud")
 
 
-def test_service_is_the_only_module_importing_systemd():
+def test_no_module_imports_a_systemd_library():
+    """sd_notify has one path, the notifier's own datagram: no systemd-python to build."""
     root = Path(service.__file__).parent
     offenders = [
         p.name
         for p in root.rglob("*.py")
-        if p.name != "service.py"
-        and re.search(r"^\s*(import systemd|from systemd)", p.read_text(), re.MULTILINE)
+        if re.search(r"^\s*(import systemd|from systemd)", p.read_text(), re.MULTILINE)
     ]
     assert offenders == []
 
@@ -352,7 +315,7 @@ def start_app(clip: Path, tmp: Path, listener: Listener, *extra: str, **env: str
         *extra,
     ]
     return subprocess.Popen(
-        [*MONALISA, *args], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*monalisa_for(e), *args], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
@@ -552,3 +515,23 @@ def test_bad_config_exits_78_naming_the_key(tmp_path):
     assert res.returncode == 78
     assert f"{cfg}: health.stale_after_s = -1" in res.stderr
     assert f"{cfg}: service.log_level = 'loud'" in res.stderr
+
+
+def test_a_lost_notification_is_warned_once_then_its_return(tmp_path, caplog):
+    """Rate limits live in the notifier: five failed sends give one warning, then one 'again'."""
+    path = tmp_path / "notify.sock"
+    n = Notifier(environ={"NOTIFY_SOCKET": str(path)}, clock=FakeClock())
+    with caplog.at_level(logging.INFO, logger="appliance.service"):
+        for i in range(5):
+            n.status(f"s{i}", force=True)  # nobody listens: ENOENT
+        assert n.sent == 0
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(path))
+        try:
+            n.status("back", force=True)
+            assert sock.recv(4096) == b"STATUS=back"
+        finally:
+            sock.close()
+    said = [r.getMessage() for r in caplog.records]
+    assert len([m for m in said if "failed" in m]) == 1, said
+    assert any("delivers again" in m for m in said), said

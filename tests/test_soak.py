@@ -41,6 +41,7 @@ def test_clip_loops(clip):
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_short_soak_has_no_growth(clip, tmp_path):
     result = soak(FRAMES, every=EVERY, warmup=WARMUP, clip=clip, workdir=tmp_path, progress=False)
     text = report(result)
@@ -61,6 +62,7 @@ def test_short_soak_has_no_growth(clip, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_soak_catches_a_leak(clip, tmp_path):
     """The harness is not blind: 4 KiB kept per frame shows as RSS growth over 3,000 frames."""
     result = soak(
@@ -121,7 +123,7 @@ def test_verdicts_flag_each_kind_of_growth():
 def test_camera_hangs_are_counted_from_the_log_and_judged():
     """The fault mode's verdict: each injected hang followed by frames again before the next;
     a hang still in progress when the run ended counts as neither."""
-    hang = "INFO appliance.faults: fault injection: the camera read hangs for 10 s"
+    hang = "INFO tests.support.faults: fault injection: the camera read hangs for 10 s"
     back = "INFO appliance.camera: camera: replay:/c is delivering frames again"
     stall = "WARNING appliance.camera: camera: replay:/c: no frame for 3.1 s; read abandoned"
     assert count_hangs("\n".join([hang, stall, back, hang, stall, back])) == (2, 2)

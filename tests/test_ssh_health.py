@@ -34,6 +34,8 @@ MONALISA = Path(sys.executable).with_name("monalisa")
 SSHD = "/usr/sbin/sshd"
 REMOTE_PATH = f"{MONALISA.parent}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+pytestmark = pytest.mark.system
+
 
 def ensure_openssh() -> None:
     if os.path.exists(SSHD) and shutil.which("ssh") and shutil.which("ssh-keygen"):

@@ -213,6 +213,65 @@ def patch_margin(layout: Layout) -> int:
     return math.ceil(2.0 * support_px(layout) + 2.0 / min(layout.fx, layout.fy)) + 2
 
 
+def source_rect(layout: Layout, dest: Rect4) -> Rect4:
+    """The rotated-image pixels that rendering scaled-image region ``dest`` reads."""
+    if layout.identity_scale:
+        return dest
+    iw, ih = layout.image
+    x0, y0, x1, y1 = dest
+    s = support_px(layout)
+    return (
+        max(0, math.floor(x0 / layout.fx - s)),
+        max(0, math.floor(y0 / layout.fy - s)),
+        min(iw, math.ceil(x1 / layout.fx + s)),
+        min(ih, math.ceil(y1 / layout.fy + s)),
+    )
+
+
+def _resample(layout: Layout, img: Image.Image, src: Rect4, dest: Rect4) -> np.ndarray:
+    """Scaled-image region ``dest`` from ``img``, the rotated image's pixels in ``src``."""
+    x0, y0, x1, y1 = dest
+    cw, ch = img.size
+    box = (
+        min(max(x0 / layout.fx - src[0], 0.0), float(cw)),
+        min(max(y0 / layout.fy - src[1], 0.0), float(ch)),
+        min(max(x1 / layout.fx - src[0], 0.0), float(cw)),
+        min(max(y1 / layout.fy - src[1], 0.0), float(ch)),
+    )
+    # Two 1-D passes (horizontal, then vertical), each over the other axis' full extent:
+    # this reproduces exactly what one resize of the whole image gives, which PIL's single
+    # 2-D call with a box on a crop does not always do.
+    lanczos = Image.Resampling.LANCZOS
+    rows = img.resize((x1 - x0, ch), lanczos, box=(box[0], 0.0, box[2], float(ch)))
+    out = rows.resize((x1 - x0, y1 - y0), lanczos, box=(0.0, box[1], float(x1 - x0), box[3]))
+    return np.asarray(out, dtype=np.uint8)
+
+
+_TRANSPOSE = {
+    90: Image.Transpose.ROTATE_270,
+    180: Image.Transpose.ROTATE_180,
+    270: Image.Transpose.ROTATE_90,
+}
+"""PIL's counter-clockwise transposes for each clockwise rotation."""
+
+
+def scale_image(layout: Layout, image: Image.Image) -> np.ndarray:
+    """The whole unrotated portrait ``image`` (RGB) scaled to ``layout.visible``.
+
+    Pixel for pixel what :meth:`Renderer.render` of ``layout.visible`` gives for the base,
+    but read straight from the decoded image: no array copy of it (a 100 Mpx base is 400 MB
+    as a PIL image, 300 MB more as an array), only a rotated copy when ``layout`` turns it.
+    """
+    rotated = image.transpose(_TRANSPOSE[layout.rotation]) if layout.rotation else image
+    dest = layout.visible
+    src = source_rect(layout, dest)
+    whole = (0, 0, rotated.width, rotated.height)
+    crop = rotated if src == whole else rotated.crop(src)
+    if layout.identity_scale:
+        return np.asarray(crop, dtype=np.uint8)
+    return _resample(layout, crop, src, dest)
+
+
 class Renderer:
     """Resamples regions of the rotated portrait into screen pixels (PIL Lanczos).
 
@@ -249,18 +308,7 @@ class Renderer:
     def render(self, dest: Rect4, index: int | None) -> np.ndarray:
         """Return scaled-image region ``dest`` of frame ``index`` (None: the base) as RGB."""
         lay = self.layout
-        iw, ih = lay.image
-        x0, y0, x1, y1 = dest
-        if lay.identity_scale:
-            src = (x0, y0, x1, y1)
-        else:
-            s = self.support
-            src = (
-                max(0, math.floor(x0 / lay.fx - s)),
-                max(0, math.floor(y0 / lay.fy - s)),
-                min(iw, math.ceil(x1 / lay.fx + s)),
-                min(ih, math.ceil(y1 / lay.fy + s)),
-            )
+        src = source_rect(lay, dest)
         hx0, hy0, hx1, hy1 = self.held
         if not (hx0 <= src[0] and hy0 <= src[1] and src[2] <= hx1 and src[3] <= hy1):
             raise ValueError(f"rendering {dest} reads {src}, outside the held base {self.held}")
@@ -284,21 +332,7 @@ class Renderer:
                     )
         if lay.identity_scale:
             return np.ascontiguousarray(crop)
-        cw, ch = crop.shape[1], crop.shape[0]
-        box = (
-            min(max(x0 / lay.fx - src[0], 0.0), float(cw)),
-            min(max(y0 / lay.fy - src[1], 0.0), float(ch)),
-            min(max(x1 / lay.fx - src[0], 0.0), float(cw)),
-            min(max(y1 / lay.fy - src[1], 0.0), float(ch)),
-        )
-        # Two 1-D passes (horizontal, then vertical), each over the other axis' full extent:
-        # this reproduces exactly what one resize of the whole image gives, which PIL's single
-        # 2-D call with a box on a crop does not always do.
-        lanczos = Image.Resampling.LANCZOS
-        img = Image.fromarray(np.ascontiguousarray(crop), "RGB")
-        rows = img.resize((x1 - x0, ch), lanczos, box=(box[0], 0.0, box[2], float(ch)))
-        out = rows.resize((x1 - x0, y1 - y0), lanczos, box=(0.0, box[1], float(x1 - x0), box[3]))
-        return np.asarray(out, dtype=np.uint8)
+        return _resample(lay, Image.fromarray(np.ascontiguousarray(crop), "RGB"), src, dest)
 
     def patch_region(self, index: int) -> Rect4 | None:
         """The scaled-image rectangle where frame ``index`` differs from the scaled base."""

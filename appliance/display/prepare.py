@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import PIL
 
-from appliance.display.layout import Layout, Rect4, Renderer, patch_margin
+from appliance.display.layout import Layout, Rect4, Renderer, patch_margin, scale_image
 from appliance.frames import Portrait
 
 log = logging.getLogger(__name__)
@@ -201,12 +201,11 @@ def prepare_base(
     if slow is not None and not portrait.base_loaded:
         w, h = portrait.size
         slow(f"decoding and scaling the {w}x{h} base image to the screen", w * h / 1e6)
-    full = portrait.read_base()
-    w, h = portrait.size
-    renderer = Renderer(layout, portrait.size, portrait.patches, (0, 0, w, h), full)
-    base = renderer.render(layout.visible, None)
+    # Scaled from the decoded image itself: the one full-size copy in memory (scale_image).
+    full = portrait.decode_base()
+    base = scale_image(layout, full)
     held = held_region(portrait, layout)
-    head = np.ascontiguousarray(full[held[1] : held[3], held[0] : held[2]])
+    head = np.asarray(full.crop(held), dtype=np.uint8)
     return Prepared(layout, base, held, head, cached=False)
 
 

@@ -31,6 +31,7 @@ from appliance.framebuild import FrameBuildError
 from appliance.framebuild.eyes import eyes_left_to_right, model_eyes
 from appliance.framebuild.output import MANIFEST_DECIMALS
 from appliance.framebuild.synthesize import EYEBALL_RATIO, box_blur, shift_edge
+from appliance.frames import ImageTooLargeError, open_image
 from appliance.types import Box, Face, FaceKeyPoint, Point
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -46,35 +47,16 @@ EyeFinder = Callable[[np.ndarray, str], tuple[Point, Point]]
 """Finds the two eye points (image-left first) of an image; raises FrameBuildError if none."""
 
 
-MAX_PAINTING_PIXELS = 200_000_000
-"""Largest painting the builder decodes, pixels (200 Mpx, 600 MB as RGB). Pillow's
-decompression-bomb guard (a warning above 89 Mpx, an error above 179 Mpx) is lifted for the
-painting up to this limit; a larger one is refused with one line before it is decoded."""
-
-
-def read_image(path: Path, max_pixels: int | None = None) -> np.ndarray:
+def read_image(path: Path) -> np.ndarray:
     """Read any image as ``H×W×3`` uint8 RGB; :class:`FrameBuildError` if it cannot.
 
-    Args:
-        path: The image file.
-        max_pixels: Largest image accepted, pixels, in place of Pillow's own guard against
-            decompression bombs (None: Pillow's guard as it is).
-
     Raises:
-        FrameBuildError: Unreadable, or larger than ``max_pixels`` (one line naming the file,
-            its size and the limit).
+        FrameBuildError: Unreadable, or larger than :data:`~appliance.frames.MAX_IMAGE_PIXELS`
+            (one line naming the file, its size and the limit, before it is decoded).
     """
-    guard = Image.MAX_IMAGE_PIXELS
     try:
-        if max_pixels is not None:
-            Image.MAX_IMAGE_PIXELS = None
-        with Image.open(path) as img:
+        with open_image(path) as img:
             w, h = img.size
-            if max_pixels is not None and w * h > max_pixels:
-                raise FrameBuildError(
-                    f"{path}: {w}x{h} is {w * h / 1e6:.0f} Mpx, more than the builder's limit "
-                    f"of {max_pixels / 1e6:.0f} Mpx; scale the scan down (the eyes need no more)"
-                )
             img.load()
             rgb = img if img.mode == "RGB" else img.convert("RGB")
             # Copied band by band: the decoded image and the array, never a third full copy
@@ -84,12 +66,12 @@ def read_image(path: Path, max_pixels: int | None = None) -> np.ndarray:
                 band = np.asarray(rgb.crop((0, y, w, min(h, y + 256))), dtype=np.uint8)
                 out[y : y + band.shape[0]] = band
             return out
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
+    except ImageTooLargeError as err:
+        raise FrameBuildError(str(err)) from None
+    except (OSError, ValueError) as err:
         if isinstance(err, FrameBuildError):
             raise
         raise FrameBuildError(f"{path}: unreadable image ({err})") from err
-    finally:
-        Image.MAX_IMAGE_PIXELS = guard
 
 
 def list_heads(heads: Path, count: int) -> list[Path]:

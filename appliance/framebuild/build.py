@@ -31,7 +31,6 @@ from appliance.framebuild import FrameBuildError, NoFaceError
 from appliance.framebuild.blend import (
     DEFAULT_J,
     DEFAULT_K,
-    MAX_PAINTING_PIXELS,
     MAX_SHIFT_FRACTION,
     ColourMatch,
     blend_frame,
@@ -183,7 +182,7 @@ def _check_common(opts: BuildOptions) -> np.ndarray:
         raise FrameBuildError(f"--count {opts.count}: at most 999 frames")
     if not opts.painting.is_file():
         raise FrameBuildError(f"{opts.painting}: no such painting file")
-    painting = read_image(opts.painting, MAX_PAINTING_PIXELS)
+    painting = read_image(opts.painting)
     # Refuse a non-empty folder before any slow work (nothing is removed until the end).
     check_out_dir(opts.out, opts.force)
     return painting

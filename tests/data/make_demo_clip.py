@@ -4,7 +4,7 @@ Rendered with :mod:`tests.support.sim` from scikit-image's astronaut photo (NASA
 through a 66° camera at 640×480, 15 frames per second, JPEG frames. Deterministic: running it
 again writes the same files. Usage (from the repository root, ``make clip``)::
 
-    .venv/bin/python tests/data/make_demo_clip.py tests/data/clips/demo
+    .venv/bin/python tests/data/make_demo_clip.py appliance/data/demo
 """
 
 from __future__ import annotations
@@ -42,4 +42,4 @@ def main(out: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "tests/data/clips/demo")))
+    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "appliance/data/demo")))

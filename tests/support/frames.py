@@ -1,7 +1,9 @@
-"""Frame sets in the older layout, for tests and benchmarks of what version 1 costs."""
+"""Version 1 frame sets and image files that only claim a size, for tests and benchmarks."""
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 from appliance.frames import FrameSet, frame_name, write_png
@@ -32,3 +34,18 @@ def write_v1(frames: FrameSet, folder: Path) -> Path:
             lines.append(f"angle = {frames.angles[gaze]}")
     (folder / "frames.toml").write_text("\n".join(lines) + "\n")
     return folder
+
+
+def png_header(path: Path, width: int, height: int) -> None:
+    """Write a PNG whose header says ``width×height`` RGB but holds no pixels.
+
+    Opening it reads the size at no cost (a limit on the size can be tested without
+    allocating it); decoding it fails.
+    """
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))

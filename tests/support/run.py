@@ -9,21 +9,38 @@ from pathlib import Path
 
 import numpy as np
 
+from appliance.camera import ClipFile
+
 REPO = Path(__file__).resolve().parents[2]
 """The repository (a clone: models/, frames/, deploy/, tests/data/)."""
 
 MONALISA = [sys.executable, "-m", "appliance.cli"]
-"""The ``monalisa`` command, run by this interpreter."""
+"""The ``monalisa`` command, run by this interpreter (it ignores ``MONALISA_FAULT``)."""
+
+MONALISA_WITH_FAULTS = [
+    sys.executable,
+    "-c",
+    "import sys; from tests.support.faults import main; sys.exit(main())",
+]
+"""``monalisa`` with the faults of ``$MONALISA_FAULT`` (:mod:`tests.support.faults`); needs the
+repository on ``PYTHONPATH``, as :func:`app_env` sets it."""
+
+
+def monalisa_for(env: dict[str, str]) -> list[str]:
+    """:data:`MONALISA_WITH_FAULTS` if ``env`` asks for a fault, else :data:`MONALISA`."""
+    return MONALISA_WITH_FAULTS if env.get("MONALISA_FAULT") else MONALISA
 
 
 def app_env(**extra: str) -> dict[str, str]:
     """This process' environment for a child appliance: no systemd socket, no fault, no screen.
 
     ``NOTIFY_SOCKET`` and ``MONALISA_FAULT`` are removed (the test sets its own), SDL's video
-    driver is ``dummy``, then ``extra`` is applied.
+    driver is ``dummy``, the repository goes first on ``PYTHONPATH`` (for
+    :data:`MONALISA_WITH_FAULTS`), then ``extra`` is applied.
     """
     e = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "MONALISA_FAULT")}
     e["SDL_VIDEODRIVER"] = "dummy"
+    e["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), e.get("PYTHONPATH")) if p)
     e.update(extra)
     return e
 
@@ -62,5 +79,5 @@ def write_astronaut_clip(directory: Path, n: int = 30, *, loop: bool = True) -> 
         x = 20 + (i * 2) % 60
         canvas[:, x : x + 240] = photo
         Image.fromarray(canvas).save(directory / f"frame_{i:04d}.png")
-    (directory / "clip.toml").write_text(f"fps = 30\nloop = {'true' if loop else 'false'}\n")
+    ClipFile(fps=30.0, loop=loop).write(directory)
     return directory

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from appliance.camera import CLIP_FILE, CameraError, ClipFile, ClipTruth
 from appliance.types import Point
 
 EYE_DISTANCE_M = 0.063
@@ -654,15 +654,13 @@ def write_clip(
                 {"frame": i, "t": round(i / fps, 6), "visitors": [t.to_json() for t in truths]}
             )
         )
-    lines = [
-        "# A replay clip for `monalisa run --camera replay:DIR` (written by tests.support.sim).",
-        f"fps = {float(fps)!r}",
-        f"frames = {n}",
-    ]
+    truth = None
     if has_truth:
         (out / TRUTH_FILE).write_text("\n".join(truth_lines) + "\n", encoding="utf-8")
-        lines += ["", "[truth]", f'file = "{TRUTH_FILE}"', 'points = "continuous pixels"']
-    (out / "clip.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        truth = ClipTruth(file=TRUTH_FILE, points="continuous pixels")
+    ClipFile(fps=float(fps), frames=n, truth=truth).write(
+        out, "A replay clip for `monalisa run --camera replay:DIR` (written by tests.support.sim)."
+    )
     return n
 
 
@@ -679,12 +677,13 @@ def read_truth(directory: str | Path) -> list[list[EyeTruth]]:
         ValueError: The clip has no truth or it is malformed (naming the file and line).
     """
     d = Path(directory)
-    with (d / "clip.toml").open("rb") as fh:
-        meta = tomllib.load(fh)
-    table = meta.get("truth")
-    if not isinstance(table, dict) or "file" not in table:
-        raise ValueError(f"{d / 'clip.toml'}: no [truth] table")
-    path = d / str(table["file"])
+    try:
+        table = ClipFile.read(d / CLIP_FILE).truth
+    except CameraError as err:
+        raise ValueError(str(err)) from None
+    if table is None:
+        raise ValueError(f"{d / CLIP_FILE}: no [truth] table")
+    path = d / table.file
     frames: list[list[EyeTruth]] = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():

@@ -14,13 +14,13 @@ import re
 import shlex
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from tests.support.run import REPO
+from appliance.runner import DEMO_CLIP
 
-#: The bundled replay clip, and where tests copy it inside a root.
-CLIP = REPO / "tests" / "data" / "clips" / "demo"
+#: The bundled replay clip (package data), and where tests copy it inside a root.
+CLIP = DEMO_CLIP
 CLIP_IN_ROOT = "/srv/replay-clip"
 #: A login's PATH inside a root.
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -56,10 +56,12 @@ def check_health_while_tracking(
     frames_dir: str,
     wait_s: float,
     health: Callable[[], subprocess.CompletedProcess[str]],
+    until: Callable[[], bool] | None = None,
 ) -> str:
     """Once the running appliance ``proc`` tracks, ``health`` must say OK; then it must stop.
 
-    Waits until the status says tracking after 15 frames, without errors, runs ``health``
+    Waits until the status says tracking after 15 frames, without errors (and ``until`` says
+    True, when given), runs ``health``
     (which must exit 0 with ``MONALISA OK - tracking``), then sends SIGTERM: the appliance
     must exit 0 saying it is stopping.
 
@@ -69,6 +71,7 @@ def check_health_while_tracking(
         frames_dir: The frame set (33 frames) the status must name, as the appliance sees it.
         wait_s: How long to wait for tracking at most, seconds.
         health: Runs ``monalisa health`` where the appliance runs.
+        until: One more condition to wait for before stopping it (e.g. a file it writes).
 
     Returns:
         What ``monalisa health`` printed.
@@ -79,7 +82,8 @@ def check_health_while_tracking(
         while time.monotonic() < deadline and proc.poll() is None:
             with contextlib.suppress(OSError, ValueError):
                 status = json.loads(status_path.read_text("utf-8"))
-                if status.get("gaze_state") == "tracking" and int(str(status["frames"])) >= 15:
+                tracking = status.get("gaze_state") == "tracking"
+                if tracking and int(str(status["frames"])) >= 15 and (until is None or until()):
                     break
             time.sleep(0.5)
         assert proc.poll() is None, proc.communicate()[0][-3000:]
@@ -106,13 +110,16 @@ def start_the_unit_and_check_health(
     wait_s: float = 60,
     health_config: str | None = None,
     extra_args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    until: Callable[[], bool] | None = None,
 ) -> str:
     """Start the installed unit's ``ExecStart=`` in ``root`` as its user; health must say OK.
 
-    ``/run/monalisa`` is made as ``RuntimeDirectory=`` makes it, a replay camera and the
-    headless display are added (no camera, no screen here). Once the status file says
-    tracking, ``monalisa health`` runs as a technician's login (not the service user, no
-    groups) and must exit 0. The appliance must then stop cleanly on SIGTERM.
+    ``/run/monalisa`` is made as ``RuntimeDirectory=`` makes it, ``/var/cache/monalisa`` as
+    ``CacheDirectory=`` does (owned by the user, mode 0700, named in ``$CACHE_DIRECTORY``),
+    a replay camera and the headless display are added (no camera, no screen here). Once the
+    status file says tracking, ``monalisa health`` runs as a technician's login (not the
+    service user, no groups) and must exit 0. The appliance must then stop cleanly on SIGTERM.
 
     Args:
         root: The root file system the unit is installed in.
@@ -123,6 +130,8 @@ def start_the_unit_and_check_health(
         health_config: A config file (inside ``root``) for ``monalisa health``; None = its
             default.
         extra_args: More ``monalisa run`` arguments (e.g. the replay's pacing).
+        env: More environment (e.g. ``NOTIFY_SOCKET``, a path inside ``root``).
+        until: One more condition to wait for before stopping it (e.g. the cache file).
 
     Returns:
         What ``monalisa health`` printed.
@@ -133,6 +142,10 @@ def start_the_unit_and_check_health(
     runtime = root / run_dir.lstrip("/")
     runtime.mkdir(parents=True, exist_ok=True)
     assert run_in(root, "chown", f"{user}:{group}", run_dir).returncode == 0
+    cache_dir = f"/var/cache/{unit_value(unit, 'CacheDirectory')}"  # as CacheDirectory= does
+    (root / cache_dir.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    assert run_in(root, "chown", f"{user}:{group}", cache_dir).returncode == 0
+    assert run_in(root, "chmod", unit_value(unit, "CacheDirectoryMode"), cache_dir).returncode == 0
     command = shlex.split(unit_value(unit, "ExecStart"))
     extra = ["--camera", f"replay:{clip_in_root}", "--display", "headless", *extra_args]
     as_user = ["setpriv", f"--reuid={user}", f"--regid={group}", "--init-groups"]
@@ -141,7 +154,7 @@ def start_the_unit_and_check_health(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={"PATH": PATH, "LANG": "C.UTF-8"},
+        env={"PATH": PATH, "LANG": "C.UTF-8", "CACHE_DIRECTORY": cache_dir, **(env or {})},
     )
     health_cmd = ["monalisa", "health"]
     if health_config:
@@ -152,4 +165,5 @@ def start_the_unit_and_check_health(
         frames_dir,
         wait_s,
         lambda: run_in(root, *AS_A_LOGIN, *health_cmd),
+        until,
     )

@@ -1,8 +1,10 @@
 """Fault injection for the test suite, driven by the ``MONALISA_FAULT`` environment variable.
 
 The real appliance is started by the tests as a separate process, so faults are asked for by
-environment rather than by patching. Without the variable nothing here is active. The spec is a
-comma-separated list of items:
+environment rather than by patching: :data:`tests.support.run.MONALISA_WITH_FAULTS` runs
+:func:`main`, which reads the variable, sets the runner's
+:data:`~appliance.runner.PART_HOOKS` to :func:`hooks` and calls ``appliance.cli.main``. The
+installed ``monalisa`` never reads it. The spec is a comma-separated list of items:
 
 * ``camera_raise_at:N`` — the camera's read raises once, at frame N.
 * ``camera_fail_for:N:S`` — from frame N, every open and read fails for S seconds.
@@ -21,17 +23,21 @@ comma-separated list of items:
   :class:`FaultyDetector`) returns one extra face with NaN score, box and keypoints.
 * ``hang_after:N`` — the main loop stops making progress after N frames (a hung loop).
 
-Every fault is injected by a wrapper the runner builds around a real part (the camera source,
-the capture, the finder, the detector); the main loop knows nothing of them.
 * ``leak_per_frame:B`` — the camera keeps B bytes per frame forever (a memory leak, to prove
   the soak benchmark catches one).
+
+Every fault is injected by a wrapper around a real part (the camera source, the capture, the
+finder, the detector) that the runner applies as it builds it; the main loop knows nothing of
+them. An item that is not understood exits 2 with one line naming it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from appliance import cli, runner
+from appliance.app import App
 from appliance.camera import CameraError, CameraSource, Capture, Frame, Refreshable
 from appliance.finder import FaceDetector, Finder, FindResult
 from appliance.types import Box, Face, Point
@@ -417,3 +425,30 @@ class FaultyFinder:
 def wrap_finder(finder: Finder, plan: FaultPlan) -> Finder | FaultyFinder:
     """``finder`` wrapped in a :class:`FaultyFinder` if the plan raises in it."""
     return FaultyFinder(finder, plan) if plan.detector_raise_at else finder
+
+
+def hooks(plan: FaultPlan) -> runner.PartHooks:
+    """The runner's part hooks that inject ``plan`` (each part as built where it has no fault)."""
+
+    def wire(app: App, capture: Capture) -> None:
+        if isinstance(capture, FaultyCapture):
+            capture.stopping = lambda: app.stop_requested
+
+    return runner.PartHooks(
+        source=(lambda s: FaultySource(s, plan)) if plan.touches_camera else lambda s: s,
+        capture=functools.partial(FaultyCapture, plan) if plan.touches_loop else None,
+        detector=lambda d: wrap_detector(d, plan),
+        finder=lambda f: wrap_finder(f, plan),
+        wire=wire,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``monalisa`` with the faults of ``$MONALISA_FAULT``: exit 2 if the spec is not understood."""
+    try:
+        plan = from_env()
+    except FaultSpecError as err:
+        print(f"monalisa: {err}", file=sys.stderr)
+        return 2
+    runner.PART_HOOKS = hooks(plan)
+    return cli.main(argv)
