@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import struct
 import threading
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
@@ -55,7 +56,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, overload
 
 import numpy as np
 import tomli_w
@@ -737,6 +738,97 @@ def read_preview(folder: Path, manifest: Manifest) -> np.ndarray | None:
     return _read_sized(folder, PREVIEW_NAME, size, "preview")
 
 
+def image_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` of an image file from its header, nothing decoded.
+
+    A PNG's size is read from its first 24 bytes (signature and ``IHDR``); any other file is
+    opened lazily with Pillow (:func:`open_image`).
+
+    Raises:
+        FrameSetError: The file is missing or not an image.
+    """
+    try:
+        with path.open("rb") as f:
+            head = f.read(24)
+    except OSError as err:
+        raise FrameSetError(f"{path}: missing image ({err.strerror})") from None
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        w, h = struct.unpack(">II", head[16:24])
+        return int(w), int(h)
+    try:
+        with open_image(path) as img:
+            return img.size
+    except ImageTooLargeError:
+        raise
+    except (OSError, ValueError) as err:
+        raise FrameSetError(f"{path}: unreadable image ({err})") from err
+
+
+class PatchFiles(Sequence[Patch]):
+    """A version 2 set's patches, each decoded from its file when asked for (none kept).
+
+    Opening checks every patch file's header against its box (:func:`image_size`) and decodes
+    the rest frame's patch, which is kept; any other item is decoded anew on each access, so
+    the full-size patches of a large grid are never all in memory at once.
+
+    Args:
+        folder: The set's folder.
+        manifest: Its validated version 2 manifest.
+
+    Raises:
+        FrameSetError: A patch file is missing, not an image or not its box's size, or the
+            rest frame's patch cannot be decoded (one line naming the file).
+    """
+
+    def __init__(self, folder: Path, manifest: Manifest) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        for i, entry in enumerate(manifest.frames):
+            if entry.patch is not None and entry.box is not None:
+                x0, y0, x1, y1 = entry.box
+                path = folder / entry.patch
+                w, h = image_size(path)
+                if (w, h) != (x1 - x0, y1 - y0):
+                    raise FrameSetError(
+                        f"{path}: image is {w}x{h} but {folder / MANIFEST_NAME} "
+                        f"frames[{i}].box size = [{x1 - x0}, {y1 - y0}]"
+                    )
+        self._rest = self.read(manifest.rest)
+
+    def file(self, i: int) -> Path | None:
+        """The patch file of frame ``i``; None when the frame equals the base."""
+        name = self.manifest.frames[i].patch
+        return None if name is None else self.folder / name
+
+    def read(self, i: int) -> Patch:
+        """Decode frame ``i``'s patch now.
+
+        Raises:
+            FrameSetError: Its file is missing, unreadable or not its box's size.
+        """
+        entry = self.manifest.frames[i]
+        if entry.patch is None or entry.box is None:
+            return EMPTY_PATCH
+        x0, y0, x1, y1 = entry.box
+        pixels = _read_sized(self.folder, entry.patch, (x1 - x0, y1 - y0), f"frames[{i}].box size")
+        return Patch(x0, y0, pixels)
+
+    def __len__(self) -> int:
+        return self.manifest.count
+
+    @overload
+    def __getitem__(self, i: int) -> Patch: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Patch]: ...
+
+    def __getitem__(self, i: int | slice) -> Patch | Sequence[Patch]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        j = range(len(self))[i]
+        return self._rest if j == self.manifest.rest else self.read(j)
+
+
 def read_patches(folder: Path, manifest: Manifest, base: np.ndarray | None = None) -> list[Patch]:
     """Read every frame's patch, in index order.
 
@@ -752,16 +844,10 @@ def read_patches(folder: Path, manifest: Manifest, base: np.ndarray | None = Non
         FrameSetError: A patch or frame image is missing, unreadable, the wrong size, or (v1)
             differs from the rest frame outside ``head_box``.
     """
-    patches: list[Patch] = []
     if manifest.version == 2:
-        for i, entry in enumerate(manifest.frames):
-            if entry.patch is None or entry.box is None:
-                patches.append(EMPTY_PATCH)
-                continue
-            x0, y0, x1, y1 = entry.box
-            pixels = _read_sized(folder, entry.patch, (x1 - x0, y1 - y0), f"frames[{i}].box size")
-            patches.append(Patch(x0, y0, pixels))
-        return patches
+        files = PatchFiles(folder, manifest)
+        return [files[i] for i in range(manifest.count)]
+    patches: list[Patch] = []
     if base is None:
         raise ValueError("read_patches: a version 1 set needs its base image")
     size = (manifest.size[0], manifest.size[1])
@@ -1030,14 +1116,18 @@ def convert_set(fs: FrameSet, out: Path) -> None:
 
 
 class Portrait:
-    """A frame set opened for the screen: manifest and patches read, the base decoded on demand.
+    """A frame set opened for the screen: manifest and rest patch read, the rest on demand.
 
-    Opening a version 2 set reads the manifest and the small patch images only, so it takes the
-    same time whatever the painting's size; :meth:`read_base` decodes the full base image when
-    it is needed (the display first looks in its cache of the base scaled to the screen, see
-    :mod:`appliance.display.prepare`). A version 1 set is loaded whole (:meth:`FrameSet.load`):
-    it has no patches on disk. Patch boxes are validated against ``head_box`` and every patch
-    image against its box on opening, so a broken set is refused before anything is shown.
+    Opening a version 2 set reads the manifest, every patch file's header (its size against its
+    box) and the rest frame's patch only, so it takes the same time whatever the painting's
+    size and however many frames the grid has; the other patches are decoded when rendered
+    (:class:`PatchFiles`, after READY in the display's worker), and :meth:`read_base` decodes
+    the full base image when it is needed (the display first looks in its cache of the base
+    scaled to the screen, see :mod:`appliance.display.prepare`). A version 1 set is loaded
+    whole (:meth:`FrameSet.load`): it has no patches on disk. A set whose manifest, rest patch
+    or any patch file's header is wrong is refused before anything is shown; a patch whose
+    pixels turn out unreadable later costs that frame only (``monalisa frames check`` decodes
+    every one).
 
     Attributes:
         directory: The folder it was opened from (None for one made from a loaded set).
@@ -1048,7 +1138,9 @@ class Portrait:
         head_box: The region that changes between frames, pixels.
         angles: Angle of each gaze in degrees, or None (see :class:`FrameSet`).
         grid: The manifest, which addresses frames by (gaze, row, lid phase).
-        patches: Per frame, where it differs from the base (full-size pixels).
+        patches: Per frame, where it differs from the base (full-size pixels); for a version 2
+            set opened from a folder a :class:`PatchFiles`, which decodes on each access and
+            may then raise :class:`FrameSetError`.
         key: A hex digest naming this content: the manifest's bytes and, per image file, its
             name, size and modification time (any rewrite changes it); None when the set was
             not opened from a folder.
@@ -1071,7 +1163,7 @@ class Portrait:
         self.head_box = manifest.box
         self.angles = manifest.angles
         self.grid = manifest
-        self.patches = tuple(patches)
+        self.patches = patches
         self.key = key
         self._base = base
         self._prefetch: Future[Image.Image] | None = None
@@ -1098,7 +1190,7 @@ class Portrait:
                 raise FrameSetError(f"{folder / name}: missing image ({err.strerror})") from None
             digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
         digest.update((folder / MANIFEST_NAME).read_bytes())
-        return cls(folder, manifest, read_patches(folder, manifest), key=digest.hexdigest())
+        return cls(folder, manifest, PatchFiles(folder, manifest), key=digest.hexdigest())
 
     @classmethod
     def of(cls, frames: FrameSet) -> Portrait:

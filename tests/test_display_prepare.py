@@ -19,9 +19,10 @@ from appliance.config import DisplayConfig
 from appliance.display import Display
 from appliance.display.layout import compute_layout
 from appliance.display.prepare import cache_path, is_cached, prepare_base
-from appliance.frames import FrameSet, Portrait, diff_patch, write_set
+from appliance.frames import FrameSet, FrameSetError, Portrait, diff_patch, write_set
 from appliance.types import Box
 from tests.support.display import frame_on_screen
+from tests.support.frames import png_header
 
 MAGENTA = (255, 0, 255)
 HEAD = Box(150, 60, 330, 150)
@@ -45,14 +46,16 @@ def frames() -> list[np.ndarray]:
     return _frames()
 
 
-def _write(folder: Path, frames: list[np.ndarray], preview_max: int = 1920) -> Path:
+def _write(
+    folder: Path, frames: list[np.ndarray], preview_max: int = 1920, rest_index: int = 2
+) -> Path:
     patches = [diff_patch(frames[2], f) for f in frames]
     write_set(
         folder,
         frames[2],
         patches,
         angles=[-20.0, -10.0, 0.0, 10.0, 20.0],
-        rest_index=2,
+        rest_index=rest_index,
         head_box=HEAD,
         preview_max=preview_max,
     )
@@ -209,3 +212,72 @@ def test_a_large_set_starts_from_its_preview_then_shows_the_full_base(
     finally:
         d.close()
     assert len(list(cache.glob("portrait-*.npz"))) == 1
+
+
+def test_opening_decodes_the_rest_patch_only_and_a_broken_patch_costs_its_frame(
+    tmp_path: Path, frames: list[np.ndarray], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Opening checks every patch file's header and decodes the rest frame's patch only: a
+    patch whose pixels are damaged (its header intact) is found when the worker renders it,
+    after the first frame: one line names its file and its frame shows the nearest good one
+    (frame 1 for frame 0). A header of the wrong size, or a damaged rest patch, is refused on
+    opening, before anything is shown. The rest frame is 1 here (its patch is not empty)."""
+    folder = _write(tmp_path / "set", frames, rest_index=1)
+    manifest = Portrait.open(folder).manifest
+    boxes = {i: f.box for i, f in enumerate(manifest.frames) if f.box is not None}
+    assert set(boxes) == {0, 1, 3, 4}  # frame 2 is the base
+
+    def damage(i: int, grow: int = 0) -> Path:
+        x0, y0, x1, y1 = boxes[i]
+        path = folder / "patches" / f"frame_{i:02d}.png"
+        png_header(path, x1 - x0 + grow, y1 - y0)  # the size, and no pixels
+        return path
+
+    bad = damage(0)
+    portrait = Portrait.open(folder)  # not decoded here
+    screen = (200, 300)
+    config = DisplayConfig(window_size=screen, background=MAGENTA)
+    with caplog.at_level("ERROR", logger="appliance.display.prepare"):
+        d = Display(config, portrait, "headless", background=True)
+        try:
+            d.show(0, 0.0)
+            d.flush()
+            assert d.shown_index == 1
+            ref = frame_on_screen(frames[1], screen, 0, "fit", MAGENTA).astype(int)
+            assert np.abs(d.pixels().astype(int) - ref).max() <= 4
+            d.show(4, 1.0)
+            d.flush()
+            assert d.shown_index == 4
+        finally:
+            d.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and str(bad) in lines[0] and "\n" not in lines[0], lines
+    for i, grow in ((4, 1), (1, 0)):  # a wrong size; the rest frame's patch
+        path = damage(i, grow)
+        with pytest.raises(FrameSetError, match=str(path)):
+            Portrait.open(folder)
+        _write(folder, frames, rest_index=1)
+
+
+def test_a_frame_not_rendered_shows_the_nearest_rendered_one() -> None:
+    """3 gazes x 2 lid phases x 2 rows: before the worker is done only the rest frame is ready
+    and every frame shows it; later a frame whose patch is broken shows its nearest neighbour
+    in the grid (fewest steps, open lids first)."""
+    from appliance.display.screen import nearest_ready
+    from appliance.frames import validate_manifest
+
+    frames = [
+        {"angle": a, "pitch": p, "lids": lid}
+        for p in (-10.0, 0.0)
+        for lid in (0.0, 1.0)
+        for a in (-20.0, 0.0, 20.0)
+    ]
+    doc = {"version": 2, "count": 12, "size": [8, 6], "head_box": [0.0, 0.0, 8.0, 6.0]}
+    grid = validate_manifest({**doc, "rest_index": 7, "frames": frames}, "g.toml")
+    assert nearest_ready(grid, [i == 7 for i in range(12)]) == [7] * 12
+    ready = [True] * 12
+    ready[grid.index(0, 1, 0)] = ready[grid.index(1, 1, 1)] = False
+    shown = nearest_ready(grid, ready)
+    assert shown[grid.index(0, 1, 0)] == grid.index(1, 1, 0)  # the next gaze, lids as asked
+    assert shown[grid.index(1, 1, 1)] == grid.index(1, 1, 0)  # open lids before others
+    assert [shown[i] for i in range(12) if ready[i]] == [i for i in range(12) if ready[i]]

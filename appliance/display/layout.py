@@ -307,36 +307,39 @@ class Renderer:
 
     def render(self, dest: Rect4, index: int | None) -> np.ndarray:
         """Return scaled-image region ``dest`` of frame ``index`` (None: the base) as RGB."""
+        return self.render_patch(dest, None if index is None else self.patches[index])
+
+    def render_patch(self, dest: Rect4, patch: Patch | None) -> np.ndarray:
+        """:meth:`render` of the base with ``patch`` (None: the base alone) laid on it."""
         lay = self.layout
         src = source_rect(lay, dest)
         hx0, hy0, hx1, hy1 = self.held
         if not (hx0 <= src[0] and hy0 <= src[1] and src[2] <= hx1 and src[3] <= hy1):
             raise ValueError(f"rendering {dest} reads {src}, outside the held base {self.held}")
         crop = self.base[src[1] - hy0 : src[3] - hy0, src[0] - hx0 : src[2] - hx0]
-        if index is not None:
-            patch = self.patches[index]
-            if not patch.empty:
-                rect = rotate_rect(
-                    (patch.x0, patch.y0, patch.x0 + patch.width, patch.y0 + patch.height),
-                    self.size,
-                    lay.rotation,
-                )
-                hit = intersect(rect, src)
-                if hit is not None:
-                    crop = crop.copy()
-                    pix = rotate_array(patch.pixels, lay.rotation)
-                    crop[hit[1] - src[1] : hit[3] - src[1], hit[0] - src[0] : hit[2] - src[0]] = (
-                        pix[
-                            hit[1] - rect[1] : hit[3] - rect[1], hit[0] - rect[0] : hit[2] - rect[0]
-                        ]
-                    )
+        if patch is not None and not patch.empty:
+            rect = rotate_rect(
+                (patch.x0, patch.y0, patch.x0 + patch.width, patch.y0 + patch.height),
+                self.size,
+                lay.rotation,
+            )
+            hit = intersect(rect, src)
+            if hit is not None:
+                crop = crop.copy()
+                pix = rotate_array(patch.pixels, lay.rotation)
+                crop[hit[1] - src[1] : hit[3] - src[1], hit[0] - src[0] : hit[2] - src[0]] = pix[
+                    hit[1] - rect[1] : hit[3] - rect[1], hit[0] - rect[0] : hit[2] - rect[0]
+                ]
         if lay.identity_scale:
             return np.ascontiguousarray(crop)
         return _resample(lay, Image.fromarray(np.ascontiguousarray(crop), "RGB"), src, dest)
 
     def patch_region(self, index: int) -> Rect4 | None:
         """The scaled-image rectangle where frame ``index`` differs from the scaled base."""
-        patch = self.patches[index]
+        return self.region_of(self.patches[index])
+
+    def region_of(self, patch: Patch) -> Rect4 | None:
+        """:meth:`patch_region` of ``patch``."""
         if patch.empty:
             return None
         lay = self.layout

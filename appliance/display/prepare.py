@@ -15,8 +15,10 @@ load.
 
 Patches are rendered from the head region (:func:`render_patches`), pixel for pixel what
 scaling each whole frame would give; the display does that in a worker thread once the rest
-frame is on screen. A large painting's set also holds ``preview.png`` (the base at most 1920 px
-long): on a cache miss the display first shows the rest frame scaled from it, sends READY, and
+frame is on screen, each patch decoded from its file there (opening the set decodes the rest
+frame's patch only: start-up does not grow with the number of frames). A large painting's
+set also holds ``preview.png`` (the base at most 1920 px long): on a cache miss the display
+first shows the rest frame scaled from it, sends READY, and
 decodes the full base in the worker (the eyes follow once it is up: for 100 Mpx on a Pi 4 about
 a minute, estimated); only a set without a preview has the base decoded before the first frame.
 The cache folder is ``$CACHE_DIRECTORY`` under systemd
@@ -41,7 +43,7 @@ import numpy as np
 import PIL
 
 from appliance.display.layout import Layout, Rect4, Renderer, patch_margin, scale_image
-from appliance.frames import Portrait
+from appliance.frames import FrameSetError, Portrait
 
 log = logging.getLogger(__name__)
 
@@ -239,25 +241,54 @@ def save_cache(cache_dir: Path, portrait: Portrait, prepared: Prepared) -> Path 
     return path
 
 
-def render_patches(
-    portrait: Portrait, prepared: Prepared, only: int | None = None
-) -> list[tuple[Rect4, np.ndarray] | None]:
-    """Every frame's patch in screen pixels: ``(screen rect, h×w×3 RGB)``, None for none.
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """Frames' patches in screen pixels (:func:`render_patches`).
 
-    Each is pixel for pixel the same region of the whole frame scaled to the screen.
+    Attributes:
+        patches: Per frame, ``(screen rect, h×w×3 RGB)``, or None (a frame equal to the base,
+            or one not rendered).
+        ready: Per frame, True when it was rendered (a frame equal to the base included);
+            False for a frame not asked for or whose patch file could not be decoded.
+    """
+
+    patches: list[tuple[Rect4, np.ndarray] | None]
+    ready: list[bool]
+
+
+def render_patches(portrait: Portrait, prepared: Prepared, only: int | None = None) -> Rendered:
+    """Every frame's patch in screen pixels, each decoded from its file here (once).
+
+    Each is pixel for pixel the same region of the whole frame scaled to the screen. A patch
+    that cannot be decoded (damaged after the set was opened) is logged in one line naming its
+    file and left out (``ready`` False): the display shows the nearest good frame for it.
 
     Args:
         portrait: The opened set.
         prepared: Its base for the layout (:func:`prepare_base`).
-        only: Render only this frame (the others are None).
+        only: Render only this frame (the others are not ready).
     """
     lay = prepared.layout
     renderer = Renderer(lay, portrait.size, portrait.patches, prepared.held, prepared.head)
     out: list[tuple[Rect4, np.ndarray] | None] = []
+    ready: list[bool] = []
     for i in range(portrait.count):
-        region = renderer.patch_region(i) if only is None or only == i else None
-        if region is None:
+        if only is not None and only != i:
             out.append(None)
+            ready.append(False)
             continue
-        out.append((lay.to_screen(region), renderer.render(region, i)))
-    return out
+        try:
+            patch = portrait.patches[i]
+        except FrameSetError as err:
+            log.error("%s; frame %d shows the nearest good frame instead", err, i)
+            out.append(None)
+            ready.append(False)
+            continue
+        region = renderer.region_of(patch)
+        out.append(
+            None
+            if region is None
+            else (lay.to_screen(region), renderer.render_patch(region, patch))
+        )
+        ready.append(True)
+    return Rendered(out, ready)

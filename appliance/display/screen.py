@@ -39,7 +39,7 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -54,7 +54,6 @@ from appliance.display import overlay as ov
 from appliance.display.layout import (
     DisplayError,
     Layout,
-    Rect4,
     ScreenNotThere,
     choose_driver,
     compute_layout,
@@ -62,12 +61,13 @@ from appliance.display.layout import (
 from appliance.display.overlay import Overlay
 from appliance.display.prepare import (
     Prepared,
+    Rendered,
     SlowStep,
     prepare_base,
     render_patches,
     save_cache,
 )
-from appliance.frames import FrameSet, Portrait
+from appliance.frames import FrameSet, Manifest, Portrait
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # (imported after the prompt switch above)
@@ -87,6 +87,35 @@ class _Fade:
     target_surface: pygame.Surface
     target: int
     start: float
+
+
+def nearest_ready(grid: Manifest, ready: Sequence[bool]) -> list[int]:
+    """Per frame, the frame drawn for it: itself when ready, else the nearest ready one.
+
+    Nearest in the grid: fewest steps of gaze, row and lid phase together; among equals the
+    more open lids, then the same row, then the lower index. The rest frame is always ready
+    (it is rendered before anything is shown), so every frame has one.
+
+    Args:
+        grid: The set's manifest (frames addressed by gaze, row and lid phase).
+        ready: Per frame, whether its patch is rendered.
+    """
+    gazes, phases = grid.gazes, len(grid.lid_phases)
+    good = [i for i, ok in enumerate(ready) if ok] or [grid.rest]
+
+    def place(i: int) -> tuple[int, int, int]:
+        return i % gazes, (i // gazes) % phases, i // (gazes * phases)
+
+    def nearest(i: int) -> int:
+        g, lid, row = place(i)
+
+        def cost(j: int) -> tuple[int, int, int, int]:
+            gj, lj, rj = place(j)
+            return abs(g - gj) + abs(lid - lj) + abs(row - rj), lj, abs(row - rj), j
+
+        return min(good, key=cost)
+
+    return [i if ready[i] else nearest(i) for i in range(len(ready))]
 
 
 def _in_background(fn: Callable[[_A], _R], arg: _A) -> Future[_R]:
@@ -163,8 +192,8 @@ class Display:
         self._cache_dir = cache_dir
         self._slow = slow
         self._deferred = background
-        self._pending: Future[tuple[Prepared, list[tuple[Rect4, np.ndarray] | None]]] | None
-        self._pending = None
+        self._pending: Future[tuple[Prepared, Rendered]] | None = None
+        self._shown_for: list[int] = []
         self._base_is_preview = False
         self.driver = choose_driver(driver or config.driver)
         if Display._active is not None:
@@ -258,7 +287,8 @@ class Display:
         if not self._deferred:
             self._adopt(*self._render(prepared))
         elif prepared.preview:  # the eyes stay at rest until the full base is decoded
-            self._adopt(prepared, [None] * self.frames.count)
+            count = self.frames.count
+            self._adopt(prepared, Rendered([None] * count, [True] * count))
             self._pending = _in_background(self._render_full, lay)
         else:
             rest = self.frames.rest_index
@@ -276,7 +306,7 @@ class Display:
         self._font = None
         self._legend = None
 
-    def _render(self, prepared: Prepared) -> tuple[Prepared, list[tuple[Rect4, np.ndarray] | None]]:
+    def _render(self, prepared: Prepared) -> tuple[Prepared, Rendered]:
         """Render every patch (and write the cache after a miss); may run in the worker."""
         patches = render_patches(self.frames, prepared)
         if self._cache_dir is not None and not prepared.cached:
@@ -289,17 +319,20 @@ class Display:
                     log.info("portrait scaled to the screen cached in %s", path)
         return prepared, patches
 
-    def _render_full(
-        self, layout: Layout
-    ) -> tuple[Prepared, list[tuple[Rect4, np.ndarray] | None]]:
+    def _render_full(self, layout: Layout) -> tuple[Prepared, Rendered]:
         """Decode and scale the full base, then :meth:`_render`; runs in the worker."""
         return self._render(prepare_base(self.frames, layout, self._cache_dir))
 
-    def _adopt(self, prepared: Prepared, patches: list[tuple[Rect4, np.ndarray] | None]) -> None:
-        """Make pygame surfaces of rendered patches (on the thread that owns the screen)."""
+    def _adopt(self, prepared: Prepared, rendered: Rendered) -> None:
+        """Make pygame surfaces of rendered patches (on the thread that owns the screen).
+
+        A frame not rendered (not yet, or its patch unreadable) is drawn as the nearest one
+        that is (:func:`nearest_ready`).
+        """
+        self._shown_for = nearest_ready(self.frames.grid, rendered.ready)
         rects: list[pygame.Rect | None] = []
         surfaces: list[pygame.Surface | None] = []
-        for item in patches:
+        for item in rendered.patches:
             if item is None:
                 rects.append(None)
                 surfaces.append(None)
@@ -552,7 +585,7 @@ class Display:
                 out.blit(patch, (hit.x - ox, hit.y - oy), hit.move(-prect.x, -prect.y))
 
     def _draw_full(self) -> None:
-        index = self._target
+        index = self._shown_for[self._target]
         self._canvas.fill(self._background)
         self._canvas.blit(self._base_surface, self._base_pos)
         patch, prect = self._patch_surfaces[index], self._patch_rects[index]
@@ -570,7 +603,7 @@ class Display:
 
     def _step_frame(self, now: float, instant: bool) -> list[pygame.Rect]:
         """Advance the canvas towards the target frame; return the screen rects changed."""
-        target = self._target
+        target = self._shown_for[self._target]
         fade = self._fade
         if fade is None and target == self._current:
             return []
