@@ -234,7 +234,10 @@ class FinderConfig(Section):
         "camera really shows) and band_top/band_bottom must not be given.",
     )
     camera_tilt_deg: Annotated[float, Field(ge=-45.0, le=80.0)] = Field(
-        0.0, description="Downward tilt of the camera, degrees (0 = level, negative = up)."
+        0.0,
+        description="Downward tilt of the camera, degrees (0 = level, negative = up): for the "
+        "head band (with camera_height_m) and for the vertical angle to a visitor's eyes that "
+        "picks the row of a frame set with rows.",
     )
     visitor_eyes_m: tuple[
         Annotated[float, Field(ge=0.3, le=2.5)], Annotated[float, Field(ge=0.3, le=2.5)]
@@ -321,12 +324,15 @@ class FinderConfig(Section):
     )
 
     def unused_keys(self) -> dict[str, str]:
-        """band_top/band_bottom with camera_height_m; the geometry keys without it."""
+        """band_top/band_bottom with camera_height_m; the visitors' ranges without it.
+
+        ``camera_tilt_deg`` is always used: the gaze takes the vertical angle with it.
+        """
         if self.camera_height_m is not None:
             why = "camera_height_m is set, and the band is worked out from it"
             return {"band_top": why, "band_bottom": why}
         why = "it describes the band worked out from camera_height_m, which is not set"
-        return {k: why for k in ("camera_tilt_deg", "visitor_eyes_m", "visitor_distance_m")}
+        return {k: why for k in ("visitor_eyes_m", "visitor_distance_m")}
 
     @model_validator(mode="after")
     def _band_order(self) -> FinderConfig:

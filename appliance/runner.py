@@ -434,6 +434,7 @@ def _build(
         grid.rest_gaze,
         pitches=grid.pitches,
         rest_row=grid.rest_row,
+        tilt_deg=config.finder.camera_tilt_deg,
     )
     blink = BlinkClock(config.gaze, enabled=len(grid.lid_phases) > 1, seed=int(time.time()))
 

@@ -93,6 +93,31 @@ def test_a_child_at_2_m_is_looked_down_at_and_a_tall_adult_level() -> None:
         assert rec is not None and rec.row == row
 
 
+@pytest.mark.parametrize(
+    ("tilt", "offset_y"), [(0.0, 0.0), (12.0, 0.0), (-8.0, 0.0), (12.0, 300.0)]
+)
+def test_the_row_comes_from_the_camera_geometry(tilt: float, offset_y: float) -> None:
+    """A child's eyes 50 cm below the portrait's, 2 m out, are 14° down, and an adult's 10 cm
+    above about 3° up, wherever the camera hangs (``offset_y_mm``) and however it is tilted
+    (``[finder] camera_tilt_deg``): the same visitors land elsewhere in the image, the row is
+    the same. Taking the tilted camera as level would be off by the tilt."""
+    from appliance.gaze.geometry import face_at as place
+
+    camera = CameraConfig(offset_y_mm=offset_y)
+    cases = ((-500.0, -math.degrees(math.atan(0.25)), 0), (100.0, math.degrees(math.atan(0.05)), 2))
+    for y_mm, pitch, row in cases:
+        g = Gaze(GazeConfig(), camera, ANGLES, 16, pitches=PITCHES, rest_row=2, tilt_deg=tilt)
+        face = place(300.0, 2000.0, SIZE, g.camera, y_mm=y_mm)
+        assert g.pitch_of(face, SIZE) == pytest.approx(pitch, abs=0.01)
+        level = Gaze(GazeConfig(), camera, ANGLES, 16, pitches=PITCHES, rest_row=2)
+        assert abs(level.pitch_of(face, SIZE) - pitch) == pytest.approx(abs(tilt), abs=1.5)
+        rec = None
+        for k in range(60):
+            rec = g.update([face], k / 30, SIZE)
+        assert rec is not None and rec.row == row and rec.angle_raw is not None
+        assert rec.angle_raw == pytest.approx(math.degrees(math.atan(0.15)), abs=0.01)
+
+
 def test_blinks_while_idle_and_with_large_shifts() -> None:
     cfg = GazeConfig(blink_with_shift=1.0)
     clock = BlinkClock(cfg, seed=3)

@@ -73,7 +73,8 @@ def test_dump_round_trips():
     again = parse_config(tomllib.loads(text))
     assert again == cfg
     # Keys that other settings make unused are written as comments that say why.
-    assert "# camera_tilt_deg = 0.0 is not used: " in text and "\nband_top = 0.3\n" in text
+    assert "# visitor_eyes_m = [" in text and "\nband_top = 0.3\n" in text
+    assert "\ncamera_tilt_deg = 0.0\n" in text  # the gaze's rows use it without the band's height
     placed = parse_config({"finder": {"camera_height_m": 2.2, "camera_tilt_deg": 8.0}})
     text = dump_config(placed)
     assert "\ncamera_height_m = 2.2\n" in text and "# band_top = 0.3 is not used: " in text

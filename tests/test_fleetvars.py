@@ -110,9 +110,8 @@ def test_every_config_variable_is_documented_in_the_role_and_unset_there() -> No
             "portrait-2: monalisa_config_extra = ['health']: should be settings by section",
         ),
         (
-            {"monalisa_camera_tilt_deg": 8},
-            "portrait-2: [finder] (monalisa_camera_tilt_deg) = {'camera_tilt_deg': 8}: "
-            "Value error, camera_tilt_deg is not used",
+            {"monalisa_camera_tilt_deg": 90},
+            "portrait-2: monalisa_camera_tilt_deg = 90: Input should be less than or equal to 80",
         ),
     ],
 )

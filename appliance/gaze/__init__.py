@@ -100,6 +100,9 @@ class Gaze:
             (the default) chooses nothing. The row follows the viewer's eye height with the
             same smoothing and hysteresis as the gaze angle, and eases back to ``rest_row``.
         rest_row: The row shown when nobody is there.
+        tilt_deg: Downward tilt of the camera, degrees (``[finder] camera_tilt_deg``; 0 =
+            level, negative = up): the visitor's eye height, and so the row, is taken from the
+            levelled camera (:mod:`appliance.gaze.geometry`).
 
     Raises:
         ValueError: Fewer than 2 frames, angles not finite or not increasing, or the rest
@@ -115,6 +118,7 @@ class Gaze:
         seed: int = 0,
         pitches: Sequence[float] = (0.0,),
         rest_row: int = 0,
+        tilt_deg: float = 0.0,
     ) -> None:
         self.pitches = tuple(float(p) for p in pitches)
         pairs = zip(self.pitches, self.pitches[1:], strict=False)
@@ -143,6 +147,7 @@ class Gaze:
             offset_x_mm=camera.offset_x_mm,
             offset_y_mm=camera.offset_y_mm,
             ipd_mm=config.ipd_mm,
+            tilt_deg=tilt_deg,
         )
         self.rest_index = rest_index
         self.rest_angle = self.angles[rest_index]

@@ -18,10 +18,15 @@ Sign conventions (used throughout appliance.gaze, and tested):
   unmirrored image is therefore looked at with a low index.
 * A mirrored camera (``[camera] mirror = true``) is unmirrored first: ``u -> w - u``.
 
+* A camera tilted down by ``t`` (``[finder] camera_tilt_deg``, negative = up) is levelled
+  first: the point ``(xc, yc, zc)`` is ``yc·cos t + zc·sin t`` below the lens and
+  ``zc·cos t - yc·sin t`` out from it, so ``Y = offset_y - (yc·cos t + zc·sin t)`` and
+  ``Z = zc·cos t - yc·sin t`` (the band's geometry, :func:`appliance.optics.band_from_geometry`,
+  inverted).
+
 The distance comes from the eye spacing: ``zc = f_px * ipd / eye_px``. The horizontal angle
 chooses the gaze; the vertical angle ``atan2(Y, Z)`` (+ = the visitor's eyes above the
-portrait's) chooses the row of a set with rows, so ``offset_y`` matters there. The camera is
-taken as level (``[finder] camera_tilt_deg`` is not used here).
+portrait's) chooses the row of a set with rows, so ``offset_y`` and the tilt matter there.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class Camera:
         offset_x_mm: Camera position relative to the portrait's eyes, mm; + = visitor's right.
         offset_y_mm: Camera position relative to the portrait's eyes, mm; + = above.
         ipd_mm: Interpupillary distance assumed for every visitor, mm.
+        tilt_deg: Downward tilt of the camera, degrees (0 = level, negative = up).
     """
 
     hfov_deg: float = 66.0
@@ -58,6 +64,7 @@ class Camera:
     offset_x_mm: float = 0.0
     offset_y_mm: float = 0.0
     ipd_mm: float = 63.0
+    tilt_deg: float = 0.0
 
     def focal_px(self, width: float) -> float:
         """Focal length in pixels for an image ``width`` pixels wide."""
@@ -123,7 +130,10 @@ def locate(
     z = min(max(f * camera.ipd_mm / e, MIN_DISTANCE_MM), MAX_DISTANCE_MM)
     xc = (u - w / 2.0) * z / f
     yc = (mid.y - h / 2.0) * z / f
-    return Position(camera.offset_x_mm - xc, camera.offset_y_mm - yc, z)
+    tilt = math.radians(camera.tilt_deg)
+    below = yc * math.cos(tilt) + z * math.sin(tilt)
+    out = max(z * math.cos(tilt) - yc * math.sin(tilt), 1.0)
+    return Position(camera.offset_x_mm - xc, camera.offset_y_mm - below, out)
 
 
 def linear_angle(face: Face, image_width: int, camera: Camera, angles: Sequence[float]) -> float:
@@ -244,10 +254,13 @@ def face_at(
     f = camera.focal_px(w)
     ipd = camera.ipd_mm if ipd_mm is None else ipd_mm
     xc = camera.offset_x_mm - x_mm
-    yc = camera.offset_y_mm - y_mm
-    u = w / 2.0 + f * xc / z_mm
-    v = h / 2.0 + f * yc / z_mm
-    e = f * ipd / z_mm  # eye spacing, px
+    below = camera.offset_y_mm - y_mm
+    tilt = math.radians(camera.tilt_deg)
+    zc = z_mm * math.cos(tilt) + below * math.sin(tilt)  # along the lens' axis
+    yc = below * math.cos(tilt) - z_mm * math.sin(tilt)
+    u = w / 2.0 + f * xc / zc
+    v = h / 2.0 + f * yc / zc
+    e = f * ipd / zc  # eye spacing, px
     side = -1.0  # the subject's right eye is on the image left ...
     if camera.mirror:
         u, side = w - u, 1.0  # ... unless the image is mirrored
