@@ -307,10 +307,13 @@ class App:
             self.row = rec.row
         self._angle = rec.angle
 
-    def _show(self, gaze: int, now: float) -> bool:
+    def _show(self, gaze: int, now: float, t: float | None = None) -> bool:
         """Show the frame of ``gaze`` in the current row, the lids where the blink clock says.
 
-        The blink clock never changes ``gaze``: it picks only the lid phase of its frame.
+        The blink clock never changes ``gaze``: it picks only the lid phase of its frame. It
+        runs on the gaze's clock, the camera frames' time (a replay clip's own time, which the
+        trace records): ``t``, or between frames the last frame's time plus the wall time
+        since it was shown.
         """
         g = self.grid
         if g is None:
@@ -318,7 +321,9 @@ class App:
         lid = 0
         phases = g.lid_phases
         if self.blink is not None and len(phases) > 1:
-            closed = self.blink.update(now, self.state == "tracking", self._angle)
+            if t is None:
+                t = self._last_frame_t + (now - self._last_frame_wall)
+            closed = self.blink.update(t, self.state == "tracking", self._angle)
             lid = lid_phase(closed, phases)
         self.pitch_shown, self.lids_shown = g.pitches[self.row], phases[lid]
         return self.display.show(g.index(gaze, self.row, lid), now)
@@ -566,7 +571,7 @@ class App:
                 self.display.set_overlay(self._overlay(faces, result, rec, now))
             except Exception as err:
                 self._error("overlay", f"overlay failed: {err!r}")
-        drew = self._show(self.index, now)
+        drew = self._show(self.index, now, frame.t)
         t3 = time.perf_counter()
         shown = time.monotonic()
         self._last_frame_t, self._last_frame_wall = frame.t, shown

@@ -130,6 +130,22 @@ def test_blinks_while_idle_and_with_large_shifts() -> None:
     assert max(later) > 0
 
 
+def test_blink_intervals_keep_the_rate_and_a_jumping_clock_restarts_them() -> None:
+    """The mean interval is one over the rate (here 8 a minute: 7.5 s), few are under 2 s or
+    over 20 s; a clock that jumps (the first camera frame's time, a clip started again) starts
+    no blink by itself and ends one under way."""
+    clock = BlinkClock(GazeConfig(), seed=7)
+    gaps = [clock._interval(True) for _ in range(4000)]
+    assert np.mean(gaps) == pytest.approx(7.5, rel=0.05)
+    assert np.mean(np.array(gaps) < 2.0) < 0.05 and np.mean(np.array(gaps) > 20.0) < 0.03
+    clock = BlinkClock(GazeConfig(), seed=7)
+    values = [clock.update(k / 30, False, 0.0) for k in range(30 * 30)]
+    assert max(values) > 0
+    assert clock.start is not None
+    assert clock.update(5000.0, False, 0.0) == 0.0 and clock.start is None
+    assert clock.next is not None and clock.next >= 5000.0 + REFRACTORY_S
+
+
 def test_no_blinks_when_off_or_without_lid_frames() -> None:
     for clock in (BlinkClock(GazeConfig(blink=False)), BlinkClock(GazeConfig(), enabled=False)):
         assert all(clock.update(k / 30, False, 0.0) == 0.0 for k in range(30 * 60))

@@ -2,8 +2,9 @@
 
 People blink some 10-20 times a minute at rest and less while they attend to something, each
 blink lasting 100-300 ms, and often together with a large gaze shift. :class:`BlinkClock`
-draws the time to the next blink from an exponential distribution (a Poisson process at the
-configured rate, never sooner than :data:`REFRACTORY_S` after the last one), and starts a blink
+draws the time to the next blink from a gamma distribution of shape :data:`SHAPE` whose mean is
+one over the configured rate (never sooner than :data:`REFRACTORY_S` after the last one), and
+starts a blink
 with probability ``[gaze] blink_with_shift`` when the gaze angle jumps by ``blink_shift_deg``
 or more between two updates. The lids close in the first :data:`CLOSING` of a blink and open in
 the rest (real lids fall faster than they rise).
@@ -20,8 +21,18 @@ from collections.abc import Sequence
 
 from appliance.config import GazeConfig
 
+SHAPE = 3.0
+"""Shape of the gamma distribution of the intervals between blinks: irregular, as people's
+are, but without the long gaps of an exponential one (shape 1, a Poisson process), which left a
+still visitor 40 s with fewer than two blinks about once in 30 (at 8 a minute)."""
+
 REFRACTORY_S = 1.0
 """Least time between the starts of two blinks, seconds."""
+
+JUMP_S = 5.0
+"""A clock that jumps back or forward by more than this (seconds) restarts the intervals: the
+first camera frame's time after start-up, a replay clip started again, closed hours. (Smaller
+steps back are the usual jitter between a frame's capture time and the time between frames.)"""
 
 CLOSING = 0.4
 """Fraction of a blink the lids take to close (the rest they take to open)."""
@@ -63,13 +74,14 @@ class BlinkClock:
         self.next: float | None = None
         self.count = 0
         self._angle: float | None = None
+        self._t: float | None = None
 
     def _interval(self, attending: bool) -> float:
         cfg = self.config
         rate = cfg.blink_rate_attending_per_min if attending else cfg.blink_rate_per_min
         if rate <= 0:
             return math.inf
-        return max(REFRACTORY_S, self.rng.expovariate(rate / 60.0))
+        return max(REFRACTORY_S, self.rng.gammavariate(SHAPE, 60.0 / rate / SHAPE))
 
     def _begin(self, t: float, attending: bool) -> None:
         lo, hi = self.config.blink_duration_s
@@ -81,7 +93,7 @@ class BlinkClock:
         """Advance to time ``t``; return how closed the lids are, 0 open .. 1 shut.
 
         Args:
-            t: Time, seconds (monotonic; the caller's clock).
+            t: Time, seconds (the caller's clock, e.g. the camera frames'; see :data:`JUMP_S`).
             attending: True while a visitor is followed (the lower rate applies).
             angle: The gaze angle now, degrees (a jump of ``blink_shift_deg`` or more since
                 the last update may start a blink).
@@ -89,6 +101,9 @@ class BlinkClock:
         if not self.enabled or not math.isfinite(t):
             return 0.0
         cfg = self.config
+        if self._t is not None and abs(t - self._t) > JUMP_S:
+            self.start, self.next = None, None  # a blink under way ends: the lids open
+        self._t = t
         if self.next is None:
             self.next = t + self._interval(attending)
         jump = self._angle is not None and abs(angle - self._angle) >= cfg.blink_shift_deg
