@@ -23,6 +23,11 @@ estimate from ``../shared/PI-FACTS.md``'s core-speed ratios (a Pi 4 core 8-12× 
 2.5-4×). ``--v1`` adds the same big set as version 1 (33 full frames, what the builder wrote
 before), slow to write and to start.
 
+Also printed: the memory of the patches rendered for a 1920x1080 screen (pygame surfaces, in
+this process, headless), the default grid (33 gazes x 5 rows x 4 lid phases) against its level
+row of open eyes alone (33 frames, written as a set of its own), with the time the worker takes
+to render them after the rest frame.
+
 Run: ``.venv/bin/python benchmarks/startup.py [--repeats 5] [--scale 3] [--v1]``.
 """
 
@@ -124,6 +129,44 @@ def start(
     return cost.wall, cost.cpu, cost.peak_rss / 2**20
 
 
+def patch_memory(work: Path) -> None:
+    """Print the rendered patches' memory at 1920x1080: the default grid against one row."""
+    from appliance.config import DisplayConfig
+    from appliance.display import Display
+    from appliance.frames import Portrait
+
+    default = FrameSet.load(default_frames_dir())
+    grid = default.manifest
+    row = [grid.index(g, grid.rest_row, 0) for g in range(grid.gazes)]
+    angles = grid.angles
+    write_set(
+        work / "one-row",
+        default.base,
+        [default.patches[i] for i in row],
+        rest_index=grid.rest_gaze,
+        head_box=default.head_box,
+        angles=None if angles is None else list(angles),
+        build={"benchmark": "startup", "of": "the default set's level row, open eyes"},
+    )
+    print("patches rendered for a 1920x1080 screen (pygame surfaces, 4 bytes a pixel):")
+    for name, folder in (
+        ("default grid", default_frames_dir()),
+        ("its level row", work / "one-row"),
+    ):
+        portrait = Portrait.open(folder)
+        config = DisplayConfig(window_size=(1920, 1080))
+        with Display(config, portrait, "headless", background=True) as d:
+            t = time.perf_counter()
+            d.flush()  # waits for the worker
+            took = time.perf_counter() - t
+            pieces = d.patch_bytes() / 2**20
+            print(
+                f"  {name:<16} {portrait.count:4d} frames: {pieces:5.1f} MiB, "
+                f"all surfaces {d.surface_bytes() / 2**20:5.1f} MiB; worker done "
+                f"{took:.2f} s after the rest frame"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="starts of each set (median)")
@@ -205,6 +248,7 @@ def main() -> None:
             if name != "default set 512x512":
                 extra = max(0.0, m - peer)
                 print(f"  {name.strip()}: {extra:.2f} s more than the default here; {pi(extra)}")
+        patch_memory(work)
 
 
 if __name__ == "__main__":

@@ -281,3 +281,37 @@ def test_a_frame_not_rendered_shows_the_nearest_rendered_one() -> None:
     assert shown[grid.index(0, 1, 0)] == grid.index(1, 1, 0)  # the next gaze, lids as asked
     assert shown[grid.index(1, 1, 1)] == grid.index(1, 1, 0)  # open lids before others
     assert [shown[i] for i in range(12) if ready[i]] == [i for i in range(12) if ready[i]]
+
+
+@pytest.mark.parametrize("rotation", [0, 90])
+def test_a_patch_is_kept_as_one_piece_per_eye(rotation: int) -> None:
+    """The default set's frames on a 1280x720 screen: most keep two pieces (the eyes), which
+    hold fewer pixels than the box spanning both, and the base with the pieces drawn on it is
+    the whole rendered patch (upright and turned on its side: eyes above one another)."""
+    from appliance.display.layout import Renderer
+    from appliance.display.prepare import pieces, render_patches
+    from appliance.frames import default_frames_dir
+
+    portrait = Portrait.open(default_frames_dir())
+    grid = portrait.grid
+    lay = compute_layout((1280, 720), portrait.size, rotation, "fit")
+    prepared = prepare_base(portrait, lay)
+    renderer = Renderer(lay, portrait.size, portrait.patches, prepared.held, prepared.head)
+    vx0, vy0 = lay.visible[:2]
+    frames = [grid.index(g, r, lid) for g in (0, 16, 32) for r in (0, 4) for lid in (0, 3)]
+    two = 0
+    for i in frames:
+        region = renderer.patch_region(i)
+        assert region is not None
+        rgb = renderer.render(region, i)
+        under = prepared.base[region[1] - vy0 : region[3] - vy0, region[0] - vx0 : region[2] - vx0]
+        out = pieces(region, rgb, under)
+        two += len(out) == 2
+        assert sum(p.shape[0] * p.shape[1] for _, p in out) < rgb.shape[0] * rgb.shape[1]
+        drawn = under.copy()
+        for (x0, y0, x1, y1), p in out:
+            drawn[y0 - region[1] : y1 - region[1], x0 - region[0] : x1 - region[0]] = p
+        assert np.array_equal(drawn, rgb)
+    assert two >= len(frames) - 2
+    only = render_patches(portrait, prepared, only=frames[0])
+    assert only.ready == [i == frames[0] for i in range(portrait.count)]

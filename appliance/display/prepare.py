@@ -241,54 +241,100 @@ def save_cache(cache_dir: Path, portrait: Portrait, prepared: Prepared) -> Path 
     return path
 
 
+PIECE_GAP_PX = 16
+"""Unchanged screen pixels between two parts of a frame's patch (the two eyes, most often) from
+which they are kept as two pieces instead of one box spanning both, pixels."""
+
+Piece = tuple[Rect4, np.ndarray]
+"""A part of a frame in screen pixels: ``(screen rect, h×w×3 RGB)``."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """Frames' patches in screen pixels (:func:`render_patches`).
 
     Attributes:
-        patches: Per frame, ``(screen rect, h×w×3 RGB)``, or None (a frame equal to the base,
-            or one not rendered).
+        patches: Per frame, the pieces where it differs from the base on the screen (an empty
+            list for a frame equal to the base, or one not rendered).
         ready: Per frame, True when it was rendered (a frame equal to the base included);
             False for a frame not asked for or whose patch file could not be decoded.
     """
 
-    patches: list[tuple[Rect4, np.ndarray] | None]
+    patches: list[list[Piece]]
     ready: list[bool]
+
+
+def _runs(changed: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, end)`` of the parts of ``changed`` split by :data:`PIECE_GAP_PX` or more False."""
+    at = np.flatnonzero(changed)
+    if at.size == 0:
+        return []
+    cuts = np.flatnonzero(np.diff(at) > PIECE_GAP_PX)
+    starts = [int(at[0]), *(int(at[c + 1]) for c in cuts)]
+    ends = [*(int(at[c]) + 1 for c in cuts), int(at[-1]) + 1]
+    return list(zip(starts, ends, strict=True))
+
+
+def pieces(screen_rect: Rect4, rgb: np.ndarray, base: np.ndarray) -> list[Piece]:
+    """The parts of a rendered patch that differ from the base shown under it, each cropped tight.
+
+    A patch's box spans both eyes and the lids' margins; on the screen only the eyes change.
+    Columns of unchanged pixels at least :data:`PIECE_GAP_PX` wide split it (side by side eyes),
+    then rows within each part (eyes above one another, a portrait turned 90°). Drawing the
+    base and then the pieces gives exactly the rendered patch.
+
+    Args:
+        screen_rect: Where ``rgb`` goes on the screen, pixels.
+        rgb: The rendered patch, ``h×w×3`` uint8.
+        base: The base as shown under it, the same shape.
+    """
+    changed = (rgb != base).any(axis=2)
+    x, y = screen_rect[0], screen_rect[1]
+    out: list[Piece] = []
+    for c0, c1 in _runs(changed.any(axis=0)):
+        for r0, r1 in _runs(changed[:, c0:c1].any(axis=1)):
+            cols = _runs(changed[r0:r1, c0:c1].any(axis=0))
+            c, d = c0 + cols[0][0], c0 + cols[-1][1]
+            out.append(((x + c, y + r0, x + d, y + r1), np.ascontiguousarray(rgb[r0:r1, c:d])))
+    return out
 
 
 def render_patches(portrait: Portrait, prepared: Prepared, only: int | None = None) -> Rendered:
     """Every frame's patch in screen pixels, each decoded from its file here (once).
 
-    Each is pixel for pixel the same region of the whole frame scaled to the screen. A patch
-    that cannot be decoded (damaged after the set was opened) is logged in one line naming its
-    file and left out (``ready`` False): the display shows the nearest good frame for it.
+    Each is pixel for pixel the same region of the whole frame scaled to the screen, kept as
+    the :func:`pieces` that differ from the scaled base. A patch that cannot be decoded
+    (damaged after the set was opened) is logged in one line naming its file and left out
+    (``ready`` False): the display shows the nearest good frame for it.
 
     Args:
         portrait: The opened set.
-        prepared: Its base for the layout (:func:`prepare_base`).
+        prepared: Its base for the layout (:func:`prepare_base`), not a preview.
         only: Render only this frame (the others are not ready).
     """
     lay = prepared.layout
     renderer = Renderer(lay, portrait.size, portrait.patches, prepared.held, prepared.head)
-    out: list[tuple[Rect4, np.ndarray] | None] = []
+    vx0, vy0 = lay.visible[0], lay.visible[1]
+    out: list[list[Piece]] = []
     ready: list[bool] = []
     for i in range(portrait.count):
         if only is not None and only != i:
-            out.append(None)
+            out.append([])
             ready.append(False)
             continue
         try:
             patch = portrait.patches[i]
         except FrameSetError as err:
             log.error("%s; frame %d shows the nearest good frame instead", err, i)
-            out.append(None)
+            out.append([])
             ready.append(False)
             continue
         region = renderer.region_of(patch)
-        out.append(
-            None
-            if region is None
-            else (lay.to_screen(region), renderer.render_patch(region, patch))
-        )
+        if region is None:
+            out.append([])
+        else:
+            rx0, ry0, rx1, ry1 = region
+            under = prepared.base[ry0 - vy0 : ry1 - vy0, rx0 - vx0 : rx1 - vx0]
+            out.append(pieces(lay.to_screen(region), renderer.render_patch(region, patch), under))
         ready.append(True)
     return Rendered(out, ready)

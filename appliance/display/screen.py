@@ -288,7 +288,7 @@ class Display:
             self._adopt(*self._render(prepared))
         elif prepared.preview:  # the eyes stay at rest until the full base is decoded
             count = self.frames.count
-            self._adopt(prepared, Rendered([None] * count, [True] * count))
+            self._adopt(prepared, Rendered([[] for _ in range(count)], [True] * count))
             self._pending = _in_background(self._render_full, lay)
         else:
             rest = self.frames.rest_index
@@ -331,17 +331,16 @@ class Display:
         """
         self._shown_for = nearest_ready(self.frames.grid, rendered.ready)
         rects: list[pygame.Rect | None] = []
-        surfaces: list[pygame.Surface | None] = []
-        for item in rendered.patches:
-            if item is None:
-                rects.append(None)
-                surfaces.append(None)
-                continue
-            (x0, y0, x1, y1), rgb = item
-            rects.append(pygame.Rect(x0, y0, x1 - x0, y1 - y0))
-            surfaces.append(self._surface(rgb))
+        pieces: list[list[tuple[pygame.Rect, pygame.Surface]]] = []
+        for items in rendered.patches:
+            drawn = [
+                (pygame.Rect(x0, y0, x1 - x0, y1 - y0), self._surface(rgb))
+                for (x0, y0, x1, y1), rgb in items
+            ]
+            rects.append(drawn[0][0].unionall([r for r, _ in drawn[1:]]) if drawn else None)
+            pieces.append(drawn)
         self._patch_rects = rects
-        self._patch_surfaces = surfaces
+        self._patch_pieces = pieces
 
     def _take_up(self, wait: bool = False) -> None:
         """Take up the patches (and the full base) rendered in the background, once ready.
@@ -525,8 +524,13 @@ class Display:
 
     def surface_bytes(self) -> int:
         """Bytes of pixel memory held in pre-rendered surfaces (base, patches, canvas)."""
-        surfaces = [self._base_surface, self._canvas, *self._patch_surfaces]
-        return sum(s.get_height() * s.get_pitch() for s in surfaces if s is not None)
+        surfaces = [self._base_surface, self._canvas]
+        return self.patch_bytes() + sum(s.get_height() * s.get_pitch() for s in surfaces)
+
+    def patch_bytes(self) -> int:
+        """Bytes of pixel memory held in the pre-rendered patches (their pieces) alone."""
+        held = [surface for drawn in self._patch_pieces for _, surface in drawn]
+        return sum(s.get_height() * s.get_pitch() for s in held)
 
     def close(self) -> None:
         """Release the screen (idempotent)."""
@@ -578,8 +582,7 @@ class Display:
         inside = base_rect.clip(rect)
         if inside.w and inside.h:
             out.blit(self._base_surface, (inside.x - ox, inside.y - oy), inside.move(-bx, -by))
-        patch, prect = self._patch_surfaces[index], self._patch_rects[index]
-        if patch is not None and prect is not None:
+        for prect, patch in self._patch_pieces[index]:
             hit = prect.clip(rect)
             if hit.w and hit.h:
                 out.blit(patch, (hit.x - ox, hit.y - oy), hit.move(-prect.x, -prect.y))
@@ -588,11 +591,10 @@ class Display:
         index = self._shown_for[self._target]
         self._canvas.fill(self._background)
         self._canvas.blit(self._base_surface, self._base_pos)
-        patch, prect = self._patch_surfaces[index], self._patch_rects[index]
-        if patch is not None and prect is not None:
+        for prect, patch in self._patch_pieces[index]:
             self._canvas.blit(patch, prect)
         self._current, self._fade = index, None
-        self._canvas_dirty = prect
+        self._canvas_dirty = self._patch_rects[index]
         self._screen.blit(self._canvas, (0, 0))
         self._overlay_rect = None
         if self._debug:
