@@ -307,8 +307,11 @@ class Display:
         self._legend = None
 
     def _render(self, prepared: Prepared) -> tuple[Prepared, Rendered]:
-        """Render every patch (and write the cache after a miss); may run in the worker."""
-        patches = render_patches(self.frames, prepared)
+        """Write the cache after a miss, then render every patch; may run in the worker.
+
+        The cache first: it holds the base and the head region only, so a restart soon after
+        a first start finds it even when the many patches of a grid take a while.
+        """
         if self._cache_dir is not None and not prepared.cached:
             try:
                 path = save_cache(self._cache_dir, self.frames, prepared)
@@ -317,7 +320,7 @@ class Display:
             else:
                 if path is not None:
                     log.info("portrait scaled to the screen cached in %s", path)
-        return prepared, patches
+        return prepared, render_patches(self.frames, prepared)
 
     def _render_full(self, layout: Layout) -> tuple[Prepared, Rendered]:
         """Decode and scale the full base, then :meth:`_render`; runs in the worker."""
