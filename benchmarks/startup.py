@@ -25,8 +25,8 @@ before), slow to write and to start.
 
 Also printed: the memory of the patches rendered for a 1920x1080 screen (pygame surfaces, in
 this process, headless), the default grid (33 gazes x 5 rows x 4 lid phases) against its level
-row of open eyes alone (33 frames, written as a set of its own), with the time the worker takes
-to render them after the rest frame.
+row of open eyes alone (33 frames, written as a set of its own) and the big set, with the time
+the worker takes to decode and render them after the rest frame.
 
 Run: ``.venv/bin/python benchmarks/startup.py [--repeats 5] [--scale 3] [--v1]``.
 """
@@ -129,8 +129,10 @@ def start(
     return cost.wall, cost.cpu, cost.peak_rss / 2**20
 
 
-def patch_memory(work: Path) -> None:
-    """Print the rendered patches' memory at 1920x1080: the default grid against one row."""
+def patch_memory(work: Path, big: Path) -> None:
+    """Print the rendered patches' memory at 1920x1080: the default grid against one row and
+    the big set, with the worker's time for each after the rest frame (the big set's, a first
+    start's: shown from its preview, the worker decodes the base, then the patches)."""
     from appliance.config import DisplayConfig
     from appliance.display import Display
     from appliance.frames import Portrait
@@ -152,6 +154,7 @@ def patch_memory(work: Path) -> None:
     for name, folder in (
         ("default grid", default_frames_dir()),
         ("its level row", work / "one-row"),
+        ("big set", big),
     ):
         portrait = Portrait.open(folder)
         config = DisplayConfig(window_size=(1920, 1080))
@@ -248,7 +251,7 @@ def main() -> None:
             if name != "default set 512x512":
                 extra = max(0.0, m - peer)
                 print(f"  {name.strip()}: {extra:.2f} s more than the default here; {pi(extra)}")
-        patch_memory(work)
+        patch_memory(work, work / "big")
 
 
 if __name__ == "__main__":
