@@ -313,5 +313,26 @@ def test_a_patch_is_kept_as_one_piece_per_eye(rotation: int) -> None:
             drawn[y0 - region[1] : y1 - region[1], x0 - region[0] : x1 - region[0]] = p
         assert np.array_equal(drawn, rgb)
     assert two >= len(frames) - 2
-    only = render_patches(portrait, prepared, only=frames[0])
+    only = render_patches(portrait, prepared, frames=[frames[0]])
     assert only.ready == [i == frames[0] for i in range(portrait.count)]
+
+
+def test_the_worker_renders_the_level_row_first_then_the_rows_then_the_blinks() -> None:
+    """The default grid in three stages (33, 132, 495 frames, every frame once); once the first
+    is taken up a frame of another row or a blink phase shows the level row's frame of its
+    gaze, with open eyes, so the eyes follow sideways from the first stage on."""
+    from appliance.display.prepare import render_stages
+    from appliance.display.screen import nearest_ready
+    from appliance.frames import default_frames_dir
+
+    grid = Portrait.open(default_frames_dir()).grid
+    stages = render_stages(grid)
+    assert [len(s) for s in stages] == [33, 132, 495]
+    assert sorted(i for s in stages for i in s) == list(range(grid.count))
+    assert grid.rest in stages[0]
+    first = set(stages[0])
+    shown = nearest_ready(grid, [i in first for i in range(grid.count)])
+    for gaze in (0, 9, 32):
+        for row in range(5):
+            for lid in range(4):
+                assert shown[grid.index(gaze, row, lid)] == grid.index(gaze, grid.rest_row)

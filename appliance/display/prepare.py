@@ -35,7 +35,7 @@ import math
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +43,7 @@ import numpy as np
 import PIL
 
 from appliance.display.layout import Layout, Rect4, Renderer, patch_margin, scale_image
-from appliance.frames import FrameSetError, Portrait
+from appliance.frames import FrameSetError, Manifest, Portrait
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,26 @@ def pieces(screen_rect: Rect4, rgb: np.ndarray, base: np.ndarray) -> list[Piece]
     return out
 
 
-def render_patches(portrait: Portrait, prepared: Prepared, only: int | None = None) -> Rendered:
+def render_stages(grid: Manifest) -> list[list[int]]:
+    """The frames in the order the display's worker renders them, in stages taken up one by one.
+
+    The rest row with open lids first (the eyes follow sideways), then the other rows with open
+    lids (up and down), then the lid phases (blinks): a large grid on a slow core follows the
+    visitor long before its last blink frame is ready.
+
+    Args:
+        grid: The set's manifest (frames addressed by gaze, row and lid phase).
+    """
+    gazes, rows, phases = range(grid.gazes), range(len(grid.pitches)), len(grid.lid_phases)
+    level = [grid.index(g, grid.rest_row) for g in gazes]
+    others = [grid.index(g, r) for r in rows if r != grid.rest_row for g in gazes]
+    blinks = [grid.index(g, r, lid) for r in rows for lid in range(1, phases) for g in gazes]
+    return [stage for stage in (level, others, blinks) if stage]
+
+
+def render_patches(
+    portrait: Portrait, prepared: Prepared, frames: Collection[int] | None = None
+) -> Rendered:
     """Every frame's patch in screen pixels, each decoded from its file here (once).
 
     Each is pixel for pixel the same region of the whole frame scaled to the screen, kept as
@@ -310,15 +329,16 @@ def render_patches(portrait: Portrait, prepared: Prepared, only: int | None = No
     Args:
         portrait: The opened set.
         prepared: Its base for the layout (:func:`prepare_base`), not a preview.
-        only: Render only this frame (the others are not ready).
+        frames: Render only these frames (the others are not ready); None: all.
     """
     lay = prepared.layout
     renderer = Renderer(lay, portrait.size, portrait.patches, prepared.held, prepared.head)
     vx0, vy0 = lay.visible[0], lay.visible[1]
     out: list[list[Piece]] = []
     ready: list[bool] = []
+    asked = None if frames is None else set(frames)
     for i in range(portrait.count):
-        if only is not None and only != i:
+        if asked is not None and i not in asked:
             out.append([])
             ready.append(False)
             continue

@@ -44,6 +44,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from queue import SimpleQueue
 from typing import ClassVar, TypeVar
 
 import numpy as np
@@ -65,6 +66,7 @@ from appliance.display.prepare import (
     SlowStep,
     prepare_base,
     render_patches,
+    render_stages,
     save_cache,
 )
 from appliance.frames import FrameSet, Manifest, Portrait
@@ -101,21 +103,24 @@ def nearest_ready(grid: Manifest, ready: Sequence[bool]) -> list[int]:
         ready: Per frame, whether its patch is rendered.
     """
     gazes, phases = grid.gazes, len(grid.lid_phases)
-    good = [i for i, ok in enumerate(ready) if ok] or [grid.rest]
-
-    def place(i: int) -> tuple[int, int, int]:
-        return i % gazes, (i // gazes) % phases, i // (gazes * phases)
-
-    def nearest(i: int) -> int:
-        g, lid, row = place(i)
-
-        def cost(j: int) -> tuple[int, int, int, int]:
-            gj, lj, rj = place(j)
-            return abs(g - gj) + abs(lid - lj) + abs(row - rj), lj, abs(row - rj), j
-
-        return min(good, key=cost)
-
-    return [i if ready[i] else nearest(i) for i in range(len(ready))]
+    index = np.arange(len(ready))
+    gaze, lid, row = index % gazes, (index // gazes) % phases, index // (gazes * phases)
+    good = np.flatnonzero(np.asarray(ready, bool))
+    if good.size == 0:
+        good = np.array([grid.rest])
+    bad = np.flatnonzero(~np.asarray(ready, bool))
+    shown = index.copy()
+    if bad.size:
+        # One integer per (bad, good) pair ordering them as the text says (numpy, not a loop:
+        # run on the render loop when a stage is taken up, 660 x 660 at most).
+        n = len(ready) + 1
+        drow = np.abs(row[bad, None] - row[None, good])
+        steps = np.abs(gaze[bad, None] - gaze[None, good]) + np.abs(
+            lid[bad, None] - lid[None, good]
+        )
+        cost = (((steps + drow) * n + lid[None, good]) * n + drow) * n + good[None, :]
+        shown[bad] = good[np.argmin(cost, axis=1)]
+    return [int(i) for i in shown]
 
 
 def _in_background(fn: Callable[[_A], _R], arg: _A) -> Future[_R]:
@@ -192,8 +197,10 @@ class Display:
         self._cache_dir = cache_dir
         self._slow = slow
         self._deferred = background
-        self._pending: Future[tuple[Prepared, Rendered]] | None = None
+        self._pending: Future[Prepared] | None = None
+        self._stages: SimpleQueue[tuple[Prepared, Rendered]] = SimpleQueue()
         self._shown_for: list[int] = []
+        self._ready: list[bool] = []
         self._base_is_preview = False
         self.driver = choose_driver(driver or config.driver)
         if Display._active is not None:
@@ -285,14 +292,15 @@ class Display:
         self._base_surface = self._surface(prepared.base)
         self._base_is_preview = prepared.preview
         if not self._deferred:
-            self._adopt(*self._render(prepared))
+            self._save_cache(prepared)
+            self._adopt(render_patches(self.frames, prepared))
         elif prepared.preview:  # the eyes stay at rest until the full base is decoded
-            count = self.frames.count
-            self._adopt(prepared, Rendered([[] for _ in range(count)], [True] * count))
+            rest, count = self.frames.rest_index, self.frames.count
+            self._adopt(Rendered([[] for _ in range(count)], [i == rest for i in range(count)]))
             self._pending = _in_background(self._render_full, lay)
         else:
             rest = self.frames.rest_index
-            self._adopt(prepared, render_patches(self.frames, prepared, only=rest))
+            self._adopt(render_patches(self.frames, prepared, frames=[rest]))
             self._pending = _in_background(self._render, prepared)
         self._canvas = pygame.Surface(screen.get_size()).convert()
         self._canvas.fill(self._background)
@@ -306,68 +314,98 @@ class Display:
         self._font = None
         self._legend = None
 
-    def _render(self, prepared: Prepared) -> tuple[Prepared, Rendered]:
-        """Write the cache after a miss, then render every patch; may run in the worker.
+    def _save_cache(self, prepared: Prepared) -> None:
+        """Write the base scaled to the screen to the cache after a miss (a failure logged)."""
+        if self._cache_dir is None or prepared.cached:
+            return
+        try:
+            path = save_cache(self._cache_dir, self.frames, prepared)
+        except OSError as err:
+            log.warning("cannot write the portrait cache in %s: %s", self._cache_dir, err)
+        else:
+            if path is not None:
+                log.info("portrait scaled to the screen cached in %s", path)
 
-        The cache first: it holds the base and the head region only, so a restart soon after
-        a first start finds it even when the many patches of a grid take a while.
+    def _render(self, prepared: Prepared) -> Prepared:
+        """Write the cache after a miss, then render the patches stage by stage; in the worker.
+
+        The cache first: it holds the base and the head region only, so a restart soon after a
+        first start finds it even when the many patches of a grid take a while. Each stage of
+        :func:`render_stages` is handed to the render loop as soon as it is rendered.
         """
-        if self._cache_dir is not None and not prepared.cached:
-            try:
-                path = save_cache(self._cache_dir, self.frames, prepared)
-            except OSError as err:
-                log.warning("cannot write the portrait cache in %s: %s", self._cache_dir, err)
-            else:
-                if path is not None:
-                    log.info("portrait scaled to the screen cached in %s", path)
-        return prepared, render_patches(self.frames, prepared)
+        self._save_cache(prepared)
+        for stage in render_stages(self.frames.grid):
+            self._stages.put((prepared, render_patches(self.frames, prepared, frames=stage)))
+        return prepared
 
-    def _render_full(self, layout: Layout) -> tuple[Prepared, Rendered]:
+    def _render_full(self, layout: Layout) -> Prepared:
         """Decode and scale the full base, then :meth:`_render`; runs in the worker."""
         return self._render(prepare_base(self.frames, layout, self._cache_dir))
 
-    def _adopt(self, prepared: Prepared, rendered: Rendered) -> None:
+    def _adopt(self, rendered: Rendered) -> None:
         """Make pygame surfaces of rendered patches (on the thread that owns the screen).
 
         A frame not rendered (not yet, or its patch unreadable) is drawn as the nearest one
         that is (:func:`nearest_ready`).
         """
-        self._shown_for = nearest_ready(self.frames.grid, rendered.ready)
-        rects: list[pygame.Rect | None] = []
-        pieces: list[list[tuple[pygame.Rect, pygame.Surface]]] = []
-        for items in rendered.patches:
+        count = self.frames.count
+        self._patch_rects: list[pygame.Rect | None] = [None] * count
+        self._patch_pieces: list[list[tuple[pygame.Rect, pygame.Surface]]] = [[]] * count
+        self._ready = [False] * count
+        self._merge(rendered)
+
+    def _merge(self, rendered: Rendered) -> None:
+        """Take up the frames ``rendered`` holds (ready ones), keeping the others as they are."""
+        for i, ok in enumerate(rendered.ready):
+            if not ok:
+                continue
             drawn = [
                 (pygame.Rect(x0, y0, x1 - x0, y1 - y0), self._surface(rgb))
-                for (x0, y0, x1, y1), rgb in items
+                for (x0, y0, x1, y1), rgb in rendered.patches[i]
             ]
-            rects.append(drawn[0][0].unionall([r for r, _ in drawn[1:]]) if drawn else None)
-            pieces.append(drawn)
-        self._patch_rects = rects
-        self._patch_pieces = pieces
+            self._patch_rects[i] = (
+                drawn[0][0].unionall([r for r, _ in drawn[1:]]) if drawn else None
+            )
+            self._patch_pieces[i] = drawn
+            self._ready[i] = True
+        self._shown_for = nearest_ready(self.frames.grid, self._ready)
 
     def _take_up(self, wait: bool = False) -> None:
-        """Take up the patches (and the full base) rendered in the background, once ready.
+        """Take up the stages of patches (and the full base) rendered in the background so far.
 
-        The next draw is then a full one. Results for an older layout (the window was resized
-        meanwhile) are dropped. A failure (the base image unreadable after its preview was
-        shown) is logged: the portrait stays up with its eyes at rest.
+        With ``wait``, wait for the worker to finish first. After a stage the next draw is a
+        full one. Results for an older layout (the window was resized meanwhile) are dropped. A
+        failure (the base image unreadable after its preview was shown) is logged: the portrait
+        stays up with its eyes at rest.
         """
         pending = self._pending
-        if pending is None or not (wait or pending.done()):
+        if pending is None:
+            return
+        done = wait or pending.done()
+        if done:
+            with suppress(Exception):
+                pending.result()  # waits; a failure is logged below
+        took = False
+        while not self._stages.empty():
+            prepared, rendered = self._stages.get_nowait()
+            if prepared.layout != self.layout:
+                continue
+            if self._base_is_preview:  # the full base: only what is rendered on it is ready
+                self._base_surface = self._surface(prepared.base)
+                self._base_is_preview = False
+                self._adopt(rendered)
+            else:
+                self._merge(rendered)
+            took = True
+        if took:
+            self._current, self._fade = None, None
+        if not done:
             return
         self._pending = None
         try:
-            prepared, patches = pending.result()
+            pending.result()
         except Exception as err:  # e.g. base.png damaged after the preview was shown
             log.error("the portrait's eyes stay at rest: %s", err)
-            return
-        if prepared.layout != self.layout:
-            return
-        if self._base_is_preview:
-            self._base_surface = self._surface(prepared.base)
-            self._base_is_preview = False
-        self._adopt(prepared, patches)
-        self._current, self._fade = None, None
 
     @staticmethod
     def _surface(rgb: np.ndarray) -> pygame.Surface:
@@ -379,6 +417,15 @@ class Display:
     def size(self) -> tuple[int, int]:
         """``(width, height)`` of the screen or window, pixels."""
         return self._screen.get_size()
+
+    @property
+    def frames_ready(self) -> int:
+        """How many frames are rendered so far (taken up by :meth:`show`).
+
+        A frame not yet rendered shows the nearest one that is; before the full base of a set
+        shown from its preview, only the rest frame counts (it shows the preview).
+        """
+        return sum(self._ready)
 
     @property
     def shown_index(self) -> int | None:
