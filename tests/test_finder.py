@@ -89,7 +89,9 @@ def test_camera_height_replaces_the_band_and_bad_geometry_is_named() -> None:
     assert "band_top is not used: camera_height_m is set" in error(
         {"camera_height_m": 1.75, "band_top": 0.2}
     )
-    assert "camera_tilt_deg is not used: " in error({"camera_tilt_deg": 10})
+    assert "visitor_eyes_m is not used: " in error({"visitor_eyes_m": [1.0, 1.9]})
+    # The tilt alone is used: the gaze levels the camera with it to choose the row.
+    assert parse_config({"finder": {"camera_tilt_deg": 10}}).finder.camera_tilt_deg == 10.0
     assert "visitor_eyes_m = [1.9, 1.2]: the first must not exceed" in error(
         {"camera_height_m": 1.75, "visitor_eyes_m": [1.9, 1.2]}
     )
