@@ -371,7 +371,7 @@ def _build(
             manifest.count,
         )
         notifier.extend_timeout(60.0 + 1.5 * mpx, f"starting: decoding {manifest.count} frames")
-    frames = Portrait.open(frames_dir)  # the manifest and the rest patch; the rest comes later
+    frames = Portrait.open(frames_dir)  # manifest and rest patch; other patches and base later
     cache_dir = cache_dir_from_env()
     if frames.manifest.preview is None and not is_cached(cache_dir, frames):
         # Needed before the first frame: decoded while the model, camera and screen open. (A

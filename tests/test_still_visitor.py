@@ -28,6 +28,8 @@ SETTLE_S = 2.0
 """The eyes turn from rest to the visitor in the first moments; changes are counted after."""
 GEOMETRY = CameraGeometry(width=640, height=480, hfov_deg=66.0, height_m=1.75)
 
+pytestmark = pytest.mark.slow
+
 
 def still_clip(out: Path, eye_height_m: float) -> Path:
     """A visitor standing 1.5 m out, 0.2 m to the image's right, eyes ``eye_height_m`` above
