@@ -20,12 +20,14 @@ Drawing is cheap because almost nothing changes: at start-up the base image and 
 patch (see :class:`appliance.frames.Patch`) are rotated, scaled and converted to the screen's
 pixel format once (see :mod:`appliance.display.prepare`: the scaled base comes from a cache
 when there is one; with ``background=True`` the rest frame is drawn first and the other
-patches are rendered in a worker thread, taken up by a later :meth:`Display.show`). A patch is
+patches are decoded and rendered in a worker thread, in stages each taken up by a later
+:meth:`Display.show`; a frame not rendered yet shows the nearest one that is). A patch is
 rendered from a margin around it so that it is pixel-identical to scaling the whole frame (no
-seams). The base is drawn once; on a frame change only the old and
-the new patch rectangles are redrawn and passed to ``pygame.display.update``. Nothing is drawn
-while the frame stays the same. A cross-fade (``crossfade_ms``) blends the old and the new patch
-region over successive :meth:`Display.show` calls.
+seams), and kept as the pieces of it that differ from the base (one per eye). The base is
+drawn once; on a frame change only the old and the new patch rectangles are redrawn and passed
+to ``pygame.display.update``. Nothing is drawn while the frame stays the same. A cross-fade
+(``crossfade_ms``) blends the old and the new patch region over successive :meth:`Display.show`
+calls.
 
 The screen's contents are kept in an offscreen canvas (the portrait only); the debug overlay is
 drawn over it on the screen, so hiding the overlay or fading under it never needs a re-render.
