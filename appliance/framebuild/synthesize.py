@@ -17,7 +17,9 @@ large ones):
 3. the upper lid lowered where the frame asks for it (a blink phase, or a downward gaze, which
    the lid follows a little): the band of skin above the lid, crease and lash line and the
    painting's own texture included, slides down over the eye, stretched in each column (the
-   corners stay where they are); shut, its lash line lies on the lower lid's;
+   corners stay where they are); shut, its lash line lies on the lower lid's. As it closes,
+   the lid over the eyeball takes the shading of the skin around the eye (its own detail
+   kept) and a seam darkens its edge, so a painting's soft lash line reads as a shut eye;
 4. the change against the painting, averaged back down to image pixels (antialiased edges).
 
 Only pixels inside the eye openings change. Every frame, the one at angle 0 included, goes
@@ -47,6 +49,22 @@ lids follow vertical gaze closely; less keeps the iris visible in the lowest row
 LID_BAND = 1.5
 """Height of the band of skin above the upper lid that slides down with it, in eye openings
 (the opening's height at the centre): it holds the lid's crease."""
+
+LID_TONE_BLUR = 0.25
+"""Radius of the blur that takes the smooth shading of a lowered lid, in eye openings: the lid
+over the eyeball takes the skin's shading around the eye (its own detail kept), not the dark
+socket and crease it was stretched from."""
+
+LID_SKIN_GROW = 0.6
+"""How far beyond the opening the skin's shading is filled from around the eye, in openings
+(the lash lines and the socket's shadow at the rims left out)."""
+
+LID_SEAM = 0.5
+"""How much the seam where the lids meet darkens the painting at its centre, when shut (0..1):
+a painting's soft lash line alone does not read as a shut eye, to people or to the face mesh."""
+
+LID_SEAM_WIDTH = 0.5
+"""Half-width of the seam (a Gaussian along each column), in lid margins."""
 
 LID_MARGIN = 0.3
 """Height of the lid's margin (lash line and rim), moved down whole, in eye openings."""
@@ -222,6 +240,7 @@ class EyeRenderer:
         self.rgb, self.xs, self.ys = supersampled(image, eye.roi, s)
         self.inside = eye.opening.mask(self.xs, self.ys)
         ix, iy, r = eye.iris.x, eye.iris.y, eye.radius
+        o_ = eye.opening
         # The limbus and the lid edges are soft in proportion to the eye's size.
         self.edge = max(0.5, 0.15 * r)
         feather = box_blur(self.inside, max(1, round(0.06 * r * s)))
@@ -252,6 +271,9 @@ class EyeRenderer:
         self.texture = _continue_columns(self.rgb, self.inside & (iris_alpha > 0.5))
         x0, y0, x1, y1 = eye.roi
         self.lo = image[y0:y1, x0:x1].astype(np.float64)
+        # The skin as if there were no eye: the opening (and its rims) filled from around it.
+        grow = box_blur(self.inside, max(1, round(LID_SKIN_GROW * (o_.up + o_.down) * s))) > 0
+        self.skin = harmonic_fill(base, grow)
 
     def render(self, shift: float, dy: float = 0.0, lids: float = 0.0) -> np.ndarray:
         """Return the eye crop (``roi``) as float RGB with the iris moved and the lid lowered.
@@ -279,14 +301,14 @@ class EyeRenderer:
         hi = np.where(self.inside[..., None], hi, self.rgb)
         drop = lid_drop(e, lids, dy)
         if drop > 0:
-            hi = self._lower_lid(hi, drop, s)
+            hi = self._lower_lid(hi, drop, s, lids)
         delta = (hi - self.rgb).astype(np.float64)
         h, w = self.lo.shape[:2]
         down = delta.reshape(h, s, w, s, 3).mean(axis=(1, 3))
         out: np.ndarray = self.lo + down
         return out
 
-    def _lower_lid(self, hi: np.ndarray, drop: float, s: int) -> np.ndarray:
+    def _lower_lid(self, hi: np.ndarray, drop: float, s: int, lids: float = 0.0) -> np.ndarray:
         """``hi`` with the upper lid ``drop`` pixels lower at the centre (see the module)."""
         o = self.eye.opening
         x0, y0 = self.eye.roi[0], self.eye.roi[1]
@@ -304,8 +326,48 @@ class EyeRenderer:
         # The canvas's own detail (cracks, brush marks) stays where it is: only the smooth
         # painting slides, so the cracks are not stretched into streaks.
         smooth = hi - self.canvas
-        out: np.ndarray = _lid_warp(smooth, top, band, margin, dropped) + self.canvas
-        return out
+        out: np.ndarray = _lid_warp(smooth, top, band, margin, dropped)
+        if lids > 0:
+            out = self._close(out, top, top + dropped, margin, bulge, lids, full * s)
+        return out + self.canvas
+
+    def _close(
+        self,
+        image: np.ndarray,
+        top: np.ndarray,
+        edge: np.ndarray,
+        margin: np.ndarray,
+        bulge: np.ndarray,
+        lids: float,
+        full: float,
+    ) -> np.ndarray:
+        """A blinking lid's look: the skin's shading over the eyeball and a seam at its edge.
+
+        Between the lid's old edge and its margin, the lid's smooth shading (a blur over
+        :data:`LID_TONE_BLUR` openings) is replaced by the skin's around the eye, by ``lids``
+        (the detail of the stretched lid stays: no flat colour); along the new edge a seam
+        darkens the painting (its own colours and texture, multiplied), by ``lids`` times
+        :data:`LID_SEAM`, fading only at the corners.
+
+        Args:
+            image: ``h×w×3`` float, supersampled, the lid already slid down.
+            top: Per column, the lid's old edge, sub-pixel rows.
+            edge: Per column, its new edge, sub-pixel rows.
+            margin: Per column, the lid margin's height, sub-pixel rows.
+            bulge: Per column, ``1 - u²`` (0 at the corners, 1 at the middle).
+            lids: Blink phase, 0 open .. 1 shut.
+            full: The opening's height at the centre, sub-pixel rows.
+        """
+        ys = np.arange(image.shape[0], dtype=np.float64)[:, None] + 0.5
+        m = np.maximum(margin, 1.0)
+        over = np.clip((ys - (top - m)) / m, 0.0, 1.0) * np.clip((edge - ys) / m, 0.0, 1.0)
+        rad = max(1, round(LID_TONE_BLUR * full))
+        low = np.stack([box_blur(box_blur(image[..., c], rad), rad) for c in range(3)], axis=2)
+        out = image + (lids * over)[..., None] * (self.skin - low)
+        d = (ys - edge) / (LID_SEAM_WIDTH * m)
+        seam = np.exp(-d * d) * (bulge**0.1)[None, :]
+        shaded: np.ndarray = out * (1.0 - LID_SEAM * lids * seam)[..., None]
+        return shaded
 
 
 def _lid_warp(
