@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -43,8 +44,11 @@ EYEBALL_RATIO = 2.0
 """Eyeball radius / iris radius: turning by ``a`` moves the iris by ``2 r sin(a)`` pixels."""
 
 LID_FOLLOW = 0.4
-"""How far the upper lid follows the iris down, as a fraction of the iris's move (real upper
-lids follow vertical gaze closely; less keeps the iris visible in the lowest row)."""
+"""How far the upper lid follows the iris up and down, as a fraction of the iris's move (real
+upper lids follow vertical gaze closely; less keeps the iris visible in the lowest row)."""
+
+LID_RISE_MAX = 0.25
+"""Most the upper lid rises (looking up), in eye openings at the centre."""
 
 LID_BAND = 1.5
 """Height of the band of skin above the upper lid that slides down with it, in eye openings
@@ -87,10 +91,13 @@ def lid_drop(eye: Eye, lids: float, dy: float) -> float:
     Args:
         eye: The modelled eye.
         lids: Blink phase, 0 open .. 1 shut (the lid then lies on the lower lid).
-        dy: The iris's vertical move, pixels, + = down (the lid follows a downward one).
+        dy: The iris's vertical move, pixels, + = down (the lid follows it both ways).
     """
     o = eye.opening
-    follow = LID_FOLLOW * max(0.0, dy)
+    follow = LID_FOLLOW * dy
+    if follow < 0:
+        # Raised, by at most a quarter of the opening: the skin above keeps most of its height.
+        follow = max(follow, -LID_RISE_MAX * (o.up + o.down))
     full = o.up + o.down
     return min(full, follow + lids * max(0.0, full - follow))
 
@@ -243,7 +250,8 @@ class EyeRenderer:
         o_ = eye.opening
         # The limbus and the lid edges are soft in proportion to the eye's size.
         self.edge = max(0.5, 0.15 * r)
-        feather = box_blur(self.inside, max(1, round(0.06 * r * s)))
+        self.feather = max(1, round(0.06 * r * s))
+        feather = box_blur(self.inside, self.feather)
         self.soft_inside = np.clip(2.0 * feather - 1.0, 0.0, 1.0) * self.inside
         iris_alpha = _soft_disc(self.xs, self.ys, ix, iy, r, self.edge) * self.inside
         # Bare eye: remove the iris (and its soft rim), fill smoothly from its surroundings.
@@ -263,6 +271,7 @@ class EyeRenderer:
         depth = np.clip(2.0 * box_blur(hole, max(1, round(0.35 * r * s))) - 1.0, 0.0, 1.0)
         w = ((1.0 - LID_SHADE) * depth * depth * (3.0 - 2.0 * depth))[..., None]
         filled = (1.0 - w) * with_lids + w * sclera + canvas
+        self.sclera = sclera + canvas
         # What stays in place over a lowered lid: the canvas's detail, but not over the iris
         # (a photo's catch-light can be faint enough to pass for canvas; it belongs to the eye).
         self.canvas = np.where(hole[..., None], 0.0, canvas)
@@ -302,14 +311,30 @@ class EyeRenderer:
         drop = lid_drop(e, lids, dy)
         if drop > 0:
             hi = self._lower_lid(hi, drop, s, lids)
+        elif drop < 0:
+            raised = replace(o, up=o.up - drop)
+            inside = raised.mask(self.xs, self.ys)
+            soft = np.clip(2.0 * box_blur(inside, self.feather) - 1.0, 0.0, 1.0) * inside
+            a = (disc * soft)[..., None]
+            # Under the raised lid: the clean sclera's shading continued upward, the iris over it.
+            under = np.where(self.inside[..., None], self.bare, self.sclera)
+            shown = np.where(inside[..., None], under * (1.0 - a) + tex * a, self.rgb)
+            hi = self._lower_lid(hi, drop, s, 0.0, shown)
         delta = (hi - self.rgb).astype(np.float64)
         h, w = self.lo.shape[:2]
         down = delta.reshape(h, s, w, s, 3).mean(axis=(1, 3))
         out: np.ndarray = self.lo + down
         return out
 
-    def _lower_lid(self, hi: np.ndarray, drop: float, s: int, lids: float = 0.0) -> np.ndarray:
-        """``hi`` with the upper lid ``drop`` pixels lower at the centre (see the module)."""
+    def _lower_lid(
+        self, hi: np.ndarray, drop: float, s: int, lids: float, under: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``hi`` with the upper lid ``drop`` pixels lower at the centre (see the module).
+
+        A negative ``drop`` raises the lid: its margin moves up whole, the skin above is
+        compressed, and below the new edge ``under`` (the eye seen through the raised
+        opening) is shown.
+        """
         o = self.eye.opening
         x0, y0 = self.eye.roi[0], self.eye.roi[1]
         xs = x0 + (np.arange(hi.shape[1], dtype=np.float64) + 0.5) / s
@@ -323,10 +348,15 @@ class EyeRenderer:
         dropped = drop / full * (o.up + o.down) * bulge * s
         band = np.clip(LID_BAND * full * s, 2.0, np.maximum(top - 1.0, 2.0))
         margin = np.minimum(LID_MARGIN * full * s, 0.5 * band)
+        # A raised lid never lifts more than the skin above its margin can give.
+        dropped = np.maximum(dropped, -0.5 * (band - margin))
         # The canvas's own detail (cracks, brush marks) stays where it is: only the smooth
         # painting slides, so the cracks are not stretched into streaks.
         smooth = hi - self.canvas
         out: np.ndarray = _lid_warp(smooth, top, band, margin, dropped)
+        if under is not None:
+            ys = np.arange(hi.shape[0], dtype=np.float64)[:, None] + 0.5
+            out = np.where((ys >= top + dropped)[..., None], under - self.canvas, out)
         if lids > 0:
             out = self._close(out, top, top + dropped, margin, bulge, lids, full * s)
         return out + self.canvas
@@ -385,7 +415,8 @@ def _lid_warp(
         top: Per column, the upper lid's edge, sub-pixel rows (float).
         band: Per column, the height of skin that moves with the lid, sub-pixel rows (> 0).
         margin: Per column, the height of the lid's margin, sub-pixel rows (< ``band``).
-        drop: Per column, how far the lid's edge comes down, sub-pixel rows (>= 0).
+        drop: Per column, how far the lid's edge comes down, sub-pixel rows (< 0: up; the skin
+            is then compressed, never by more than half its height).
 
     Returns:
         A new array (linear resampling along each column).
@@ -395,7 +426,7 @@ def _lid_warp(
     start, fold = top - band, top - margin
     skin = start + (ys - start) * (band - margin) / (band - margin + drop)
     src = np.where(ys < fold + drop, skin, ys - drop)
-    moving = (ys > start) & (ys < top + drop) & (drop > 0)
+    moving = (ys > start) & (ys < top + drop) & (drop != 0)
     src = np.where(moving, src, ys) - 0.5
     y0 = np.clip(np.floor(src).astype(np.int64), 0, h - 1)
     y1 = np.clip(y0 + 1, 0, h - 1)
