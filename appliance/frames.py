@@ -16,7 +16,7 @@ from it. Format version 2, written by :func:`write_set`::
         preview = [1289, 1920]       # width, height of preview.png (absent: no preview)
         [[frames]]                   # one table per frame, in index order
         angle = -30.0                # gaze angle, degrees; negative = toward the visitor's left
-        patch = "patches/frame_00.png"
+        patch = "patches/frame_00.png"  # frames with equal pixels may share one (and its box)
         box = [x0, y0, x1, y1]       # where the patch goes, integer pixels, x1/y1 exclusive
         pitch = 0.0                  # optional: vertical gaze, degrees, + = up (default 0)
         lids = 0.0                   # optional: blink phase, 0 open .. 1 shut (default 0)
@@ -371,9 +371,21 @@ class Manifest(BaseModel):
                 raise _error(f"preview = {self.preview} must not be larger than size = {self.size}")
         for i, f in enumerate(frames):
             self._check_entry(i, f)
-        names = [n for n in self.files if n]
-        if len(set(names)) != len(names):
-            raise _error("frames list the same file twice")
+        if self.version == 1:
+            names = [n for n in self.files if n]
+            if len(set(names)) != len(names):
+                raise _error("frames list the same file twice")
+            return self
+        # v2: frames with the same pixels may share one patch file, and then its box.
+        boxes: dict[str, list[int]] = {}
+        for i, f in enumerate(frames):
+            if f.patch is not None and f.box is not None:
+                first = boxes.setdefault(f.patch, f.box)
+                if first != f.box:
+                    raise _error(
+                        f"frames[{i}].patch = {f.patch!r} is an earlier frame's, whose box is "
+                        f"{first}, not {f.box}; frames sharing a patch share its box"
+                    )
         return self
 
     def _check_entry(self, i: int, f: FrameEntry) -> None:
@@ -596,7 +608,8 @@ def write_set(
 ) -> None:
     """Write a version 2 frame set into ``directory`` (created if missing).
 
-    Writes ``base.png`` once, ``patches/frame_NN.png`` for each non-empty patch, for a base
+    Writes ``base.png`` once, ``patches/frame_NN.png`` for each distinct non-empty patch
+    (frames with the same pixels in the same box name the first one's file), for a base
     larger than ``preview_max`` also ``preview.png`` (Lanczos, longest side ``preview_max``),
     and ``frames.toml`` last (validated by :class:`Manifest` before it is written, so a set this
     writes always loads). Same inputs, same bytes: PNGs carry no metadata, the manifest's
@@ -633,6 +646,9 @@ def write_set(
             raise FrameSetError(f"{directory}: {len(values)} {name} for {count} frames")
     hb = head_box if head_box is not None else union_box(patches, (w, h))
     entries: list[dict[str, Any]] = []
+    # Frames with the same pixels in the same box (e.g. a shut blink at every gaze) share the
+    # first one's patch file.
+    shared: dict[tuple[int, int, int, int, bytes], str] = {}
     for i, p in enumerate(patches):
         entry: dict[str, Any] = {}
         if angles is not None:
@@ -642,7 +658,8 @@ def write_set(
         if lids is not None:
             entry["lids"] = float(lids[i])
         if not p.empty:
-            entry["patch"] = f"{PATCH_DIR}/{frame_name(i, count)}"
+            key = (p.x0, p.y0, p.width, p.height, hashlib.sha256(p.pixels.tobytes()).digest())
+            entry["patch"] = shared.setdefault(key, f"{PATCH_DIR}/{frame_name(i, count)}")
             entry["box"] = [int(v) for v in (p.x0, p.y0, p.x0 + p.width, p.y0 + p.height)]
         entries.append(entry)
     scale = min(1.0, preview_max / max(w, h))
@@ -667,9 +684,11 @@ def write_set(
             preview, Image.Resampling.LANCZOS
         )
         write_png(directory / PREVIEW_NAME, np.asarray(small), fast=True)
+    written: set[str] = set()
     for frame, p in zip(manifest.frames, patches, strict=True):
-        if frame.patch is not None:
+        if frame.patch is not None and frame.patch not in written:
             write_png(directory / frame.patch, p.pixels)
+            written.add(frame.patch)
     text = tomli_w.dumps(manifest.model_dump(mode="json", exclude_unset=True))
     header = "# Frame set for the monalisa appliance (format: appliance/frames.py).\n"
     (directory / MANIFEST_NAME).write_bytes((header + text).encode("utf-8"))

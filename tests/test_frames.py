@@ -363,6 +363,35 @@ def test_v2_round_trips_and_holds_only_the_patches(tmp_path: Path) -> None:
             assert p.read_bytes() == (again / p.relative_to(folder)).read_bytes(), p
 
 
+def test_v2_frames_with_the_same_pixels_share_one_patch(tmp_path: Path) -> None:
+    """A shut blink looks the same at every gaze: such frames name one file, and a frame that
+    names another frame's file with a different box is one line naming both boxes."""
+    frames = _frames(5)
+    frames[3], frames[4] = frames[0].copy(), frames[0].copy()
+    folder = _v2(tmp_path / "v2", frames)
+    assert sorted(p.name for p in (folder / "patches").iterdir()) == [
+        "frame_00.png",
+        "frame_01.png",
+    ]
+    entries = tomllib.loads((folder / "frames.toml").read_text())["frames"]
+    assert [e.get("patch") for e in entries] == [
+        "patches/frame_00.png",
+        "patches/frame_01.png",
+        None,
+        "patches/frame_00.png",
+        "patches/frame_00.png",
+    ]
+    fs = FrameSet.load(folder)
+    for i, f in enumerate(frames):
+        assert np.array_equal(fs.frame(i), f), i
+    box = entries[1]["box"]
+    _expect(
+        _edit(folder, 'patch = "patches/frame_01.png"', 'patch = "patches/frame_00.png"'),
+        "frames[1].patch = 'patches/frame_00.png'",
+        f"not {box}",
+    )
+
+
 def test_v2_misspelt_or_misplaced_keys_are_named(tmp_path: Path) -> None:
     folder = _v2(tmp_path / "s")
     text = (folder / "frames.toml").read_text()

@@ -295,6 +295,7 @@ def _base_and_patches(
     count: int,
     rest: int,
     progress: Progress,
+    order: Sequence[int] | None = None,
 ) -> list[Patch]:
     """Turn ``painting`` into the set's base, the rest frame, and return each frame's patch.
 
@@ -310,17 +311,20 @@ def _base_and_patches(
         count: Number of frames.
         rest: The rest frame's index.
         progress: Advanced once per frame.
+        order: The order to render the frames in (every index once), default index order.
     """
     x0, y0 = origin
     rest_crop = render(rest)
     h, w = rest_crop.shape[:2]
     painting[y0 : y0 + h, x0 : x0 + w] = rest_crop
-    patches = []
-    for i in range(count):
+    patches: list[Patch | None] = [None] * count
+    for i in order if order is not None else range(count):
         crop = rest_crop if i == rest else render(i)
-        patches.append(region_patch(painting, crop, x0, y0))
+        patches[i] = region_patch(painting, crop, x0, y0)
         progress.step()
-    return patches
+    done = [p for p in patches if p is not None]
+    assert len(done) == count, "order must hold every frame once"
+    return done
 
 
 def _write(
@@ -416,7 +420,14 @@ def build_synthesize(
             background, (rx0, ry0), renderers, shifts[gaze], lifts[row], grid.phases_at[lid]
         )
 
-    patches = _base_and_patches(painting, (rx0, ry0), render, grid.count, rest, progress)
+    # Every lid phase of a gaze and row right after another: the moved iris is made once.
+    order = [
+        grid.index(gaze, row, lid)
+        for row in range(grid.rows)
+        for gaze in range(grid.gazes)
+        for lid in range(grid.phases)
+    ]
+    patches = _base_and_patches(painting, (rx0, ry0), render, grid.count, rest, progress, order)
     head_box = Box(*region)
     h, w = painting.shape[:2]
     build: dict[str, Any] = {

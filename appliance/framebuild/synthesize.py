@@ -280,6 +280,9 @@ class EyeRenderer:
         self.texture = _continue_columns(self.rgb, self.inside & (iris_alpha > 0.5))
         x0, y0, x1, y1 = eye.roi
         self.lo = image[y0:y1, x0:x1].astype(np.float64)
+        # The last iris move ((k, m) sub-pixels, its disc, texture and crop) and the shut crop.
+        self._iris: tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._shut: np.ndarray | None = None
         # The skin as if there were no eye: the opening (and its rims) filled from around it.
         grow = box_blur(self.inside, max(1, round(LID_SKIN_GROW * (o_.up + o_.down) * s))) > 0
         self.skin = harmonic_fill(base, grow)
@@ -293,7 +296,9 @@ class EyeRenderer:
             lids: Blink phase, 0 open .. 1 shut.
 
         Pixels outside the opening and the lid's band above it are exactly the painting's;
-        ``render(0)`` re-renders the iris in place.
+        ``render(0)`` re-renders the iris in place. The moved iris is kept until the next
+        call with another move, so render every lid phase of a gaze and row in a row; the shut
+        crop is the same for every gaze and made once.
         """
         e = self.eye
         s = supersample_for(e.roi)
@@ -302,13 +307,23 @@ class EyeRenderer:
         o = e.opening
         slope = (o.yr - o.yl) / max(o.xr - o.xl, 1e-6)
         k, m = round(shift * s), round((shift * slope + dy) * s)
-        disc = _soft_disc(self.xs, self.ys, e.iris.x + k / s, e.iris.y + m / s, e.radius, self.edge)
-        alpha = disc * self.soft_inside
-        tex = shift_edge(self.texture, k, m)
-        a = alpha[..., None]
-        hi = self.bare * (1.0 - a) + tex * a
-        hi = np.where(self.inside[..., None], hi, self.rgb)
         drop = lid_drop(e, lids, dy)
+        if drop >= o.up + o.down:
+            # Shut: the lid covers the whole opening, whatever the gaze; made once.
+            if self._shut is None:
+                bare = np.where(self.inside[..., None], self.bare, self.rgb)
+                self._shut = self._downsampled(self._lower_lid(bare, drop, s, lids))
+            return self._shut
+        if self._iris is None or self._iris[0] != (k, m):
+            # The iris moved, once per gaze and row: every lid phase of it starts from this.
+            disc = _soft_disc(
+                self.xs, self.ys, e.iris.x + k / s, e.iris.y + m / s, e.radius, self.edge
+            )
+            tex = shift_edge(self.texture, k, m)
+            a = (disc * self.soft_inside)[..., None]
+            moved = np.where(self.inside[..., None], self.bare * (1.0 - a) + tex * a, self.rgb)
+            self._iris = ((k, m), disc, tex, moved)
+        _, disc, tex, hi = self._iris
         if drop > 0:
             hi = self._lower_lid(hi, drop, s, lids)
         elif drop < 0:
@@ -320,6 +335,11 @@ class EyeRenderer:
             under = np.where(self.inside[..., None], self.bare, self.sclera)
             shown = np.where(inside[..., None], under * (1.0 - a) + tex * a, self.rgb)
             hi = self._lower_lid(hi, drop, s, 0.0, shown)
+        return self._downsampled(hi)
+
+    def _downsampled(self, hi: np.ndarray) -> np.ndarray:
+        """The supersampled crop's change averaged back down and added to the painting's."""
+        s = supersample_for(self.eye.roi)
         delta = (hi - self.rgb).astype(np.float64)
         h, w = self.lo.shape[:2]
         down = delta.reshape(h, s, w, s, 3).mean(axis=(1, 3))
