@@ -15,7 +15,9 @@ ratio, the set on disk (``base.png`` + ``patches/`` + ``frames.toml``) and in me
 * ``rho``: Spearman correlation of the face mesh's iris height with the rows' pitch, per eye
   (issue: >= 0.9).
 
-Run: ``.venv/bin/python benchmarks/blink.py [--repeats 3]``.
+Run: ``.venv/bin/python benchmarks/blink.py [--repeats 3]``. ``--artist-crop PNG`` instead
+writes the artist page's crop of the default set (``frames/``): the rest gaze open, lids at 0.67,
+shut, the lowest and the highest row (``docs/img/framebuild_blink_rows.png``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 from skimage import data
 
 from appliance.framebuild.build import BuildOptions, build_synthesize
@@ -105,11 +107,42 @@ def measure(painting: np.ndarray, fs: FrameSet) -> dict[str, list[float]]:
     return {"cover": cover, "mesh": mesh, "rho": rho}
 
 
+def artist_crop(folder: Path, out: Path, scale: int = 4) -> None:
+    """The default set's blink and rows around the eyes, ``scale``× enlarged and labelled."""
+    fs = FrameSet.load(folder)
+    g = fs.grid
+    gaze, row, last = g.rest_gaze, g.rest_row, len(g.lid_phases) - 1
+    shown = [
+        (g.index(gaze, row, 0), "open (rest)"),
+        (g.index(gaze, row, last - 1), f"lids {g.lid_phases[last - 1]:.2f}"),
+        (g.index(gaze, row, last), "shut"),
+        (g.index(gaze, 0, 0), f"row {g.pitches[0]:+.0f}°"),
+        (g.index(gaze, len(g.pitches) - 1, 0), f"row {g.pitches[-1]:+.0f}°"),
+    ]
+    b = fs.head_box
+    cx, cy = 0.5 * (b.x0 + b.x1), 0.5 * (b.y0 + b.y1)
+    w, h = 92, 44  # image pixels around the eyes
+    x0, y0 = int(cx - w / 2), int(cy - h / 2)
+    tw, th, pad, label = w * scale, h * scale, 8, 20
+    sheet = Image.new("RGB", (3 * tw + 4 * pad, 2 * (th + label) + 3 * pad), (32, 32, 32))
+    draw = ImageDraw.Draw(sheet)
+    for k, (i, text) in enumerate(shown):
+        crop = Image.fromarray(fs.frame(i)[y0 : y0 + h, x0 : x0 + w])
+        x, y = pad + (k % 3) * (tw + pad), pad + (k // 3) * (th + label + pad)
+        sheet.paste(crop.resize((tw, th), Image.Resampling.LANCZOS), (x, y))
+        draw.text((x, y + th + 4), f"frame {i}: {text}", fill=(230, 230, 230))
+    sheet.save(out, optimize=True)
+
+
 def main() -> None:
     """Print one block per portrait."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--artist-crop", type=Path, help="write the artist page's crop and stop")
     args = parser.parse_args()
+    if args.artist_crop:
+        artist_crop(Path(__file__).resolve().parents[1] / "frames", args.artist_crop)
+        return
     portraits = {
         "hopper (painting-like)": pl.painting("hopper"),
         "astronaut (painting-like)": pl.painting("astronaut"),

@@ -273,8 +273,10 @@ class EyeRenderer:
         filled = (1.0 - w) * with_lids + w * sclera + canvas
         self.sclera = sclera + canvas
         # What stays in place over a lowered lid: the canvas's detail, but not over the iris
-        # (a photo's catch-light can be faint enough to pass for canvas; it belongs to the eye).
-        self.canvas = np.where(hole[..., None], 0.0, canvas)
+        # nor round it (a photo's catch-light can be faint enough to pass for canvas, and lie
+        # on the limbus; it belongs to the eye and must not stay on a shut lid).
+        near = np.hypot(self.xs - ix, self.ys - iy) <= 1.5 * r + self.edge
+        self.canvas = np.where(near[..., None], 0.0, canvas)
         self.bare = np.where(hole[..., None], filled, self.rgb)
         # Iris texture, continued upward/downward where the lids hid it in the painting.
         self.texture = _continue_columns(self.rgb, self.inside & (iris_alpha > 0.5))
