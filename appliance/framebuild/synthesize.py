@@ -148,11 +148,15 @@ def _soft_disc(
 
 
 def box_blur(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Mean (float64) over a ``(2 radius + 1)²`` square, edges replicated (integral image)."""
+    """Mean (float64) over a ``(2 radius + 1)²`` square, edges replicated (integral image).
+
+    ``mask`` is ``h×w`` or ``h×w×c`` (each channel blurred alone).
+    """
     if radius <= 0:
         return mask.astype(np.float64)
     k = 2 * radius + 1
-    padded = np.pad(mask.astype(np.float64), radius + 1, mode="edge")
+    pad = ((radius + 1, radius + 1),) * 2 + ((0, 0),) * (mask.ndim - 2)
+    padded = np.pad(mask.astype(np.float64), pad, mode="edge")
     ii = padded.cumsum(0).cumsum(1)
     out: np.ndarray = (ii[k:, k:] - ii[:-k, k:] - ii[k:, :-k] + ii[:-k, :-k]) / (k * k)
     return out[: mask.shape[0], : mask.shape[1]]
@@ -282,12 +286,42 @@ class EyeRenderer:
         self.texture = _continue_columns(self.rgb, self.inside & (iris_alpha > 0.5))
         x0, y0, x1, y1 = eye.roi
         self.lo = image[y0:y1, x0:x1].astype(np.float64)
+        h, w = self.lo.shape[:2]
+        self.residual = self.lo - self.rgb.reshape(h, s, w, s, 3).mean(axis=(1, 3))
         # The last iris move ((k, m) sub-pixels, its disc, texture and crop) and the shut crop.
         self._iris: tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray] | None = None
         self._shut: np.ndarray | None = None
         # The skin as if there were no eye: the opening (and its rims) filled from around it.
         grow = box_blur(self.inside, max(1, round(LID_SKIN_GROW * (o_.up + o_.down) * s))) > 0
         self.skin = harmonic_fill(base, grow)
+        self._crop_to_window(s)
+
+    def _crop_to_window(self, s: int) -> None:
+        """Keep the supersampled arrays only over the part of the crop a frame can change.
+
+        That is the opening's columns and the rows from the top of the lid's skin band to a
+        seam's reach below the lower lid, each widened by the widest blur a frame uses (so
+        the result is the same as over the whole crop), in whole image pixels. Each frame's
+        work then grows with the eye, not with the crop round it.
+        """
+        o = self.eye.opening
+        x0, y0 = self.eye.roi[0], self.eye.roi[1]
+        full = (o.up + o.down) * s
+        pad = math.ceil(max(LID_TONE_BLUR * full, 2.0 * LID_MARGIN * full, self.feather)) + 4
+        top = (min(o.yl, o.yr) - o.up - y0) * s - LID_BAND * full
+        bottom = (max(o.yl, o.yr) + o.down - y0) * s
+        h, w = self.rgb.shape[0] // s, self.rgb.shape[1] // s
+        r0 = max(0, math.floor((top - pad) / s))
+        r1 = min(h, math.ceil((bottom + pad) / s) + 1)
+        c0 = max(0, math.floor(((o.xl - x0) * s - pad) / s))
+        c1 = min(w, math.ceil(((o.xr - x0) * s + pad) / s) + 1)
+        self.window = (r0, r1, c0, c1)
+        rows, cols = slice(r0 * s, r1 * s), slice(c0 * s, c1 * s)
+        for name in ("rgb", "xs", "ys", "inside", "soft_inside", "sclera", "canvas", "bare"):
+            setattr(self, name, getattr(self, name)[rows, cols])
+        self.texture = self.texture[rows, cols]
+        self.skin = self.skin[rows, cols]
+        self.residual = self.residual[r0:r1, c0:c1]
 
     def render(self, shift: float, dy: float = 0.0, lids: float = 0.0) -> np.ndarray:
         """Return the eye crop (``roi``) as float RGB with the iris moved and the lid lowered.
@@ -314,7 +348,7 @@ class EyeRenderer:
             # Shut: the lid covers the whole opening, whatever the gaze; made once.
             if self._shut is None:
                 bare = np.where(self.inside[..., None], self.bare, self.rgb)
-                self._shut = self._downsampled(self._lower_lid(bare, drop, s, lids))
+                self._shut = self._downsampled(self._lower_lid(bare, drop, s, lids), True)
             return self._shut
         if self._iris is None or self._iris[0] != (k, m):
             # The iris moved, once per gaze and row: every lid phase of it starts from this.
@@ -337,15 +371,30 @@ class EyeRenderer:
             under = np.where(self.inside[..., None], self.bare, self.sclera)
             shown = np.where(inside[..., None], under * (1.0 - a) + tex * a, self.rgb)
             hi = self._lower_lid(hi, drop, s, 0.0, shown)
-        return self._downsampled(hi)
+        return self._downsampled(hi, drop > 0)
 
-    def _downsampled(self, hi: np.ndarray) -> np.ndarray:
-        """The supersampled crop's change averaged back down and added to the painting's."""
+    def _downsampled(self, hi: np.ndarray, lid: bool = False) -> np.ndarray:
+        """The supersampled crop's change averaged back down and added to the painting's.
+
+        With ``lid`` (a lowered lid), where sub-pixels changed, the painting's detail that
+        the supersampling does not carry (a photo's sharp catch-light, whose box average
+        differs from its pixel) goes with them, in proportion: a lid over it leaves no ghost
+        of it. Open eyes keep it, as they always did.
+        """
         s = supersample_for(self.eye.roi)
         delta = (hi - self.rgb).astype(np.float64)
-        h, w = self.lo.shape[:2]
-        down = delta.reshape(h, s, w, s, 3).mean(axis=(1, 3))
-        out: np.ndarray = self.lo + down
+        r0, r1, c0, c1 = self.window
+        h, w = r1 - r0, c1 - c0
+        down = delta if s == 1 else delta.reshape(h, s, w, s, 3).mean(axis=(1, 3))
+        out: np.ndarray = self.lo.copy()
+        out[r0:r1, c0:c1] += down
+        if lid:
+            a = np.abs(delta)
+            moved = (a[..., 0] > 0.5) | (a[..., 1] > 0.5) | (a[..., 2] > 0.5)
+            changed = moved.astype(np.float64)
+            if s > 1:
+                changed = changed.reshape(h, s, w, s).mean(axis=(1, 3))
+            out[r0:r1, c0:c1] -= changed[..., None] * self.residual
         return out
 
     def _lower_lid(
@@ -358,7 +407,8 @@ class EyeRenderer:
         opening) is shown.
         """
         o = self.eye.opening
-        x0, y0 = self.eye.roi[0], self.eye.roi[1]
+        # The window's top-left corner, image pixels.
+        x0, y0 = self.eye.roi[0] + self.window[2], self.eye.roi[1] + self.window[0]
         xs = x0 + (np.arange(hi.shape[1], dtype=np.float64) + 0.5) / s
         u = (2.0 * xs - o.xl - o.xr) / max(o.xr - o.xl, 1e-6)
         bulge = np.clip(1.0 - u * u, 0.0, None)
@@ -372,16 +422,22 @@ class EyeRenderer:
         margin = np.minimum(LID_MARGIN * full * s, 0.5 * band)
         # A raised lid never lifts more than the skin above its margin can give.
         dropped = np.maximum(dropped, -0.5 * (band - margin))
+        # Only the rows the lid, its skin and its seam reach are worked on (the rest is ``hi``).
+        reach = top + np.maximum(dropped, 0.0) + np.maximum(2.0 * margin, LID_TONE_BLUR * full * s)
+        r0 = max(0, int(np.floor((top - band).min())) - 2)
+        r1 = min(hi.shape[0], int(np.ceil(reach.max())) + 4)
         # The canvas's own detail (cracks, brush marks) stays where it is: only the smooth
         # painting slides, so the cracks are not stretched into streaks.
-        smooth = hi - self.canvas
-        out: np.ndarray = _lid_warp(smooth, top, band, margin, dropped)
+        canvas = self.canvas[r0:r1]
+        lid = _lid_warp(hi[r0:r1] - canvas, top - r0, band, margin, dropped)
+        if lids > 0:
+            lid = self._close(lid, top - r0, top + dropped - r0, margin, bulge, lids, full * s, r0)
+        out = hi.copy()
+        out[r0:r1] = lid + canvas
         if under is not None:
             ys = np.arange(hi.shape[0], dtype=np.float64)[:, None] + 0.5
-            out = np.where((ys >= top + dropped)[..., None], under - self.canvas, out)
-        if lids > 0:
-            out = self._close(out, top, top + dropped, margin, bulge, lids, full * s)
-        return out + self.canvas
+            out = np.where((ys >= top + dropped)[..., None], under, out)
+        return out
 
     def _close(
         self,
@@ -392,6 +448,7 @@ class EyeRenderer:
         bulge: np.ndarray,
         lids: float,
         full: float,
+        row0: int = 0,
     ) -> np.ndarray:
         """A blinking lid's look: the skin's shading over the eyeball and a seam at its edge.
 
@@ -409,13 +466,16 @@ class EyeRenderer:
             bulge: Per column, ``1 - u²`` (0 at the corners, 1 at the middle).
             lids: Blink phase, 0 open .. 1 shut.
             full: The opening's height at the centre, sub-pixel rows.
+            row0: The crop row ``image``'s first row is (``top`` and ``edge`` count from it).
         """
         ys = np.arange(image.shape[0], dtype=np.float64)[:, None] + 0.5
         m = np.maximum(margin, 1.0)
         over = np.clip((ys - (top - m)) / m, 0.0, 1.0) * np.clip((edge - ys) / m, 0.0, 1.0)
+        over = over * (bulge > 0)[None, :]
         rad = max(1, round(LID_TONE_BLUR * full))
-        low = np.stack([box_blur(box_blur(image[..., c], rad), rad) for c in range(3)], axis=2)
-        out = image + (lids * over)[..., None] * (self.skin - low)
+        low = box_blur(box_blur(image, rad), rad)
+        skin = self.skin[row0 : row0 + image.shape[0]]
+        out = image + (lids * over)[..., None] * (skin - low)
         d = (ys - edge) / (LID_SEAM_WIDTH * m)
         seam = np.exp(-d * d) * (bulge**0.1)[None, :]
         shaded: np.ndarray = out * (1.0 - LID_SEAM * lids * seam)[..., None]
