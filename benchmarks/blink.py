@@ -10,10 +10,11 @@ ratio, the set on disk (``base.png`` + ``patches/`` + ``frames.toml``) and in me
 * ``cover``: how far the shut phase moves the mean grey of the iris disc (0.8 radius) toward
   the lid skin's above it (a 0.5-radius disc 1.8 radii above the iris centre, in the painting),
   per eye (issue: >= 0.6);
-* ``mesh``: the face mesh's lid opening on the shut frame over the open frame's, per eye
-  (issue: <= 0.5);
-* ``rho``: Spearman correlation of the face mesh's iris height with the rows' pitch, per eye
-  (issue: >= 0.9).
+* ``mesh``: our face mesh's lid opening on the shut frame over the open frame's, per eye;
+  ``mediapipe``: the same by MediaPipe's own face mesh with refined eyes (``.venv-mp``), the
+  issue's measure (<= 0.5);
+* ``rho``, ``mediapipe rho``: Spearman correlation of the iris height (our mesh's, MediaPipe's)
+  with the rows' pitch, per eye (issue: >= 0.9).
 
 Run: ``.venv/bin/python benchmarks/blink.py [--repeats 3]``. ``--artist-crop PNG`` instead
 writes the artist page's crop of the default set (``frames/``): the rest gaze open, lids at 0.67,
@@ -36,6 +37,7 @@ from appliance.framebuild.build import BuildOptions, build_synthesize
 from appliance.framebuild.eyemodel import face_mesh, opening_from
 from appliance.frames import FrameSet
 from tests.data import paintinglike as pl
+from tests.support.mediapipe_coords import REPO, run_mediapipe
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -104,7 +106,20 @@ def measure(painting: np.ndarray, fs: FrameSet) -> dict[str, list[float]]:
         for side in (0, 1):
             heights[side].append(np.nan if marks is None else -marks.eyes[side].iris.y)
     rho = [round(float(np.corrcoef(_rank(h), _rank(list(g.pitches)))[0, 1]), 2) for h in heights]
-    return {"cover": cover, "mesh": mesh, "rho": rho}
+    # MediaPipe's own face mesh (refined eyes, in .venv-mp): the issue's measure.
+    images = {f"row{r}": fs.frame(g.index(gaze, r, 0)) for r in range(len(g.pitches))}
+    images["shut"] = shut
+    with tempfile.TemporaryDirectory() as tmp:
+        report = run_mediapipe(REPO / "tests" / "data" / "mp_face_mesh.py", images, Path(tmp))
+    rows = [report[f"row{r}"]["refined"] for r in range(len(g.pitches))]
+    mp_mesh, mp_rho = [], []
+    for (up, down), centre in (((159, 145), 468), ((386, 374), 473)):
+        a = np.hypot(*np.subtract(rows[row][up], rows[row][down]))
+        c = np.hypot(*np.subtract(report["shut"]["refined"][up], report["shut"]["refined"][down]))
+        mp_mesh.append(round(float(c / a), 2))
+        ys = [-r[centre][1] for r in rows]
+        mp_rho.append(round(float(np.corrcoef(_rank(ys), _rank(list(g.pitches)))[0, 1]), 2))
+    return {"cover": cover, "mesh": mesh, "rho": rho, "mediapipe": mp_mesh, "mediapipe rho": mp_rho}
 
 
 def artist_crop(folder: Path, out: Path, scale: int = 4) -> None:

@@ -179,12 +179,13 @@ def test_the_shut_phase_covers_the_iris(built: tuple) -> None:
 
 
 def test_the_face_mesh_sees_the_lids_close(built: tuple) -> None:
-    """On the photo the face mesh measures the shut lids at <= 50 % of the open ones (25-35 %
-    here). On the painting-like portraits it measures 41-78 %: not asserted (issue 25's open
-    point; ``benchmarks/blink.py`` prints the figures)."""
+    """Our face mesh (the builder's 468-point model, without MediaPipe's refined eyes) measures
+    the shut lids at <= 50 % of the open ones on the photo (23-27 % here) and on the painting-
+    like astronaut (28-35 %); on Hopper 47-53 %: not asserted there. The issue's measure is
+    MediaPipe's own (the test below), <= 50 % on all three."""
     name, _, fs = built
-    if name != "astronaut-photo":
-        pytest.skip(f"{name}: the face mesh's lid opening on a painting is not yet <= 50 %")
+    if name == "hopper":
+        pytest.skip(f"{name}: our 468-point mesh measures one shut eye at about 53 %")
     g = fs.grid
     gaze, row = g.rest_gaze, g.rest_row
     opened = marks_of(fs.frame(g.index(gaze, row, 0)), f"{name} open")
