@@ -21,8 +21,11 @@ from skimage import data
 from appliance.cli import main
 from appliance.framebuild.contact import contact_sheet
 from appliance.framebuild.eyemodel import face_mesh, opening_from
+from appliance.framebuild.eyes import Eye, Opening
 from appliance.framebuild.facemesh import FaceMarks
+from appliance.framebuild.synthesize import LID_FOLLOW, LID_RISE_MAX, EyeRenderer, lid_drop
 from appliance.frames import FrameSet
+from appliance.types import Point
 from tests.data import paintinglike as pl
 from tests.support.run import REPO
 
@@ -254,3 +257,46 @@ def test_mediapipe_sees_the_rows_and_on_the_photo_the_shut_lids(
         a = np.hypot(*np.subtract(opened[up], opened[down]))
         b = np.hypot(*np.subtract(shut[up], shut[down]))
         assert b <= 0.5 * a, f"{name} eye {side}: MediaPipe shut lids at {100 * b / a:.0f} %"
+
+
+def _eye_image() -> tuple[np.ndarray, Eye]:
+    """A drawn eye, large: skin, a white almond, a dark iris, a dark lash line on the upper lid."""
+    h, w = 60, 90
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    o = Opening(xl=20.0, yl=32.0, xr=70.0, yr=32.0, up=10.0, down=5.0)
+    img = np.empty((h, w, 3))
+    img[:] = (200, 160, 130)
+    inside = o.mask(xs, ys)
+    img[inside] = (235, 235, 230)
+    iris = np.hypot(xs - 45.0, ys - 31.0) <= 6.0
+    img[iris & inside] = (70, 50, 40)
+    u = (2 * xs - o.xl - o.xr) / (o.xr - o.xl)
+    top = o.yl - o.up * np.clip(1 - u * u, 0, None)
+    lash = (np.abs(u) <= 1) & (ys > top - 2.0) & (ys <= top)
+    img[lash] = (40, 30, 30)
+    return img.astype(np.uint8), Eye((0, 0, w, h), Point(45.0, 31.0), 6.0, o)
+
+
+def _lash_y(frame: np.ndarray, col: int, around: float) -> float:
+    """Centre of darkness of the lash line in one column, rows ``around`` ± 4."""
+    a, b = int(around - 4), int(around + 4)
+    dark = np.clip(180.0 - frame[a:b, col].mean(axis=1), 0.0, None)
+    return float(a + 0.5 + (dark * np.arange(b - a)).sum() / dark.sum())
+
+
+def test_the_upper_lid_rises_a_little_when_the_eyes_look_up() -> None:
+    img, eye = _eye_image()
+    o = eye.opening
+    dy = -4.0  # the iris 4 px up
+    drop = lid_drop(eye, 0.0, dy)
+    assert drop == LID_FOLLOW * dy and 0 > drop >= -LID_RISE_MAX * (o.up + o.down)
+    assert lid_drop(eye, 0.0, -100.0) == -LID_RISE_MAX * (o.up + o.down)
+    rend = EyeRenderer(img, eye)
+    level, up = rend.render(0.0, 0.0, 0.0), rend.render(0.0, dy, 0.0)
+    for col in (28, 62):  # beside the iris, where the lid is 0.59 of its height at the centre
+        bulge = 1 - ((2 * (col + 0.5) - o.xl - o.xr) / (o.xr - o.xl)) ** 2
+        top = o.yl - o.up * bulge
+        moved = _lash_y(up, col, top) - _lash_y(level, col, top)
+        assert moved == pytest.approx(drop * bulge, abs=0.3), col
+    # Above the skin band the frame is the painting's.
+    assert np.abs(up[:5] - img[:5]).max() < 1.0

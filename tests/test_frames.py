@@ -21,6 +21,7 @@ from appliance.frames import (
     MAX_IMAGE_PIXELS,
     FrameSet,
     FrameSetError,
+    PatchWriter,
     Portrait,
     default_frames_dir,
     diff_patch,
@@ -390,6 +391,34 @@ def test_v2_frames_with_the_same_pixels_share_one_patch(tmp_path: Path) -> None:
         "frames[1].patch = 'patches/frame_00.png'",
         f"not {box}",
     )
+
+
+def test_a_patch_writer_writes_the_same_set_as_write_set(tmp_path: Path) -> None:
+    """The builder's writer (each patch written when added) makes the same bytes as
+    :func:`write_set`, and a set cut short before ``finish`` has no manifest."""
+    frames = _frames(5)
+    frames[4] = frames[0].copy()
+    folder = _v2(tmp_path / "whole", frames)
+    patches = [diff_patch(frames[2], f) for f in frames]
+    writer = PatchWriter(tmp_path / "streamed", len(frames))
+    for i, patch in enumerate(patches):
+        writer.add(i, patch)
+    assert not (tmp_path / "streamed" / "frames.toml").exists()
+    assert sorted(p.name for p in (tmp_path / "streamed" / "patches").iterdir()) == [
+        "frame_00.png",
+        "frame_01.png",
+        "frame_03.png",
+    ]
+    writer.finish(
+        frames[2],
+        angles=[float(a) for a in np.linspace(-30, 30, 5)],
+        rest_index=2,
+        head_box=Box(*HEAD),
+        build={"mode": "test", "scale": np.float32(0.5), "eyes": (1, 2)},
+    )
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            assert p.read_bytes() == (tmp_path / "streamed" / p.relative_to(folder)).read_bytes()
 
 
 def test_v2_misspelt_or_misplaced_keys_are_named(tmp_path: Path) -> None:
