@@ -6,8 +6,9 @@ Same inputs → byte-identical outputs.
 
 Bounded by the eyes, not the canvas: the painting is decoded once and never copied whole; the
 work (eye rendering, head blending) is done on the eye or head region at full resolution, and
-each frame is kept only as its patch, the rectangle where it differs from the painting. Peak
-memory is the painting once plus the region's working arrays; time grows with the region.
+each frame becomes its patch, the rectangle where it differs from the painting, written as soon
+as it is made (frames with the same pixels share one file). Peak memory is the painting once
+plus the region's working arrays, whatever the number of frames; time grows with the region.
 
 Nothing is lost on failure: every file is written into a temporary sibling of the output
 folder and moved in only at the end, so a rebuild that fails (no face, a bad head frame, a full
