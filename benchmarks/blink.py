@@ -10,12 +10,15 @@ ratio, the set on disk (``base.png`` + ``patches/`` + ``frames.toml``) and in me
 * ``cover``: how far the shut phase moves the mean grey of the iris disc (0.8 radius) toward
   the lid skin's above it (a 0.5-radius disc 1.8 radii above the iris centre, in the painting),
   per eye (issue: >= 0.6);
-* ``mesh``: the face mesh's lid opening on the shut frame over the open frame's, per eye
-  (issue: <= 0.5);
-* ``rho``: Spearman correlation of the face mesh's iris height with the rows' pitch, per eye
-  (issue: >= 0.9).
+* ``mesh``: our face mesh's lid opening on the shut frame over the open frame's, per eye;
+  ``mediapipe``: the same by MediaPipe's own face mesh with refined eyes (``.venv-mp``), the
+  issue's measure (<= 0.5);
+* ``rho``, ``mediapipe rho``: Spearman correlation of the iris height (our mesh's, MediaPipe's)
+  with the rows' pitch, per eye (issue: >= 0.9).
 
-Run: ``.venv/bin/python benchmarks/blink.py [--repeats 3]``.
+Run: ``.venv/bin/python benchmarks/blink.py [--repeats 3]``. ``--artist-crop PNG`` instead
+writes the artist page's crop of the default set (``frames/``): the rest gaze open, lids at 0.67,
+shut, the lowest and the highest row (``docs/img/framebuild_blink_rows.png``).
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 from skimage import data
 
 from appliance.framebuild.build import BuildOptions, build_synthesize
 from appliance.framebuild.eyemodel import face_mesh, opening_from
 from appliance.frames import FrameSet
 from tests.data import paintinglike as pl
+from tests.support.mediapipe_coords import REPO, run_mediapipe
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -102,14 +106,58 @@ def measure(painting: np.ndarray, fs: FrameSet) -> dict[str, list[float]]:
         for side in (0, 1):
             heights[side].append(np.nan if marks is None else -marks.eyes[side].iris.y)
     rho = [round(float(np.corrcoef(_rank(h), _rank(list(g.pitches)))[0, 1]), 2) for h in heights]
-    return {"cover": cover, "mesh": mesh, "rho": rho}
+    # MediaPipe's own face mesh (refined eyes, in .venv-mp): the issue's measure.
+    images = {f"row{r}": fs.frame(g.index(gaze, r, 0)) for r in range(len(g.pitches))}
+    images["shut"] = shut
+    with tempfile.TemporaryDirectory() as tmp:
+        report = run_mediapipe(REPO / "tests" / "data" / "mp_face_mesh.py", images, Path(tmp))
+    rows = [report[f"row{r}"]["refined"] for r in range(len(g.pitches))]
+    mp_mesh, mp_rho = [], []
+    for (up, down), centre in (((159, 145), 468), ((386, 374), 473)):
+        a = np.hypot(*np.subtract(rows[row][up], rows[row][down]))
+        c = np.hypot(*np.subtract(report["shut"]["refined"][up], report["shut"]["refined"][down]))
+        mp_mesh.append(round(float(c / a), 2))
+        ys = [-r[centre][1] for r in rows]
+        mp_rho.append(round(float(np.corrcoef(_rank(ys), _rank(list(g.pitches)))[0, 1]), 2))
+    return {"cover": cover, "mesh": mesh, "rho": rho, "mediapipe": mp_mesh, "mediapipe rho": mp_rho}
+
+
+def artist_crop(folder: Path, out: Path, scale: int = 4) -> None:
+    """The default set's blink and rows around the eyes, ``scale``× enlarged and labelled."""
+    fs = FrameSet.load(folder)
+    g = fs.grid
+    gaze, row, last = g.rest_gaze, g.rest_row, len(g.lid_phases) - 1
+    shown = [
+        (g.index(gaze, row, 0), "open (rest)"),
+        (g.index(gaze, row, last - 1), f"lids {g.lid_phases[last - 1]:.2f}"),
+        (g.index(gaze, row, last), "shut"),
+        (g.index(gaze, 0, 0), f"row {g.pitches[0]:+.0f}°"),
+        (g.index(gaze, len(g.pitches) - 1, 0), f"row {g.pitches[-1]:+.0f}°"),
+    ]
+    b = fs.head_box
+    cx, cy = 0.5 * (b.x0 + b.x1), 0.5 * (b.y0 + b.y1)
+    w, h = 92, 44  # image pixels around the eyes
+    x0, y0 = int(cx - w / 2), int(cy - h / 2)
+    tw, th, pad, label = w * scale, h * scale, 8, 20
+    sheet = Image.new("RGB", (3 * tw + 4 * pad, 2 * (th + label) + 3 * pad), (32, 32, 32))
+    draw = ImageDraw.Draw(sheet)
+    for k, (i, text) in enumerate(shown):
+        crop = Image.fromarray(fs.frame(i)[y0 : y0 + h, x0 : x0 + w])
+        x, y = pad + (k % 3) * (tw + pad), pad + (k // 3) * (th + label + pad)
+        sheet.paste(crop.resize((tw, th), Image.Resampling.LANCZOS), (x, y))
+        draw.text((x, y + th + 4), f"frame {i}: {text}", fill=(230, 230, 230))
+    sheet.save(out, optimize=True)
 
 
 def main() -> None:
     """Print one block per portrait."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--artist-crop", type=Path, help="write the artist page's crop and stop")
     args = parser.parse_args()
+    if args.artist_crop:
+        artist_crop(Path(__file__).resolve().parents[1] / "frames", args.artist_crop)
+        return
     portraits = {
         "hopper (painting-like)": pl.painting("hopper"),
         "astronaut (painting-like)": pl.painting("astronaut"),

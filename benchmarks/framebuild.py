@@ -1,7 +1,7 @@
 """Frame building: a museum scan against a web-sized painting, stage times, blend, memory.
 
-1. ``monalisa frames build`` (synthesize, 33 frames, eyes by the detector) as a new user runs
-   it, one process per build pinned to one core, on a painting-like portrait
+1. ``monalisa frames build`` (synthesize, the default 660-frame grid, eyes by the detector) as a
+   new user runs it, one process per build pinned to one core, on a painting-like portrait
    (``tests/data/paintinglike.py``) at 1024×1526, the same at 3072×4578 (14 Mpx, upscaled with a
    fresh canvas grain) and at 5800×8643 (50 Mpx): wall and CPU seconds, the process's peak
    RSS, the set on disk (``base.png`` + ``patches/`` + ``frames.toml``; the contact sheet apart)
@@ -141,7 +141,10 @@ def bench_museum(work: Path, repeats: int) -> None:
         rows[label]["patch"] = max(p.width * p.height for p in patches)
         src.unlink()
         shutil.rmtree(out)
-    print("museum scans: `monalisa frames build` (synthesize, 33 frames, detector), one core")
+    print(
+        "museum scans: `monalisa frames build` (synthesize, the default grid: 33 gazes x 5 rows "
+        "x 4 lid phases, detector), one core"
+    )
     print(
         f"  {'painting':15s} {'size':>10s} {'Mpx':>5s} {'wall s':>7s} {'CPU s':>6s} "
         f"{'peak RSS':>9s} {'its PNG':>8s} {'set':>8s} {'set/PNG':>7s}  largest patch"

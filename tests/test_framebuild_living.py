@@ -21,8 +21,11 @@ from skimage import data
 from appliance.cli import main
 from appliance.framebuild.contact import contact_sheet
 from appliance.framebuild.eyemodel import face_mesh, opening_from
+from appliance.framebuild.eyes import Eye, Opening
 from appliance.framebuild.facemesh import FaceMarks
+from appliance.framebuild.synthesize import LID_FOLLOW, LID_RISE_MAX, EyeRenderer, lid_drop
 from appliance.frames import FrameSet
+from appliance.types import Point
 from tests.data import paintinglike as pl
 from tests.support.run import REPO
 
@@ -179,12 +182,13 @@ def test_the_shut_phase_covers_the_iris(built: tuple) -> None:
 
 
 def test_the_face_mesh_sees_the_lids_close(built: tuple) -> None:
-    """On the photo the face mesh measures the shut lids at <= 50 % of the open ones (25-35 %
-    here). On the painting-like portraits it measures 41-78 %: not asserted (issue 25's open
-    point; ``benchmarks/blink.py`` prints the figures)."""
+    """Our face mesh (the builder's 468-point model, without MediaPipe's refined eyes) measures
+    the shut lids at <= 50 % of the open ones on the photo (23-27 % here) and on the painting-
+    like astronaut (28-35 %); on Hopper 47-53 %: not asserted there. The issue's measure is
+    MediaPipe's own (the test below), <= 50 % on all three."""
     name, _, fs = built
-    if name != "astronaut-photo":
-        pytest.skip(f"{name}: the face mesh's lid opening on a painting is not yet <= 50 %")
+    if name == "hopper":
+        pytest.skip(f"{name}: our 468-point mesh measures one shut eye at about 53 %")
     g = fs.grid
     gaze, row = g.rest_gaze, g.rest_row
     opened = marks_of(fs.frame(g.index(gaze, row, 0)), f"{name} open")
@@ -232,9 +236,8 @@ def test_mediapipe_sees_the_rows_and_on_the_photo_the_shut_lids(
     built: tuple, tmp_path: Path
 ) -> None:
     """MediaPipe's own face mesh (refined landmarks, in ``.venv-mp``): the iris height (468,
-    473) rises with the rows' pitch (Spearman >= 0.9); on the photo the shut lids' opening
-    (159-145, 386-374) is <= 50 % of the open frame's (13-18 % here; on the painting-like
-    portraits 32-66 %: the issue's open point, not asserted)."""
+    473) rises with the rows' pitch (Spearman >= 0.9); the shut lids' opening (159-145,
+    386-374) is <= 50 % of the open frame's, on the painting-like portraits as on the photo."""
     from tests.support.mediapipe_coords import run_mediapipe
 
     name, _, fs = built
@@ -247,8 +250,6 @@ def test_mediapipe_sees_the_rows_and_on_the_photo_the_shut_lids(
     for side, iris in enumerate((468, 473)):
         rho = spearman([-r[iris][1] for r in rows], list(g.pitches))
         assert rho >= 0.9, f"{name} eye {side}: MediaPipe iris height vs pitch {rho:.2f}"
-    if name != "astronaut-photo":
-        return
     shut = report["shut"]["refined"]
     assert shut is not None
     opened = rows[g.rest_row]
@@ -256,3 +257,46 @@ def test_mediapipe_sees_the_rows_and_on_the_photo_the_shut_lids(
         a = np.hypot(*np.subtract(opened[up], opened[down]))
         b = np.hypot(*np.subtract(shut[up], shut[down]))
         assert b <= 0.5 * a, f"{name} eye {side}: MediaPipe shut lids at {100 * b / a:.0f} %"
+
+
+def _eye_image() -> tuple[np.ndarray, Eye]:
+    """A drawn eye, large: skin, a white almond, a dark iris, a dark lash line on the upper lid."""
+    h, w = 60, 90
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    o = Opening(xl=20.0, yl=32.0, xr=70.0, yr=32.0, up=10.0, down=5.0)
+    img = np.empty((h, w, 3))
+    img[:] = (200, 160, 130)
+    inside = o.mask(xs, ys)
+    img[inside] = (235, 235, 230)
+    iris = np.hypot(xs - 45.0, ys - 31.0) <= 6.0
+    img[iris & inside] = (70, 50, 40)
+    u = (2 * xs - o.xl - o.xr) / (o.xr - o.xl)
+    top = o.yl - o.up * np.clip(1 - u * u, 0, None)
+    lash = (np.abs(u) <= 1) & (ys > top - 2.0) & (ys <= top)
+    img[lash] = (40, 30, 30)
+    return img.astype(np.uint8), Eye((0, 0, w, h), Point(45.0, 31.0), 6.0, o)
+
+
+def _lash_y(frame: np.ndarray, col: int, around: float) -> float:
+    """Centre of darkness of the lash line in one column, rows ``around`` ± 4."""
+    a, b = int(around - 4), int(around + 4)
+    dark = np.clip(180.0 - frame[a:b, col].mean(axis=1), 0.0, None)
+    return float(a + 0.5 + (dark * np.arange(b - a)).sum() / dark.sum())
+
+
+def test_the_upper_lid_rises_a_little_when_the_eyes_look_up() -> None:
+    img, eye = _eye_image()
+    o = eye.opening
+    dy = -4.0  # the iris 4 px up
+    drop = lid_drop(eye, 0.0, dy)
+    assert drop == LID_FOLLOW * dy and 0 > drop >= -LID_RISE_MAX * (o.up + o.down)
+    assert lid_drop(eye, 0.0, -100.0) == -LID_RISE_MAX * (o.up + o.down)
+    rend = EyeRenderer(img, eye)
+    level, up = rend.render(0.0, 0.0, 0.0), rend.render(0.0, dy, 0.0)
+    for col in (28, 62):  # beside the iris, where the lid is 0.59 of its height at the centre
+        bulge = 1 - ((2 * (col + 0.5) - o.xl - o.xr) / (o.xr - o.xl)) ** 2
+        top = o.yl - o.up * bulge
+        moved = _lash_y(up, col, top) - _lash_y(level, col, top)
+        assert moved == pytest.approx(drop * bulge, abs=0.3), col
+    # Above the skin band the frame is the painting's.
+    assert np.abs(up[:5] - img[:5]).max() < 1.0

@@ -21,6 +21,7 @@ from appliance.frames import (
     MAX_IMAGE_PIXELS,
     FrameSet,
     FrameSetError,
+    PatchWriter,
     Portrait,
     default_frames_dir,
     diff_patch,
@@ -361,6 +362,63 @@ def test_v2_round_trips_and_holds_only_the_patches(tmp_path: Path) -> None:
     for p in sorted(folder.rglob("*")):
         if p.is_file():
             assert p.read_bytes() == (again / p.relative_to(folder)).read_bytes(), p
+
+
+def test_v2_frames_with_the_same_pixels_share_one_patch(tmp_path: Path) -> None:
+    """A shut blink looks the same at every gaze: such frames name one file, and a frame that
+    names another frame's file with a different box is one line naming both boxes."""
+    frames = _frames(5)
+    frames[3], frames[4] = frames[0].copy(), frames[0].copy()
+    folder = _v2(tmp_path / "v2", frames)
+    assert sorted(p.name for p in (folder / "patches").iterdir()) == [
+        "frame_00.png",
+        "frame_01.png",
+    ]
+    entries = tomllib.loads((folder / "frames.toml").read_text())["frames"]
+    assert [e.get("patch") for e in entries] == [
+        "patches/frame_00.png",
+        "patches/frame_01.png",
+        None,
+        "patches/frame_00.png",
+        "patches/frame_00.png",
+    ]
+    fs = FrameSet.load(folder)
+    for i, f in enumerate(frames):
+        assert np.array_equal(fs.frame(i), f), i
+    box = entries[1]["box"]
+    _expect(
+        _edit(folder, 'patch = "patches/frame_01.png"', 'patch = "patches/frame_00.png"'),
+        "frames[1].patch = 'patches/frame_00.png'",
+        f"not {box}",
+    )
+
+
+def test_a_patch_writer_writes_the_same_set_as_write_set(tmp_path: Path) -> None:
+    """The builder's writer (each patch written when added) makes the same bytes as
+    :func:`write_set`, and a set cut short before ``finish`` has no manifest."""
+    frames = _frames(5)
+    frames[4] = frames[0].copy()
+    folder = _v2(tmp_path / "whole", frames)
+    patches = [diff_patch(frames[2], f) for f in frames]
+    writer = PatchWriter(tmp_path / "streamed", len(frames))
+    for i, patch in enumerate(patches):
+        writer.add(i, patch)
+    assert not (tmp_path / "streamed" / "frames.toml").exists()
+    assert sorted(p.name for p in (tmp_path / "streamed" / "patches").iterdir()) == [
+        "frame_00.png",
+        "frame_01.png",
+        "frame_03.png",
+    ]
+    writer.finish(
+        frames[2],
+        angles=[float(a) for a in np.linspace(-30, 30, 5)],
+        rest_index=2,
+        head_box=Box(*HEAD),
+        build={"mode": "test", "scale": np.float32(0.5), "eyes": (1, 2)},
+    )
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            assert p.read_bytes() == (tmp_path / "streamed" / p.relative_to(folder)).read_bytes()
 
 
 def test_v2_misspelt_or_misplaced_keys_are_named(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ Same inputs → byte-identical outputs.
 
 Bounded by the eyes, not the canvas: the painting is decoded once and never copied whole; the
 work (eye rendering, head blending) is done on the eye or head region at full resolution, and
-each frame is kept only as its patch, the rectangle where it differs from the painting. Peak
-memory is the painting once plus the region's working arrays; time grows with the region.
+each frame becomes its patch, the rectangle where it differs from the painting, written as soon
+as it is made (frames with the same pixels share one file). Peak memory is the painting once
+plus the region's working arrays, whatever the number of frames; time grows with the region.
 
 Nothing is lost on failure: every file is written into a temporary sibling of the output
 folder and moved in only at the end, so a rebuild that fails (no face, a bad head frame, a full
@@ -65,7 +66,6 @@ from appliance.framebuild.output import (
     check_out_dir,
     commit_out_dir,
     frame_name,
-    patches_box,
     region_patch,
     rounded,
     staging_dir,
@@ -78,7 +78,7 @@ from appliance.framebuild.synthesize import (
     pitch_shift,
     synthesize_region,
 )
-from appliance.frames import Patch, write_set
+from appliance.frames import EMPTY_PATCH, Patch, PatchWriter
 from appliance.types import Box, Face, Point
 
 
@@ -288,81 +288,98 @@ def _union(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int, i
     )
 
 
-def _base_and_patches(
+@dataclass
+class Frames:
+    """What a build's set holds, for :func:`_build_set`.
+
+    Attributes:
+        angles: Each gaze's angle, degrees.
+        grid: The rows and lid phases.
+        rest: The rest frame's index.
+        eye_box: The contact sheet's zoomed region, image pixels.
+        build: The ``[build]`` table.
+        fallback_box: The region that changes when every frame equals the base.
+        head_box: The region that changes, or None for the patches' own box.
+        order: The order to make the frames in (every index once), or None for index order.
+    """
+
+    angles: Sequence[float]
+    grid: Grid
+    rest: int
+    eye_box: Box
+    build: dict[str, Any]
+    fallback_box: Box
+    head_box: Box | None = None
+    order: Sequence[int] | None = None
+
+
+def _build_set(
+    opts: BuildOptions,
     painting: np.ndarray,
     origin: tuple[int, int],
     render: Callable[[int], np.ndarray],
-    count: int,
-    rest: int,
+    frames: Frames,
     progress: Progress,
-) -> list[Patch]:
-    """Turn ``painting`` into the set's base, the rest frame, and return each frame's patch.
+) -> BuildResult:
+    """Make every frame, write the set and its contact sheet, atomically.
 
-    Frames are made one at a time over the region only, and kept as their patch: the
-    rectangle where they differ from the base. The painting is changed in place (its rest
-    frame's region pasted in), so a build holds one full image.
+    The painting becomes the set's base in place (its rest frame's region pasted in), so a
+    build holds one full image. Frames are made one at a time over the region only, kept as
+    their patch (the rectangle where they differ from the base) and written at once
+    (:class:`~appliance.frames.PatchWriter`); only the patches the contact sheet shows stay
+    in memory. Everything goes into a staging folder moved into place at the end.
 
     Args:
+        opts: The build's options (``out``).
         painting: ``H×W×3`` uint8, writable; becomes the base.
         origin: ``(x0, y0)`` of the region in the painting, pixels.
         render: Frame ``i`` over the region (made from the painting's own pixels, saved
             before this call).
-        count: Number of frames.
-        rest: The rest frame's index.
-        progress: Advanced once per frame.
+        frames: What the set holds (angles, grid, rest frame, boxes, ``[build]``).
+        progress: Advanced once per frame, and twice at the end.
     """
+    g = frames.grid
     x0, y0 = origin
+    rest = frames.rest
     rest_crop = render(rest)
     h, w = rest_crop.shape[:2]
     painting[y0 : y0 + h, x0 : x0 + w] = rest_crop
-    patches = []
-    for i in range(count):
-        crop = rest_crop if i == rest else render(i)
-        patches.append(region_patch(painting, crop, x0, y0))
-        progress.step()
-    return patches
-
-
-def _write(
-    opts: BuildOptions,
-    base: np.ndarray,
-    patches: Sequence[Patch],
-    angles: Sequence[float],
-    rest: int,
-    head_box: Box,
-    eye_box: Box,
-    build: dict[str, Any],
-    progress: Progress,
-    grid: Grid | None = None,
-) -> BuildResult:
-    """Write the set (:func:`~appliance.frames.write_set`) and its contact sheet, atomically.
-
-    ``angles`` are the gazes'; ``grid`` the rows and lid phases (None: one open row).
-    """
-    g = grid or Grid(len(angles), (0.0,), (0.0,))
+    strips = g.strips(rest)
+    block = rest - rest % g.gazes
+    shown = set(range(block, block + g.gazes)) | {i for st in strips for i, _ in st.frames}
+    # The sheet reads only the rest frame's block of gazes and the strips' frames.
+    kept: list[Patch] = [EMPTY_PATCH] * g.count
     try:
         with staging_dir(opts.out) as tmp:
-            write_set(
-                tmp,
-                base,
-                patches,
-                angles=rounded([angles[i % g.gazes] for i in range(g.count)]),
+            writer = PatchWriter(tmp, g.count)
+            for i in frames.order if frames.order is not None else range(g.count):
+                crop = rest_crop if i == rest else render(i)
+                patch = region_patch(painting, crop, x0, y0)
+                writer.add(i, patch)
+                if i in shown:
+                    kept[i] = patch
+                progress.step()
+            head_box = frames.head_box or writer.box or frames.fallback_box
+            writer.finish(
+                painting,
+                angles=rounded([frames.angles[i % g.gazes] for i in range(g.count)]),
                 rest_index=rest,
                 head_box=head_box,
-                build=rounded(build),
+                build=rounded(frames.build),
                 pitches=rounded([g.pitch(i) for i in range(g.count)]) if g.rows > 1 else None,
                 lids=rounded([g.lids(i) for i in range(g.count)]) if g.phases > 1 else None,
             )
             progress.step()
-            sheet = contact_sheet(base, patches, angles, rest, eye_box, g.strips(rest))
+            sheet = contact_sheet(painting, kept, frames.angles, rest, frames.eye_box, strips)
             write_png(tmp / CONTACT_SHEET, np.asarray(sheet))
             progress.step()
             commit_out_dir(tmp, opts.out)
     except OSError as err:
         raise FrameBuildError(f"--out {opts.out}: cannot write the frame set ({err})") from err
-    sheet_path = opts.out / CONTACT_SHEET
-    files = tuple(frame_name(i, len(patches)) for i in range(len(patches)))
-    return BuildResult(opts.out, files, tuple(angles), rest, head_box, sheet_path)
+    files = tuple(frame_name(i, g.count) for i in range(g.count))
+    return BuildResult(
+        opts.out, files, tuple(frames.angles), rest, head_box, opts.out / CONTACT_SHEET
+    )
 
 
 def build_synthesize(
@@ -416,7 +433,13 @@ def build_synthesize(
             background, (rx0, ry0), renderers, shifts[gaze], lifts[row], grid.phases_at[lid]
         )
 
-    patches = _base_and_patches(painting, (rx0, ry0), render, grid.count, rest, progress)
+    # Every lid phase of a gaze and row right after another: the moved iris is made once.
+    order = [
+        grid.index(gaze, row, lid)
+        for row in range(grid.rows)
+        for gaze in range(grid.gazes)
+        for lid in range(grid.phases)
+    ]
     head_box = Box(*region)
     h, w = painting.shape[:2]
     build: dict[str, Any] = {
@@ -448,7 +471,8 @@ def build_synthesize(
     eye_box = Box(
         max(0.0, min(xs0)), max(0.0, min(ys0)), min(float(w), max(xs1)), min(float(h), max(ys1))
     )
-    return _write(opts, painting, patches, angles, rest, head_box, eye_box, build, progress, grid)
+    frames = Frames(angles, grid, rest, eye_box, build, head_box, head_box, order)
+    return _build_set(opts, painting, (rx0, ry0), render, frames, progress)
 
 
 def build_blend(
@@ -578,8 +602,6 @@ def build_blend(
     def render(i: int) -> np.ndarray:
         return blend_frame(region, chosen[i], alpha, colour)
 
-    patches = _base_and_patches(painting, (bx0, by0), render, len(chosen), rest, progress)
-    head_box = patches_box(patches) or box
     build: dict[str, Any] = {
         "mode": "blend",
         "generator": f"monalisa {__version__}",
@@ -613,7 +635,9 @@ def build_blend(
         min(float(w), max(ex) + 0.6 * ipd),
         min(float(h), max(ey) + 0.35 * ipd),
     )
-    result = _write(opts, painting, patches, angles, rest, head_box, eye_box, build, progress)
+    grid = Grid(len(angles), (0.0,), (0.0,))
+    frames = Frames(angles, grid, rest, eye_box, build, box)
+    result = _build_set(opts, painting, (bx0, by0), render, frames, progress)
     limit = f"{100 * MAX_SHIFT_FRACTION:.0f} %"
     uneven = uneven_sweep(angles, opts.heads)
     return replace(

@@ -13,7 +13,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ from appliance.framebuild import FrameBuildError
 from appliance.frames import BASE_NAME, MANIFEST_NAME, PATCH_DIR, PREVIEW_NAME, Patch, diff_patch
 from appliance.frames import frame_name as frame_name
 from appliance.frames import write_png as write_png
-from appliance.types import Box
 
 CONTACT_SHEET = "contact_sheet.png"
 """File name of the contact sheet inside a frame set folder."""
@@ -165,16 +164,3 @@ def window(base: np.ndarray, patch: Patch, box: tuple[int, int, int, int]) -> np
             py0 - patch.y0 : py1 - patch.y0, px0 - patch.x0 : px1 - patch.x0
         ]
     return out
-
-
-def patches_box(patches: Sequence[Patch]) -> Box | None:
-    """The bounding box of every non-empty patch, or None when every frame is the base."""
-    boxes = [p.box for p in patches if not p.empty]
-    if not boxes:
-        return None
-    return Box(
-        min(b.x0 for b in boxes),
-        min(b.y0 for b in boxes),
-        max(b.x1 for b in boxes),
-        max(b.y1 for b in boxes),
-    )

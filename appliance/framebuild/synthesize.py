@@ -17,7 +17,9 @@ large ones):
 3. the upper lid lowered where the frame asks for it (a blink phase, or a downward gaze, which
    the lid follows a little): the band of skin above the lid, crease and lash line and the
    painting's own texture included, slides down over the eye, stretched in each column (the
-   corners stay where they are); shut, its lash line lies on the lower lid's;
+   corners stay where they are); shut, its lash line lies on the lower lid's. As it closes,
+   the lid over the eyeball takes the shading of the skin around the eye (its own detail
+   kept) and a seam darkens its edge, so a painting's soft lash line reads as a shut eye;
 4. the change against the painting, averaged back down to image pixels (antialiased edges).
 
 Only pixels inside the eye openings change. Every frame, the one at angle 0 included, goes
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -41,12 +44,31 @@ EYEBALL_RATIO = 2.0
 """Eyeball radius / iris radius: turning by ``a`` moves the iris by ``2 r sin(a)`` pixels."""
 
 LID_FOLLOW = 0.4
-"""How far the upper lid follows the iris down, as a fraction of the iris's move (real upper
-lids follow vertical gaze closely; less keeps the iris visible in the lowest row)."""
+"""How far the upper lid follows the iris up and down, as a fraction of the iris's move (real
+upper lids follow vertical gaze closely; less keeps the iris visible in the lowest row)."""
+
+LID_RISE_MAX = 0.25
+"""Most the upper lid rises (looking up), in eye openings at the centre."""
 
 LID_BAND = 1.5
 """Height of the band of skin above the upper lid that slides down with it, in eye openings
 (the opening's height at the centre): it holds the lid's crease."""
+
+LID_TONE_BLUR = 0.25
+"""Radius of the blur that takes the smooth shading of a lowered lid, in eye openings: the lid
+over the eyeball takes the skin's shading around the eye (its own detail kept), not the dark
+socket and crease it was stretched from."""
+
+LID_SKIN_GROW = 0.6
+"""How far beyond the opening the skin's shading is filled from around the eye, in openings
+(the lash lines and the socket's shadow at the rims left out)."""
+
+LID_SEAM = 0.5
+"""How much the seam where the lids meet darkens the painting at its centre, when shut (0..1):
+a painting's soft lash line alone does not read as a shut eye, to people or to the face mesh."""
+
+LID_SEAM_WIDTH = 0.5
+"""Half-width of the seam (a Gaussian along each column), in lid margins."""
 
 LID_MARGIN = 0.3
 """Height of the lid's margin (lash line and rim), moved down whole, in eye openings."""
@@ -69,10 +91,13 @@ def lid_drop(eye: Eye, lids: float, dy: float) -> float:
     Args:
         eye: The modelled eye.
         lids: Blink phase, 0 open .. 1 shut (the lid then lies on the lower lid).
-        dy: The iris's vertical move, pixels, + = down (the lid follows a downward one).
+        dy: The iris's vertical move, pixels, + = down (the lid follows it both ways).
     """
     o = eye.opening
-    follow = LID_FOLLOW * max(0.0, dy)
+    follow = LID_FOLLOW * dy
+    if follow < 0:
+        # Raised, by at most a quarter of the opening: the skin above keeps most of its height.
+        follow = max(follow, -LID_RISE_MAX * (o.up + o.down))
     full = o.up + o.down
     return min(full, follow + lids * max(0.0, full - follow))
 
@@ -123,11 +148,15 @@ def _soft_disc(
 
 
 def box_blur(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Mean (float64) over a ``(2 radius + 1)²`` square, edges replicated (integral image)."""
+    """Mean (float64) over a ``(2 radius + 1)²`` square, edges replicated (integral image).
+
+    ``mask`` is ``h×w`` or ``h×w×c`` (each channel blurred alone).
+    """
     if radius <= 0:
         return mask.astype(np.float64)
     k = 2 * radius + 1
-    padded = np.pad(mask.astype(np.float64), radius + 1, mode="edge")
+    pad = ((radius + 1, radius + 1),) * 2 + ((0, 0),) * (mask.ndim - 2)
+    padded = np.pad(mask.astype(np.float64), pad, mode="edge")
     ii = padded.cumsum(0).cumsum(1)
     out: np.ndarray = (ii[k:, k:] - ii[:-k, k:] - ii[k:, :-k] + ii[:-k, :-k]) / (k * k)
     return out[: mask.shape[0], : mask.shape[1]]
@@ -222,9 +251,11 @@ class EyeRenderer:
         self.rgb, self.xs, self.ys = supersampled(image, eye.roi, s)
         self.inside = eye.opening.mask(self.xs, self.ys)
         ix, iy, r = eye.iris.x, eye.iris.y, eye.radius
+        o_ = eye.opening
         # The limbus and the lid edges are soft in proportion to the eye's size.
         self.edge = max(0.5, 0.15 * r)
-        feather = box_blur(self.inside, max(1, round(0.06 * r * s)))
+        self.feather = max(1, round(0.06 * r * s))
+        feather = box_blur(self.inside, self.feather)
         self.soft_inside = np.clip(2.0 * feather - 1.0, 0.0, 1.0) * self.inside
         iris_alpha = _soft_disc(self.xs, self.ys, ix, iy, r, self.edge) * self.inside
         # Bare eye: remove the iris (and its soft rim), fill smoothly from its surroundings.
@@ -244,14 +275,53 @@ class EyeRenderer:
         depth = np.clip(2.0 * box_blur(hole, max(1, round(0.35 * r * s))) - 1.0, 0.0, 1.0)
         w = ((1.0 - LID_SHADE) * depth * depth * (3.0 - 2.0 * depth))[..., None]
         filled = (1.0 - w) * with_lids + w * sclera + canvas
+        self.sclera = sclera + canvas
         # What stays in place over a lowered lid: the canvas's detail, but not over the iris
-        # (a photo's catch-light can be faint enough to pass for canvas; it belongs to the eye).
-        self.canvas = np.where(hole[..., None], 0.0, canvas)
+        # nor round it (a photo's catch-light can be faint enough to pass for canvas, and lie
+        # on the limbus; it belongs to the eye and must not stay on a shut lid).
+        near = np.hypot(self.xs - ix, self.ys - iy) <= 1.5 * r + self.edge
+        self.canvas = np.where(near[..., None], 0.0, canvas)
         self.bare = np.where(hole[..., None], filled, self.rgb)
         # Iris texture, continued upward/downward where the lids hid it in the painting.
         self.texture = _continue_columns(self.rgb, self.inside & (iris_alpha > 0.5))
         x0, y0, x1, y1 = eye.roi
         self.lo = image[y0:y1, x0:x1].astype(np.float64)
+        h, w = self.lo.shape[:2]
+        self.residual = self.lo - self.rgb.reshape(h, s, w, s, 3).mean(axis=(1, 3))
+        # The last iris move ((k, m) sub-pixels, its disc, texture and crop) and the shut crop.
+        self._iris: tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._shut: np.ndarray | None = None
+        # The skin as if there were no eye: the opening (and its rims) filled from around it.
+        grow = box_blur(self.inside, max(1, round(LID_SKIN_GROW * (o_.up + o_.down) * s))) > 0
+        self.skin = harmonic_fill(base, grow)
+        self._crop_to_window(s)
+
+    def _crop_to_window(self, s: int) -> None:
+        """Keep the supersampled arrays only over the part of the crop a frame can change.
+
+        That is the opening's columns and the rows from the top of the lid's skin band to a
+        seam's reach below the lower lid, each widened by the widest blur a frame uses (so
+        the result is the same as over the whole crop), in whole image pixels. Each frame's
+        work then grows with the eye, not with the crop round it.
+        """
+        o = self.eye.opening
+        x0, y0 = self.eye.roi[0], self.eye.roi[1]
+        full = (o.up + o.down) * s
+        pad = math.ceil(max(LID_TONE_BLUR * full, 2.0 * LID_MARGIN * full, self.feather)) + 4
+        top = (min(o.yl, o.yr) - o.up - y0) * s - LID_BAND * full
+        bottom = (max(o.yl, o.yr) + o.down - y0) * s
+        h, w = self.rgb.shape[0] // s, self.rgb.shape[1] // s
+        r0 = max(0, math.floor((top - pad) / s))
+        r1 = min(h, math.ceil((bottom + pad) / s) + 1)
+        c0 = max(0, math.floor(((o.xl - x0) * s - pad) / s))
+        c1 = min(w, math.ceil(((o.xr - x0) * s + pad) / s) + 1)
+        self.window = (r0, r1, c0, c1)
+        rows, cols = slice(r0 * s, r1 * s), slice(c0 * s, c1 * s)
+        for name in ("rgb", "xs", "ys", "inside", "soft_inside", "sclera", "canvas", "bare"):
+            setattr(self, name, getattr(self, name)[rows, cols])
+        self.texture = self.texture[rows, cols]
+        self.skin = self.skin[rows, cols]
+        self.residual = self.residual[r0:r1, c0:c1]
 
     def render(self, shift: float, dy: float = 0.0, lids: float = 0.0) -> np.ndarray:
         """Return the eye crop (``roi``) as float RGB with the iris moved and the lid lowered.
@@ -262,7 +332,9 @@ class EyeRenderer:
             lids: Blink phase, 0 open .. 1 shut.
 
         Pixels outside the opening and the lid's band above it are exactly the painting's;
-        ``render(0)`` re-renders the iris in place.
+        ``render(0)`` re-renders the iris in place. The moved iris is kept until the next
+        call with another move, so render every lid phase of a gaze and row in a row; the shut
+        crop is the same for every gaze and made once.
         """
         e = self.eye
         s = supersample_for(e.roi)
@@ -271,25 +343,72 @@ class EyeRenderer:
         o = e.opening
         slope = (o.yr - o.yl) / max(o.xr - o.xl, 1e-6)
         k, m = round(shift * s), round((shift * slope + dy) * s)
-        disc = _soft_disc(self.xs, self.ys, e.iris.x + k / s, e.iris.y + m / s, e.radius, self.edge)
-        alpha = disc * self.soft_inside
-        tex = shift_edge(self.texture, k, m)
-        a = alpha[..., None]
-        hi = self.bare * (1.0 - a) + tex * a
-        hi = np.where(self.inside[..., None], hi, self.rgb)
         drop = lid_drop(e, lids, dy)
+        if drop >= o.up + o.down:
+            # Shut: the lid covers the whole opening, whatever the gaze; made once.
+            if self._shut is None:
+                bare = np.where(self.inside[..., None], self.bare, self.rgb)
+                self._shut = self._downsampled(self._lower_lid(bare, drop, s, lids), True)
+            return self._shut
+        if self._iris is None or self._iris[0] != (k, m):
+            # The iris moved, once per gaze and row: every lid phase of it starts from this.
+            disc = _soft_disc(
+                self.xs, self.ys, e.iris.x + k / s, e.iris.y + m / s, e.radius, self.edge
+            )
+            tex = shift_edge(self.texture, k, m)
+            a = (disc * self.soft_inside)[..., None]
+            moved = np.where(self.inside[..., None], self.bare * (1.0 - a) + tex * a, self.rgb)
+            self._iris = ((k, m), disc, tex, moved)
+        _, disc, tex, hi = self._iris
         if drop > 0:
-            hi = self._lower_lid(hi, drop, s)
+            hi = self._lower_lid(hi, drop, s, lids)
+        elif drop < 0:
+            raised = replace(o, up=o.up - drop)
+            inside = raised.mask(self.xs, self.ys)
+            soft = np.clip(2.0 * box_blur(inside, self.feather) - 1.0, 0.0, 1.0) * inside
+            a = (disc * soft)[..., None]
+            # Under the raised lid: the clean sclera's shading continued upward, the iris over it.
+            under = np.where(self.inside[..., None], self.bare, self.sclera)
+            shown = np.where(inside[..., None], under * (1.0 - a) + tex * a, self.rgb)
+            hi = self._lower_lid(hi, drop, s, 0.0, shown)
+        return self._downsampled(hi, drop > 0)
+
+    def _downsampled(self, hi: np.ndarray, lid: bool = False) -> np.ndarray:
+        """The supersampled crop's change averaged back down and added to the painting's.
+
+        With ``lid`` (a lowered lid), where sub-pixels changed, the painting's detail that
+        the supersampling does not carry (a photo's sharp catch-light, whose box average
+        differs from its pixel) goes with them, in proportion: a lid over it leaves no ghost
+        of it. Open eyes keep it, as they always did.
+        """
+        s = supersample_for(self.eye.roi)
         delta = (hi - self.rgb).astype(np.float64)
-        h, w = self.lo.shape[:2]
-        down = delta.reshape(h, s, w, s, 3).mean(axis=(1, 3))
-        out: np.ndarray = self.lo + down
+        r0, r1, c0, c1 = self.window
+        h, w = r1 - r0, c1 - c0
+        down = delta if s == 1 else delta.reshape(h, s, w, s, 3).mean(axis=(1, 3))
+        out: np.ndarray = self.lo.copy()
+        out[r0:r1, c0:c1] += down
+        if lid:
+            a = np.abs(delta)
+            moved = (a[..., 0] > 0.5) | (a[..., 1] > 0.5) | (a[..., 2] > 0.5)
+            changed = moved.astype(np.float64)
+            if s > 1:
+                changed = changed.reshape(h, s, w, s).mean(axis=(1, 3))
+            out[r0:r1, c0:c1] -= changed[..., None] * self.residual
         return out
 
-    def _lower_lid(self, hi: np.ndarray, drop: float, s: int) -> np.ndarray:
-        """``hi`` with the upper lid ``drop`` pixels lower at the centre (see the module)."""
+    def _lower_lid(
+        self, hi: np.ndarray, drop: float, s: int, lids: float, under: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``hi`` with the upper lid ``drop`` pixels lower at the centre (see the module).
+
+        A negative ``drop`` raises the lid: its margin moves up whole, the skin above is
+        compressed, and below the new edge ``under`` (the eye seen through the raised
+        opening) is shown.
+        """
         o = self.eye.opening
-        x0, y0 = self.eye.roi[0], self.eye.roi[1]
+        # The window's top-left corner, image pixels.
+        x0, y0 = self.eye.roi[0] + self.window[2], self.eye.roi[1] + self.window[0]
         xs = x0 + (np.arange(hi.shape[1], dtype=np.float64) + 0.5) / s
         u = (2.0 * xs - o.xl - o.xr) / max(o.xr - o.xl, 1e-6)
         bulge = np.clip(1.0 - u * u, 0.0, None)
@@ -301,11 +420,66 @@ class EyeRenderer:
         dropped = drop / full * (o.up + o.down) * bulge * s
         band = np.clip(LID_BAND * full * s, 2.0, np.maximum(top - 1.0, 2.0))
         margin = np.minimum(LID_MARGIN * full * s, 0.5 * band)
+        # A raised lid never lifts more than the skin above its margin can give.
+        dropped = np.maximum(dropped, -0.5 * (band - margin))
+        # Only the rows the lid, its skin and its seam reach are worked on (the rest is ``hi``).
+        reach = top + np.maximum(dropped, 0.0) + np.maximum(2.0 * margin, LID_TONE_BLUR * full * s)
+        r0 = max(0, int(np.floor((top - band).min())) - 2)
+        r1 = min(hi.shape[0], int(np.ceil(reach.max())) + 4)
         # The canvas's own detail (cracks, brush marks) stays where it is: only the smooth
         # painting slides, so the cracks are not stretched into streaks.
-        smooth = hi - self.canvas
-        out: np.ndarray = _lid_warp(smooth, top, band, margin, dropped) + self.canvas
+        canvas = self.canvas[r0:r1]
+        lid = _lid_warp(hi[r0:r1] - canvas, top - r0, band, margin, dropped)
+        if lids > 0:
+            lid = self._close(lid, top - r0, top + dropped - r0, margin, bulge, lids, full * s, r0)
+        out = hi.copy()
+        out[r0:r1] = lid + canvas
+        if under is not None:
+            ys = np.arange(hi.shape[0], dtype=np.float64)[:, None] + 0.5
+            out = np.where((ys >= top + dropped)[..., None], under, out)
         return out
+
+    def _close(
+        self,
+        image: np.ndarray,
+        top: np.ndarray,
+        edge: np.ndarray,
+        margin: np.ndarray,
+        bulge: np.ndarray,
+        lids: float,
+        full: float,
+        row0: int = 0,
+    ) -> np.ndarray:
+        """A blinking lid's look: the skin's shading over the eyeball and a seam at its edge.
+
+        Between the lid's old edge and its margin, the lid's smooth shading (a blur over
+        :data:`LID_TONE_BLUR` openings) is replaced by the skin's around the eye, by ``lids``
+        (the detail of the stretched lid stays: no flat colour); along the new edge a seam
+        darkens the painting (its own colours and texture, multiplied), by ``lids`` times
+        :data:`LID_SEAM`, fading only at the corners.
+
+        Args:
+            image: ``h×w×3`` float, supersampled, the lid already slid down.
+            top: Per column, the lid's old edge, sub-pixel rows.
+            edge: Per column, its new edge, sub-pixel rows.
+            margin: Per column, the lid margin's height, sub-pixel rows.
+            bulge: Per column, ``1 - u²`` (0 at the corners, 1 at the middle).
+            lids: Blink phase, 0 open .. 1 shut.
+            full: The opening's height at the centre, sub-pixel rows.
+            row0: The crop row ``image``'s first row is (``top`` and ``edge`` count from it).
+        """
+        ys = np.arange(image.shape[0], dtype=np.float64)[:, None] + 0.5
+        m = np.maximum(margin, 1.0)
+        over = np.clip((ys - (top - m)) / m, 0.0, 1.0) * np.clip((edge - ys) / m, 0.0, 1.0)
+        over = over * (bulge > 0)[None, :]
+        rad = max(1, round(LID_TONE_BLUR * full))
+        low = box_blur(box_blur(image, rad), rad)
+        skin = self.skin[row0 : row0 + image.shape[0]]
+        out = image + (lids * over)[..., None] * (skin - low)
+        d = (ys - edge) / (LID_SEAM_WIDTH * m)
+        seam = np.exp(-d * d) * (bulge**0.1)[None, :]
+        shaded: np.ndarray = out * (1.0 - LID_SEAM * lids * seam)[..., None]
+        return shaded
 
 
 def _lid_warp(
@@ -323,7 +497,8 @@ def _lid_warp(
         top: Per column, the upper lid's edge, sub-pixel rows (float).
         band: Per column, the height of skin that moves with the lid, sub-pixel rows (> 0).
         margin: Per column, the height of the lid's margin, sub-pixel rows (< ``band``).
-        drop: Per column, how far the lid's edge comes down, sub-pixel rows (>= 0).
+        drop: Per column, how far the lid's edge comes down, sub-pixel rows (< 0: up; the skin
+            is then compressed, never by more than half its height).
 
     Returns:
         A new array (linear resampling along each column).
@@ -333,7 +508,7 @@ def _lid_warp(
     start, fold = top - band, top - margin
     skin = start + (ys - start) * (band - margin) / (band - margin + drop)
     src = np.where(ys < fold + drop, skin, ys - drop)
-    moving = (ys > start) & (ys < top + drop) & (drop > 0)
+    moving = (ys > start) & (ys < top + drop) & (drop != 0)
     src = np.where(moving, src, ys) - 0.5
     y0 = np.clip(np.floor(src).astype(np.int64), 0, h - 1)
     y1 = np.clip(y0 + 1, 0, h - 1)
