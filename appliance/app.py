@@ -40,12 +40,14 @@ import numpy as np
 
 from appliance import __version__
 from appliance.camera import Capture, Frame
+from appliance.config import CameraConfig
 from appliance.display.overlay import Overlay
 from appliance.finder import FindResult
 from appliance.gaze import GazeRecord
 from appliance.gaze.blink import BlinkClock, lid_phase
 from appliance.hours import Hours
 from appliance.loglimit import LogLimiter
+from appliance.optics import CameraView
 from appliance.rate import rate_per_s
 from appliance.schedule import describe
 from appliance.status import BEHIND_FRACTION, CameraStatus, FinderStatus, LoadStatus, Status
@@ -74,8 +76,8 @@ class FinderLike(Protocol):
     ) -> FindResult:
         """The faces in ``frame`` (H×W×3 uint8 RGB, taken at ``t`` s) and where it looked."""
 
-    def set_field_of_view(self, hfov_deg: float) -> None:
-        """Use this horizontal field of view (degrees) from now on."""
+    def set_view(self, view: CameraView) -> None:
+        """Use this view of the camera (its field of view, for the band) from now on."""
 
     def reset(self) -> None:
         """Forget what it followed (the camera was reopened, or the gallery was closed)."""
@@ -95,8 +97,8 @@ class GazeLike(Protocol):
     def update(self, faces: Sequence[Face], t: float, image_size: tuple[int, int]) -> GazeRecord:
         """Take one camera frame's faces at time ``t`` (s); return where the portrait looks."""
 
-    def set_sensor_fraction(self, fraction: float) -> float:
-        """Narrow the field of view to the shown part of the sensor; return it, degrees."""
+    def set_view(self, view: CameraView) -> None:
+        """Use this view of the camera (its field of view) from now on."""
 
 
 class DisplayLike(Protocol):
@@ -241,6 +243,10 @@ class App:
         grid: The frame set's grid of (gaze, row, lid phase) (:class:`appliance.frames.Manifest`),
             mapping the gaze chosen to the frame shown; None: the gaze index is the frame's.
         blink: The blink clock (lid phases of ``grid``); None: the eyes stay open.
+        view: What the camera is expected to show (the runner's, from the configuration; the
+            finder and the gaze were built with it). When the opened camera reports another
+            sensor crop (at its first frame, or after a reopening) the loop hands a new view to
+            both. None: a default ``[camera]``'s.
         hours: The opening hours to follow; None: always open. While closed the camera
             thread is stopped (no frame is read, the detector does not run), the screen is
             black or the portrait at rest, and the loop sleeps between status updates.
@@ -262,6 +268,7 @@ class App:
         handed_over_at: float | None = None,
         grid: FrameGrid | None = None,
         blink: BlinkClock | None = None,
+        view: CameraView | None = None,
     ) -> None:
         self.hours = hours
         self.grid = grid
@@ -293,8 +300,7 @@ class App:
         self._last_frame_t = 0.0
         self._last_frame_wall = time.monotonic()
         self._image_size = (640, 480)
-        self._width_fraction = 1.0  # of the sensor's width the camera's images show
-        self._hfov_deg: float | None = None  # the narrowed field of view, None = as configured
+        self.view = CameraView.expected(CameraConfig()) if view is None else view
         self._last_status = 0.0
         self._last_idle_update = 0.0
         self._behind_since: float | None = None
@@ -531,15 +537,15 @@ class App:
             self._error("bad_frame", f"camera frame {frame.seq} ignored: {problem}")
         else:
             self._image_size = (frame.image.shape[1], frame.image.shape[0])
-            fraction = self.capture.width_fraction
-            if fraction != self._width_fraction:
-                self._width_fraction = fraction
-                hfov = self._hfov_deg = self.gaze.set_sensor_fraction(fraction)
-                self.finder.set_field_of_view(hfov)  # a band from camera_height_m follows
+            view = self.view.seen(width_fraction=self.capture.width_fraction)
+            if view is not self.view:  # the opened camera crops otherwise than expected
+                self.view = view
+                self.gaze.set_view(view)
+                self.finder.set_view(view)  # a band from camera_height_m follows
                 log.info(
                     "camera shows %.0f %% of its sensor's width: field of view %.1f°",
-                    100 * fraction,
-                    hfov,
+                    100 * view.width_fraction,
+                    view.hfov_deg,
                 )
             try:
                 result = self.finder.find(frame.image, follow=self.viewer_box, t=frame.t)
@@ -724,8 +730,8 @@ class App:
                 if self.handed_over_at is None
                 else round(self.handed_over_at, 1),
                 last_error=cap.last_error,
-                sensor_width_fraction=round(self._width_fraction, 4),
-                hfov_deg=None if self._hfov_deg is None else round(self._hfov_deg, 2),
+                sensor_width_fraction=round(self.view.width_fraction, 4),
+                hfov_deg=None if self.view.width_fraction >= 1.0 else round(self.view.hfov_deg, 2),
             ),
             finder=FinderStatus(
                 band=[round(v, 3) for v in self.finder.band_fraction],

@@ -715,12 +715,11 @@ class Config(Section):
         finder, cam = self.finder, self.camera
         if finder.camera_height_m is None:
             return self
-        from appliance.optics import default_sensor, expected_field_of_view, install_band
+        from appliance.optics import CameraView
 
-        size = (cam.width, cam.height)
-        _, hfov = expected_field_of_view(size, cam.hfov_deg, default_sensor(cam.source))
+        view = CameraView.expected(cam, finder)
         try:
-            install_band(finder, cam.width, cam.height, hfov)
+            view.head_band()
         except ValueError as err:
             raise PydanticCustomError(
                 "band_geometry",
@@ -732,7 +731,7 @@ class Config(Section):
                     "err": str(err).removeprefix("band: "),
                     "w": cam.width,
                     "h": cam.height,
-                    "hfov": f"{hfov:.1f}",
+                    "hfov": f"{view.hfov_deg:.1f}",
                 },
             ) from None
         return self

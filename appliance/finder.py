@@ -7,8 +7,9 @@ at the scale it needs:
 
 * **Head band** — a horizontal strip of the image where heads can be (``band_top`` ..
   ``band_bottom``, fractions of the height; or worked out from the camera's height and tilt,
-  ``camera_height_m``, for the image size and the field of view the camera really shows; or
-  learned from where faces have been seen), so floor and ceiling are never searched.
+  ``camera_height_m``, by the :class:`~appliance.optics.CameraView` the app passes: the image
+  size and the field of view the camera really shows; or learned from where faces have been
+  seen), so floor and ceiling are never searched.
 * **Tiles** — squares ``tile_size × width`` pixels across the band, overlapping by
   ``tile_overlap`` of their side so that any face smaller than the overlap is whole in at least
   one tile. Detections cut by a tile's inner edge are dropped (the face is whole in a
@@ -39,14 +40,14 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 import numpy as np
 
-from appliance.config import FinderConfig
+from appliance.config import CameraConfig, FinderConfig
 from appliance.detector import weighted_nms
-from appliance.optics import install_band
+from appliance.optics import CameraView
 from appliance.types import Box, Face
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,10 @@ BEST_MODEL_EYE_PX = 22.0
 """Eye distance in the model input (pixels of 192) at which BlazeFace's keypoints are steadiest
 (measured on synthetic visitors: 15-40 px agree within a pixel or two; below 12 px they scatter
 by several frame pixels, above 45 px the detector starts to miss)."""
+
+MIN_MODEL_EYE_PX = 8.0
+"""Eye distance in the model input (pixels of 192) below which BlazeFace stops finding faces
+reliably: how far a tile reaches (:func:`tile_reach_m`)."""
 
 SAME_SCALE_OCTAVES = 0.5
 """Detections of one face within this many octaves of the best scale are averaged."""
@@ -148,6 +153,8 @@ class _Layout:
     band: Box
     tile_px: int
     tiles: list[Box]
+    fraction: tuple[float, float]
+    """The band as (top, bottom) fractions of the height, as it was asked for."""
     schedule: list[Box] = field(default_factory=list)
     ages: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     """Frames since each schedule item last ran (the sweep visits the oldest first)."""
@@ -189,6 +196,42 @@ def tile_grid(width: int, height: int, band: Box, tile_px: int, overlap: float) 
     return [Box(x, y, x + side, y + side) for y in ys for x in xs]
 
 
+def band_tiles(
+    config: FinderConfig, width: int, height: int, band: tuple[float, float]
+) -> tuple[Box, list[Box]]:
+    """The head band in pixels and its tiles, for a ``width``×``height`` image.
+
+    Args:
+        config: The ``[finder]`` settings (``tile_size``, ``tile_overlap``).
+        width: Image width, pixels.
+        height: Image height, pixels.
+        band: ``(top, bottom)``, fractions of the height.
+
+    Returns:
+        The band (the whole width, rows rounded to pixels) and :func:`tile_grid`'s tiles, whose
+        side is ``tile_size`` of the width (at least 16 px, at most the image's smaller side).
+    """
+    top, bottom = band
+    box = Box(0.0, round(top * height), float(width), round(bottom * height))
+    tile_px = max(16, round(config.tile_size * width))
+    return box, tile_grid(width, height, box, tile_px, config.tile_overlap * tile_px)
+
+
+def tile_reach_m(view: CameraView, tile_px: float, ipd_m: float, input_px: float = 192.0) -> float:
+    """How far away, metres, a visitor is still found in a tile of ``tile_px`` pixels.
+
+    Args:
+        view: The camera's view (its focal length).
+        tile_px: Tile side, image pixels.
+        ipd_m: Visitors' interpupillary distance, metres (``gaze.ipd_mm`` / 1000).
+        input_px: The model input's side, pixels (192 for the full-range model).
+
+    Returns:
+        The distance at which the eyes are :data:`MIN_MODEL_EYE_PX` apart in the model input.
+    """
+    return view.distance_m(ipd_m, MIN_MODEL_EYE_PX * tile_px / input_px)
+
+
 def _is_cut(face: Face, region: Box, width: int, height: int) -> bool:
     """True if ``face`` reaches an edge of ``region`` that is not an edge of the frame."""
     b, m = face.box, CUT_MARGIN_PX
@@ -208,9 +251,10 @@ class Finder:
         detector: Anything with ``detect(image) -> list[Face]`` (the BlazeFace detector).
         follow_detector: The detector for the follow crop (the short-range model, with
             ``follow_model = "short"``); None: ``detector``.
-        hfov_deg: The camera's horizontal field of view, degrees (``camera.hfov_deg``); used
-            only to work the band out from ``camera_height_m``. The app narrows it with
-            :meth:`set_field_of_view` when the camera shows only part of its sensor.
+        view: What the camera shows (:class:`~appliance.optics.CameraView`); used only to work
+            the band out from ``camera_height_m`` (for each frame's size). The app passes a new
+            one with :meth:`set_view` when the camera reports another crop. None: a default
+            ``[camera]``'s (the lens's whole 66°).
     """
 
     def __init__(
@@ -218,7 +262,7 @@ class Finder:
         config: FinderConfig,
         detector: FaceDetector,
         *,
-        hfov_deg: float = 66.0,
+        view: CameraView | None = None,
         follow_detector: FaceDetector | None = None,
     ) -> None:
         self.config = config
@@ -230,8 +274,10 @@ class Finder:
         self._prev_small: np.ndarray | None = None
         self._band = (config.band_top, config.band_bottom)
         self._band_source: BandSource = "config"
-        self._hfov_deg = hfov_deg
-        self._geometry_for: tuple[int, int, float] | None = None
+        self._view = CameraView.expected(CameraConfig(), config)
+        if view is not None:
+            self.set_view(view)
+        self._geometry_for: tuple[CameraView, int, int] | None = None
         self._tops = np.zeros(LEARN_BINS, np.int64)
         self._bottoms = np.zeros(LEARN_BINS, np.int64)
         self._learned_faces = 0
@@ -248,26 +294,37 @@ class Finder:
         """Where the band in use came from: ``"config"``, ``"geometry"`` or ``"learned"``."""
         return self._band_source
 
-    def set_field_of_view(self, hfov_deg: float) -> None:
-        """Use this horizontal field of view, degrees, for a band worked out from geometry."""
-        if math.isfinite(hfov_deg) and 0.0 < hfov_deg < 180.0:
-            self._hfov_deg = hfov_deg
+    @property
+    def view(self) -> CameraView:
+        """The camera's view in use (its ``place`` is this finder's settings)."""
+        return self._view
+
+    def set_view(self, view: CameraView) -> None:
+        """Use this view of the camera for a band worked out from geometry.
+
+        The band is worked out from this finder's ``camera_height_m``, tilt and visitors
+        (``view.place`` is replaced by the finder's settings), for each frame's size.
+        """
+        self._view = view if view.place is self.config else replace(view, place=self.config)
 
     def _band_from_geometry(self, width: int, height: int) -> None:
         """Work the band out from ``camera_height_m`` for this image, once per size and view."""
-        key = (width, height, self._hfov_deg)
-        if self._band_source == "learned" or self._geometry_for == key:
+        done = self._geometry_for
+        if self._band_source == "learned" or (
+            done is not None and done[0] is self._view and done[1:] == (width, height)
+        ):
             return
-        self._geometry_for = key
+        self._geometry_for = (self._view, width, height)
+        view = self._view.seen(width, height)
         try:
-            band = install_band(self.config, width, height, self._hfov_deg)
+            band = view.head_band()
         except ValueError as err:  # a camera giving another size than configured
             log.warning(
                 "%s for a %dx%d image at %.1f°; searching %.2f-%.2f of the height instead",
                 err,
                 width,
                 height,
-                self._hfov_deg,
+                view.hfov_deg,
                 *self._band,
             )
             return
@@ -279,7 +336,7 @@ class Finder:
             self.config.camera_tilt_deg,
             width,
             height,
-            self._hfov_deg,
+            view.hfov_deg,
         )
 
     def reset(self) -> None:
@@ -295,18 +352,18 @@ class Finder:
         """The band, tiles and sweep schedule for a ``width``×``height`` frame (cached)."""
         if self.config.camera_height_m is not None:
             self._band_from_geometry(width, height)
-        top, bottom = self._band
-        band = Box(0.0, round(top * height), float(width), round(bottom * height))
         lay = self._layout
-        if lay is not None and (lay.width, lay.height, lay.band) == (width, height, band):
+        if lay is not None and (lay.width, lay.height, lay.fraction) == (width, height, self._band):
             return lay
-        tile_px = max(16, round(self.config.tile_size * width))
-        tiles = tile_grid(width, height, band, tile_px, self.config.tile_overlap * tile_px)
+        band, tiles = band_tiles(self.config, width, height, self._band)
+        if lay is not None and (lay.width, lay.height, lay.band) == (width, height, band):
+            lay.fraction = self._band  # the same rows: the sweep goes on where it was
+            return lay
         schedule = [Box(0.0, 0.0, float(width), float(height))] if self.config.whole_pass else []
         schedule += tiles
         # Oldest first: the first frames visit the schedule in order.
         ages = np.arange(len(schedule), 0, -1, dtype=np.int64)
-        lay = _Layout(width, height, band, int(tiles[0].width), tiles, schedule, ages)
+        lay = _Layout(width, height, band, int(tiles[0].width), tiles, self._band, schedule, ages)
         self._layout = lay
         return lay
 

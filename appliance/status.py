@@ -251,8 +251,8 @@ class CameraStatus(_Record):
         last_error: The last camera error message, or None.
         sensor_width_fraction: Of the sensor's width the images show, 0 … 1; below 1 the
             field of view was narrowed.
-        hfov_deg: The narrowed horizontal field of view, degrees; None while it is as
-            configured.
+        hfov_deg: The narrowed horizontal field of view, degrees; None while the images show
+            the sensor's whole width (the lens's ``camera.hfov_deg``).
     """
 
     source: str = ""

@@ -29,6 +29,7 @@ from appliance.gaze.geometry import (
     nearest_index,
 )
 from appliance.gaze.idle import Glancer, smoothstep
+from appliance.optics import CameraView
 from appliance.types import Box, Face, Point
 from tests.support.sim import CameraGeometry
 
@@ -120,15 +121,18 @@ def test_a_cropped_sensor_narrows_the_field_of_view_and_angles():
     # A visitor 1 m to the side at 3 m, as the narrower 52° camera really sees them.
     face = face_at(1000.0, 3000.0, SIZE, cam52)
     wrong = g.angle_of(face, SIZE)  # believing the lens's 66°
-    assert g.set_sensor_fraction(0.75) == pytest.approx(51.93, abs=0.01)
+    view = CameraView.expected(CameraConfig(hfov_deg=66.0), sensor=None)
+    g.set_view(view.seen(width_fraction=0.75))
+    assert g.camera.hfov_deg == pytest.approx(51.93, abs=0.01)
     assert g.camera.hfov_deg == pytest.approx(cam52.hfov_deg)
     right = g.angle_of(face, SIZE)
     assert right == pytest.approx(math.degrees(math.atan2(1000.0, 3000.0)), abs=0.05)
     assert abs(wrong) > abs(right) + 5  # 66° would over-turn the eyes: 24° for 18.4°
     # Back to the full width, and nonsense counts as the full width.
-    assert g.set_sensor_fraction(1.0) == pytest.approx(66.0)
-    assert g.set_sensor_fraction(float("nan")) == pytest.approx(66.0)
-    assert g.set_sensor_fraction(1.5) == pytest.approx(66.0)
+    for whole in (1.0, float("nan"), 1.5):
+        g.set_view(view.seen(width_fraction=0.75))
+        g.set_view(view.seen(width_fraction=whole))
+        assert g.camera.hfov_deg == pytest.approx(66.0)
 
 
 def test_right_half_of_unmirrored_image_is_visitors_left_low_index():

@@ -37,7 +37,7 @@ from appliance.gaze.geometry import (
 )
 from appliance.gaze.idle import Glancer, ease
 from appliance.gaze.viewer import Viewers
-from appliance.optics import narrowed_hfov_deg
+from appliance.optics import CameraView
 from appliance.types import Box, Face
 
 __all__ = ["Gaze", "GazeRecord", "GazeState"]
@@ -100,6 +100,9 @@ class Gaze:
             (the default) chooses nothing. The row follows the viewer's eye height with the
             same smoothing and hysteresis as the gaze angle, and eases back to ``rest_row``.
         rest_row: The row shown when nobody is there.
+        view: What the camera shows (:class:`~appliance.optics.CameraView`): its field of
+            view replaces ``camera.hfov_deg``; None: the lens's whole field. The app passes a
+            new one with :meth:`set_view` when the camera reports another crop.
 
     Raises:
         ValueError: Fewer than 2 frames, angles not finite or not increasing, or the rest
@@ -115,6 +118,7 @@ class Gaze:
         seed: int = 0,
         pitches: Sequence[float] = (0.0,),
         rest_row: int = 0,
+        view: CameraView | None = None,
     ) -> None:
         self.pitches = tuple(float(p) for p in pitches)
         pairs = zip(self.pitches, self.pitches[1:], strict=False)
@@ -136,9 +140,8 @@ class Gaze:
         if not 0 <= rest_index < len(self.angles):
             raise ValueError(f"rest_index {rest_index} out of range 0..{len(self.angles) - 1}")
         self.config = config
-        self.lens_hfov_deg = camera.hfov_deg
         self.camera = Camera(
-            hfov_deg=camera.hfov_deg,
+            hfov_deg=camera.hfov_deg if view is None else view.hfov_deg,
             mirror=camera.mirror,
             offset_x_mm=camera.offset_x_mm,
             offset_y_mm=camera.offset_y_mm,
@@ -190,20 +193,9 @@ class Gaze:
         self._still_since = 0.0
         self._glance_armed = False
 
-    def set_sensor_fraction(self, fraction: float) -> float:
-        """Narrow the field of view to the part of the sensor's width the images show.
-
-        Args:
-            fraction: Shown width over the sensor's full width, in (0, 1] (1 = the whole
-                lens field ``camera.hfov_deg``). Out-of-range values count as 1.
-
-        Returns:
-            The horizontal field of view now used, degrees:
-            ``2·atan(fraction · tan(hfov / 2))``.
-        """
-        hfov = narrowed_hfov_deg(self.lens_hfov_deg, fraction)
-        self.camera = replace(self.camera, hfov_deg=hfov)
-        return hfov
+    def set_view(self, view: CameraView) -> None:
+        """Use the field of view ``view`` shows (the camera reported another sensor crop)."""
+        self.camera = replace(self.camera, hfov_deg=view.hfov_deg)
 
     @property
     def switches(self) -> int:

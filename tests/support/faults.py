@@ -50,6 +50,7 @@ from appliance import cli, runner
 from appliance.app import App
 from appliance.camera import CameraError, CameraSource, Capture, Frame, Refreshable
 from appliance.finder import FaceDetector, Finder, FindResult
+from appliance.optics import CameraView
 from appliance.types import Box, Face, Point
 
 log = logging.getLogger(__name__)
@@ -403,9 +404,9 @@ class FaultyFinder:
             raise InjectedFault(f"injected detector error at frame {self.plan.frame}")
         return self.inner.find(frame, follow=follow, t=t)
 
-    def set_field_of_view(self, hfov_deg: float) -> None:
+    def set_view(self, view: CameraView) -> None:
         """As the inner finder."""
-        self.inner.set_field_of_view(hfov_deg)
+        self.inner.set_view(view)
 
     def reset(self) -> None:
         """As the inner finder."""
