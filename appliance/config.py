@@ -773,12 +773,16 @@ KeyName = Callable[[tuple[int | str, ...]], str]
 
 
 def format_validation_error(
-    source: str, data: Any, err: ValidationError, key_name: KeyName | None = None
+    source: str | None, data: Any, err: ValidationError, key_name: KeyName | None = None
 ) -> list[str]:
     """Turn a pydantic error into one line per problem, naming file, key path and value.
 
+    The one formatter of every file format's model: the configuration, ``clip.toml``,
+    ``frames.toml``, the fleet's variables, the status file and the trace's lines.
+
     Args:
-        source: The file name (or other source label) to prefix every line with.
+        source: The file name (or other source label) to prefix every line with; None: no
+            prefix (the caller names the file, e.g. a trace's line number).
         data: The raw parsed data, to quote the offending value.
         err: The pydantic error.
         key_name: Names a key from its place in ``data``; default: its TOML key path
@@ -788,6 +792,7 @@ def format_validation_error(
         Lines like ``config.toml: gaze.tau_s = -1: Input should be greater than 0``.
     """
     lines = []
+    prefix = "" if source is None else f"{source}: "
     for e in err.errors():
         loc = tuple(e.get("loc", ()))
         path = (key_name or key_path)(loc)
@@ -796,13 +801,13 @@ def format_validation_error(
         if e.get("type") == "extra_forbidden":
             msg = "unknown key"
         if e.get("type") == "missing":
-            lines.append(f"{source}: missing key {path!r}")
+            lines.append(f"{prefix}missing key {path!r}")
         elif not loc:  # a check across sections: its message names the keys and values
-            lines.append(f"{source}: {msg}")
+            lines.append(f"{prefix}{msg}")
         elif found:
-            lines.append(f"{source}: {path} = {value!r}: {msg}")
+            lines.append(f"{prefix}{path} = {value!r}: {msg}")
         else:
-            lines.append(f"{source}: {path}: {msg}")
+            lines.append(f"{prefix}{path}: {msg}")
     return lines
 
 
