@@ -52,7 +52,7 @@ from appliance.rate import rate_per_s
 from appliance.schedule import describe
 from appliance.status import BEHIND_FRACTION, CameraStatus, FinderStatus, LoadStatus, Status
 from appliance.trace import TraceLine, TraceWriter
-from appliance.types import Box, Face
+from appliance.types import Face, Follow
 from appliance.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class FinderLike(Protocol):
     """What the loop needs of the finder (see :mod:`appliance.finder`)."""
 
     def find(
-        self, frame: np.ndarray, follow: Box | None = None, t: float | None = None
+        self, frame: np.ndarray, follow: Follow | None = None, t: float | None = None
     ) -> FindResult:
         """The faces in ``frame`` (H×W×3 uint8 RGB, taken at ``t`` s) and where it looked."""
 
@@ -292,7 +292,7 @@ class App:
         self.problems = LogLimiter(log)
         self.index = rest_index
         self.state = "idle"
-        self.viewer_box: Box | None = None
+        self.follow: Follow | None = None  # for the finder, from the gaze's viewer tracks
         self._stop_reason: str | None = None
         self._exit_status = 0
         self._opening = 0  # the camera opening the last processed frame came from
@@ -436,7 +436,7 @@ class App:
         """The gallery closed: stop the camera (and so the detector), blank or rest the screen."""
         assert self.hours is not None
         self.capture.stop()
-        self.index, self.state, self.viewer_box = self.rest_index, "closed", None
+        self.index, self.state, self.follow = self.rest_index, "closed", None
         self.row = self.row if self.grid is None else self.grid.rest_row
         if self.hours.look == "rest":
             self._show(self.rest_index, now)
@@ -526,6 +526,10 @@ class App:
         if frame.opening != self._opening:  # the camera was reopened: a new view of the room
             if self._opening:
                 self.finder.reset()
+                # A new view of the room: the viewer's last step and the faces that were not
+                # the viewer are not followed into it.
+                f = self.follow
+                self.follow = None if f is None or not f.viewer else Follow(f.box)
             self._opening = frame.opening
         faces: list[Face] = []
         inferences = 0
@@ -548,8 +552,8 @@ class App:
                     view.hfov_deg,
                 )
             try:
-                result = self.finder.find(frame.image, follow=self.viewer_box, t=frame.t)
-                faces = list(result.faces)
+                result = self.finder.find(frame.image, follow=self.follow, t=frame.t)
+                faces = result.faces  # checked by the finder (UsableFaces): not again
                 inferences = int(result.inferences)
                 if result.dropped:
                     self._error("nan", f"detector returned {result.dropped} bad faces")
@@ -560,7 +564,7 @@ class App:
             rec = self.gaze.update(faces, frame.t, self._image_size)
             self.index, self.state = rec.index, rec.state
             self._follow(rec)
-            self.viewer_box = rec.viewer_box
+            self.follow = rec.follow
             self.last_record = rec
         except Exception as err:
             rec = None

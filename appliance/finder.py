@@ -18,8 +18,9 @@ at the scale it needs:
 * **Sweep** — tiles (and, with ``whole_pass``, the whole frame once per cycle, for visitors so
   close that their face is bigger than the overlap) are visited longest-waiting first, a few per
   frame; with ``motion_first`` tiles where the picture changed since the last frame go first.
-* **Follow** — when the app passes the current viewer's face box, one crop around them (sized
-  from their face, moved by their last motion) is detected every frame, so the gaze filter gets
+* **Follow** — when the app passes the current viewer (``GazeRecord.follow``: the gaze's viewer
+  tracks are the one memory of the visitors; the finder keeps none), one crop around them (sized
+  from their face, moved by their last step) is detected every frame, so the gaze filter gets
   a fresh face every camera frame.
 * **Cadence** — with ``cadence = "room"`` (the default) the sweep follows the room, not the
   camera: with nobody followed and nothing moving in the band the tiles are swept at
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
@@ -48,7 +50,7 @@ import numpy as np
 from appliance.config import CameraConfig, FinderConfig
 from appliance.detector import weighted_nms
 from appliance.optics import CameraView
-from appliance.types import Box, Face
+from appliance.types import Box, Face, Follow
 
 log = logging.getLogger(__name__)
 
@@ -129,18 +131,36 @@ class FindResult:
 
 
 def usable_face(face: Face) -> bool:
-    """True if every number of ``face`` is finite and its score is within 0 … 1.
+    """True if every number of ``face`` is finite, its score within 0 … 1 and its box not empty.
 
-    A broken model can return NaN; this is the one check for it, made by the finder on what
-    it returns (the gaze model relies on it too).
+    A broken model can return NaN; this is the one rule for it (see :func:`usable_faces`).
     """
     b = face.box
     values = (face.score, b.x0, b.y0, b.x1, b.y1, *(c for p in face.keypoints for c in (p.x, p.y)))
-    return all(math.isfinite(v) for v in values) and 0.0 <= face.score <= 1.0
+    return (
+        all(math.isfinite(v) for v in values)
+        and 0.0 <= face.score <= 1.0
+        and b.width > 0
+        and b.height > 0
+    )
 
 
-def _usable(faces: list[Face]) -> tuple[list[Face], int]:
-    kept = [f for f in faces if usable_face(f)]
+class UsableFaces(list[Face]):
+    """Faces that passed :func:`usable_face` (what the finder returns): not checked again."""
+
+
+def usable_faces(faces: Sequence[Face]) -> tuple[UsableFaces, int]:
+    """The one check of detected faces (:func:`usable_face`), made once a frame.
+
+    The finder makes it on what it returns; the gaze makes it only on faces that did not come
+    from a finder (a :class:`UsableFaces` passes through unchecked).
+
+    Returns:
+        The usable faces in their order, and how many were dropped.
+    """
+    if isinstance(faces, UsableFaces):
+        return faces, 0
+    kept = UsableFaces(f for f in faces if usable_face(f))
     return kept, len(faces) - len(kept)
 
 
@@ -268,9 +288,7 @@ class Finder:
         self.config = config
         self.detector = detector
         self.follow_detector = follow_detector
-        self._recent: Box | None = None
         self._layout: _Layout | None = None
-        self._last_follow: Box | None = None
         self._prev_small: np.ndarray | None = None
         self._band = (config.band_top, config.band_bottom)
         self._band_source: BandSource = "config"
@@ -340,11 +358,9 @@ class Finder:
         )
 
     def reset(self) -> None:
-        """Forget the sweep position and the viewer's motion (the learned band is kept)."""
+        """Forget the sweep position and the motion grid (the learned band is kept)."""
         self._layout = None
-        self._last_follow = None
         self._prev_small = None
-        self._recent = None
         self._credit = 1.0
         self._last_t = None
 
@@ -367,12 +383,16 @@ class Finder:
         self._layout = lay
         return lay
 
-    def follow_crop(self, follow: Box, width: int, height: int) -> Box:
+    def follow_crop(
+        self, follow: Box, width: int, height: int, step: tuple[float, float] = (0.0, 0.0)
+    ) -> Box:
         """The square crop searched around the viewer, in integer frame pixels.
 
         Its side is ``follow_crop`` face widths (at least ``follow_min_px``, at most the frame's
         smaller side), centred where the face should be now: at the given box moved by the
-        viewer's last step (at most one face width). Shifted, not shrunk, at the frame edges.
+        viewer's last ``step`` (dx, dy pixels; at most one face width; a step of more than two
+        face widths is a jump, not a move, and is not followed). Shifted, not shrunk, at the
+        frame edges.
         """
         want = max(float(self.config.follow_min_px), self.config.follow_crop * follow.width)
         # Quantised to steps of 2^(1/4) (19 %) so the detector's per-size resampling plans are
@@ -381,25 +401,26 @@ class Finder:
         side = float(min(round(self.config.follow_min_px * 2.0 ** (steps / 4.0)), width, height))
         c = follow.center
         cx, cy = c.x, c.y
-        last = self._last_follow
-        if last is not None:
-            dx, dy = c.x - last.center.x, c.y - last.center.y
-            lim = follow.width
-            if math.hypot(dx, dy) <= 2 * lim:
-                cx += max(-lim, min(lim, dx))
-                cy += max(-lim, min(lim, dy))
+        dx, dy = step
+        lim = follow.width
+        if math.hypot(dx, dy) <= 2 * lim:
+            cx += max(-lim, min(lim, dx))
+            cy += max(-lim, min(lim, dy))
         x0 = min(max(0.0, round(cx - side / 2)), width - side)
         y0 = min(max(0.0, round(cy - side / 2)), height - side)
         return Box(x0, y0, x0 + side, y0 + side)
 
     def find(
-        self, frame: np.ndarray, follow: Box | None = None, t: float | None = None
+        self, frame: np.ndarray, follow: Follow | Box | None = None, t: float | None = None
     ) -> FindResult:
         """Run the detector where it is needed in ``frame`` and return the merged faces.
 
         Args:
             frame: H×W×3 uint8 RGB camera frame (gray H×W and RGBA also work).
-            follow: The current viewer's face box in frame pixels (from gaze), or None.
+            follow: Whom to search around, from the gaze's memory of the viewers
+                (``GazeRecord.follow``); a bare box is a viewer standing still. A face that
+                is not the viewer is searched around only with ``follow_found``. None: no
+                follow crop. The finder keeps no memory of its own of whom it followed.
             t: The frame's time, seconds (monotonic or a clip's clock); paces the sweep with
                 ``cadence = "room"``. None: no clock, every frame is swept.
 
@@ -415,17 +436,21 @@ class Finder:
         height, width = int(frame.shape[0]), int(frame.shape[1])
         if self.config.mode == "whole":
             whole = Box(0.0, 0.0, float(width), float(height))
-            faces, dropped = _usable(self.detector.detect(frame))
+            faces, dropped = usable_faces(self.detector.detect(frame))
             return FindResult(faces, 1, [whole], None, dropped=dropped)
         lay = self.layout(width, height)
         regions: list[Box] = []
         crop: Box | None = None
-        if follow is None or follow.width <= 0 or not all(map(math.isfinite, follow.as_list(9))):
-            follow = self._recent if self.config.follow_found else None
-        if follow is not None:
-            crop = self.follow_crop(follow, width, height)
+        target = Follow(follow) if isinstance(follow, Box) else follow
+        if target is not None and (
+            target.box.width <= 0
+            or not all(map(math.isfinite, (*target.box.as_list(9), *target.step)))
+            or not (target.viewer or self.config.follow_found)
+        ):
+            target = None
+        if target is not None:
+            crop = self.follow_crop(target.box, width, height, target.step)
             regions.append(crop)
-        self._last_follow = follow
         room = max(1, self.config.inferences_per_frame - len(regions))
         moving = self._motion(frame, lay, regions[0] if regions else None)
         sweeps = min(len(lay.schedule), self._sweeps(room, moving, crop is not None, t))
@@ -446,8 +471,7 @@ class Finder:
                 f = face.translated(float(x0), float(y0))
                 if not _is_cut(f, r, width, height):
                     found.append((f, side))
-        faces, dropped = _usable(self._merge(found))
-        self._recent = faces[0].box if faces else None
+        faces, dropped = usable_faces(self._merge(found))
         if self.config.band_learn:
             self._learn(faces, height)
         return FindResult(faces, len(regions), regions, lay.band, lay.tiles, crop, dropped)

@@ -21,7 +21,7 @@ from appliance.app import EX_TEMPFAIL, App, RunOptions, check_frame
 from appliance.camera import CameraError, Capture, EndOfStream
 from appliance.display import Overlay
 from appliance.finder import usable_face
-from appliance.types import Box, Face, Point
+from appliance.types import Box, Face, Follow, Point
 from tests.support.faults import FaultyCapture, nan_face, parse
 
 
@@ -110,6 +110,10 @@ class Rec:
     index: int
     state: str
     row: int = 0
+
+    @property
+    def follow(self) -> Follow | None:
+        return None if self.viewer_box is None else Follow(self.viewer_box)
 
 
 class FakeGaze:

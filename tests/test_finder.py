@@ -17,10 +17,11 @@ from typing import Literal
 import numpy as np
 import pytest
 
-from appliance.config import CameraConfig, ConfigError, FinderConfig, parse_config
+from appliance.config import CameraConfig, ConfigError, FinderConfig, GazeConfig, parse_config
 from appliance.finder import Finder, FindResult, tile_grid, usable_face
+from appliance.gaze import Gaze
 from appliance.optics import CameraView, band_from_geometry
-from appliance.types import Box, Face, Point
+from appliance.types import Box, Face, Follow, Point
 from benchmarks.range import Runner, match
 from tests.support.sim import CameraGeometry, Renderer, Visitor, astronaut_photo, walk
 
@@ -223,8 +224,11 @@ def test_follow_crop_plus_one_sweep_tile_per_frame() -> None:
 def test_follow_crop_leads_a_moving_viewer_and_stays_inside() -> None:
     f = Finder(_band(), MarkerDetector())
     f.find(_frame(), follow=Box(600, 500, 640, 540))
-    crop = f.find(_frame(), follow=Box(620, 500, 660, 540)).regions[0]
+    crop = f.find(_frame(), follow=Follow(Box(620, 500, 660, 540), (20.0, 0.0))).regions[0]
     assert crop.center.x == pytest.approx(660, abs=2)  # moved one more step of 20 px
+    # A jump (more than two face widths) is not a step: the crop stays on the face.
+    jump = f.find(_frame(), follow=Follow(Box(620, 500, 660, 540), (200.0, 0.0))).regions[0]
+    assert jump.center.x == pytest.approx(640, abs=2)
     edge = f.find(_frame(), follow=Box(1250, 900, 1280, 960)).regions[0]
     assert edge.x1 == W and edge.y1 == H and edge.width == edge.height
     huge = f.find(_frame(), follow=Box(100, 0, 1100, 960)).regions[0]
@@ -772,9 +776,14 @@ def test_a_face_found_is_searched_again_before_the_gaze_follows_it() -> None:
     frame = _frame((int(tile.center.x), int(tile.center.y)))
     first = f.find(frame, t=0.0)
     assert first.faces and first.follow is None
-    second = f.find(frame, t=1 / 30)  # no follow box from the app yet
+    # The gaze's viewer tracks (the one memory of the visitors) have seen the face once: not
+    # yet the viewer, but the face to search around.
+    gaze = Gaze(GazeConfig(), CameraConfig(), 33, 16)
+    rec = gaze.update(first.faces, 0.0, (W, H))
+    assert rec.viewer is None and rec.follow is not None and not rec.follow.viewer
+    second = f.find(frame, follow=rec.follow, t=1 / 30)
     assert second.follow is not None and second.faces
     assert second.follow.x0 <= first.faces[0].box.center.x <= second.follow.x1
     off = Finder(_band(whole_pass=False, inferences_per_frame=1, follow_found=False), det)
     off.find(frame, t=0.0)
-    assert off.find(frame, t=1 / 30).follow is None
+    assert off.find(frame, follow=rec.follow, t=1 / 30).follow is None

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from appliance.config import CameraConfig, GazeConfig
-from appliance.finder import usable_face
+from appliance.finder import UsableFaces, usable_faces
 from appliance.gaze.filters import make_filter
 from appliance.gaze.geometry import (
     Camera,
@@ -38,7 +38,7 @@ from appliance.gaze.geometry import (
 from appliance.gaze.idle import Glancer, ease
 from appliance.gaze.viewer import Viewers
 from appliance.optics import CameraView
-from appliance.types import Box, Face
+from appliance.types import Box, Face, Follow
 
 __all__ = ["Gaze", "GazeRecord", "GazeState"]
 
@@ -66,6 +66,8 @@ class GazeRecord:
         pitch: The smoothed vertical angle the row is chosen from, degrees, within the rows'
             range (0 for a set of one row).
         row: The row to show, ``0 <= row < rows``; 0 looks lowest.
+        follow: Whom the finder's follow crop searches around in the next frame, from the
+            viewer tracks (:meth:`~appliance.gaze.viewer.Viewers.follow`), or None.
     """
 
     t: float
@@ -78,10 +80,7 @@ class GazeRecord:
     pitch_raw: float | None = None
     pitch: float = 0.0
     row: int = 0
-
-
-def _usable(face: Face) -> bool:
-    return usable_face(face) and face.box.width > 0 and face.box.height > 0
+    follow: Follow | None = None
 
 
 class Gaze:
@@ -235,7 +234,7 @@ class Gaze:
         prev_t, self._t = self._t, t
         usable: list[Face] = []
         if image_size[0] > 0 and image_size[1] > 0:
-            usable = [face for face in faces if _usable(face)]
+            usable = faces if isinstance(faces, UsableFaces) else usable_faces(faces)[0]
 
         def angle_fn(face: Face, eye_spacing_px: float) -> float:
             return self.angle_of(face, image_size, eye_spacing_px)
@@ -289,6 +288,7 @@ class Gaze:
             pitch_raw=pitch_raw,
             pitch=self.pitch,
             row=self.row,
+            follow=self.viewers.follow(shown),
         )
 
     def _contact(self, t: float, angle_raw: float) -> float:

@@ -51,7 +51,7 @@ from appliance.app import App
 from appliance.camera import CameraError, CameraSource, Capture, Frame, Refreshable
 from appliance.finder import FaceDetector, Finder, FindResult
 from appliance.optics import CameraView
-from appliance.types import Box, Face, Point
+from appliance.types import Box, Face, Follow, Point
 
 log = logging.getLogger(__name__)
 
@@ -397,7 +397,7 @@ class FaultyFinder:
         self.plan = plan
 
     def find(
-        self, frame: np.ndarray, follow: Box | None = None, t: float | None = None
+        self, frame: np.ndarray, follow: Follow | Box | None = None, t: float | None = None
     ) -> FindResult:
         """The inner finder's result, or :class:`InjectedFault` on a fault frame."""
         if self.plan.frame in self.plan.detector_raise_at:
