@@ -54,13 +54,11 @@ test: lint typecheck docs-check unit test-arm64-single
 
 # The fast part while working: lint, types and every test but the system tests (pytest marker
 # `system`: debootstrapped roots, Ansible deploys, a real sshd, the soak, a minute under strace,
-# emulated arm64), on CHECK_WORKERS pytest-xdist workers (work stealing: a worker done early takes
-# tests queued for the other, so a long test near the end does not leave one idle). `make test`
-# runs everything, as CI does.
+# emulated arm64), on CHECK_WORKERS pytest-xdist workers. `make test` runs everything, as CI does.
 CHECK_WORKERS ?= 2
 check: lint typecheck $(VENV)/.stamp-test $(MPVENV)/.stamp
 	MONALISA_MP_PYTHON=$(abspath $(MPVENV))/bin/python $(BIN)/pytest -q -m 'not system' \
-		--ignore=tests/test_arm64.py -n $(CHECK_WORKERS) --dist worksteal --durations=10
+		--ignore=tests/test_arm64.py -n $(CHECK_WORKERS) --durations=10
 
 # The documentation site (mkdocs.yml, docs/). The strict build fails on a broken link or anchor
 # or a page left out of the nav; tests/test_configref.py fails on a stale configuration page.
