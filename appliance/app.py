@@ -40,17 +40,19 @@ import numpy as np
 
 from appliance import __version__
 from appliance.camera import Capture, Frame
+from appliance.config import CameraConfig
 from appliance.display.overlay import Overlay
 from appliance.finder import FindResult
 from appliance.gaze import GazeRecord
 from appliance.gaze.blink import BlinkClock, lid_phase
 from appliance.hours import Hours
 from appliance.loglimit import LogLimiter
+from appliance.optics import CameraView
 from appliance.rate import rate_per_s
 from appliance.schedule import describe
 from appliance.status import BEHIND_FRACTION, CameraStatus, FinderStatus, LoadStatus, Status
 from appliance.trace import TraceLine, TraceWriter
-from appliance.types import Box, Face
+from appliance.types import Face, Follow
 from appliance.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -70,12 +72,12 @@ class FinderLike(Protocol):
     """What the loop needs of the finder (see :mod:`appliance.finder`)."""
 
     def find(
-        self, frame: np.ndarray, follow: Box | None = None, t: float | None = None
+        self, frame: np.ndarray, follow: Follow | None = None, t: float | None = None
     ) -> FindResult:
         """The faces in ``frame`` (H×W×3 uint8 RGB, taken at ``t`` s) and where it looked."""
 
-    def set_field_of_view(self, hfov_deg: float) -> None:
-        """Use this horizontal field of view (degrees) from now on."""
+    def set_view(self, view: CameraView) -> None:
+        """Use this view of the camera (its field of view, for the band) from now on."""
 
     def reset(self) -> None:
         """Forget what it followed (the camera was reopened, or the gallery was closed)."""
@@ -95,8 +97,8 @@ class GazeLike(Protocol):
     def update(self, faces: Sequence[Face], t: float, image_size: tuple[int, int]) -> GazeRecord:
         """Take one camera frame's faces at time ``t`` (s); return where the portrait looks."""
 
-    def set_sensor_fraction(self, fraction: float) -> float:
-        """Narrow the field of view to the shown part of the sensor; return it, degrees."""
+    def set_view(self, view: CameraView) -> None:
+        """Use this view of the camera (its field of view) from now on."""
 
 
 class DisplayLike(Protocol):
@@ -241,6 +243,10 @@ class App:
         grid: The frame set's grid of (gaze, row, lid phase) (:class:`appliance.frames.Manifest`),
             mapping the gaze chosen to the frame shown; None: the gaze index is the frame's.
         blink: The blink clock (lid phases of ``grid``); None: the eyes stay open.
+        view: What the camera is expected to show (the runner's, from the configuration; the
+            finder and the gaze were built with it). When the opened camera reports another
+            sensor crop (at its first frame, or after a reopening) the loop hands a new view to
+            both. None: a default ``[camera]``'s.
         hours: The opening hours to follow; None: always open. While closed the camera
             thread is stopped (no frame is read, the detector does not run), the screen is
             black or the portrait at rest, and the loop sleeps between status updates.
@@ -262,6 +268,7 @@ class App:
         handed_over_at: float | None = None,
         grid: FrameGrid | None = None,
         blink: BlinkClock | None = None,
+        view: CameraView | None = None,
     ) -> None:
         self.hours = hours
         self.grid = grid
@@ -285,7 +292,7 @@ class App:
         self.problems = LogLimiter(log)
         self.index = rest_index
         self.state = "idle"
-        self.viewer_box: Box | None = None
+        self.follow: Follow | None = None  # for the finder, from the gaze's viewer tracks
         self._stop_reason: str | None = None
         self._exit_status = 0
         self._opening = 0  # the camera opening the last processed frame came from
@@ -293,8 +300,7 @@ class App:
         self._last_frame_t = 0.0
         self._last_frame_wall = time.monotonic()
         self._image_size = (640, 480)
-        self._width_fraction = 1.0  # of the sensor's width the camera's images show
-        self._hfov_deg: float | None = None  # the narrowed field of view, None = as configured
+        self.view = CameraView.expected(CameraConfig()) if view is None else view
         self._last_status = 0.0
         self._last_idle_update = 0.0
         self._behind_since: float | None = None
@@ -435,7 +441,7 @@ class App:
         """The gallery closed: stop the camera (and so the detector), blank or rest the screen."""
         assert self.hours is not None
         self.capture.stop()
-        self.index, self.state, self.viewer_box = self.rest_index, "closed", None
+        self.index, self.state, self.follow = self.rest_index, "closed", None
         self.row = self.row if self.grid is None else self.grid.rest_row
         if self.hours.look == "rest":
             self._show(self.rest_index, now)
@@ -525,6 +531,10 @@ class App:
         if frame.opening != self._opening:  # the camera was reopened: a new view of the room
             if self._opening:
                 self.finder.reset()
+                # A new view of the room: the viewer's last step and the faces that were not
+                # the viewer are not followed into it.
+                f = self.follow
+                self.follow = None if f is None or not f.viewer else Follow(f.box)
             self._opening = frame.opening
         faces: list[Face] = []
         inferences = 0
@@ -536,19 +546,19 @@ class App:
             self._error("bad_frame", f"camera frame {frame.seq} ignored: {problem}")
         else:
             self._image_size = (frame.image.shape[1], frame.image.shape[0])
-            fraction = self.capture.width_fraction
-            if fraction != self._width_fraction:
-                self._width_fraction = fraction
-                hfov = self._hfov_deg = self.gaze.set_sensor_fraction(fraction)
-                self.finder.set_field_of_view(hfov)  # a band from camera_height_m follows
+            view = self.view.seen(width_fraction=self.capture.width_fraction)
+            if view is not self.view:  # the opened camera crops otherwise than expected
+                self.view = view
+                self.gaze.set_view(view)
+                self.finder.set_view(view)  # a band from camera_height_m follows
                 log.info(
                     "camera shows %.0f %% of its sensor's width: field of view %.1f°",
-                    100 * fraction,
-                    hfov,
+                    100 * view.width_fraction,
+                    view.hfov_deg,
                 )
             try:
-                result = self.finder.find(frame.image, follow=self.viewer_box, t=frame.t)
-                faces = list(result.faces)
+                result = self.finder.find(frame.image, follow=self.follow, t=frame.t)
+                faces = result.faces  # checked by the finder (UsableFaces): not again
                 inferences = int(result.inferences)
                 if result.dropped:
                     self._error("nan", f"detector returned {result.dropped} bad faces")
@@ -559,7 +569,7 @@ class App:
             rec = self.gaze.update(faces, frame.t, self._image_size)
             self.index, self.state = rec.index, rec.state
             self._follow(rec)
-            self.viewer_box = rec.viewer_box
+            self.follow = rec.follow
             self.last_record = rec
         except Exception as err:
             rec = None
@@ -729,8 +739,8 @@ class App:
                 if self.handed_over_at is None
                 else round(self.handed_over_at, 1),
                 last_error=cap.last_error,
-                sensor_width_fraction=round(self._width_fraction, 4),
-                hfov_deg=None if self._hfov_deg is None else round(self._hfov_deg, 2),
+                sensor_width_fraction=round(self.view.width_fraction, 4),
+                hfov_deg=None if self.view.width_fraction >= 1.0 else round(self.view.hfov_deg, 2),
             ),
             finder=FinderStatus(
                 band=[round(v, 3) for v in self.finder.band_fraction],

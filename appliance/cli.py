@@ -593,9 +593,8 @@ def _cmd_band(args: argparse.Namespace) -> int:
     import math
 
     from appliance.config import EX_CONFIG, ConfigError
-    from appliance.finder import tile_grid
-    from appliance.optics import default_sensor, expected_field_of_view, focal_px, install_band
-    from appliance.types import Box
+    from appliance.finder import band_tiles, tile_reach_m
+    from appliance.optics import CameraView
 
     try:
         cfg, _ = _config_or_installed(args.config)
@@ -628,19 +627,20 @@ def _cmd_band(args: argparse.Namespace) -> int:
         }
     )
     try:
-        sensor = default_sensor(cam.source) if args.sensor is None else _sensor_size(args.sensor)
-        fraction, hfov = expected_field_of_view((cam.width, cam.height), cam.hfov_deg, sensor)
-        top, bottom = install_band(asked, cam.width, cam.height, hfov)
+        if args.sensor is None:
+            view = CameraView.expected(cam, asked)
+        else:
+            view = CameraView.expected(cam, asked, sensor=_sensor_size(args.sensor))
+        top, bottom = view.head_band()
     except ValueError as err:
         print(f"monalisa {err}", file=sys.stderr)
         return 2
-    band = Box(0.0, round(top * cam.height), float(cam.width), round(bottom * cam.height))
-    tile_px = max(16, round(fc.tile_size * cam.width))
-    tiles = tile_grid(cam.width, cam.height, band, tile_px, fc.tile_overlap * tile_px)
+    sensor, fraction, hfov = view.sensor, view.width_fraction, view.hfov_deg
+    _, tiles = band_tiles(fc, cam.width, cam.height, (top, bottom))
+    tile_px = int(tiles[0].width)
     sweep = len(tiles) + (1 if fc.whole_pass else 0)
     per = max(1, fc.inferences_per_frame)
-    f_px = focal_px(cam.width, hfov)
-    reach = f_px * 0.063 / (8.0 * tile_px / 192)  # eyes 8 px apart in the model input
+    reach = tile_reach_m(view, tile_px, cfg.gaze.ipd_mm / 1000.0)
     (eye_min, eye_max), (near, far) = asked.visitor_eyes_m, asked.visitor_distance_m
     print("[finder]")
     print('mode = "band"')

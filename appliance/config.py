@@ -721,12 +721,11 @@ class Config(Section):
         finder, cam = self.finder, self.camera
         if finder.camera_height_m is None:
             return self
-        from appliance.optics import default_sensor, expected_field_of_view, install_band
+        from appliance.optics import CameraView
 
-        size = (cam.width, cam.height)
-        _, hfov = expected_field_of_view(size, cam.hfov_deg, default_sensor(cam.source))
+        view = CameraView.expected(cam, finder)
         try:
-            install_band(finder, cam.width, cam.height, hfov)
+            view.head_band()
         except ValueError as err:
             raise PydanticCustomError(
                 "band_geometry",
@@ -738,7 +737,7 @@ class Config(Section):
                     "err": str(err).removeprefix("band: "),
                     "w": cam.width,
                     "h": cam.height,
-                    "hfov": f"{hfov:.1f}",
+                    "hfov": f"{view.hfov_deg:.1f}",
                 },
             ) from None
         return self
@@ -780,12 +779,16 @@ KeyName = Callable[[tuple[int | str, ...]], str]
 
 
 def format_validation_error(
-    source: str, data: Any, err: ValidationError, key_name: KeyName | None = None
+    source: str | None, data: Any, err: ValidationError, key_name: KeyName | None = None
 ) -> list[str]:
     """Turn a pydantic error into one line per problem, naming file, key path and value.
 
+    The one formatter of every file format's model: the configuration, ``clip.toml``,
+    ``frames.toml``, the fleet's variables, the status file and the trace's lines.
+
     Args:
-        source: The file name (or other source label) to prefix every line with.
+        source: The file name (or other source label) to prefix every line with; None: no
+            prefix (the caller names the file, e.g. a trace's line number).
         data: The raw parsed data, to quote the offending value.
         err: The pydantic error.
         key_name: Names a key from its place in ``data``; default: its TOML key path
@@ -795,6 +798,7 @@ def format_validation_error(
         Lines like ``config.toml: gaze.tau_s = -1: Input should be greater than 0``.
     """
     lines = []
+    prefix = "" if source is None else f"{source}: "
     for e in err.errors():
         loc = tuple(e.get("loc", ()))
         path = (key_name or key_path)(loc)
@@ -803,13 +807,13 @@ def format_validation_error(
         if e.get("type") == "extra_forbidden":
             msg = "unknown key"
         if e.get("type") == "missing":
-            lines.append(f"{source}: missing key {path!r}")
+            lines.append(f"{prefix}missing key {path!r}")
         elif not loc:  # a check across sections: its message names the keys and values
-            lines.append(f"{source}: {msg}")
+            lines.append(f"{prefix}{msg}")
         elif found:
-            lines.append(f"{source}: {path} = {value!r}: {msg}")
+            lines.append(f"{prefix}{path} = {value!r}: {msg}")
         else:
-            lines.append(f"{source}: {path}: {msg}")
+            lines.append(f"{prefix}{path}: {msg}")
     return lines
 
 

@@ -7,8 +7,9 @@ at the scale it needs:
 
 * **Head band** — a horizontal strip of the image where heads can be (``band_top`` ..
   ``band_bottom``, fractions of the height; or worked out from the camera's height and tilt,
-  ``camera_height_m``, for the image size and the field of view the camera really shows; or
-  learned from where faces have been seen), so floor and ceiling are never searched.
+  ``camera_height_m``, by the :class:`~appliance.optics.CameraView` the app passes: the image
+  size and the field of view the camera really shows; or learned from where faces have been
+  seen), so floor and ceiling are never searched.
 * **Tiles** — squares ``tile_size × width`` pixels across the band, overlapping by
   ``tile_overlap`` of their side so that any face smaller than the overlap is whole in at least
   one tile. Detections cut by a tile's inner edge are dropped (the face is whole in a
@@ -17,8 +18,9 @@ at the scale it needs:
 * **Sweep** — tiles (and, with ``whole_pass``, the whole frame once per cycle, for visitors so
   close that their face is bigger than the overlap) are visited longest-waiting first, a few per
   frame; with ``motion_first`` tiles where the picture changed since the last frame go first.
-* **Follow** — when the app passes the current viewer's face box, one crop around them (sized
-  from their face, moved by their last motion) is detected every frame, so the gaze filter gets
+* **Follow** — when the app passes the current viewer (``GazeRecord.follow``: the gaze's viewer
+  tracks are the one memory of the visitors; the finder keeps none), one crop around them (sized
+  from their face, moved by their last step) is detected every frame, so the gaze filter gets
   a fresh face every camera frame.
 * **Cadence** — with ``cadence = "room"`` (the default) the sweep follows the room, not the
   camera: with nobody followed and nothing moving in the band the tiles are swept at
@@ -39,15 +41,16 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 import numpy as np
 
-from appliance.config import FinderConfig
+from appliance.config import CameraConfig, FinderConfig
 from appliance.detector import weighted_nms
-from appliance.optics import install_band
-from appliance.types import Box, Face
+from appliance.optics import CameraView
+from appliance.types import Box, Face, Follow
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,10 @@ BEST_MODEL_EYE_PX = 22.0
 """Eye distance in the model input (pixels of 192) at which BlazeFace's keypoints are steadiest
 (measured on synthetic visitors: 15-40 px agree within a pixel or two; below 12 px they scatter
 by several frame pixels, above 45 px the detector starts to miss)."""
+
+MIN_MODEL_EYE_PX = 8.0
+"""Eye distance in the model input (pixels of 192) below which BlazeFace stops finding faces
+reliably: how far a tile reaches (:func:`tile_reach_m`)."""
 
 SAME_SCALE_OCTAVES = 0.5
 """Detections of one face within this many octaves of the best scale are averaged."""
@@ -124,18 +131,36 @@ class FindResult:
 
 
 def usable_face(face: Face) -> bool:
-    """True if every number of ``face`` is finite and its score is within 0 … 1.
+    """True if every number of ``face`` is finite, its score within 0 … 1 and its box not empty.
 
-    A broken model can return NaN; this is the one check for it, made by the finder on what
-    it returns (the gaze model relies on it too).
+    A broken model can return NaN; this is the one rule for it (see :func:`usable_faces`).
     """
     b = face.box
     values = (face.score, b.x0, b.y0, b.x1, b.y1, *(c for p in face.keypoints for c in (p.x, p.y)))
-    return all(math.isfinite(v) for v in values) and 0.0 <= face.score <= 1.0
+    return (
+        all(math.isfinite(v) for v in values)
+        and 0.0 <= face.score <= 1.0
+        and b.width > 0
+        and b.height > 0
+    )
 
 
-def _usable(faces: list[Face]) -> tuple[list[Face], int]:
-    kept = [f for f in faces if usable_face(f)]
+class UsableFaces(list[Face]):
+    """Faces that passed :func:`usable_face` (what the finder returns): not checked again."""
+
+
+def usable_faces(faces: Sequence[Face]) -> tuple[UsableFaces, int]:
+    """The one check of detected faces (:func:`usable_face`), made once a frame.
+
+    The finder makes it on what it returns; the gaze makes it only on faces that did not come
+    from a finder (a :class:`UsableFaces` passes through unchecked).
+
+    Returns:
+        The usable faces in their order, and how many were dropped.
+    """
+    if isinstance(faces, UsableFaces):
+        return faces, 0
+    kept = UsableFaces(f for f in faces if usable_face(f))
     return kept, len(faces) - len(kept)
 
 
@@ -148,6 +173,8 @@ class _Layout:
     band: Box
     tile_px: int
     tiles: list[Box]
+    fraction: tuple[float, float]
+    """The band as (top, bottom) fractions of the height, as it was asked for."""
     schedule: list[Box] = field(default_factory=list)
     ages: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     """Frames since each schedule item last ran (the sweep visits the oldest first)."""
@@ -189,6 +216,42 @@ def tile_grid(width: int, height: int, band: Box, tile_px: int, overlap: float) 
     return [Box(x, y, x + side, y + side) for y in ys for x in xs]
 
 
+def band_tiles(
+    config: FinderConfig, width: int, height: int, band: tuple[float, float]
+) -> tuple[Box, list[Box]]:
+    """The head band in pixels and its tiles, for a ``width``×``height`` image.
+
+    Args:
+        config: The ``[finder]`` settings (``tile_size``, ``tile_overlap``).
+        width: Image width, pixels.
+        height: Image height, pixels.
+        band: ``(top, bottom)``, fractions of the height.
+
+    Returns:
+        The band (the whole width, rows rounded to pixels) and :func:`tile_grid`'s tiles, whose
+        side is ``tile_size`` of the width (at least 16 px, at most the image's smaller side).
+    """
+    top, bottom = band
+    box = Box(0.0, round(top * height), float(width), round(bottom * height))
+    tile_px = max(16, round(config.tile_size * width))
+    return box, tile_grid(width, height, box, tile_px, config.tile_overlap * tile_px)
+
+
+def tile_reach_m(view: CameraView, tile_px: float, ipd_m: float, input_px: float = 192.0) -> float:
+    """How far away, metres, a visitor is still found in a tile of ``tile_px`` pixels.
+
+    Args:
+        view: The camera's view (its focal length).
+        tile_px: Tile side, image pixels.
+        ipd_m: Visitors' interpupillary distance, metres (``gaze.ipd_mm`` / 1000).
+        input_px: The model input's side, pixels (192 for the full-range model).
+
+    Returns:
+        The distance at which the eyes are :data:`MIN_MODEL_EYE_PX` apart in the model input.
+    """
+    return view.distance_m(ipd_m, MIN_MODEL_EYE_PX * tile_px / input_px)
+
+
 def _is_cut(face: Face, region: Box, width: int, height: int) -> bool:
     """True if ``face`` reaches an edge of ``region`` that is not an edge of the frame."""
     b, m = face.box, CUT_MARGIN_PX
@@ -208,9 +271,10 @@ class Finder:
         detector: Anything with ``detect(image) -> list[Face]`` (the BlazeFace detector).
         follow_detector: The detector for the follow crop (the short-range model, with
             ``follow_model = "short"``); None: ``detector``.
-        hfov_deg: The camera's horizontal field of view, degrees (``camera.hfov_deg``); used
-            only to work the band out from ``camera_height_m``. The app narrows it with
-            :meth:`set_field_of_view` when the camera shows only part of its sensor.
+        view: What the camera shows (:class:`~appliance.optics.CameraView`); used only to work
+            the band out from ``camera_height_m`` (for each frame's size). The app passes a new
+            one with :meth:`set_view` when the camera reports another crop. None: a default
+            ``[camera]``'s (the lens's whole 66°).
     """
 
     def __init__(
@@ -218,20 +282,20 @@ class Finder:
         config: FinderConfig,
         detector: FaceDetector,
         *,
-        hfov_deg: float = 66.0,
+        view: CameraView | None = None,
         follow_detector: FaceDetector | None = None,
     ) -> None:
         self.config = config
         self.detector = detector
         self.follow_detector = follow_detector
-        self._recent: Box | None = None
         self._layout: _Layout | None = None
-        self._last_follow: Box | None = None
         self._prev_small: np.ndarray | None = None
         self._band = (config.band_top, config.band_bottom)
         self._band_source: BandSource = "config"
-        self._hfov_deg = hfov_deg
-        self._geometry_for: tuple[int, int, float] | None = None
+        self._view = CameraView.expected(CameraConfig(), config)
+        if view is not None:
+            self.set_view(view)
+        self._geometry_for: tuple[CameraView, int, int] | None = None
         self._tops = np.zeros(LEARN_BINS, np.int64)
         self._bottoms = np.zeros(LEARN_BINS, np.int64)
         self._learned_faces = 0
@@ -248,26 +312,37 @@ class Finder:
         """Where the band in use came from: ``"config"``, ``"geometry"`` or ``"learned"``."""
         return self._band_source
 
-    def set_field_of_view(self, hfov_deg: float) -> None:
-        """Use this horizontal field of view, degrees, for a band worked out from geometry."""
-        if math.isfinite(hfov_deg) and 0.0 < hfov_deg < 180.0:
-            self._hfov_deg = hfov_deg
+    @property
+    def view(self) -> CameraView:
+        """The camera's view in use (its ``place`` is this finder's settings)."""
+        return self._view
+
+    def set_view(self, view: CameraView) -> None:
+        """Use this view of the camera for a band worked out from geometry.
+
+        The band is worked out from this finder's ``camera_height_m``, tilt and visitors
+        (``view.place`` is replaced by the finder's settings), for each frame's size.
+        """
+        self._view = view if view.place is self.config else replace(view, place=self.config)
 
     def _band_from_geometry(self, width: int, height: int) -> None:
         """Work the band out from ``camera_height_m`` for this image, once per size and view."""
-        key = (width, height, self._hfov_deg)
-        if self._band_source == "learned" or self._geometry_for == key:
+        done = self._geometry_for
+        if self._band_source == "learned" or (
+            done is not None and done[0] is self._view and done[1:] == (width, height)
+        ):
             return
-        self._geometry_for = key
+        self._geometry_for = (self._view, width, height)
+        view = self._view.seen(width, height)
         try:
-            band = install_band(self.config, width, height, self._hfov_deg)
+            band = view.head_band()
         except ValueError as err:  # a camera giving another size than configured
             log.warning(
                 "%s for a %dx%d image at %.1f°; searching %.2f-%.2f of the height instead",
                 err,
                 width,
                 height,
-                self._hfov_deg,
+                view.hfov_deg,
                 *self._band,
             )
             return
@@ -279,15 +354,13 @@ class Finder:
             self.config.camera_tilt_deg,
             width,
             height,
-            self._hfov_deg,
+            view.hfov_deg,
         )
 
     def reset(self) -> None:
-        """Forget the sweep position and the viewer's motion (the learned band is kept)."""
+        """Forget the sweep position and the motion grid (the learned band is kept)."""
         self._layout = None
-        self._last_follow = None
         self._prev_small = None
-        self._recent = None
         self._credit = 1.0
         self._last_t = None
 
@@ -295,27 +368,31 @@ class Finder:
         """The band, tiles and sweep schedule for a ``width``×``height`` frame (cached)."""
         if self.config.camera_height_m is not None:
             self._band_from_geometry(width, height)
-        top, bottom = self._band
-        band = Box(0.0, round(top * height), float(width), round(bottom * height))
         lay = self._layout
-        if lay is not None and (lay.width, lay.height, lay.band) == (width, height, band):
+        if lay is not None and (lay.width, lay.height, lay.fraction) == (width, height, self._band):
             return lay
-        tile_px = max(16, round(self.config.tile_size * width))
-        tiles = tile_grid(width, height, band, tile_px, self.config.tile_overlap * tile_px)
+        band, tiles = band_tiles(self.config, width, height, self._band)
+        if lay is not None and (lay.width, lay.height, lay.band) == (width, height, band):
+            lay.fraction = self._band  # the same rows: the sweep goes on where it was
+            return lay
         schedule = [Box(0.0, 0.0, float(width), float(height))] if self.config.whole_pass else []
         schedule += tiles
         # Oldest first: the first frames visit the schedule in order.
         ages = np.arange(len(schedule), 0, -1, dtype=np.int64)
-        lay = _Layout(width, height, band, int(tiles[0].width), tiles, schedule, ages)
+        lay = _Layout(width, height, band, int(tiles[0].width), tiles, self._band, schedule, ages)
         self._layout = lay
         return lay
 
-    def follow_crop(self, follow: Box, width: int, height: int) -> Box:
+    def follow_crop(
+        self, follow: Box, width: int, height: int, step: tuple[float, float] = (0.0, 0.0)
+    ) -> Box:
         """The square crop searched around the viewer, in integer frame pixels.
 
         Its side is ``follow_crop`` face widths (at least ``follow_min_px``, at most the frame's
         smaller side), centred where the face should be now: at the given box moved by the
-        viewer's last step (at most one face width). Shifted, not shrunk, at the frame edges.
+        viewer's last ``step`` (dx, dy pixels; at most one face width; a step of more than two
+        face widths is a jump, not a move, and is not followed). Shifted, not shrunk, at the
+        frame edges.
         """
         want = max(float(self.config.follow_min_px), self.config.follow_crop * follow.width)
         # Quantised to steps of 2^(1/4) (19 %) so the detector's per-size resampling plans are
@@ -324,25 +401,26 @@ class Finder:
         side = float(min(round(self.config.follow_min_px * 2.0 ** (steps / 4.0)), width, height))
         c = follow.center
         cx, cy = c.x, c.y
-        last = self._last_follow
-        if last is not None:
-            dx, dy = c.x - last.center.x, c.y - last.center.y
-            lim = follow.width
-            if math.hypot(dx, dy) <= 2 * lim:
-                cx += max(-lim, min(lim, dx))
-                cy += max(-lim, min(lim, dy))
+        dx, dy = step
+        lim = follow.width
+        if math.hypot(dx, dy) <= 2 * lim:
+            cx += max(-lim, min(lim, dx))
+            cy += max(-lim, min(lim, dy))
         x0 = min(max(0.0, round(cx - side / 2)), width - side)
         y0 = min(max(0.0, round(cy - side / 2)), height - side)
         return Box(x0, y0, x0 + side, y0 + side)
 
     def find(
-        self, frame: np.ndarray, follow: Box | None = None, t: float | None = None
+        self, frame: np.ndarray, follow: Follow | Box | None = None, t: float | None = None
     ) -> FindResult:
         """Run the detector where it is needed in ``frame`` and return the merged faces.
 
         Args:
             frame: H×W×3 uint8 RGB camera frame (gray H×W and RGBA also work).
-            follow: The current viewer's face box in frame pixels (from gaze), or None.
+            follow: Whom to search around, from the gaze's memory of the viewers
+                (``GazeRecord.follow``); a bare box is a viewer standing still. A face that
+                is not the viewer is searched around only with ``follow_found``. None: no
+                follow crop. The finder keeps no memory of its own of whom it followed.
             t: The frame's time, seconds (monotonic or a clip's clock); paces the sweep with
                 ``cadence = "room"``. None: no clock, every frame is swept.
 
@@ -358,17 +436,21 @@ class Finder:
         height, width = int(frame.shape[0]), int(frame.shape[1])
         if self.config.mode == "whole":
             whole = Box(0.0, 0.0, float(width), float(height))
-            faces, dropped = _usable(self.detector.detect(frame))
+            faces, dropped = usable_faces(self.detector.detect(frame))
             return FindResult(faces, 1, [whole], None, dropped=dropped)
         lay = self.layout(width, height)
         regions: list[Box] = []
         crop: Box | None = None
-        if follow is None or follow.width <= 0 or not all(map(math.isfinite, follow.as_list(9))):
-            follow = self._recent if self.config.follow_found else None
-        if follow is not None:
-            crop = self.follow_crop(follow, width, height)
+        target = Follow(follow) if isinstance(follow, Box) else follow
+        if target is not None and (
+            target.box.width <= 0
+            or not all(map(math.isfinite, (*target.box.as_list(9), *target.step)))
+            or not (target.viewer or self.config.follow_found)
+        ):
+            target = None
+        if target is not None:
+            crop = self.follow_crop(target.box, width, height, target.step)
             regions.append(crop)
-        self._last_follow = follow
         room = max(1, self.config.inferences_per_frame - len(regions))
         moving = self._motion(frame, lay, regions[0] if regions else None)
         sweeps = min(len(lay.schedule), self._sweeps(room, moving, crop is not None, t))
@@ -389,8 +471,7 @@ class Finder:
                 f = face.translated(float(x0), float(y0))
                 if not _is_cut(f, r, width, height):
                     found.append((f, side))
-        faces, dropped = _usable(self._merge(found))
-        self._recent = faces[0].box if faces else None
+        faces, dropped = usable_faces(self._merge(found))
         if self.config.band_learn:
             self._learn(faces, height)
         return FindResult(faces, len(regions), regions, lay.band, lay.tiles, crop, dropped)

@@ -1,8 +1,11 @@
 """Field of view: what part of the sensor a camera stream shows, and the angle it spans.
 
-Also the pinhole focal length and the head band an installation's geometry gives. Pure
-arithmetic, no camera library: the configuration, ``monalisa band`` and the finder use
-it before any camera is opened, the gaze geometry after the camera says what it really crops.
+Also the pinhole focal length and the head band an installation's geometry gives, gathered in
+one :class:`CameraView`. Pure arithmetic, no camera library. The runner builds the view once
+from the configuration (what the camera is expected to crop); ``config check`` (the
+configuration's validator) and ``monalisa band`` build the same view; the app replaces it when
+the opened camera reports another crop (each reopening may), and hands the new view to the
+finder and the gaze, which use nothing else for the field of view or the band.
 
 The ISP keeps a stream's aspect ratio by cropping the sensor, not by squashing it (picamera2
 issue #450): a 4:3 stream from Camera Module 3's 16:9 sensor loses a quarter of its columns,
@@ -12,10 +15,11 @@ and with them a fifth of the lens's 66°.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the settings' type only: the configuration imports this module
-    from appliance.config import FinderConfig
+    from appliance.config import CameraConfig, FinderConfig
 
 
 def narrowed_hfov_deg(hfov_deg: float, fraction: float) -> float:
@@ -29,10 +33,8 @@ def narrowed_hfov_deg(hfov_deg: float, fraction: float) -> float:
     Returns:
         ``2·atan(fraction · tan(hfov / 2))``, degrees.
     """
-    if not (math.isfinite(fraction) and 0.0 < fraction <= 1.0):
-        fraction = 1.0
     half = math.radians(hfov_deg) / 2.0
-    return math.degrees(2.0 * math.atan(fraction * math.tan(half)))
+    return math.degrees(2.0 * math.atan(_fraction(fraction) * math.tan(half)))
 
 
 CAMERA_MODULE_3_SENSOR = (4608, 2592)
@@ -74,24 +76,6 @@ def default_sensor(source: str) -> tuple[int, int] | None:
         images are their whole field of view.
     """
     return CAMERA_MODULE_3_SENSOR if source == "picamera2" else None
-
-
-def expected_field_of_view(
-    size: tuple[int, int], hfov_deg: float, sensor: tuple[int, int] | None
-) -> tuple[float, float]:
-    """The part of the sensor's width a stream will show, and its field of view.
-
-    Args:
-        size: The stream's (width, height), pixels.
-        hfov_deg: The lens's field of view over the sensor's whole width, degrees.
-        sensor: The sensor's pixel array (width, height), or None when the image is the
-            whole field.
-
-    Returns:
-        ``(fraction, hfov_deg)``: the fraction in (0, 1] and the narrowed field of view.
-    """
-    fraction = 1.0 if sensor is None else expected_width_fraction(size, sensor)
-    return fraction, narrowed_hfov_deg(hfov_deg, fraction)
 
 
 def focal_px(width: float, hfov_deg: float) -> float:
@@ -190,3 +174,117 @@ def install_band(
         near_m=config.visitor_distance_m[0],
         far_m=config.visitor_distance_m[1],
     )
+
+
+_AS_SOURCE = (-1, -1)
+"""``sensor`` argument of :meth:`CameraView.expected`: the sensor :func:`default_sensor` gives."""
+
+
+@dataclass(frozen=True)
+class CameraView:
+    """What the camera's images show: size, sensor crop, field of view, focal length, band.
+
+    One value for the whole loop (see the module's docstring): the field of view and the head
+    band are worked out here only. A view is immutable; :meth:`seen` gives the view of another
+    image size or crop.
+
+    Attributes:
+        width: Image width, pixels (> 0).
+        height: Image height, pixels (> 0).
+        lens_hfov_deg: The lens's field of view over the sensor's whole width, degrees
+            (``camera.hfov_deg``).
+        width_fraction: Of the sensor's width the images show, (0, 1]; anything else (or not
+            finite) counts as 1.
+        sensor: The sensor's pixel array (width, height), or None when the image is the whole
+            field (webcams, replays, a camera that reported its crop).
+        place: The ``[finder]`` settings whose camera height, tilt and visitors give the head
+            band (:meth:`head_band`); None: no band from geometry.
+    """
+
+    width: int
+    height: int
+    lens_hfov_deg: float
+    width_fraction: float = 1.0
+    sensor: tuple[int, int] | None = None
+    place: FinderConfig | None = None
+
+    @classmethod
+    def expected(
+        cls,
+        camera: CameraConfig,
+        place: FinderConfig | None = None,
+        sensor: tuple[int, int] | None = _AS_SOURCE,
+    ) -> CameraView:
+        """The view a configuration's camera is expected to give, before it is opened.
+
+        Args:
+            camera: The ``[camera]`` settings (size, ``hfov_deg``, ``source``).
+            place: The ``[finder]`` settings for the head band, or None.
+            sensor: The sensor's pixel array, None for "the image is the whole field";
+                by default the one :func:`default_sensor` gives for ``camera.source``.
+
+        Returns:
+            The view, its crop from :func:`expected_width_fraction`.
+        """
+        if sensor == _AS_SOURCE:
+            sensor = default_sensor(camera.source)
+        size = (camera.width, camera.height)
+        fraction = 1.0 if sensor is None else expected_width_fraction(size, sensor)
+        return cls(camera.width, camera.height, camera.hfov_deg, fraction, sensor, place)
+
+    def seen(
+        self,
+        width: int | None = None,
+        height: int | None = None,
+        width_fraction: float | None = None,
+    ) -> CameraView:
+        """This view for images of another size, or showing another part of the sensor.
+
+        Args:
+            width: Image width, pixels; None: unchanged.
+            height: Image height, pixels; None: unchanged.
+            width_fraction: Of the sensor's width the images show (what the opened camera
+                reports); None: unchanged. Out-of-range values count as 1.
+
+        Returns:
+            The new view (``self`` when nothing changes).
+        """
+        w = self.width if width is None else width
+        h = self.height if height is None else height
+        f = self.width_fraction if width_fraction is None else _fraction(width_fraction)
+        if (w, h, f) == (self.width, self.height, self.width_fraction):
+            return self
+        return replace(self, width=w, height=h, width_fraction=f)
+
+    @property
+    def hfov_deg(self) -> float:
+        """The horizontal field of view the images span, degrees (after the sensor crop)."""
+        return narrowed_hfov_deg(self.lens_hfov_deg, self.width_fraction)
+
+    @property
+    def focal_px(self) -> float:
+        """The pinhole focal length of the images, pixels (:func:`focal_px`)."""
+        return focal_px(self.width, self.hfov_deg)
+
+    def distance_m(self, span_m: float, span_px: float) -> float:
+        """How far away, metres, something ``span_m`` wide (level, facing) spans ``span_px``."""
+        return self.focal_px * span_m / span_px
+
+    def head_band(self) -> tuple[float, float]:
+        """The head band ``place``'s camera height, tilt and visitors give for these images.
+
+        Returns:
+            ``(band_top, band_bottom)``, fractions of the height (:func:`install_band`).
+
+        Raises:
+            ValueError: No ``place``, ``camera_height_m`` is not set, or the camera sees none
+                of the faces.
+        """
+        if self.place is None:
+            raise ValueError("band: camera_height_m is not set")
+        return install_band(self.place, self.width, self.height, self.hfov_deg)
+
+
+def _fraction(value: float) -> float:
+    """``value`` if it is a fraction in (0, 1], else 1."""
+    return value if math.isfinite(value) and 0.0 < value <= 1.0 else 1.0

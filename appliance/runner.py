@@ -332,6 +332,7 @@ def _build(
     from appliance.frames import MANIFEST_NAME, Portrait, default_frames_dir, parse_manifest
     from appliance.gaze import Gaze
     from appliance.gaze.blink import BlinkClock
+    from appliance.optics import CameraView
     from appliance.status import CameraStatus, Status, StatusWriter
 
     def check_stop() -> None:
@@ -416,11 +417,14 @@ def _build(
         stall_after_s=config.camera.stall_after_s,
         handover_after_s=config.camera.handover_after_s,
     )
+    # What the camera is expected to show (as `config check` and `monalisa band` see it); the
+    # loop hands the finder and the gaze a new view if the opened camera crops otherwise.
+    view = CameraView.expected(config.camera, config.finder)
     finder = hooks.finder(
         Finder(
             config.finder,
             hooks.detector(detector),
-            hfov_deg=config.camera.hfov_deg,
+            view=view,
             follow_detector=None if follow_detector is None else hooks.detector(follow_detector),
         )
     )
@@ -435,6 +439,7 @@ def _build(
         pitches=grid.pitches,
         rest_row=grid.rest_row,
         tilt_deg=config.finder.camera_tilt_deg,
+        view=view,
     )
     blink = BlinkClock(config.gaze, enabled=len(grid.lid_phases) > 1, seed=int(time.time()))
 
@@ -483,6 +488,7 @@ def _build(
         frame_count=grid.gazes,
         grid=grid,
         blink=blink,
+        view=view,
         options=RunOptions(
             trace=trace,
             duration_s=duration_s,

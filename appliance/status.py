@@ -28,6 +28,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from appliance.config import format_validation_error
+
 CPU_TEMP_PATH = Path("/sys/class/thermal/thermal_zone0/temp")
 """Where Linux reports the SoC temperature in millidegrees Celsius."""
 
@@ -251,8 +253,8 @@ class CameraStatus(_Record):
         last_error: The last camera error message, or None.
         sensor_width_fraction: Of the sensor's width the images show, 0 … 1; below 1 the
             field of view was narrowed.
-        hfov_deg: The narrowed horizontal field of view, degrees; None while it is as
-            configured.
+        hfov_deg: The narrowed horizontal field of view, degrees; None while the images show
+            the sensor's whole width (the lens's ``camera.hfov_deg``).
     """
 
     source: str = ""
@@ -422,23 +424,6 @@ class StatusError(ValueError):
     """A status file that is not one; the message is one line (without the file's name)."""
 
 
-_NOT_A = {"float": "a number", "int": "a number", "string": "a string", "model": "an object"}
-
-
-def _problem(err: ValidationError) -> str:
-    first = err.errors(include_url=False)[0]
-    key = ".".join(str(part) for part in first["loc"])
-    kind = first["type"]
-    if kind == "missing":
-        return f"{key} is missing"
-    if kind == "value_error":
-        return str(first["ctx"]["error"])
-    what = _NOT_A.get(kind.removesuffix("_type"), "valid")
-    if kind == "finite_number":
-        what = "a finite number"
-    return f"{key} = {first['input']!r} is not {what}"
-
-
 def read_status(text: str) -> tuple[Status, dict[str, Any]]:
     """Validate a status file's text against :class:`Status`.
 
@@ -462,7 +447,7 @@ def read_status(text: str) -> tuple[Status, dict[str, Any]]:
     try:
         return Status.model_validate(data, strict=True), data
     except ValidationError as err:
-        raise StatusError(_problem(err)) from None
+        raise StatusError(format_validation_error(None, data, err)[0]) from None
 
 
 class StatusWriter:

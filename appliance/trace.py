@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from appliance.config import format_validation_error
 from appliance.types import Face
 
 
@@ -151,24 +152,6 @@ class TraceLineError(ValueError):
     """A trace line that cannot be used; the message says why in a few words."""
 
 
-def _problem(err: ValidationError) -> str:
-    first = err.errors(include_url=False)[0]
-    key = ".".join(str(part) for part in first["loc"])
-    kind, value = first["type"], first["input"]
-    if kind == "missing":
-        return f"no {key!r}"
-    if kind == "finite_number":
-        return f"{key!r} = {value!r} is out of range"
-    what = {"float": "a number", "int": "a whole number", "string": "a string"}.get(
-        kind.removesuffix("_type").removesuffix("_parsing"), "of the right kind"
-    )
-    try:
-        shown = json.dumps(value)[:40]
-    except (TypeError, ValueError):
-        shown = repr(value)[:40]
-    return f"{key!r} is {shown}, not {what}"
-
-
 def parse_line(row: Any) -> TraceLine:
     """Validate one decoded JSON line against :class:`TraceLine`.
 
@@ -182,7 +165,7 @@ def parse_line(row: Any) -> TraceLine:
     try:
         return TraceLine.model_validate(row, strict=True)
     except ValidationError as err:
-        raise TraceLineError(_problem(err)) from None
+        raise TraceLineError(format_validation_error(None, row, err)[0]) from None
 
 
 class TraceWriter:

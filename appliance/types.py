@@ -143,3 +143,21 @@ class Face:
                 Point(p.x * scale + dx, p.y * scale + dy) for p in self.keypoints
             ),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Follow:
+    """A visitor for the finder's follow crop, from the gaze's memory of the viewers.
+
+    Attributes:
+        box: Their latest face box, image pixels.
+        step: How far their face's centre moved between their last two detections, when those
+            were in consecutive frames, (dx, dy) image pixels; (0, 0) otherwise.
+        viewer: True for the viewer the eyes follow; False for a face seen in the last frame
+            that is not (yet) the viewer (the finder searches around it only with
+            ``follow_found``).
+    """
+
+    box: Box
+    step: tuple[float, float] = (0.0, 0.0)
+    viewer: bool = True

@@ -13,8 +13,8 @@ camera 1.75 m up, the built-in head band 0.30-0.90) of the rooms a gallery sees:
 * ``four``: four visitors crossing at 1.5, 2.5, 3.5 and 4.5 m.
 
 Every frame goes, in one process and in turn, through three finders each followed by its own
-gaze model exactly as the app chains them (the gaze's viewer box is the next frame's follow
-box): ``old`` (``cadence = "frame"``: ``inferences_per_frame`` every frame, the behaviour before
+gaze model exactly as the app chains them (the gaze record's follow is the next frame's follow
+target): ``old`` (``cadence = "frame"``: ``inferences_per_frame`` every frame, the behaviour before
 the room cadence), ``new`` (the built-in ``[finder]``) and ``whole`` (one whole-frame
 inference per frame). Printed per room and mode: inferences per gallery-second, detector
 milliseconds per gallery-second (the finder's wall time; noisy, so also as a ratio to the
@@ -55,7 +55,7 @@ from appliance.config import CameraConfig, FinderConfig, GazeConfig
 from appliance.detector import Detector
 from appliance.finder import Finder
 from appliance.gaze import Gaze
-from appliance.types import Box
+from appliance.types import Follow
 from benchmarks.range import match
 from tests.support.sim import (
     CameraGeometry,
@@ -149,7 +149,7 @@ class Chain:
 
     finder: Finder
     gaze: Gaze
-    follow: Box | None = None
+    follow: Follow | None = None
     first_seen_at: dict[int, float] = field(default_factory=dict)
     detected: set[int] = field(default_factory=set)
 
@@ -158,7 +158,7 @@ class Chain:
         res = self.finder.find(frame, self.follow, t=t)
         tally.ms += (time.perf_counter() - t0) * 1e3
         rec = self.gaze.update(res.faces, t, (frame.shape[1], frame.shape[0]))
-        self.follow = rec.viewer_box
+        self.follow = rec.follow
         tally.inferences += res.inferences
         tally.short += res.follow is not None and self.finder.follow_detector is not None
         if truths:

@@ -53,7 +53,7 @@ from appliance.schedule import Schedule, Watch
 from appliance.screenpower import ScreenPower
 from appliance.service import Notifier
 from appliance.status import StatusWriter, SystemProbe
-from appliance.types import Box
+from appliance.types import Box, Follow
 from benchmarks.pipeline import percentile
 from benchmarks.soak import make_clip
 
@@ -67,7 +67,7 @@ class TimedFinder(Finder):
     calls: list[float]
 
     def find(
-        self, frame: np.ndarray, follow: Box | None = None, t: float | None = None
+        self, frame: np.ndarray, follow: Follow | Box | None = None, t: float | None = None
     ) -> FindResult:
         self.calls.append(time.monotonic())
         return super().find(frame, follow=follow, t=t)

@@ -21,7 +21,7 @@ from appliance.app import EX_TEMPFAIL, App, RunOptions, check_frame
 from appliance.camera import CameraError, Capture, EndOfStream
 from appliance.display import Overlay
 from appliance.finder import usable_face
-from appliance.types import Box, Face, Point
+from appliance.types import Box, Face, Follow, Point
 from tests.support.faults import FaultyCapture, nan_face, parse
 
 
@@ -79,13 +79,13 @@ class FakeFinder:
         self.calls = 0
         self.raise_on = set(raise_on)
         self.nan_on = set(nan_on)
-        self.fields_of_view = []
+        self.fields_of_view = []  # the views' hfov_deg, degrees
         self.resets = 0
         self.band_fraction = (0.3, 0.9)
         self.band_source = "config"
 
-    def set_field_of_view(self, hfov_deg):
-        self.fields_of_view.append(hfov_deg)
+    def set_view(self, view):
+        self.fields_of_view.append(round(view.hfov_deg, 2))
 
     def reset(self):
         self.resets += 1
@@ -111,15 +111,18 @@ class Rec:
     state: str
     row: int = 0
 
+    @property
+    def follow(self) -> Follow | None:
+        return None if self.viewer_box is None else Follow(self.viewer_box)
+
 
 class FakeGaze:
     def __init__(self):
         self.seen = []
         self.fractions = []
 
-    def set_sensor_fraction(self, fraction):
-        self.fractions.append(fraction)
-        return 66.0 * fraction
+    def set_view(self, view):
+        self.fractions.append(view.width_fraction)
 
     def update(self, faces, t, image_size):
         self.seen.append((len(faces), t))
@@ -288,10 +291,10 @@ def test_a_cropped_sensor_narrows_the_gaze_field_of_view_once(caplog):
     with caplog.at_level("INFO", logger="appliance.app"):
         assert app.run() == 0
     assert app.gaze.fractions == [0.75]  # once, not every frame
-    assert app.finder.fields_of_view == [49.5]  # the finder's band follows the gaze's view
+    assert app.finder.fields_of_view == [51.94]  # the same view as the gaze's
     assert "75 % of its sensor's width" in caplog.text
     cam = app.status().to_dict()["camera"]
-    assert cam["sensor_width_fraction"] == 0.75 and cam["hfov_deg"] == 49.5  # FakeGaze's
+    assert cam["sensor_width_fraction"] == 0.75 and cam["hfov_deg"] == 51.94  # the view's
 
 
 def test_a_full_width_source_leaves_the_field_of_view_alone():

@@ -230,9 +230,10 @@ def test_nan_face_goes_through_the_finder():
     assert len(real) >= 1 and all(0.0 <= f.score <= 1.0 for f in real)
 
 
-def run_with_fault(command: list[str], spec: str, clip: Path, tmp: Path):
+def run_with_fault(command: list[str], spec: str, clip: Path, tmp: Path, duration_s: float = 3):
     args = ["run", "--camera", f"replay:{clip}", "--display", "headless"]
-    args += ["--replay-speed", "max", "--duration", "3", "--status-file", str(tmp / "s.json")]
+    args += ["--replay-speed", "max", "--duration", str(duration_s)]
+    args += ["--status-file", str(tmp / "s.json")]
     return subprocess.run(
         [*command, *args],
         cwd=tmp,
@@ -254,8 +255,8 @@ def test_the_installed_monalisa_ignores_monalisa_fault(astronaut_clip, tmp_path)
     bogus = run_with_fault(MONALISA_WITH_FAULTS, "no_such_fault:1", astronaut_clip, tmp_path)
     assert bogus.returncode == 2
     assert bogus.stderr.strip() == "monalisa: MONALISA_FAULT: cannot understand 'no_such_fault:1'"
-    plain = run_with_fault(MONALISA, "no_such_fault:1", astronaut_clip, tmp_path)
-    assert plain.returncode == 0, plain.stderr
+    plain = run_with_fault(MONALISA, "no_such_fault:1", astronaut_clip, tmp_path, duration_s=1)
+    assert plain.returncode == 0, plain.stderr  # it runs (a second is enough to tell)
 
 
 def test_no_module_of_the_package_reads_monalisa_fault():

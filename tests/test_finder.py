@@ -17,10 +17,11 @@ from typing import Literal
 import numpy as np
 import pytest
 
-from appliance.config import ConfigError, FinderConfig, parse_config
+from appliance.config import CameraConfig, ConfigError, FinderConfig, GazeConfig, parse_config
 from appliance.finder import Finder, FindResult, tile_grid, usable_face
-from appliance.optics import band_from_geometry
-from appliance.types import Box, Face, Point
+from appliance.gaze import Gaze
+from appliance.optics import CameraView, band_from_geometry
+from appliance.types import Box, Face, Follow, Point
 from benchmarks.range import Runner, match
 from tests.support.sim import CameraGeometry, Renderer, Visitor, astronaut_photo, walk
 
@@ -225,8 +226,11 @@ def test_follow_crop_plus_one_sweep_tile_per_frame() -> None:
 def test_follow_crop_leads_a_moving_viewer_and_stays_inside() -> None:
     f = Finder(_band(), MarkerDetector())
     f.find(_frame(), follow=Box(600, 500, 640, 540))
-    crop = f.find(_frame(), follow=Box(620, 500, 660, 540)).regions[0]
+    crop = f.find(_frame(), follow=Follow(Box(620, 500, 660, 540), (20.0, 0.0))).regions[0]
     assert crop.center.x == pytest.approx(660, abs=2)  # moved one more step of 20 px
+    # A jump (more than two face widths) is not a step: the crop stays on the face.
+    jump = f.find(_frame(), follow=Follow(Box(620, 500, 660, 540), (200.0, 0.0))).regions[0]
+    assert jump.center.x == pytest.approx(640, abs=2)
     edge = f.find(_frame(), follow=Box(1250, 900, 1280, 960)).regions[0]
     assert edge.x1 == W and edge.y1 == H and edge.width == edge.height
     huge = f.find(_frame(), follow=Box(100, 0, 1100, 960)).regions[0]
@@ -624,7 +628,8 @@ def test_a_band_from_camera_height_follows_the_image_and_the_field_of_view(
     from appliance.optics import install_band
 
     cfg = FinderConfig(mode="band", camera_height_m=1.75)
-    f = Finder(cfg, MarkerDetector(), hfov_deg=66.0)
+    view = CameraView.expected(CameraConfig(width=1280, height=720), sensor=None)
+    f = Finder(cfg, MarkerDetector(), view=view)
     before = f.band_source  # nothing worked out before the first image
     with caplog.at_level("INFO", logger="appliance.finder"):
         lay = f.layout(1280, 720)
@@ -639,10 +644,10 @@ def test_a_band_from_camera_height_follows_the_image_and_the_field_of_view(
     # rows of the room, so the same fractions. At the lens's whole 66° they would differ.
     f.layout(1280, 960)
     assert f.band_fraction != wide
-    f.set_field_of_view(51.93)
+    f.set_view(view.seen(width_fraction=0.75))  # 51.93°
     f.layout(1280, 960)
     assert f.band_fraction == wide
-    f.set_field_of_view(float("nan"))  # ignored
+    f.set_view(f.view)  # the same view: nothing worked out again
     assert f.layout(1280, 960) is f.layout(1280, 960)  # cached, not worked out every frame
 
 
@@ -652,7 +657,8 @@ def test_an_impossible_band_for_the_image_keeps_the_configured_one(
     # Valid for the configured 16:9 camera; a 640x480 picamera2 stream (52°) tilted 50° down
     # sees no face: the finder searches the configured band and says why.
     cfg = FinderConfig(mode="band", camera_height_m=1.75, camera_tilt_deg=50)
-    f = Finder(cfg, MarkerDetector(), hfov_deg=51.93)
+    view = CameraView(640, 480, 66.0, width_fraction=0.75)  # 51.93°
+    f = Finder(cfg, MarkerDetector(), view=view)
     with caplog.at_level("WARNING", logger="appliance.finder"):
         f.layout(640, 480)
     assert f.band_fraction == (0.30, 0.90) and f.band_source == "config"
@@ -668,14 +674,16 @@ def test_a_learned_band_replaces_the_one_from_camera_height() -> None:
         band_learn_margin=0.02,
         inferences_per_frame=16,
     )
-    f = Finder(cfg, MarkerDetector(eye=20.0), hfov_deg=66.0)
+    f = Finder(cfg, MarkerDetector(eye=20.0), view=CameraView(W, H, 66.0))
     frame = _frame((300, 500), (900, 560))
     for _ in range(25):
         assert len(f.find(frame).faces) == 2
     assert f.band_source == "learned"
     learned = f.band_fraction
     assert 0.47 <= learned[0] <= 0.49
-    f.set_field_of_view(60.0)  # the view changing later does not undo what was learned
+    f.set_view(
+        CameraView(W, H, 66.0, width_fraction=0.8)
+    )  # the view changing later does not undo what was learned
     f.layout(W, H)
     assert f.band_fraction == learned and f.band_source == "learned"
 
@@ -770,9 +778,14 @@ def test_a_face_found_is_searched_again_before_the_gaze_follows_it() -> None:
     frame = _frame((int(tile.center.x), int(tile.center.y)))
     first = f.find(frame, t=0.0)
     assert first.faces and first.follow is None
-    second = f.find(frame, t=1 / 30)  # no follow box from the app yet
+    # The gaze's viewer tracks (the one memory of the visitors) have seen the face once: not
+    # yet the viewer, but the face to search around.
+    gaze = Gaze(GazeConfig(), CameraConfig(), 33, 16)
+    rec = gaze.update(first.faces, 0.0, (W, H))
+    assert rec.viewer is None and rec.follow is not None and not rec.follow.viewer
+    second = f.find(frame, follow=rec.follow, t=1 / 30)
     assert second.follow is not None and second.faces
     assert second.follow.x0 <= first.faces[0].box.center.x <= second.follow.x1
     off = Finder(_band(whole_pass=False, inferences_per_frame=1, follow_found=False), det)
     off.find(frame, t=0.0)
-    assert off.find(frame, t=1 / 30).follow is None
+    assert off.find(frame, follow=rec.follow, t=1 / 30).follow is None

@@ -6,6 +6,7 @@ import io
 import itertools
 import json
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -259,7 +260,8 @@ def test_failed_write_keeps_the_old_set(
     out = tmp_path / "set"
     (tmp_path / "set").mkdir()
     (out / "notes.txt").write_text("keep me")
-    opts = BuildOptions(painting=painting, out=out, count=3, eyes=EYES, force=True)
+    # One row of open eyes: the write, not the grid, is under test here.
+    opts = BuildOptions(painting, out, count=3, eyes=EYES, force=True, rows=1, lid_phases=1)
     build_synthesize(opts)
     before = _snapshot(out)
 
@@ -271,7 +273,7 @@ def test_failed_write_keeps_the_old_set(
 
     monkeypatch.setattr("appliance.framebuild.build.write_png", failing_write_png)
     with pytest.raises(FrameBuildError, match=r"cannot write the frame set.*No space") as info:
-        build_synthesize(BuildOptions(painting=painting, out=out, count=5, eyes=EYES, force=True))
+        build_synthesize(replace(opts, count=5))
     assert "\n" not in str(info.value)
     assert _snapshot(out) == before
     _no_leftovers(tmp_path)

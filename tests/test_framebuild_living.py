@@ -122,17 +122,10 @@ def test_make_frames_reproduces_the_committed_set(astronaut: Path) -> None:
         assert committed[name] == raw, name
 
 
-def test_export_lists_pitch_and_lids(tmp_path: Path) -> None:
+def test_export_lists_pitch_and_lids(small_grid_export: tuple[Path, Path]) -> None:
     """A small default grid (3 gazes x 5 rows x 4 lid phases; exporting the default set's 660
     full frames takes most of a minute): every frame's pitch, lids and place in the grid."""
-    src = tmp_path / "astronaut.png"
-    Image.fromarray(np.ascontiguousarray(data.astronaut())).save(src)
-    built, out = tmp_path / "set", tmp_path / "export"
-    assert (
-        main(["frames", "build", str(src), "--out", str(built), "--eyes", EYES, "--count", "3"])
-        == 0
-    )
-    assert main(["frames", "export", str(built), "--out", str(out)]) == 0
+    _, out = small_grid_export
     index = json.loads((out / "frames.json").read_text())
     frames = index["frames"]
     assert len(frames) == 60 and len(list(out.glob("frame_*.png"))) == 60

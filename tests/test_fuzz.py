@@ -668,8 +668,26 @@ def run_trace_plot(capsys, trace: Path, out: Path) -> tuple[int, str]:
     return code, captured.err
 
 
-@needs_trace_plot
 @fuzz(60)
+@given(data=trace_texts())
+def test_fuzz_trace_reading(tmp_path, data):
+    """The reader `trace plot` uses: every usable line kept, or one line naming the file."""
+    from appliance.traceplot import TraceError, load_trace
+
+    trace = tmp_path / "t.jsonl"
+    trace.write_bytes(data)
+    try:
+        read = load_trace(trace)
+    except TraceError as err:
+        assert "\n" not in str(err) and str(trace) in str(err), err
+    else:
+        assert read.t and all(map(math.isfinite, read.t))
+
+
+# Drawing takes about half a second a trace: fewer examples through the whole command (the
+# reader is fuzzed above with more).
+@needs_trace_plot
+@fuzz(15)
 @given(data=trace_texts())
 def test_fuzz_trace_plot(tmp_path, capsys, data):
     trace, out = tmp_path / "t.jsonl", tmp_path / "plot.png"

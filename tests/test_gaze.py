@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from appliance.config import CameraConfig, ConfigError, GazeConfig, dump_config, parse_config
+from appliance.finder import UsableFaces, usable_faces
 from appliance.gaze import Gaze, GazeRecord
 from appliance.gaze.filters import ExpFilter, NoFilter, OneEuroFilter, make_filter
 from appliance.gaze.geometry import (
@@ -29,7 +30,8 @@ from appliance.gaze.geometry import (
     nearest_index,
 )
 from appliance.gaze.idle import Glancer, smoothstep
-from appliance.types import Box, Face, Point
+from appliance.optics import CameraView
+from appliance.types import Box, Face, Follow, Point
 from tests.support.sim import CameraGeometry
 
 W, H = 640, 480
@@ -120,15 +122,18 @@ def test_a_cropped_sensor_narrows_the_field_of_view_and_angles():
     # A visitor 1 m to the side at 3 m, as the narrower 52° camera really sees them.
     face = face_at(1000.0, 3000.0, SIZE, cam52)
     wrong = g.angle_of(face, SIZE)  # believing the lens's 66°
-    assert g.set_sensor_fraction(0.75) == pytest.approx(51.93, abs=0.01)
+    view = CameraView.expected(CameraConfig(hfov_deg=66.0), sensor=None)
+    g.set_view(view.seen(width_fraction=0.75))
+    assert g.camera.hfov_deg == pytest.approx(51.93, abs=0.01)
     assert g.camera.hfov_deg == pytest.approx(cam52.hfov_deg)
     right = g.angle_of(face, SIZE)
     assert right == pytest.approx(math.degrees(math.atan2(1000.0, 3000.0)), abs=0.05)
     assert abs(wrong) > abs(right) + 5  # 66° would over-turn the eyes: 24° for 18.4°
     # Back to the full width, and nonsense counts as the full width.
-    assert g.set_sensor_fraction(1.0) == pytest.approx(66.0)
-    assert g.set_sensor_fraction(float("nan")) == pytest.approx(66.0)
-    assert g.set_sensor_fraction(1.5) == pytest.approx(66.0)
+    for whole in (1.0, float("nan"), 1.5):
+        g.set_view(view.seen(width_fraction=0.75))
+        g.set_view(view.seen(width_fraction=whole))
+        assert g.camera.hfov_deg == pytest.approx(66.0)
 
 
 def test_right_half_of_unmirrored_image_is_visitors_left_low_index():
@@ -613,3 +618,32 @@ def test_hold_idle_and_lost_timers_run_on_time_not_on_frames():
         assert (r.state, r.index, r.viewer) == (d.state, d.index, d.viewer), i / FPS
         assert r.angle == pytest.approx(d.angle, abs=1e-6)
     assert dense[149].state == "idle" and dense[149].index == MIDDLE
+
+
+# -- the one memory of the visitors: the finder's follow target --------------------------------
+def test_the_viewer_tracks_give_the_follow_crop_its_face_and_last_step():
+    g = gaze()
+    face = face_at(0, 2000, SIZE, g.camera)
+    moved = face.translated(20.0, -4.0)
+    first = g.update([face], 0.0, SIZE)
+    # Seen once: not the viewer yet, but the face the finder searches around (follow_found).
+    assert first.viewer is None and first.follow == Follow(face.box, (0.0, 0.0), viewer=False)
+    second = g.update([moved], 1 / FPS, SIZE)
+    assert second.viewer is not None and second.follow is not None
+    assert second.follow.viewer and second.follow.box == moved.box
+    assert second.follow.step == pytest.approx((20.0, -4.0))  # consecutive frames: a step
+    missed = g.update([], 2 / FPS, SIZE)  # held, not seen: the crop stays, no step
+    assert missed.follow == Follow(moved.box)
+    back = g.update([moved.translated(20.0, 0.0)], 3 / FPS, SIZE)
+    assert back.follow is not None and back.follow.step == (0.0, 0.0)  # not consecutive
+    gone = g.update([], 10.0, SIZE)
+    assert gone.viewer is None and gone.follow is None
+
+
+def test_faces_from_the_finder_are_not_checked_again():
+    nan = float("nan")
+    good = face_at(0, 2000, SIZE, Camera())
+    bad = Face(Box(nan, 0, 10, 10), 0.9, good.keypoints)
+    checked, dropped = usable_faces([good, bad, Face(Box(0, 0, 0, 0), 0.9, good.keypoints)])
+    assert checked == [good] and dropped == 2 and isinstance(checked, UsableFaces)
+    assert usable_faces(checked) == (checked, 0)  # passed through, as the gaze takes them

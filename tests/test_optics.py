@@ -6,11 +6,14 @@ import math
 
 import pytest
 
+from appliance.config import CameraConfig, FinderConfig
 from appliance.optics import (
     CAMERA_MODULE_3_SENSOR,
+    CameraView,
     default_sensor,
-    expected_field_of_view,
     expected_width_fraction,
+    focal_px,
+    install_band,
     narrowed_hfov_deg,
 )
 
@@ -48,6 +51,29 @@ def test_only_picamera2_is_taken_to_crop_before_it_runs() -> None:
     assert default_sensor("picamera2") == CAMERA_MODULE_3_SENSOR == (4608, 2592)
     for source in ("webcam", "webcam:1", "replay:/clips/a"):
         assert default_sensor(source) is None
-    assert expected_field_of_view((1280, 960), 66.0, None) == (1.0, 66.0)
-    fraction, hfov = expected_field_of_view((1280, 960), 66.0, CAMERA_MODULE_3_SENSOR)
-    assert fraction == pytest.approx(0.75) and hfov == pytest.approx(51.93, abs=0.01)
+    whole = CameraView.expected(CameraConfig(width=1280, height=960), sensor=None)
+    assert (whole.width_fraction, whole.hfov_deg) == (1.0, 66.0)
+    crop = CameraView.expected(CameraConfig(width=1280, height=960), sensor=CAMERA_MODULE_3_SENSOR)
+    assert crop.width_fraction == pytest.approx(0.75)
+    assert crop.hfov_deg == pytest.approx(51.93, abs=0.01)
+
+
+def test_the_camera_view_is_what_config_band_and_the_running_camera_share() -> None:
+    place = FinderConfig(mode="band", camera_height_m=1.75)
+    cam = CameraConfig(source="picamera2", width=1280, height=960)
+    view = CameraView.expected(cam, place)  # what config check and `monalisa band` see
+    assert view.sensor == CAMERA_MODULE_3_SENSOR and view.width_fraction == pytest.approx(0.75)
+    assert view.focal_px == pytest.approx(focal_px(1280, view.hfov_deg))
+    assert view.head_band() == install_band(place, 1280, 960, view.hfov_deg)
+    # The opened camera reports the whole width (a reopened camera may): a new view, 66°.
+    opened = view.seen(width_fraction=1.0)
+    assert opened is not view and opened.hfov_deg == pytest.approx(66.0)
+    assert opened.head_band() != view.head_band()
+    assert view.seen(width_fraction=view.width_fraction) is view  # nothing changed
+    assert view.seen(width_fraction=math.nan).width_fraction == 1.0  # nonsense: the whole width
+    # 63 mm eyes 20 px apart at 1280 px and 51.9°: 1305 px focal, about 4.1 m away.
+    assert view.distance_m(0.063, 20.0) == pytest.approx(view.focal_px * 0.063 / 20.0)
+    with pytest.raises(ValueError, match="camera_height_m is not set"):
+        CameraView.expected(cam).head_band()
+    with pytest.raises(ValueError, match="camera_height_m is not set"):
+        CameraView.expected(cam, FinderConfig()).head_band()

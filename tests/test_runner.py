@@ -446,13 +446,20 @@ def test_demo_headless_prints_summary_and_screenshot_of_last_frame(tmp_path):
     grid = frames.grid
     last = rows[-1]["index"]
     shot = np.asarray(Image.open(out / "demo.png").convert("RGB")).astype(int)
-    diffs = []
-    for gaze in (last, (last + 1) % grid.gazes):
-        i = grid.index(gaze, grid.rest_row)
+
+    def diff(gaze: int, lid: int = 0) -> np.ndarray:
+        i = grid.index(gaze, grid.rest_row, lid)
         ref = frame_on_screen(
             frames.frame(i), display.window_size, 0, display.fit, display.background
         )
-        diffs.append(np.abs(shot - ref.astype(int)))
+        d: np.ndarray = np.abs(shot - ref.astype(int))
+        return d
+
+    # The blink clock runs on between the last trace line and the screenshot (idle redraws):
+    # the last gaze with any of its lid phases.
+    lids = range(len(grid.lid_phases))
+    diffs = [min((diff(last, lid) for lid in lids), key=lambda d: float(d.mean()))]
+    diffs.append(diff((last + 1) % grid.gazes))
     assert diffs[0].shape == shot.shape
     assert diffs[0].max() <= 4 and diffs[0].mean() < 0.5, f"not frame {last}"
     assert diffs[1].max() > 4  # the comparison tells neighbouring frames apart

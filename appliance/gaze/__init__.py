@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from appliance.config import CameraConfig, GazeConfig
-from appliance.finder import usable_face
+from appliance.finder import UsableFaces, usable_faces
 from appliance.gaze.filters import make_filter
 from appliance.gaze.geometry import (
     Camera,
@@ -37,8 +37,8 @@ from appliance.gaze.geometry import (
 )
 from appliance.gaze.idle import Glancer, ease
 from appliance.gaze.viewer import Viewers
-from appliance.optics import narrowed_hfov_deg
-from appliance.types import Box, Face
+from appliance.optics import CameraView
+from appliance.types import Box, Face, Follow
 
 __all__ = ["Gaze", "GazeRecord", "GazeState"]
 
@@ -66,6 +66,8 @@ class GazeRecord:
         pitch: The smoothed vertical angle the row is chosen from, degrees, within the rows'
             range (0 for a set of one row).
         row: The row to show, ``0 <= row < rows``; 0 looks lowest.
+        follow: Whom the finder's follow crop searches around in the next frame, from the
+            viewer tracks (:meth:`~appliance.gaze.viewer.Viewers.follow`), or None.
     """
 
     t: float
@@ -78,10 +80,7 @@ class GazeRecord:
     pitch_raw: float | None = None
     pitch: float = 0.0
     row: int = 0
-
-
-def _usable(face: Face) -> bool:
-    return usable_face(face) and face.box.width > 0 and face.box.height > 0
+    follow: Follow | None = None
 
 
 class Gaze:
@@ -103,6 +102,9 @@ class Gaze:
         tilt_deg: Downward tilt of the camera, degrees (``[finder] camera_tilt_deg``; 0 =
             level, negative = up): the visitor's eye height, and so the row, is taken from the
             levelled camera (:mod:`appliance.gaze.geometry`).
+        view: What the camera shows (:class:`~appliance.optics.CameraView`): its field of
+            view replaces ``camera.hfov_deg``; None: the lens's whole field. The app passes a
+            new one with :meth:`set_view` when the camera reports another crop.
 
     Raises:
         ValueError: Fewer than 2 frames, angles not finite or not increasing, or the rest
@@ -119,6 +121,7 @@ class Gaze:
         pitches: Sequence[float] = (0.0,),
         rest_row: int = 0,
         tilt_deg: float = 0.0,
+        view: CameraView | None = None,
     ) -> None:
         self.pitches = tuple(float(p) for p in pitches)
         pairs = zip(self.pitches, self.pitches[1:], strict=False)
@@ -140,9 +143,8 @@ class Gaze:
         if not 0 <= rest_index < len(self.angles):
             raise ValueError(f"rest_index {rest_index} out of range 0..{len(self.angles) - 1}")
         self.config = config
-        self.lens_hfov_deg = camera.hfov_deg
         self.camera = Camera(
-            hfov_deg=camera.hfov_deg,
+            hfov_deg=camera.hfov_deg if view is None else view.hfov_deg,
             mirror=camera.mirror,
             offset_x_mm=camera.offset_x_mm,
             offset_y_mm=camera.offset_y_mm,
@@ -195,20 +197,9 @@ class Gaze:
         self._still_since = 0.0
         self._glance_armed = False
 
-    def set_sensor_fraction(self, fraction: float) -> float:
-        """Narrow the field of view to the part of the sensor's width the images show.
-
-        Args:
-            fraction: Shown width over the sensor's full width, in (0, 1] (1 = the whole
-                lens field ``camera.hfov_deg``). Out-of-range values count as 1.
-
-        Returns:
-            The horizontal field of view now used, degrees:
-            ``2·atan(fraction · tan(hfov / 2))``.
-        """
-        hfov = narrowed_hfov_deg(self.lens_hfov_deg, fraction)
-        self.camera = replace(self.camera, hfov_deg=hfov)
-        return hfov
+    def set_view(self, view: CameraView) -> None:
+        """Use the field of view ``view`` shows (the camera reported another sensor crop)."""
+        self.camera = replace(self.camera, hfov_deg=view.hfov_deg)
 
     @property
     def switches(self) -> int:
@@ -248,7 +239,7 @@ class Gaze:
         prev_t, self._t = self._t, t
         usable: list[Face] = []
         if image_size[0] > 0 and image_size[1] > 0:
-            usable = [face for face in faces if _usable(face)]
+            usable = faces if isinstance(faces, UsableFaces) else usable_faces(faces)[0]
 
         def angle_fn(face: Face, eye_spacing_px: float) -> float:
             return self.angle_of(face, image_size, eye_spacing_px)
@@ -302,6 +293,7 @@ class Gaze:
             pitch_raw=pitch_raw,
             pitch=self.pitch,
             row=self.row,
+            follow=self.viewers.follow(shown),
         )
 
     def _contact(self, t: float, angle_raw: float) -> float:

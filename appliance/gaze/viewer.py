@@ -21,6 +21,10 @@ same person moved further than the match allows (a quick step, a low frame rate,
 detection while walking). The price: a newcomer of similar size whose first detection falls
 exactly on a frame where the viewer is missed is taken for the viewer (one switch, never a
 swap back and forth).
+
+These tracks are the appliance's one memory of its visitors: the finder's follow crop is
+placed from them too (:meth:`Viewers.follow`: the viewer, or the best face of the last frame,
+with its last step).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from appliance.gaze.geometry import eye_px
-from appliance.types import Box, Face
+from appliance.types import Box, Face, Follow
 
 AngleFn = Callable[[Face, float], float]
 """Gaze angle in degrees toward a face, given its smoothed eye spacing in pixels."""
@@ -65,6 +69,9 @@ class Track:
         last_seen: Time of the latest detection, seconds.
         hits: Number of detections.
         ahead_since: Since when this track has beaten the viewer by the margin (or None).
+        update: The :class:`Viewers` update (frame) of the latest detection, counted from 1.
+        step: The face centre's move, (dx, dy) pixels, between the latest two detections when
+            they were in consecutive updates; (0, 0) otherwise.
     """
 
     id: int
@@ -76,14 +83,19 @@ class Track:
     last_seen: float
     hits: int = 1
     ahead_since: float | None = field(default=None)
+    update: int = 0
+    step: tuple[float, float] = (0.0, 0.0)
 
     @property
     def box(self) -> Box:
         """The latest face box."""
         return self.face.box
 
-    def see(self, face: Face, t: float, angle_fn: AngleFn) -> None:
-        """Record a new detection of this visitor at time ``t`` and update its angle."""
+    def see(self, face: Face, t: float, angle_fn: AngleFn, update: int) -> None:
+        """Record a new detection of this visitor at time ``t`` (update ``update``)."""
+        old, new = self.face.box.center, face.box.center
+        self.step = (new.x - old.x, new.y - old.y) if update == self.update + 1 else (0.0, 0.0)
+        self.update = update
         dt = max(0.0, t - self.last_seen)
         a = 1.0 - math.exp(-dt / SIZE_TAU_S) if dt > 0 else 1.0 / (self.hits + 1)
         self.size += a * (_size(face) - self.size)
@@ -142,6 +154,7 @@ class Viewers:
         self.viewer: Track | None = None
         self.switches = 0
         self._next_id = 1
+        self._update = 0
 
     def update(self, faces: list[Face], t: float, angle_fn: AngleFn) -> tuple[Track | None, bool]:
         """Match this frame's faces and (re)choose the viewer.
@@ -154,6 +167,7 @@ class Viewers:
         Returns:
             ``(viewer track or None, True if the viewer was seen in this frame)``.
         """
+        self._update += 1
         seen = self._match(faces, t, angle_fn)
         self.tracks = [
             tr for tr in self.tracks if tr.last_seen == t or t - tr.last_seen < self.lost_after_s
@@ -169,6 +183,25 @@ class Viewers:
             self._challenge(visible, t)
         viewer = self.viewer
         return viewer, viewer is not None and viewer.id in seen
+
+    def follow(self, shown: bool) -> Follow | None:
+        """Whom the finder's follow crop should search around in the next frame.
+
+        Args:
+            shown: True while the viewer is followed (seen within ``hold_s``).
+
+        Returns:
+            The viewer (its step only if it was seen in the last update), or else the best
+            scored face seen in the last update (``viewer=False``), or None.
+        """
+        v = self.viewer
+        if shown and v is not None:
+            return Follow(v.box, v.step if v.update == self._update else (0.0, 0.0))
+        latest = [tr for tr in self.tracks if tr.update == self._update]
+        if not latest:
+            return None
+        best = max(latest, key=lambda tr: tr.face.score)
+        return Follow(best.box, best.step, viewer=False)
 
     def _merit(self, tr: Track) -> float:
         return -abs(tr.angle) if self.policy == "central" else tr.size
@@ -220,7 +253,7 @@ class Viewers:
             used_t.add(ti)
             used_f.add(fi)
             tr = self.tracks[ti]
-            tr.see(faces[fi], t, angle_fn)
+            tr.see(faces[fi], t, angle_fn, self._update)
             seen.add(tr.id)
         free = [fi for fi in range(len(faces)) if fi not in used_f]
         v = self.viewer
@@ -234,13 +267,14 @@ class Viewers:
         ):
             face = faces[0]
             v.size, v.eye_px = _size(face), eye_px(face)
-            v.see(face, t, angle_fn)
+            v.see(face, t, angle_fn, self._update)
             seen.add(v.id)
             free = []
         for fi in free:
             face = faces[fi]
             e = eye_px(face)
-            tr = Track(self._next_id, face, angle_fn(face, e), _size(face), e, t, t)
+            angle = angle_fn(face, e)
+            tr = Track(self._next_id, face, angle, _size(face), e, t, t, update=self._update)
             self._next_id += 1
             self.tracks.append(tr)
             seen.add(tr.id)

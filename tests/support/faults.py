@@ -50,7 +50,8 @@ from appliance import cli, runner
 from appliance.app import App
 from appliance.camera import CameraError, CameraSource, Capture, Frame, Refreshable
 from appliance.finder import FaceDetector, Finder, FindResult
-from appliance.types import Box, Face, Point
+from appliance.optics import CameraView
+from appliance.types import Box, Face, Follow, Point
 
 log = logging.getLogger(__name__)
 
@@ -396,16 +397,16 @@ class FaultyFinder:
         self.plan = plan
 
     def find(
-        self, frame: np.ndarray, follow: Box | None = None, t: float | None = None
+        self, frame: np.ndarray, follow: Follow | Box | None = None, t: float | None = None
     ) -> FindResult:
         """The inner finder's result, or :class:`InjectedFault` on a fault frame."""
         if self.plan.frame in self.plan.detector_raise_at:
             raise InjectedFault(f"injected detector error at frame {self.plan.frame}")
         return self.inner.find(frame, follow=follow, t=t)
 
-    def set_field_of_view(self, hfov_deg: float) -> None:
+    def set_view(self, view: CameraView) -> None:
         """As the inner finder."""
-        self.inner.set_field_of_view(hfov_deg)
+        self.inner.set_view(view)
 
     def reset(self) -> None:
         """As the inner finder."""
