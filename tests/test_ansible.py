@@ -62,7 +62,7 @@ MIRROR = "http://deb.debian.org/debian"
 CACHE = Path(os.environ.get("MONALISA_TEST_CACHE", "/tmp/monalisa-test-cache"))
 # What the playbooks install from the repository: a snapshot of these is deployed, so edits
 # made to the working tree while the test runs cannot change the second run's input.
-SOURCES = ["appliance", "pyproject.toml", "README.md", "deploy", "models", "frames"]
+SOURCES = ["appliance", "pyproject.toml", "README.md", "deploy", "models", "frames", "docs"]
 RESTART_HANDLER = "RUNNING HANDLER [monalisa : Restart monalisa]"
 # What the monalisa role installs; none of it may exist after a check-mode pass.
 APPLIANCE_PATHS = [
@@ -666,6 +666,17 @@ def test_unit_installed_and_enabled(deployed: Deployment) -> None:
     assert os.readlink(wants) == "/etc/systemd/system/monalisa.service"
     r = deployed.chroot("systemctl", "is-enabled", "monalisa.service")
     assert r.stdout.strip() == "enabled", r.stdout + r.stderr
+
+
+def test_the_units_documentation_is_installed(deployed: Deployment) -> None:
+    unit = (deployed.root / "etc/systemd/system/monalisa.service").read_text()
+    (line,) = [x for x in unit.splitlines() if x.startswith("Documentation=")]
+    uris = line.removeprefix("Documentation=").split()
+    assert uris and all(u.startswith("file:///") for u in uris), line
+    for uri in uris:
+        page = deployed.root / uri.removeprefix("file:///")
+        assert page.is_file(), f"{uri}: not installed"
+        assert page.read_bytes() == (deployed.source / "docs/technician" / page.name).read_bytes()
 
 
 def test_config_validates_and_says_what_the_variables_say(deployed: Deployment) -> None:
