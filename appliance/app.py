@@ -346,10 +346,19 @@ class App:
             self._stop_reason = reason
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM/SIGINT stop the loop; SIGHUP is logged and ignored (restart to reload)."""
+        """SIGTERM/SIGINT stop the loop; SIGHUP is logged and ignored (restart to reload).
+
+        After the first SIGTERM, SIGTERM is ignored until the process has exited.
+        """
 
         def stop(signum: int, _frame: FrameType | None) -> None:
             self.request_stop(signal.Signals(signum).name)
+            if signum == signal.SIGTERM:
+                # A stop is under way; a second SIGTERM (systemd and an impatient technician)
+                # must not kill the process while it exits: the interpreter puts the default
+                # action back for its own handlers as it shuts down, but not for an ignored
+                # signal. SIGINT stays: a second Ctrl-C still interrupts a stop that hangs.
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
         def hup(_signum: int, _frame: FrameType | None) -> None:
             log.info("SIGHUP: configuration is read at start-up; restart the service to reload")
