@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -778,13 +778,79 @@ KeyName = Callable[[tuple[int | str, ...]], str]
 """How an error line names a key, from its place in the data (default: the TOML key path)."""
 
 
+_PLAIN: dict[str, str] = {
+    "float_parsing": "not a number",
+    "float_type": "not a number",
+    "int_parsing": "not a whole number",
+    "int_type": "not a whole number",
+    "int_from_float": "not a whole number",
+    "bool_parsing": "not true or false",
+    "bool_type": "not true or false",
+    "finite_number": "not a finite number",
+    "dict_type": "not a table",
+    "model_type": "not a table",
+    "model_attributes_type": "not a table",
+    "string_type": "not a string",
+    "list_type": "not a list",
+    "tuple_type": "not a list",
+    "greater_than": "must be greater than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "literal_error": "must be {expected}",
+    "enum": "must be {expected}",
+    "too_short": "needs at least {min_length} items",
+    "too_long": "takes at most {max_length} items",
+    "string_too_short": "needs at least {min_length} characters",
+    "string_too_long": "takes at most {max_length} characters",
+    "extra_forbidden": "unknown key",
+}
+"""Pydantic's error types in plain words, with the error's ``ctx`` filled in (``{le}``)."""
+
+_VALIDATOR_TYPES = ("value_error", "assertion_error")
+"""A validator's own error: its message is the text after pydantic's "Value error, "."""
+
+
+def _number(value: Any) -> Any:
+    """A bound as a person writes it: ``1`` for pydantic's ``1.0``."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _plain_message(e: Mapping[str, Any], names: tuple[str, ...], value: Any) -> str:
+    """One error's message in plain words, without repeating the key it is printed after.
+
+    Args:
+        e: One of pydantic's ``errors()``.
+        names: The ways the key may be named (its path, its last part): a validator's message
+            that starts ``key = value`` loses that start.
+        value: The offending value, as quoted before the message.
+    """
+    kind, ctx = e.get("type", ""), e.get("ctx") or {}
+    if kind in _PLAIN:
+        try:
+            return _PLAIN[kind].format(**{k: _number(v) for k, v in ctx.items()})
+        except (KeyError, IndexError):
+            return str(e.get("msg", "invalid"))
+    msg = str(ctx["error"]) if kind in _VALIDATOR_TYPES and "error" in ctx else e.get("msg")
+    msg = str(msg or "invalid")
+    for name in names:
+        for said in (f"{name} = {value!r}", f"{name} = {value}"):
+            if msg.startswith(said) and msg != said:
+                return msg.removeprefix(said).lstrip(":; ")
+    return msg
+
+
 def format_validation_error(
     source: str | None, data: Any, err: ValidationError, key_name: KeyName | None = None
 ) -> list[str]:
     """Turn a pydantic error into one line per problem, naming file, key path and value.
 
     The one formatter of every file format's model: the configuration, ``clip.toml``,
-    ``frames.toml``, the fleet's variables, the status file and the trace's lines.
+    ``frames.toml``, the fleet's variables, the status file and the trace's lines. Pydantic's
+    wording is replaced by a short plain one (``not a number``, ``must be at most 1``,
+    ``unknown key``); a validator's own message is kept as it is, without pydantic's
+    ``Value error,`` and without the key and value it would repeat. A validator's error on a
+    whole table (a section, a ``[[frames]]`` table) names the table, not its contents.
 
     Args:
         source: The file name (or other source label) to prefix every line with; None: no
@@ -795,7 +861,7 @@ def format_validation_error(
             (``gaze.tau_s``). The fleet check names the inventory variable instead.
 
     Returns:
-        Lines like ``config.toml: gaze.tau_s = -1: Input should be greater than 0``.
+        Lines like ``config.toml: gaze.tau_s = -1: must be greater than 0``.
     """
     lines = []
     prefix = "" if source is None else f"{source}: "
@@ -803,16 +869,16 @@ def format_validation_error(
         loc = tuple(e.get("loc", ()))
         path = (key_name or key_path)(loc)
         found, value = _lookup(data, loc)
-        msg = e.get("msg", "invalid")
-        if e.get("type") == "extra_forbidden":
-            msg = "unknown key"
+        names = (path, str(loc[-1])) if loc else ()
+        msg = _plain_message(e, names, value)
+        typed = e.get("type") in _PLAIN
         if e.get("type") == "missing":
             lines.append(f"{prefix}missing key {path!r}")
         elif not loc:  # a check across sections: its message names the keys and values
             lines.append(f"{prefix}{msg}")
-        elif found:
+        elif found and (typed or not isinstance(value, dict | list)):
             lines.append(f"{prefix}{path} = {value!r}: {msg}")
-        else:
+        else:  # not there, or a check of a whole table: its message names what is wrong
             lines.append(f"{prefix}{path}: {msg}")
     return lines
 

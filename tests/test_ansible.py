@@ -464,16 +464,15 @@ MISTAKES = {
     ),
     "text in a number": (
         "monalisa_camera_offset_y_mm: 12cm\n",
-        f"{HOST}: monalisa_camera_offset_y_mm = '12cm': Input should be a valid number, "
-        "unable to parse string as a number",
+        f"{HOST}: monalisa_camera_offset_y_mm = '12cm': not a number",
     ),
     "out of range": (
         "monalisa_camera_fps: 500\n",
-        f"{HOST}: monalisa_camera_fps = 500: Input should be less than or equal to 120",
+        f"{HOST}: monalisa_camera_fps = 500: must be at most 120",
     ),
     "unknown choice": (
         "monalisa_display_rotation: 90°\n",
-        f"{HOST}: monalisa_display_rotation = '90°': Input should be 0, 90, 180 or 270",
+        f"{HOST}: monalisa_display_rotation = '90°': must be 0, 90, 180 or 270",
     ),
 }
 

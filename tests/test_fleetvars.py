@@ -72,25 +72,23 @@ def test_every_config_variable_is_documented_in_the_role_and_unset_there() -> No
         ),
         (
             {"monalisa_camera_offset_y_mm": "12cm"},
-            "portrait-2: monalisa_camera_offset_y_mm = '12cm': Input should be a valid number, "
-            "unable to parse string as a number",
+            "portrait-2: monalisa_camera_offset_y_mm = '12cm': not a number",
         ),
         (
             {"monalisa_camera_fps": "fast"},
-            "portrait-2: monalisa_camera_fps = 'fast': Input should be a valid number, "
-            "unable to parse string as a number",
+            "portrait-2: monalisa_camera_fps = 'fast': not a number",
         ),
         (
             {"monalisa_camera_fps": 500},
-            "portrait-2: monalisa_camera_fps = 500: Input should be less than or equal to 120",
+            "portrait-2: monalisa_camera_fps = 500: must be at most 120",
         ),
         (
             {"monalisa_display_rotation": "90°"},
-            "portrait-2: monalisa_display_rotation = '90°': Input should be 0, 90, 180 or 270",
+            "portrait-2: monalisa_display_rotation = '90°': must be 0, 90, 180 or 270",
         ),
         (
             {"monalisa_display_fit": "stretch"},
-            "portrait-2: monalisa_display_fit = 'stretch': Input should be 'fit' or 'fill'",
+            "portrait-2: monalisa_display_fit = 'stretch': must be 'fit' or 'fill'",
         ),
         (
             {"monalisa_schedule_open": ["Tue-Sun 10:00-18:00", "Mox 10:00-12:00"]},
@@ -98,8 +96,7 @@ def test_every_config_variable_is_documented_in_the_role_and_unset_there() -> No
         ),
         (
             {EXTRA_VARIABLE: {"camera": {"hfov_deg": 500}}},
-            "portrait-2: monalisa_config_extra.camera.hfov_deg = 500: "
-            "Input should be less than 180",
+            "portrait-2: monalisa_config_extra.camera.hfov_deg = 500: must be less than 180",
         ),
         (
             {EXTRA_VARIABLE: {"camera": {"zoom": 2}}},
@@ -111,7 +108,7 @@ def test_every_config_variable_is_documented_in_the_role_and_unset_there() -> No
         ),
         (
             {"monalisa_camera_tilt_deg": 90},
-            "portrait-2: monalisa_camera_tilt_deg = 90: Input should be less than or equal to 80",
+            "portrait-2: monalisa_camera_tilt_deg = 90: must be at most 80",
         ),
     ],
 )
@@ -200,7 +197,7 @@ def test_the_commands_the_playbooks_run() -> None:
     assert tomllib.loads(r.stdout)["camera"] == {"fps": 25.0}
     r = _module(*args, stdin={"monalisa_camera_fps": "fast"})
     assert r.returncode == EX_CONFIG and r.stdout == ""
-    assert r.stderr.startswith("p: monalisa_camera_fps = 'fast': Input should be a valid number")
+    assert r.stderr.startswith("p: monalisa_camera_fps = 'fast': not a number")
 
 
 def test_no_defaults_folder_is_an_error(tmp_path: Path) -> None:

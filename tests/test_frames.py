@@ -188,7 +188,7 @@ def test_bad_values(tmp_path: Path) -> None:
     folder = _write_set(tmp_path / "c")
     text = (folder / "frames.toml").read_text()
     (folder / "frames.toml").write_text(text.replace("rest_index = 2", "rest_index = 'x'"))
-    _expect(folder, "rest_index", "integer")
+    _expect(folder, "rest_index", "not a whole number")
     (folder / "frames.toml").write_text(text.replace("count = 5", "count = [5"))
     _expect(folder, "frames.toml", "cannot read manifest")
     (folder / "frames.toml").write_text(text.replace("count = 5\n", ""))

@@ -77,7 +77,7 @@ def test_cut_short_and_corrupt_lines_are_skipped_with_line_numbers(tmp_path):
     assert len(tr) == 8
     assert [n for n, _ in tr.skipped] == [4, 6, 8, 12]
     reasons = dict(tr.skipped)
-    assert "angle = " in reasons[4] and "should be a valid number" in reasons[4]
+    assert "angle = " in reasons[4] and "not a number" in reasons[4]
     assert reasons[6] == "not valid JSON"
     assert "list" in reasons[8]
     assert reasons[12] == "cut short (last line)"
@@ -99,8 +99,8 @@ def test_many_bad_lines_give_a_short_report(tmp_path):
         (b"{", "line 1: cut short"),
         (b"\xff\xfe\n", "line 1: not UTF-8"),
         (b'{"seq": 0}\n{"t": NaN}\n', "line 1: no 't' (and 1 more"),
-        (b'{"t": 1e400}\n', "t = inf: Input should be a finite number"),
-        (b'{"t": true}\n', "t = True: Input should be a valid number"),
+        (b'{"t": 1e400}\n', "t = inf: not a finite number"),
+        (b'{"t": true}\n', "t = True: not a number"),
     ],
 )
 def test_unusable_trace_is_one_line_error_naming_the_file(tmp_path, content, expect):
