@@ -1,22 +1,22 @@
 """Frame sets: the manifest ``frames.toml``, reading and writing, base image + per-frame patches.
 
 A frame set is a folder holding the portrait as the appliance holds it in memory: one base
-image plus, per frame (one per gaze direction), the small rectangle where that frame differs
-from it. Format version 2, written by :func:`write_set`::
+image plus, per frame (one per gaze, row and lid phase), the small rectangle where that frame
+differs from it. Format version 2, written by :func:`write_set`::
 
     base.png                         # the painting, full size (every frame shares it)
-    patches/frame_00.png             # per frame that differs from the base: its region
+    patches/frame_000.png            # per frame that differs from the base: its region
     preview.png                      # the base scaled to at most 1920 px (large paintings only)
     frames.toml:
         version = 2
-        count = 33                   # number of frames (>= 2)
+        count = 660                  # frames (>= 2): gazes x rows x lid phases
         size = [3072, 4578]          # width, height of base.png and of every frame, pixels
-        rest_index = 16              # the frame shown when nobody is there (default count // 2)
+        rest_index = 280             # the frame shown when nobody is there (default count // 2)
         head_box = [x0, y0, x1, y1]  # region of the painting that changes between frames, pixels
         preview = [1289, 1920]       # width, height of preview.png (absent: no preview)
         [[frames]]                   # one table per frame, in index order
         angle = -30.0                # gaze angle, degrees; negative = toward the visitor's left
-        patch = "patches/frame_00.png"  # frames with equal pixels may share one (and its box)
+        patch = "patches/frame_000.png"  # frames with equal pixels may share one (and its box)
         box = [x0, y0, x1, y1]       # where the patch goes, integer pixels, x1/y1 exclusive
         pitch = 0.0                  # optional: vertical gaze, degrees, + = up (default 0)
         lids = 0.0                   # optional: blink phase, 0 open .. 1 shut (default 0)
@@ -1027,7 +1027,7 @@ class FrameSet:
             angles: the appliance then spreads the gazes evenly over ``[gaze] angle_range_deg``.
         grid: The manifest, which addresses frames by (gaze, row, lid phase):
             :meth:`Manifest.index`, ``gazes``, ``pitches``, ``lid_phases``, ``rest_gaze``.
-        manifest: The validated manifest (per-frame fields such as the reserved ``pitch``).
+        manifest: The validated manifest (per-frame fields such as ``pitch`` and ``lids``).
         build: The manifest's ``[build]`` table (how the set was made).
         base: ``H×W×3`` uint8 RGB, the painting every frame shares (for a set the builder
             wrote, the rest frame; in general the rest frame is ``frame(rest_index)``).

@@ -8,6 +8,7 @@ included (it is outside the site), with no tool but the files.
 from __future__ import annotations
 
 import re
+import tomllib
 import unicodedata
 from pathlib import Path
 
@@ -93,3 +94,27 @@ def test_the_readme_is_short_and_links_every_guide():
         for p in (REPO / "docs" / d).glob("*.md")
     }
     assert not guides - linked, sorted(str(p.relative_to(REPO)) for p in guides - linked)
+
+
+def test_the_formats_page_quotes_the_default_manifest_as_built():
+    """Each ``toml`` excerpt of frames.toml on the formats page matches ``frames/frames.toml``.
+
+    The top-level keys quoted are the file's; a ``[[frames]]`` table marked ``# frame N`` (or
+    following one) is frame N's, key for key.
+    """
+    page = (REPO / "docs" / "reference" / "formats.md").read_text(encoding="utf-8")
+    section = page[page.index("## frames.toml") : page.index("## frames.json")]
+    blocks = re.findall(r"```toml\n(.*?)```", section, flags=re.S)
+    manifest = tomllib.loads((REPO / "frames" / "frames.toml").read_text(encoding="utf-8"))
+    assert len(blocks) >= 2
+    quoted = 0
+    for block in blocks:
+        head, *tables = re.split(r"^\[\[frames\]\][^\n]*\n", block, flags=re.M)
+        for key, value in tomllib.loads(head).items():
+            assert manifest[key] == value, key
+        numbers = [int(n) for n in re.findall(r"^\[\[frames\]\]\s*# frame (\d+)", block, re.M)]
+        for i, table in enumerate(tables):
+            index = numbers[0] + i
+            assert tomllib.loads(table) == manifest["frames"][index], index
+            quoted += 1
+    assert quoted >= 4
