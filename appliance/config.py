@@ -817,7 +817,7 @@ def _number(value: Any) -> Any:
 
 
 def _plain_message(e: Mapping[str, Any], names: tuple[str, ...], value: Any) -> str:
-    """One error's message in plain words, without repeating the key it is printed after.
+    """One error's message in plain words, on one line, without repeating the key before it.
 
     Args:
         e: One of pydantic's ``errors()``.
@@ -831,12 +831,14 @@ def _plain_message(e: Mapping[str, Any], names: tuple[str, ...], value: Any) -> 
             return _PLAIN[kind].format(**{k: _number(v) for k, v in ctx.items()})
         except (KeyError, IndexError):
             return str(e.get("msg", "invalid"))
-    msg = str(ctx["error"]) if kind in _VALIDATOR_TYPES and "error" in ctx else e.get("msg")
-    msg = str(msg or "invalid")
+    text = ctx["error"] if kind in _VALIDATOR_TYPES and "error" in ctx else e.get("msg")
+    lines = str(text or "").splitlines()
+    msg = "; ".join(line.strip() for line in lines if line.strip()) or "invalid"
     for name in names:
         for said in (f"{name} = {value!r}", f"{name} = {value}"):
-            if msg.startswith(said) and msg != said:
-                return msg.removeprefix(said).lstrip(":; ")
+            rest = msg.removeprefix(said)
+            if rest != msg and rest[:1] in (" ", ":", ";") and rest.strip(" :;"):
+                return rest.lstrip(" :;")
     return msg
 
 

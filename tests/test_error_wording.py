@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 import tomli_w
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError, field_validator
 
 from appliance.camera import CameraError, ClipFile
-from appliance.config import _PLAIN, ConfigError, parse_config
+from appliance.config import _PLAIN, ConfigError, format_validation_error, parse_config
 from appliance.fleetvars import validate
 from appliance.frames import FrameSetError, validate_manifest
 from appliance.status import StatusError, read_status
@@ -169,3 +169,44 @@ def test_the_tables_cover_every_plain_wording() -> None:
     twins = {"dict_type", "model_attributes_type", "tuple_type", "enum", "too_long"}
     twins |= {"string_too_short", "string_too_long"}
     assert set(_PLAIN) - met <= twins
+
+
+class _Checked(BaseModel):
+    """A model whose validators word their own errors, as the formats' validators do."""
+
+    gain: float = 0.5
+    level: int = 0
+
+    @field_validator("gain")
+    @classmethod
+    def _gain(cls, value: float) -> float:
+        if value == 1:  # a message that names another value: kept whole
+            raise ValueError("gain = 10 is what it was; no prefix of its own")
+        if value > 1:
+            more = "\ntwice as much" if value == 2 else ""  # a message of two lines
+            raise ValueError(f"gain = {value} is more than the whole signal{more}")
+        return value
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: int) -> int:
+        if value % 2:
+            raise AssertionError("an even number of steps")
+        return value
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        ({"gain": 1.5}, "x.toml: gain = 1.5: is more than the whole signal"),
+        ({"level": 3}, "x.toml: level = 3: an even number of steps"),
+        ({"gain": 2.0}, "x.toml: gain = 2.0: is more than the whole signal; twice as much"),
+        ({"gain": 1}, "x.toml: gain = 1: gain = 10 is what it was; no prefix of its own"),
+    ],
+)
+def test_a_validators_message_is_kept_without_pydantics_prefix_or_its_key(
+    data: dict[str, Any], line: str
+) -> None:
+    with pytest.raises(ValidationError) as err:
+        _Checked.model_validate(data)
+    assert format_validation_error("x.toml", data, err.value) == [line]
