@@ -49,7 +49,6 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
-import threading
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -66,6 +65,7 @@ from pydantic_core import PydanticCustomError
 
 from appliance.config import format_validation_error, key_path
 from appliance.types import Box
+from appliance.worker import in_background
 
 MANIFEST_NAME = "frames.toml"
 """The manifest's file name inside a frame set folder."""
@@ -1351,19 +1351,8 @@ class Portrait:
         """
         if self._base is not None or self._prefetch is not None or self.directory is None:
             return
-        future: Future[Image.Image] = Future()
         folder, manifest = self.directory, self.manifest
-
-        def decode() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(decode_base(folder, manifest))
-            except BaseException as err:
-                future.set_exception(err)
-
-        self._prefetch = future
-        threading.Thread(target=decode, name="monalisa-base", daemon=True).start()
+        self._prefetch = in_background("monalisa-base", lambda: decode_base(folder, manifest))
 
     def read_preview(self) -> np.ndarray | None:
         """The set's preview (the base scaled down), decoded now; None when it has none.

@@ -40,14 +40,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
 import numpy as np
 from PIL import Image
@@ -72,14 +71,12 @@ from appliance.display.prepare import (
     save_cache,
 )
 from appliance.frames import FrameSet, Manifest, Portrait
+from appliance.worker import in_background
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # (imported after the prompt switch above)
 
 log = logging.getLogger(__name__)
-
-_A = TypeVar("_A")
-_R = TypeVar("_R")
 
 
 @dataclass
@@ -123,22 +120,6 @@ def nearest_ready(grid: Manifest, ready: Sequence[bool]) -> list[int]:
         cost = (((steps + drow) * n + lid[None, good]) * n + drow) * n + good[None, :]
         shown[bad] = good[np.argmin(cost, axis=1)]
     return [int(i) for i in shown]
-
-
-def _in_background(fn: Callable[[_A], _R], arg: _A) -> Future[_R]:
-    """Run ``fn(arg)`` in a daemon thread (a stop never waits for it); its result as a Future."""
-    future: Future[_R] = Future()
-
-    def work() -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        try:
-            future.set_result(fn(arg))
-        except BaseException as err:
-            future.set_exception(err)
-
-    threading.Thread(target=work, name="monalisa-patches", daemon=True).start()
-    return future
 
 
 @contextmanager
@@ -299,11 +280,11 @@ class Display:
         elif prepared.preview:  # the eyes stay at rest until the full base is decoded
             rest, count = self.frames.rest_index, self.frames.count
             self._adopt(Rendered([[] for _ in range(count)], [i == rest for i in range(count)]))
-            self._pending = _in_background(self._render_full, lay)
+            self._pending = in_background("monalisa-patches", lambda: self._render_full(lay))
         else:
             rest = self.frames.rest_index
             self._adopt(render_patches(self.frames, prepared, frames=[rest]))
-            self._pending = _in_background(self._render, prepared)
+            self._pending = in_background("monalisa-patches", lambda: self._render(prepared))
         self._canvas = pygame.Surface(screen.get_size()).convert()
         self._canvas.fill(self._background)
         self._canvas.blit(self._base_surface, self._base_pos)
