@@ -490,6 +490,18 @@ class Manifest(BaseModel):
             raise IndexError(f"frame (gaze {gaze}, row {row}, lid {lid}) is outside the grid")
         return (row * len(self.lid_phases) + lid) * self.gazes + gaze
 
+    def place(self, i: int) -> tuple[int, int, int]:
+        """``(gaze, row, lid phase)`` of frame ``i``, each counted from 0 (:meth:`index` undone).
+
+        Raises:
+            IndexError: ``i`` is not a frame of the set.
+        """
+        if not 0 <= i < self.count:
+            raise IndexError(f"frame {i} is outside 0..{self.count - 1}")
+        block, gaze = divmod(i, self.gazes)
+        row, lid = divmod(block, len(self.lid_phases))
+        return gaze, row, lid
+
     @property
     def rest_gaze(self) -> int:
         """The gaze index of the rest frame."""

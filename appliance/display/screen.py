@@ -410,6 +410,17 @@ class Display:
         """
         return sum(self._ready)
 
+    def drawn_for(self, index: int) -> int:
+        """The frame drawn when frame ``index`` is asked for, as of the last :meth:`show`.
+
+        ``index`` itself once its patch is rendered and taken up; until then the nearest frame
+        that is (:func:`nearest_ready`).
+
+        Raises:
+            IndexError: ``index`` is out of range.
+        """
+        return self._shown_for[index]
+
     @property
     def shown_index(self) -> int | None:
         """The frame fully on screen (None before the first draw or mid-fade)."""
