@@ -984,8 +984,9 @@ class PatchFiles(Sequence[Patch]):
 def read_patches(folder: Path, manifest: Manifest, base: np.ndarray | None = None) -> list[Patch]:
     """Read every frame's patch, in index order.
 
-    Version 2 decodes the small patch images; version 1 decodes each full frame (one at a
-    time) and keeps where it differs from ``base``, which must then lie inside ``head_box``.
+    Version 2 decodes the small patch images, a file several frames name once (they share
+    the :class:`Patch`); version 1 decodes each full frame (one at a time) and keeps where it
+    differs from ``base``, which must then lie inside ``head_box``.
 
     Args:
         folder: The set's folder.
@@ -998,7 +999,16 @@ def read_patches(folder: Path, manifest: Manifest, base: np.ndarray | None = Non
     """
     if manifest.version == 2:
         files = PatchFiles(folder, manifest)
-        return [files[i] for i in range(manifest.count)]
+        by_name: dict[str, Patch] = {}  # a file several frames name: decoded once, shared
+        out: list[Patch] = []
+        for i, entry in enumerate(manifest.frames):
+            if entry.patch is None:
+                out.append(files[i])
+            else:
+                if entry.patch not in by_name:
+                    by_name[entry.patch] = files[i]
+                out.append(by_name[entry.patch])
+        return out
     patches: list[Patch] = []
     if base is None:
         raise ValueError("read_patches: a version 1 set needs its base image")
@@ -1118,8 +1128,9 @@ class FrameSet:
         )
 
     def memory_bytes(self) -> int:
-        """Bytes of pixel data held: the base image plus every patch."""
-        return int(self.base.nbytes + sum(p.pixels.nbytes for p in self.patches))
+        """Bytes of pixel data held: the base image plus every patch (a shared one once)."""
+        held = {id(p.pixels): p.pixels.nbytes for p in self.patches}
+        return int(self.base.nbytes + sum(held.values()))
 
     def full_frames_bytes(self) -> int:
         """Bytes that ``count`` full RGB frames would take (for comparison)."""
