@@ -107,6 +107,9 @@ class DisplayLike(Protocol):
     def show(self, index: int, now: float) -> bool:
         """Draw frame ``index`` if it is not already shown; True if it drew."""
 
+    def drawn_for(self, index: int) -> int:
+        """The frame drawn for frame ``index`` (another while its patch is not rendered yet)."""
+
     def poll(self) -> list[str]:
         """Return pending user actions (``quit``, ``toggle_debug``)."""
 
@@ -220,6 +223,10 @@ class FrameGrid(Protocol):
         """The frame index of ``(gaze, row, lid phase)``."""
         ...
 
+    def place(self, i: int) -> tuple[int, int, int]:
+        """``(gaze, row, lid phase)`` of frame index ``i``."""
+        ...
+
 
 class App:
     """The appliance's main loop; built and wired by :mod:`appliance.cli`.
@@ -276,6 +283,9 @@ class App:
         self.row = 0 if grid is None else grid.rest_row
         self.pitch_shown = 0.0 if grid is None else grid.pitches[self.row]
         self.lids_shown = 0.0
+        # The frame on screen for the one asked (gaze index, pitch, lids): the nearest frame
+        # rendered while the asked one's patch is not (the patches are rendered after READY).
+        self.drawn = (rest_index, self.pitch_shown, 0.0)
         self._angle = 0.0
         self.handed_over_at = handed_over_at
         self.capture = capture
@@ -323,7 +333,9 @@ class App:
         """
         g = self.grid
         if g is None:
-            return self.display.show(gaze, now)
+            drew = self.display.show(gaze, now)
+            self.drawn = (self.display.drawn_for(gaze), 0.0, 0.0)
+            return drew
         lid = 0
         phases = g.lid_phases
         if self.blink is not None and len(phases) > 1:
@@ -332,7 +344,11 @@ class App:
             closed = self.blink.update(t, self.state == "tracking", self._angle)
             lid = lid_phase(closed, phases)
         self.pitch_shown, self.lids_shown = g.pitches[self.row], phases[lid]
-        return self.display.show(g.index(gaze, self.row, lid), now)
+        frame = g.index(gaze, self.row, lid)
+        drew = self.display.show(frame, now)
+        drawn_gaze, drawn_row, drawn_lid = g.place(self.display.drawn_for(frame))
+        self.drawn = (drawn_gaze, g.pitches[drawn_row], phases[drawn_lid])
+        return drew
 
     # -- control --------------------------------------------------------------------------
     @property
@@ -651,6 +667,7 @@ class App:
                 ms=ms,
                 pitch=self.pitch_shown,
                 lids=self.lids_shown,
+                drawn=self.drawn,
             )
         except ValueError as err:
             self._error("trace_line", f"trace line for frame {frame.seq} not written: {err}")
@@ -760,6 +777,7 @@ class App:
             loop_fps=round(rate_per_s(st.frame_times, now), 2),
             display_fps=round(rate_per_s(st.draw_times, now), 2),
             frame_index=self.index,
+            drawn_index=self.drawn[0],
             frame_count=self.frame_count,
             gaze_state=self.state,
             viewers_last_minute=len(st.viewer_seen),

@@ -49,7 +49,6 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
-import threading
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -66,6 +65,7 @@ from pydantic_core import PydanticCustomError
 
 from appliance.config import format_validation_error, key_path
 from appliance.types import Box
+from appliance.worker import in_background
 
 MANIFEST_NAME = "frames.toml"
 """The manifest's file name inside a frame set folder."""
@@ -489,6 +489,18 @@ class Manifest(BaseModel):
         ):
             raise IndexError(f"frame (gaze {gaze}, row {row}, lid {lid}) is outside the grid")
         return (row * len(self.lid_phases) + lid) * self.gazes + gaze
+
+    def place(self, i: int) -> tuple[int, int, int]:
+        """``(gaze, row, lid phase)`` of frame ``i``, each counted from 0 (:meth:`index` undone).
+
+        Raises:
+            IndexError: ``i`` is not a frame of the set.
+        """
+        if not 0 <= i < self.count:
+            raise IndexError(f"frame {i} is outside 0..{self.count - 1}")
+        block, gaze = divmod(i, self.gazes)
+        row, lid = divmod(block, len(self.lid_phases))
+        return gaze, row, lid
 
     @property
     def rest_gaze(self) -> int:
@@ -972,8 +984,9 @@ class PatchFiles(Sequence[Patch]):
 def read_patches(folder: Path, manifest: Manifest, base: np.ndarray | None = None) -> list[Patch]:
     """Read every frame's patch, in index order.
 
-    Version 2 decodes the small patch images; version 1 decodes each full frame (one at a
-    time) and keeps where it differs from ``base``, which must then lie inside ``head_box``.
+    Version 2 decodes the small patch images, a file several frames name once (they share
+    the :class:`Patch`); version 1 decodes each full frame (one at a time) and keeps where it
+    differs from ``base``, which must then lie inside ``head_box``.
 
     Args:
         folder: The set's folder.
@@ -986,7 +999,16 @@ def read_patches(folder: Path, manifest: Manifest, base: np.ndarray | None = Non
     """
     if manifest.version == 2:
         files = PatchFiles(folder, manifest)
-        return [files[i] for i in range(manifest.count)]
+        by_name: dict[str, Patch] = {}  # a file several frames name: decoded once, shared
+        out: list[Patch] = []
+        for i, entry in enumerate(manifest.frames):
+            if entry.patch is None:
+                out.append(files[i])
+            else:
+                if entry.patch not in by_name:
+                    by_name[entry.patch] = files[i]
+                out.append(by_name[entry.patch])
+        return out
     patches: list[Patch] = []
     if base is None:
         raise ValueError("read_patches: a version 1 set needs its base image")
@@ -1106,8 +1128,9 @@ class FrameSet:
         )
 
     def memory_bytes(self) -> int:
-        """Bytes of pixel data held: the base image plus every patch."""
-        return int(self.base.nbytes + sum(p.pixels.nbytes for p in self.patches))
+        """Bytes of pixel data held: the base image plus every patch (a shared one once)."""
+        held = {id(p.pixels): p.pixels.nbytes for p in self.patches}
+        return int(self.base.nbytes + sum(held.values()))
 
     def full_frames_bytes(self) -> int:
         """Bytes that ``count`` full RGB frames would take (for comparison)."""
@@ -1351,19 +1374,8 @@ class Portrait:
         """
         if self._base is not None or self._prefetch is not None or self.directory is None:
             return
-        future: Future[Image.Image] = Future()
         folder, manifest = self.directory, self.manifest
-
-        def decode() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(decode_base(folder, manifest))
-            except BaseException as err:
-                future.set_exception(err)
-
-        self._prefetch = future
-        threading.Thread(target=decode, name="monalisa-base", daemon=True).start()
+        self._prefetch = in_background("monalisa-base", lambda: decode_base(folder, manifest))
 
     def read_preview(self) -> np.ndarray | None:
         """The set's preview (the base scaled down), decoded now; None when it has none.

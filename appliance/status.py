@@ -363,7 +363,9 @@ class Status(_Record):
         load: See :class:`LoadStatus`; None until the loop runs.
         loop_fps: Camera frames processed per second by the main loop.
         display_fps: Portrait redraws per second.
-        frame_index: The portrait frame on screen, 0 … frame_count - 1; None before the first.
+        frame_index: The gaze asked for, 0 … frame_count - 1; None before the first.
+        drawn_index: The gaze of the frame on screen for it (the nearest rendered frame's
+            while the asked one's patch is not rendered yet); None before the first.
         frame_count: How many portrait frames the set has.
         gaze_state: ``"tracking"``, ``"holding"`` or ``"idle"`` (``"starting"`` before the
             first frame, ``"closed"`` outside opening hours).
@@ -397,6 +399,7 @@ class Status(_Record):
     loop_fps: float = 0.0
     display_fps: float = 0.0
     frame_index: int | None = None
+    drawn_index: int | None = None
     frame_count: int = 0
     gaze_state: str = "starting"
     viewers_last_minute: int = 0

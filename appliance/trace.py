@@ -6,7 +6,12 @@ demo's summary read it (:func:`parse_line`). A line holds numbers only, never pi
     {"t": s, "seq": n, "faces": [{"box", "score", "eyes"}], "viewer": id|null,
      "angle_raw": deg|null, "angle": deg, "index": i, "frame_count": n,
      "state": "tracking"|"holding"|"idle", "inferences": n, "camera": state,
-     "pitch": deg, "lids": 0..1, "ms": {"capture", "detect", "gaze", "draw", "latency"}}
+     "pitch": deg, "lids": 0..1, "drawn_index": i, "drawn_pitch": deg, "drawn_lids": 0..1,
+     "ms": {"capture", "detect", "gaze", "draw", "latency"}}
+
+``index``, ``pitch`` and ``lids`` are the frame asked for (the gaze's choice, the blink
+clock's lids); ``drawn_*`` the frame on screen for it, which differs only while the asked
+frame's patch is not rendered yet (the nearest rendered frame is drawn meanwhile).
 
 Reading requires only ``t``; every other key may be missing or null, and keys the reader does
 not know are ignored. A known key with a value of the wrong type, or a number that is NaN or
@@ -73,11 +78,15 @@ class TraceLine(_Record):
         viewer: The followed viewer's id, or None.
         angle_raw: Measured angle to the viewer, degrees; None without a viewer.
         angle: Smoothed angle, degrees; None when the gaze update failed.
-        index: The gaze shown, 0 … frame_count - 1 (for a set of one row of open eyes, the
-            frame shown).
+        index: The gaze asked for, 0 … frame_count - 1 (for a set of one row of open eyes,
+            the frame asked for).
         frame_count: How many gazes the portrait has.
-        pitch: Vertical gaze of the frame shown, degrees, + = up (0 for a set of one row).
-        lids: Lid phase of the frame shown, 0 open .. 1 shut (0 for a set without blinks).
+        pitch: Vertical gaze of the frame asked for, degrees, + = up (0 for a set of one row).
+        lids: Lid phase of the frame asked for, 0 open .. 1 shut (0 for a set without blinks).
+        drawn_index: The gaze of the frame drawn for it, 0 … frame_count - 1: ``index`` once
+            the asked frame's patch is rendered, until then the nearest rendered frame's.
+        drawn_pitch: Vertical gaze of the frame drawn, degrees, + = up.
+        drawn_lids: Lid phase of the frame drawn, 0 open .. 1 shut.
         state: The gaze state: ``"tracking"``, ``"holding"`` or ``"idle"``.
         inferences: Detector runs on this frame (0: the room cadence skipped it, see the finder).
         camera: The camera's state (``"running"``, ``"failed"``, ...).
@@ -97,6 +106,9 @@ class TraceLine(_Record):
     camera: str | None = None
     pitch: float | None = None
     lids: float | None = None
+    drawn_index: int | None = None
+    drawn_pitch: float | None = None
+    drawn_lids: float | None = None
     ms: TraceMs | None = None
 
     @classmethod
@@ -117,8 +129,11 @@ class TraceLine(_Record):
         ms: dict[str, float],
         pitch: float = 0.0,
         lids: float = 0.0,
+        drawn: tuple[int, float, float] | None = None,
     ) -> TraceLine:
         """The line for one processed frame, rounded as written (times 0.1 ms, angles 0.001°).
+
+        ``drawn`` is the frame drawn, ``(gaze index, pitch, lids)``; None: the one asked for.
 
         Raises:
             ValueError: A figure is NaN or infinite.
@@ -144,6 +159,9 @@ class TraceLine(_Record):
             camera=camera,
             pitch=round(float(pitch), 3),
             lids=round(float(lids), 4),
+            drawn_index=index if drawn is None else drawn[0],
+            drawn_pitch=round(float(pitch if drawn is None else drawn[1]), 3),
+            drawn_lids=round(float(lids if drawn is None else drawn[2]), 4),
             ms=TraceMs(**{k: round(v, 3) for k, v in ms.items()}),
         )
 

@@ -11,6 +11,10 @@ A worker runs its jobs one after the other, in order, on one daemon thread, so j
 not overlap (standby, then wake) share a worker. A job submitted under a key that is still
 waiting replaces the waiting one (the newest status file wins; the queue never grows while a
 job hangs); a key whose job is running gets the new one queued behind it.
+
+A one-off job whose result a caller waits for later (the base image decoded while the rest of
+start-up goes on, the patches rendered after READY) runs on a thread of its own:
+:func:`in_background` hands back a :class:`~concurrent.futures.Future`.
 """
 
 from __future__ import annotations
@@ -19,8 +23,36 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+_R = TypeVar("_R")
+
+
+def in_background(name: str, fn: Callable[[], _R]) -> Future[_R]:
+    """Run ``fn()`` on a new daemon thread; its result (or exception) as a Future.
+
+    The thread is a daemon: a stop (during start-up, say) never waits for it, and a job that
+    hangs cannot keep the process from exiting. A Future cancelled before the thread starts
+    the job skips it.
+
+    Args:
+        name: The thread's name (shown by ``py-spy`` and in thread dumps).
+        fn: The job.
+    """
+    future: Future[_R] = Future()
+
+    def work() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn())
+        except BaseException as err:
+            future.set_exception(err)
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+    return future
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,9 @@ class FakeDisplay:
         self.shown.append(index)
         return True
 
+    def drawn_for(self, index):
+        return index
+
     def poll(self):
         return []
 
@@ -256,6 +259,59 @@ def test_a_set_with_rows_and_lids_shows_the_rest_row_and_traces_pitch_and_lids(t
     assert [r["pitch"] for r in rows] == [grid.pitches[0]] * 4  # FakeGaze's rows are 0
     assert display.shown[0] == grid.index(2, grid.rest_row, 0)  # the rest gaze, at start
     assert display.shown[1:] == [grid.index(v % 5, 0, 0) for v in (11, 12, 13, 14)]
+    # Every frame drawn as asked (the stand-in display has them all):
+    assert [(r["drawn_index"], r["drawn_pitch"], r["drawn_lids"]) for r in rows] == [
+        (r["index"], r["pitch"], r["lids"]) for r in rows
+    ]
+
+
+def test_the_trace_and_status_record_the_frame_drawn_while_patches_are_rendered(
+    tmp_path, monkeypatch
+):
+    """The default grid opened as the appliance opens it (its patches rendered after READY),
+    the worker held in a read(2) on a pipe nobody writes to before it renders anything: every
+    frame asked for is drawn as the rest frame, the one rendered before the first draw. The
+    trace keeps the frame asked for (index, pitch, lids) and records the one drawn beside it;
+    the status too."""
+    from appliance.config import DisplayConfig, GazeConfig
+    from appliance.display import Display
+    from appliance.display import screen as screen_module
+    from appliance.display.prepare import render_stages
+    from appliance.frames import Portrait, default_frames_dir
+    from appliance.gaze.blink import BlinkClock
+
+    read_end, write_end = os.pipe()
+
+    def held_stages(grid):
+        os.read(read_end, 1)  # blocks until the test lets it go
+        yield from render_stages(grid)
+
+    monkeypatch.setattr(screen_module, "render_stages", held_stages)
+    portrait = Portrait.open(default_frames_dir())
+    grid = portrait.grid
+    display = Display(DisplayConfig(window_size=(160, 120)), portrait, "headless", background=True)
+    try:
+        app, statuses = make_app([frame(v) for v in (11, 12, 13, 14)], tmp_path, display=display)
+        app.grid, app.row = grid, grid.rest_row
+        app.blink = BlinkClock(GazeConfig(blink=False), enabled=False)
+        assert app.run() == 0
+        assert display.frames_ready == 1  # the rest frame only, all along
+    finally:
+        os.write(write_end, b"x")  # the worker renders the rest and ends (a daemon anyway)
+        os.close(write_end)
+    rows = [json.loads(x) for x in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in rows] == [11 % 5, 12 % 5, 13 % 5, 14 % 5]
+    assert [r["pitch"] for r in rows] == [grid.pitches[0]] * 4  # asked: FakeGaze's row 0
+    rest_pitch = grid.pitches[grid.rest_row]
+    assert rest_pitch != grid.pitches[0]
+    assert [(r["drawn_index"], r["drawn_pitch"], r["drawn_lids"]) for r in rows] == [
+        (grid.rest_gaze, rest_pitch, 0.0)
+    ] * 4
+    assert all(grid.index(*grid.place(i)) == i for i in range(grid.count))
+    asked = [(s["frame_index"], s["drawn_index"]) for s in statuses]
+    assert asked and all(d == grid.rest_gaze for _, d in asked)
+    assert {a for a, _ in asked} <= {2, 11 % 5, 12 % 5, 13 % 5, 14 % 5}  # never the rest gaze
+    assert grid.rest_gaze not in {2, 1, 3, 4, 0}
 
 
 def test_the_finder_forgets_when_the_camera_is_reopened():

@@ -336,3 +336,62 @@ def test_the_worker_renders_the_level_row_first_then_the_rows_then_the_blinks() 
         for row in range(5):
             for lid in range(4):
                 assert shown[grid.index(gaze, row, lid)] == grid.index(gaze, grid.rest_row)
+
+
+def test_a_patch_file_several_frames_name_is_decoded_once_and_its_surfaces_shared(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The default grid names one patch file for many frames (a shut blink at every gaze, same
+    box): it is decoded and rendered once, for the first of them, across the worker's stages,
+    and the display makes its surfaces once (counted once in the patch memory). A frame that
+    takes the shared pieces gets what rendering it alone gives."""
+    from collections import Counter
+
+    from appliance.display.prepare import patch_file, render_patches
+    from appliance.frames import PatchFiles, default_frames_dir
+
+    reads: list[str | None] = []
+    real_read = PatchFiles.read
+
+    def counted(self: PatchFiles, i: int):
+        reads.append(self.manifest.frames[i].patch)
+        return real_read(self, i)
+
+    monkeypatch.setattr(PatchFiles, "read", counted)
+    portrait = Portrait.open(default_frames_dir())
+    names = [patch_file(portrait, i) for i in range(portrait.count)]
+    name, users = Counter(n for n in names if n is not None).most_common(1)[0]
+    assert users > 1
+    sharing = [i for i, n in enumerate(names) if n == name]
+    prepared = prepare_base(portrait, compute_layout((640, 360), portrait.size, 0, "fit"))
+
+    reads.clear()
+    memo: dict = {}
+    first = render_patches(portrait, prepared, frames=sharing[:3], shared=memo)
+    rest = render_patches(portrait, prepared, frames=sharing[3:], shared=memo)
+    assert reads == [name]  # once, across both calls
+    kept = first.patches[sharing[0]]
+    assert kept and all(rest.patches[i] is kept for i in sharing[3:])
+    assert rest.files[sharing[-1]] == name and rest.ready[sharing[-1]]
+    alone = render_patches(portrait, prepared, frames=[sharing[-1]]).patches[sharing[-1]]
+    assert [r for r, _ in alone] == [r for r, _ in kept]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(alone, kept, strict=True))
+
+    reads.clear()
+    d = Display(DisplayConfig(window_size=(640, 360)), portrait, "headless", background=True)
+    try:
+        d.flush()  # every stage rendered and taken up
+        assert d.frames_ready == portrait.count
+        counts = Counter(reads)
+        distinct = {n for i, n in enumerate(names) if n is not None and i != portrait.rest_index}
+        assert set(counts) == distinct and set(counts.values()) == {1}, counts.most_common(2)
+        surfaces = [s for i in sharing for _, s in d._patch_pieces[i]]
+        assert len({id(s) for s in surfaces}) == len(kept)  # one set of surfaces for them all
+
+        def size(i: int) -> int:
+            return sum(s.get_height() * s.get_pitch() for _, s in d._patch_pieces[i])
+
+        per_file = sum(size(names.index(n)) for n in set(names) if n is not None)
+        assert d.patch_bytes() == per_file < sum(size(i) for i in range(portrait.count))
+    finally:
+        d.close()

@@ -609,3 +609,31 @@ def test_a_broken_grid_is_one_line(keys: list, angles: list, expect: str) -> Non
         validate_manifest(_grid_doc(keys, angles), "g.toml")
     msg = str(info.value)
     assert msg.startswith("g.toml: ") and "\n" not in msg and expect in msg, msg
+
+
+def test_loading_decodes_a_patch_file_several_frames_name_once(monkeypatch):
+    """The default grid names one patch file for many frames (a shut blink at every gaze):
+    loading decodes it once, the frames share the patch, and its memory counts once."""
+    from collections import Counter
+
+    from appliance.frames import PatchFiles, default_frames_dir
+
+    reads: list[str | None] = []
+    real_read = PatchFiles.read
+
+    def counted(self, i):
+        reads.append(self.manifest.frames[i].patch)
+        return real_read(self, i)
+
+    monkeypatch.setattr(PatchFiles, "read", counted)
+    fs = FrameSet.load(default_frames_dir())
+    names = [f.patch for f in fs.manifest.frames]
+    decoded = [r for r in reads if r is not None]  # (no file: nothing decoded)
+    assert set(Counter(decoded).values()) == {1} and set(decoded) == set(names) - {None}
+    name, users = Counter(n for n in names if n is not None).most_common(1)[0]
+    sharing = [i for i, n in enumerate(names) if n == name]
+    assert users > 1 and all(fs.patches[i] is fs.patches[sharing[0]] for i in sharing)
+    first = {n: names.index(n) for n in set(names) if n is not None}
+    once = sum(fs.patches[i].pixels.nbytes for i in first.values())
+    assert fs.memory_bytes() == fs.base.nbytes + once
+    assert once < sum(p.pixels.nbytes for p in fs.patches)

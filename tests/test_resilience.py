@@ -308,8 +308,8 @@ def traced(app: Appliance) -> int:
 def run_past(app: Appliance, frames: int) -> dict[str, Any]:
     """Wait until the (still running) appliance has traced ``frames`` frames; its next status.
 
-    (The status file's own ``frames`` key is overwritten by the frame-set folder, see
-    runner.py's ``extra``, so the trace is what counts here.)
+    The status's own ``frames`` (camera frames processed) then counts at least those; the
+    frame set's folder is ``frames_dir``.
     """
     app.wait_for(f"{frames} frames", lambda: traced(app) >= frames)
     # The status is taken on the loop and written on a worker thread, a moment later: wait for
@@ -322,6 +322,8 @@ def run_past(app: Appliance, frames: int) -> dict[str, Any]:
         return s if s is not None and s.get("uptime_s", 0.0) >= uptime_then else None
 
     status: dict[str, Any] = app.wait_for("a status written after those frames", fresh)
+    assert status["frames"] >= frames, (status["frames"], frames)
+    assert Path(status["frames_dir"]).is_dir()
     return status
 
 

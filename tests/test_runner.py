@@ -133,6 +133,9 @@ def test_replay_run_follows_the_visitor(clip, tmp_path):
     assert diff.mean() < 1.0, f"screenshot differs from frame {last}"
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["frame_count"] == grid.gazes
+    # The folder and the count of camera frames processed, each under its own key:
+    assert status["frames_dir"] == str(default_frames_dir())
+    assert 0 <= status["frames"] <= len(rows)
 
 
 def test_a_band_worked_out_from_the_cameras_height_finds_the_visitor(clip, tmp_path):

@@ -47,13 +47,19 @@ def test_the_writer_writes_compact_lines_that_read_back(tmp_path):
     row = json.loads(texts[0])
     assert list(row) == [
         *("t", "seq", "faces", "viewer", "angle_raw", "angle", "index", "frame_count"),
-        *("state", "inferences", "camera", "pitch", "lids", "ms"),
+        *("state", "inferences", "camera", "pitch", "lids"),
+        *("drawn_index", "drawn_pitch", "drawn_lids", "ms"),
     ]
     assert row["t"] == 1.2346 and row["angle_raw"] == 10.123 and row["ms"]["capture"] == 1.235
     assert row["faces"][0]["score"] == 0.9123 and len(row["faces"][0]["eyes"]) == 2
     assert parse_line(row) == line()
     assert json.loads(texts[1])["angle_raw"] is None
     assert (row["pitch"], row["lids"]) == (7.5, 0.6667)
+    # Without a frame drawn in its stead, the one asked for is the one drawn.
+    assert (row["drawn_index"], row["drawn_pitch"], row["drawn_lids"]) == (17, 7.5, 0.6667)
+    other = line(drawn=(16, 0.123456, 0.0)).model_dump()
+    assert (other["index"], other["pitch"], other["lids"]) == (17, 7.5, 0.6667)
+    assert (other["drawn_index"], other["drawn_pitch"], other["drawn_lids"]) == (16, 0.123, 0.0)
 
 
 def test_a_nan_figure_is_refused_when_the_line_is_made():

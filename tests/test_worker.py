@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
-from appliance.worker import Worker
+from appliance.worker import Worker, in_background
 
 
 def test_jobs_run_in_order_and_come_back_as_values_or_errors():
@@ -64,3 +66,34 @@ def test_a_job_blocked_in_a_system_call_never_holds_the_caller(tmp_path: Path):
     fifo.write_text("hello")  # the reader gets it and the thread ends
     assert worker.wait_idle(60)
     assert [(d.key, d.value) for d in worker.done()] == [("read", "hello")]
+
+
+def test_in_background_hands_back_the_result_or_the_error_of_a_blocked_job():
+    read_end, write_end = os.pipe()
+    try:
+        future = in_background("test-background", lambda: os.read(read_end, 16))
+        thread = next(t for t in threading.enumerate() if t.name == "test-background")
+        assert thread.daemon
+        assert not future.done()  # read(2) blocks until the write below
+        os.write(write_end, b"hi")
+        assert future.result(timeout=60) == b"hi"
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    failed = in_background("test-background", lambda: 1 / 0)
+    assert isinstance(failed.exception(timeout=60), ZeroDivisionError)
+
+
+def test_in_background_never_keeps_the_process_from_exiting(tmp_path: Path):
+    fifo = tmp_path / "nobody-writes"
+    os.mkfifo(fifo)
+    code = (
+        "import sys; from pathlib import Path; from appliance.worker import in_background\n"
+        "f = in_background('blocked', lambda: Path(sys.argv[1]).read_text())\n"
+        "print('started', f.done(), flush=True)\n"
+    )
+    # open(2) of the FIFO blocks for good (nobody writes); the interpreter exits all the same.
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(fifo)], capture_output=True, text=True, timeout=120
+    )
+    assert (done.returncode, done.stdout) == (0, "started False\n")

@@ -16,13 +16,14 @@ load.
 Patches are rendered from the head region (:func:`render_patches`), pixel for pixel what
 scaling each whole frame would give; the display does that in a worker thread once the rest
 frame is on screen, each patch decoded from its file there (opening the set decodes the rest
-frame's patch only: start-up does not grow with the number of frames). A large painting's
-set also holds ``preview.png`` (the base at most 1920 px long): on a cache miss the display
-first shows the rest frame scaled from it, sends READY, and
-decodes the full base in the worker (the eyes follow once it is up: for 100 Mpx on a Pi 4 about
-a minute, estimated); only a set without a preview has the base decoded before the first frame.
-The cache folder is ``$CACHE_DIRECTORY`` under systemd
-(``CacheDirectory=monalisa`` in the unit: ``/var/cache/monalisa``); without one nothing is
+frame's patch only: start-up does not grow with the number of frames); a file several frames
+name (a shut blink at every gaze) is decoded and rendered once, its pieces shared. A large
+painting's set also holds ``preview.png`` (the base at most 1920 px long): on a cache miss the
+display first shows the rest frame scaled from it, sends READY, and decodes the full base in
+the worker (the eyes follow once it is up: for 100 Mpx on a Pi 4 about a minute, estimated);
+only a set without a preview has the base decoded before the first frame. The cache folder is
+``$CACHE_DIRECTORY`` under systemd (``CacheDirectory=monalisa`` in the unit:
+``/var/cache/monalisa``); without one nothing is
 cached. A cache file that cannot be read is ignored (and replaced): it can only cost time.
 """
 
@@ -258,10 +259,14 @@ class Rendered:
             list for a frame equal to the base, or one not rendered).
         ready: Per frame, True when it was rendered (a frame equal to the base included);
             False for a frame not asked for or whose patch file could not be decoded.
+        files: Per frame, the patch file its pieces come from, or None (no file, or not
+            rendered). Frames naming the same file (same pixels, same box) share one list of
+            pieces, the same arrays: whoever keeps them keeps them once.
     """
 
     patches: list[list[Piece]]
     ready: list[bool]
+    files: list[str | None]
 
 
 def _runs(changed: np.ndarray) -> list[tuple[int, int]]:
@@ -316,31 +321,55 @@ def render_stages(grid: Manifest) -> list[list[int]]:
     return [stage for stage in (level, others, blinks) if stage]
 
 
+def patch_file(portrait: Portrait, i: int) -> str | None:
+    """The patch file frame ``i`` names (version 2), or None; frames naming one share it."""
+    if portrait.manifest.version != 2:
+        return None
+    return portrait.manifest.frames[i].patch
+
+
 def render_patches(
-    portrait: Portrait, prepared: Prepared, frames: Collection[int] | None = None
+    portrait: Portrait,
+    prepared: Prepared,
+    frames: Collection[int] | None = None,
+    shared: dict[str, list[Piece]] | None = None,
 ) -> Rendered:
-    """Every frame's patch in screen pixels, each decoded from its file here (once).
+    """Every frame's patch in screen pixels, each patch file decoded and rendered here once.
 
     Each is pixel for pixel the same region of the whole frame scaled to the screen, kept as
-    the :func:`pieces` that differ from the scaled base. A patch that cannot be decoded
-    (damaged after the set was opened) is logged in one line naming its file and left out
-    (``ready`` False): the display shows the nearest good frame for it.
+    the :func:`pieces` that differ from the scaled base. Frames naming the same patch file
+    (a shut blink at every gaze) get the same pieces: it is decoded and rendered for the first
+    of them only. A patch that cannot be decoded (damaged after the set was opened) is logged
+    in one line naming its file and left out (``ready`` False): the display shows the nearest
+    good frame for it.
 
     Args:
         portrait: The opened set.
         prepared: Its base for the layout (:func:`prepare_base`), not a preview.
         frames: Render only these frames (the others are not ready); None: all.
+        shared: Pieces rendered by earlier calls for the same ``prepared``, by patch file
+            name: taken as they are, and what this call renders is added (the display's worker
+            passes one across its stages); None: within this call only.
     """
     lay = prepared.layout
     renderer = Renderer(lay, portrait.size, portrait.patches, prepared.held, prepared.head)
     vx0, vy0 = lay.visible[0], lay.visible[1]
     out: list[list[Piece]] = []
     ready: list[bool] = []
+    files: list[str | None] = []
+    done: dict[str, list[Piece]] = {} if shared is None else shared
     asked = None if frames is None else set(frames)
     for i in range(portrait.count):
+        name = patch_file(portrait, i)
         if asked is not None and i not in asked:
             out.append([])
             ready.append(False)
+            files.append(None)
+            continue
+        if name is not None and name in done:
+            out.append(done[name])
+            ready.append(True)
+            files.append(name)
             continue
         try:
             patch = portrait.patches[i]
@@ -348,13 +377,17 @@ def render_patches(
             log.error("%s; frame %d shows the nearest good frame instead", err, i)
             out.append([])
             ready.append(False)
+            files.append(None)
             continue
         region = renderer.region_of(patch)
-        if region is None:
-            out.append([])
-        else:
+        drawn: list[Piece] = []
+        if region is not None:
             rx0, ry0, rx1, ry1 = region
             under = prepared.base[ry0 - vy0 : ry1 - vy0, rx0 - vx0 : rx1 - vx0]
-            out.append(pieces(lay.to_screen(region), renderer.render_patch(region, patch), under))
+            drawn = pieces(lay.to_screen(region), renderer.render_patch(region, patch), under)
+        if name is not None:
+            done[name] = drawn
+        out.append(drawn)
         ready.append(True)
-    return Rendered(out, ready)
+        files.append(name)
+    return Rendered(out, ready, files)

@@ -40,14 +40,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
 import numpy as np
 from PIL import Image
@@ -63,6 +62,7 @@ from appliance.display.layout import (
 )
 from appliance.display.overlay import Overlay
 from appliance.display.prepare import (
+    Piece,
     Prepared,
     Rendered,
     SlowStep,
@@ -72,14 +72,12 @@ from appliance.display.prepare import (
     save_cache,
 )
 from appliance.frames import FrameSet, Manifest, Portrait
+from appliance.worker import in_background
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # (imported after the prompt switch above)
 
 log = logging.getLogger(__name__)
-
-_A = TypeVar("_A")
-_R = TypeVar("_R")
 
 
 @dataclass
@@ -123,22 +121,6 @@ def nearest_ready(grid: Manifest, ready: Sequence[bool]) -> list[int]:
         cost = (((steps + drow) * n + lid[None, good]) * n + drow) * n + good[None, :]
         shown[bad] = good[np.argmin(cost, axis=1)]
     return [int(i) for i in shown]
-
-
-def _in_background(fn: Callable[[_A], _R], arg: _A) -> Future[_R]:
-    """Run ``fn(arg)`` in a daemon thread (a stop never waits for it); its result as a Future."""
-    future: Future[_R] = Future()
-
-    def work() -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        try:
-            future.set_result(fn(arg))
-        except BaseException as err:
-            future.set_exception(err)
-
-    threading.Thread(target=work, name="monalisa-patches", daemon=True).start()
-    return future
 
 
 @contextmanager
@@ -298,12 +280,16 @@ class Display:
             self._adopt(render_patches(self.frames, prepared))
         elif prepared.preview:  # the eyes stay at rest until the full base is decoded
             rest, count = self.frames.rest_index, self.frames.count
-            self._adopt(Rendered([[] for _ in range(count)], [i == rest for i in range(count)]))
-            self._pending = _in_background(self._render_full, lay)
+            none: list[list[Piece]] = [[] for _ in range(count)]
+            self._adopt(Rendered(none, [i == rest for i in range(count)], [None] * count))
+            self._pending = in_background("monalisa-patches", lambda: self._render_full(lay))
         else:
             rest = self.frames.rest_index
-            self._adopt(render_patches(self.frames, prepared, frames=[rest]))
-            self._pending = _in_background(self._render, prepared)
+            shared: dict[str, list[Piece]] = {}
+            self._adopt(render_patches(self.frames, prepared, frames=[rest], shared=shared))
+            self._pending = in_background(
+                "monalisa-patches", lambda: self._render(prepared, shared)
+            )
         self._canvas = pygame.Surface(screen.get_size()).convert()
         self._canvas.fill(self._background)
         self._canvas.blit(self._base_surface, self._base_pos)
@@ -328,16 +314,19 @@ class Display:
             if path is not None:
                 log.info("portrait scaled to the screen cached in %s", path)
 
-    def _render(self, prepared: Prepared) -> Prepared:
+    def _render(self, prepared: Prepared, shared: dict[str, list[Piece]] | None = None) -> Prepared:
         """Write the cache after a miss, then render the patches stage by stage; in the worker.
 
         The cache first: it holds the base and the head region only, so a restart soon after a
         first start finds it even when the many patches of a grid take a while. Each stage of
-        :func:`render_stages` is handed to the render loop as soon as it is rendered.
+        :func:`render_stages` is handed to the render loop as soon as it is rendered; a patch
+        file several frames name is rendered once across the stages (``shared``, by name).
         """
         self._save_cache(prepared)
+        shared = {} if shared is None else shared
         for stage in render_stages(self.frames.grid):
-            self._stages.put((prepared, render_patches(self.frames, prepared, frames=stage)))
+            rendered = render_patches(self.frames, prepared, frames=stage, shared=shared)
+            self._stages.put((prepared, rendered))
         return prepared
 
     def _render_full(self, layout: Layout) -> Prepared:
@@ -354,17 +343,26 @@ class Display:
         self._patch_rects: list[pygame.Rect | None] = [None] * count
         self._patch_pieces: list[list[tuple[pygame.Rect, pygame.Surface]]] = [[]] * count
         self._ready = [False] * count
+        self._by_file: dict[str, list[tuple[pygame.Rect, pygame.Surface]]] = {}
         self._merge(rendered)
 
     def _merge(self, rendered: Rendered) -> None:
-        """Take up the frames ``rendered`` holds (ready ones), keeping the others as they are."""
+        """Take up the frames ``rendered`` holds (ready ones), keeping the others as they are.
+
+        Frames from one patch file share its surfaces (made for the first of them).
+        """
         for i, ok in enumerate(rendered.ready):
             if not ok:
                 continue
-            drawn = [
-                (pygame.Rect(x0, y0, x1 - x0, y1 - y0), self._surface(rgb))
-                for (x0, y0, x1, y1), rgb in rendered.patches[i]
-            ]
+            name = rendered.files[i]
+            drawn = self._by_file.get(name) if name is not None else None
+            if drawn is None:
+                drawn = [
+                    (pygame.Rect(x0, y0, x1 - x0, y1 - y0), self._surface(rgb))
+                    for (x0, y0, x1, y1), rgb in rendered.patches[i]
+                ]
+                if name is not None:
+                    self._by_file[name] = drawn
             self._patch_rects[i] = (
                 drawn[0][0].unionall([r for r, _ in drawn[1:]]) if drawn else None
             )
@@ -428,6 +426,17 @@ class Display:
         shown from its preview, only the rest frame counts (it shows the preview).
         """
         return sum(self._ready)
+
+    def drawn_for(self, index: int) -> int:
+        """The frame drawn when frame ``index`` is asked for, as of the last :meth:`show`.
+
+        ``index`` itself once its patch is rendered and taken up; until then the nearest frame
+        that is (:func:`nearest_ready`).
+
+        Raises:
+            IndexError: ``index`` is out of range.
+        """
+        return self._shown_for[index]
 
     @property
     def shown_index(self) -> int | None:
@@ -580,9 +589,12 @@ class Display:
         return self.patch_bytes() + sum(s.get_height() * s.get_pitch() for s in surfaces)
 
     def patch_bytes(self) -> int:
-        """Bytes of pixel memory held in the pre-rendered patches (their pieces) alone."""
-        held = [surface for drawn in self._patch_pieces for _, surface in drawn]
-        return sum(s.get_height() * s.get_pitch() for s in held)
+        """Bytes of pixel memory held in the pre-rendered patches (their pieces) alone.
+
+        A surface frames share (one patch file) is counted once.
+        """
+        held = {id(surface): surface for drawn in self._patch_pieces for _, surface in drawn}
+        return sum(s.get_height() * s.get_pitch() for s in held.values())
 
     def close(self) -> None:
         """Release the screen (idempotent)."""
