@@ -1013,7 +1013,8 @@ def _copies_of(deployed: Deployment, name: str) -> list[str]:
 
 
 def test_a_set_pushed_again_under_the_live_name(deployed: Deployment, tmp_path: Path) -> None:
-    """Same name, other content: a broken set changes nothing, a good one goes live + restart."""
+    """Same name, other content: a broken set changes nothing, a good one goes live + restart;
+    a file lost from the live store is put back."""
     live = os.readlink(deployed.root / "opt/monalisa/frames")
     name = Path(live).name
     before = _live_frames(deployed)
@@ -1047,10 +1048,9 @@ def test_a_set_pushed_again_under_the_live_name(deployed: Deployment, tmp_path: 
     manifest = modified / "frames.toml"
     text = manifest.read_text(encoding="utf-8")
     rest = re.search(r"^rest_index = (\d+)$", text, re.MULTILINE)
-    assert rest is not None, text[:400]
-    # One gaze to the left in the same row, eyes open: still a valid rest frame.
-    moved = f"rest_index = {int(rest[1]) - 1}"
-    manifest.write_text(text.replace(rest[0], moved), encoding="utf-8")
+    assert rest, text
+    other = f"rest_index = {int(rest[1]) - 1}"  # another frame of the set
+    manifest.write_text(text.replace(rest[0], other), encoding="utf-8")
     r = push(modified)
     assert r.returncode == 0, r.stdout[-4000:]
     assert RESTART_HANDLER in r.stdout, r.stdout[-4000:]
@@ -1060,7 +1060,7 @@ def test_a_set_pushed_again_under_the_live_name(deployed: Deployment, tmp_path: 
         k: v for k, v in before.items() if k != "./frames.toml"
     }
     shown = deployed.chroot("cat", "/opt/monalisa/frames/frames.toml")  # absolute links
-    assert moved in shown.stdout, shown.stdout + shown.stderr
+    assert other in shown.stdout, shown.stdout + shown.stderr
     assert os.readlink(deployed.root / "opt/monalisa/frames") == live
     assert frames_check().returncode == 0
     assert len(_copies_of(deployed, name)) == 1, "the old copy was not removed"
@@ -1078,6 +1078,22 @@ def test_a_set_pushed_again_under_the_live_name(deployed: Deployment, tmp_path: 
     assert r.returncode == 0, r.stdout[-4000:]
     assert RESTART_HANDLER in r.stdout
     assert _live_frames(deployed) == before
+
+    # A patch lost on the Pi from the live store is put back (and the service restarted),
+    # with its mode and owner; the push after that copies nothing and restarts nothing.
+    store = deployed.root / os.readlink(deployed.root / live.lstrip("/")).lstrip("/")
+    lost = store / "patches/frame_005.png"
+    lost.unlink()
+    r = push(original)
+    assert r.returncode == 0, r.stdout[-4000:]
+    assert RESTART_HANDLER in r.stdout, r.stdout[-4000:]
+    assert _live_frames(deployed) == before
+    assert (lost.stat().st_mode & 0o7777, lost.stat().st_uid) == (0o644, 0)
+    assert (lost.parent.stat().st_mode & 0o7777, lost.parent.stat().st_uid) == (0o755, 0)
+    r = push(original)
+    assert r.returncode == 0, r.stdout[-4000:]
+    assert _recap(r.stdout)["changed"] == 0, _recap_line(r.stdout)
+    assert RESTART_HANDLER not in r.stdout
 
 
 def test_update_frames_switches_only_to_a_valid_set(deployed: Deployment, tmp_path: Path) -> None:
