@@ -68,7 +68,7 @@ def check_health_while_tracking(
     Args:
         proc: The appliance, its output piped (shown if it ended early).
         status_path: Its status file, as seen from here.
-        frames_dir: The frame set (33 frames) the status must name, as the appliance sees it.
+        frames_dir: The frame set (33 gazes) the status must name, as the appliance sees it.
         wait_s: How long to wait for tracking at most, seconds.
         health: Runs ``monalisa health`` where the appliance runs.
         until: One more condition to wait for before stopping it (e.g. a file it writes).
