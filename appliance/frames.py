@@ -6,14 +6,16 @@ differs from it. Format version 2, written by :func:`write_set`::
 
     base.png                         # the painting, full size (every frame shares it)
     patches/frame_000.png            # per frame that differs from the base: its region
-    preview.png                      # the base scaled to at most 1920 px (large paintings only)
+    patches/frame_000.webp           # (a large painting's: lossy, its alpha the changed pixels)
+    preview.webp                     # the base scaled to at most 1920 px (large paintings only)
     frames.toml:
         version = 2
         count = 660                  # frames (>= 2): gazes x rows x lid phases
         size = [3072, 4578]          # width, height of base.png and of every frame, pixels
         rest_index = 280             # the frame shown when nobody is there (default count // 2)
         head_box = [x0, y0, x1, y1]  # region of the painting that changes between frames, pixels
-        preview = [1289, 1920]       # width, height of preview.png (absent: no preview)
+        preview = [1289, 1920]       # width, height of the preview (absent: no preview)
+        preview_file = "preview.webp"  # its file (absent: preview.png, as sets before 2026-12)
         [[frames]]                   # one table per frame, in index order
         angle = -30.0                # gaze angle, degrees; negative = toward the visitor's left
         patch = "patches/frame_000.png"  # frames with equal pixels may share one (and its box)
@@ -29,7 +31,11 @@ the gazes fastest (angles increasing), then the lid phases (``lids`` increasing)
 every row has the same lid phases. A set with neither key is one row of open eyes (``gazes``
 = ``count``), the layout before vertical gaze and blinks.
 
-A frame without ``patch``/``box`` equals the base. Version 1 (no ``version`` key) is the older
+A frame without ``patch``/``box`` equals the base. A patch image with an alpha channel covers
+only its opaque pixels (alpha >= 128); elsewhere in its box the frame is the base. The builder
+writes a large painting's patches so (:data:`PATCH_QUALITY`): a lossy WebP image of the pixels
+that change, its alpha (kept exactly) marking them, so every pixel a frame does not change is
+the base's, exactly. Version 1 (no ``version`` key) is the older
 layout: one full image per frame (``file = "frame_00.png"`` instead of ``patch``/``box``); the
 rest frame is the base and the patches are found by comparing each frame with it, which decodes
 every full image (slow for a large painting: ``monalisa frames convert OLD NEW`` writes v2).
@@ -73,8 +79,27 @@ MANIFEST_NAME = "frames.toml"
 BASE_NAME = "base.png"
 """The base image's file name inside a version 2 frame set folder."""
 
-PREVIEW_NAME = "preview.png"
-"""The base scaled down, for a fast first start (a version 2 set of a large painting)."""
+PREVIEW_NAME = "preview.webp"
+"""The base scaled down, for a fast first start (a version 2 set of a large painting): the file
+:func:`write_set` writes, named by the manifest's ``preview_file``."""
+
+OLD_PREVIEW_NAME = "preview.png"
+"""The preview's file in a set whose manifest has no ``preview_file`` (written before 2026-12)."""
+
+PATCH_QUALITY = 90
+"""WebP quality (0..100) of a large painting's patches and of its preview.
+
+A set whose painting is larger than :data:`PREVIEW_MAX` (one that has a preview, and is shown
+scaled down on any screen up to 4K) keeps each patch as a lossy WebP image of the pixels that
+change, its alpha channel (lossless) marking them; every other pixel stays the base's exactly.
+A 14 Mpx painting-like scan's 495 patch files then take 3 MB instead of 67 MB as PNG; the
+changed pixels keep 42 dB PSNR at full size, and scaled to a full-HD screen they are off by at
+most 4 grey levels in 999 of 1000 (``benchmarks/framebuild.py``). Smaller paintings, shown at
+or above their own size, keep lossless PNG patches."""
+
+WEBP_METHOD = 2
+"""libwebp's effort (0 fast .. 6 slow) for what is written lossy: 7 ms a 14 Mpx painting's patch,
+as fast as its PNG, for 5 % more bytes than the default effort 4 (6: 40x the time, 10 % less)."""
 
 PREVIEW_MAX = 1920
 """Longest side of ``preview.png``, pixels: a full-HD screen, also turned on its side, shows
@@ -118,11 +143,14 @@ class Patch:
         y0: Top edge of the region in frame pixels.
         pixels: ``h×w×3`` uint8 RGB pixels of the frame in that region (``0×0×3`` when the
             frame equals the base).
+        mask: ``h×w`` bool, True where ``pixels`` are the frame's; elsewhere the frame is the
+            base (and ``pixels`` hold whatever the patch file had there). None: every pixel.
     """
 
     x0: int
     y0: int
     pixels: np.ndarray
+    mask: np.ndarray | None = None
 
     @property
     def width(self) -> int:
@@ -143,6 +171,24 @@ class Patch:
     def empty(self) -> bool:
         """True when the frame is identical to the base."""
         return self.pixels.size == 0
+
+    def paste(self, region: np.ndarray) -> None:
+        """Lay the patch on ``region``, the base's pixels under its box (``h×w×3``, changed).
+
+        Where :attr:`mask` is False the region is left as it is.
+        """
+        if self.mask is None:
+            region[...] = self.pixels
+        else:
+            np.copyto(region, self.pixels, where=self.mask[..., None])
+
+    def solid(self, under: np.ndarray) -> Patch:
+        """This patch without a mask: the base's pixels ``under`` its box where it has none."""
+        if self.mask is None:
+            return self
+        pixels = np.array(under, dtype=np.uint8, copy=True)
+        self.paste(pixels)
+        return Patch(self.x0, self.y0, pixels)
 
 
 EMPTY_PATCH = Patch(0, 0, np.zeros((0, 0, 3), np.uint8))
@@ -215,8 +261,11 @@ def open_image(path: Path) -> Iterator[Image.Image]:
         yield img
 
 
-def decode_rgb(path: Path) -> Image.Image:
+def decode_rgb(path: Path, alpha: bool = False) -> Image.Image:
     """Decode an image file as an RGB PIL image (the decoder's one copy, 4 bytes a pixel).
+
+    With ``alpha``, an image that has an alpha channel (or a transparent colour) is decoded
+    as RGBA instead.
 
     Raises:
         FrameSetError: The file is missing, cannot be decoded, or is larger than
@@ -227,6 +276,8 @@ def decode_rgb(path: Path) -> Image.Image:
     try:
         with open_image(path) as img:
             img.load()  # leaving the block closes the file, not the decoded image
+            if alpha and (img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info):
+                return img if img.mode == "RGBA" else img.convert("RGBA")
             return img if img.mode == "RGB" else img.convert("RGB")
     except ImageTooLargeError:
         raise
@@ -323,11 +374,19 @@ class Manifest(BaseModel):
     )
     preview: (
         Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)] | None
-    ) = Field(None, description="v2: [width, height] of preview.png, the base scaled down.")
+    ) = Field(None, description="v2: [width, height] of the preview, the base scaled down.")
+    preview_file: str = Field(
+        OLD_PREVIEW_NAME, description="v2: the preview's file, relative name (with preview)."
+    )
     frames: list[FrameEntry] = Field(description="One table per frame, in index order.")
     build: dict[str, Any] = Field(
         default_factory=dict, description="How the set was made (information only)."
     )
+
+    @field_validator("preview_file")
+    @classmethod
+    def _preview_name(cls, value: str) -> str:
+        return _relative_name(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
@@ -373,6 +432,8 @@ class Manifest(BaseModel):
                 raise _error("preview is a version 2 key; add version = 2")
             if self.preview[0] > w or self.preview[1] > h:
                 raise _error(f"preview = {self.preview} must not be larger than size = {self.size}")
+        elif "preview_file" in self.model_fields_set:
+            raise _error("preview_file names the preview; give its size as preview = [w, h]")
         for i, f in enumerate(frames):
             self._check_entry(i, f)
         if self.version == 1:
@@ -616,39 +677,32 @@ _Entry = tuple[str, Box] | None
 """A frame's patch file and box in a set being written; None for a frame equal to the base."""
 
 
-def _patch_entry(
-    names: dict[tuple[Any, ...], str], i: int, count: int, p: Patch
-) -> tuple[_Entry, bool]:
-    """Frame ``i``'s entry, and whether its file is new.
+def preview_size(size: tuple[int, int], preview_max: int = PREVIEW_MAX) -> tuple[int, int] | None:
+    """``(width, height)`` of the preview of a base of ``size``; None when it needs none.
 
-    Frames with the same pixels in the same box (e.g. a shut blink at every gaze) share the
-    first one's file; ``names`` holds the files so far.
+    A base larger than ``preview_max`` on its longest side has one, scaled to that side; its
+    set's patches are then lossy (:data:`PATCH_QUALITY`).
     """
-    if p.empty:
-        return None, False
-    key = (p.x0, p.y0, p.width, p.height, hashlib.sha256(p.pixels.tobytes()).digest())
-    name = f"{PATCH_DIR}/{frame_name(i, count)}"
-    first = names.setdefault(key, name)
-    return (first, p.box), first == name
+    w, h = size
+    scale = min(1.0, preview_max / max(w, h))
+    return (max(1, round(w * scale)), max(1, round(h * scale))) if scale < 1.0 else None
 
 
 def _set_manifest(
     directory: Path,
-    base: np.ndarray,
+    size: tuple[int, int],
     entries: Sequence[_Entry],
     *,
     angles: Sequence[float] | None,
     rest_index: int,
     head_box: Box | None,
     build: Mapping[str, Any] | None,
-    preview_max: int,
+    preview: tuple[int, int] | None,
     pitches: Sequence[float] | None,
     lids: Sequence[float] | None,
-) -> tuple[Manifest, tuple[int, int] | None]:
-    """The validated manifest of a set (see :func:`write_set`) and its preview's size."""
-    if base.ndim != 3 or base.shape[2] != 3 or base.dtype != np.uint8:
-        raise FrameSetError(f"{directory}: base must be H×W×3 uint8, not {base.shape} {base.dtype}")
-    h, w = base.shape[:2]
+) -> Manifest:
+    """The validated manifest of a set (see :func:`write_set`)."""
+    w, h = size
     count = len(entries)
     for name, values in (("angles", angles), ("pitches", pitches), ("lids", lids)):
         if values is not None and len(values) != count:
@@ -668,42 +722,142 @@ def _set_manifest(
             entry["patch"] = e[0]
             entry["box"] = [int(v) for v in (e[1].x0, e[1].y0, e[1].x1, e[1].y1)]
         frames.append(entry)
-    scale = min(1.0, preview_max / max(w, h))
-    preview = (max(1, round(w * scale)), max(1, round(h * scale))) if scale < 1.0 else None
+    shown = {"preview": list(preview), "preview_file": PREVIEW_NAME} if preview else {}
     doc: dict[str, Any] = {
         "version": FORMAT_VERSION,
         "count": count,
         "size": [w, h],
         "rest_index": rest_index,
         "head_box": [float(v) for v in hb.as_list(6)],
-        **({"preview": list(preview)} if preview is not None else {}),
+        **shown,
         "frames": frames,
         "build": _plain(dict(build or {})),
     }
-    return validate_manifest(doc, str(directory / MANIFEST_NAME)), preview
+    return validate_manifest(doc, str(directory / MANIFEST_NAME))
 
 
-def _finish_set(
-    directory: Path, base: np.ndarray, manifest: Manifest, preview: tuple[int, int] | None
-) -> None:
-    """Write ``base.png``, ``preview.png`` (when ``preview``) and, last, ``frames.toml``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    write_png(directory / BASE_NAME, base, fast=True)
-    if preview is not None:
-        # Halved by box averaging first while still over twice the size (Pillow's reducing_gap):
-        # about a third less CPU than Lanczos on the full base, no visible difference.
-        small = Image.fromarray(np.ascontiguousarray(base), "RGB").resize(
-            preview, Image.Resampling.LANCZOS, reducing_gap=2.0
-        )
-        write_png(directory / PREVIEW_NAME, np.asarray(small), fast=True)
-    text = tomli_w.dumps(manifest.model_dump(mode="json", exclude_unset=True))
-    header = "# Frame set for the monalisa appliance (format: appliance/frames.py).\n"
-    (directory / MANIFEST_NAME).write_bytes((header + text).encode("utf-8"))
+def write_webp(path: Path, image: np.ndarray, mask: np.ndarray | None = None) -> None:
+    """Write an ``H×W×3`` uint8 RGB array as a lossy WebP (:data:`PATCH_QUALITY`), metadata-free.
+
+    Args:
+        path: The file to write.
+        image: The pixels.
+        mask: ``H×W`` bool: kept exactly as the alpha channel (255 True, 0 False), the
+            pixels where it is False left to the encoder. None: no alpha channel.
+    """
+    rgb = np.ascontiguousarray(image)
+    img = Image.fromarray(rgb, "RGB")
+    if mask is not None:
+        img.putalpha(Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), "L"))
+    img.save(path, format="WEBP", quality=PATCH_QUALITY, method=WEBP_METHOD, alpha_quality=100)
 
 
-def _write_patch(directory: Path, name: str, p: Patch) -> None:
-    (directory / PATCH_DIR).mkdir(parents=True, exist_ok=True)
-    write_png(directory / name, p.pixels, fast=True)
+class PatchWriter:
+    """Writes a version 2 set as its frames are made: each patch at once, the rest at the end.
+
+    A builder making hundreds of large frames thus never holds their patches: each is
+    written when added, once for frames with the same pixels in the same box (e.g. a shut
+    blink at every gaze: they name the first one's file). A base larger than ``preview_max``
+    gets lossy WebP patches (:data:`PATCH_QUALITY`) and a preview; a smaller one lossless PNG
+    patches and none. :meth:`finish` validates the manifest and writes the base, the preview
+    and, last, the manifest: a set cut short has no manifest and never loads. Same frames
+    added in the same order, same bytes (PNGs carry no metadata; the manifest's keys are in a
+    fixed order). :func:`write_set` writes a set whose patches are all at hand.
+
+    Args:
+        directory: The set's folder (created if missing; write into an empty one: files of an
+            older set are not removed).
+        count: Number of frames.
+        base: ``H×W×3`` uint8 RGB, the painting every frame shares (not copied: leave it be
+            until :meth:`finish`).
+        preview_max: Longest side of the preview, pixels (>= 1).
+
+    Raises:
+        FrameSetError: ``base`` is not ``H×W×3`` uint8.
+    """
+
+    def __init__(
+        self, directory: Path, count: int, base: np.ndarray, preview_max: int = PREVIEW_MAX
+    ) -> None:
+        if base.ndim != 3 or base.shape[2] != 3 or base.dtype != np.uint8:
+            raise FrameSetError(
+                f"{directory}: base must be H×W×3 uint8, not {base.shape} {base.dtype}"
+            )
+        self.directory = directory
+        self.base = base
+        self.preview = preview_size((base.shape[1], base.shape[0]), preview_max)
+        self._entries: list[_Entry] = [None] * count
+        self._names: dict[tuple[Any, ...], str] = {}
+
+    @property
+    def lossy(self) -> bool:
+        """True when the patches are written as lossy WebP (a base with a preview)."""
+        return self.preview is not None
+
+    def add(self, i: int, patch: Patch) -> None:
+        """Frame ``i``'s patch (:data:`EMPTY_PATCH` for a frame equal to the base), written now.
+
+        Raises:
+            OSError: The file cannot be written.
+        """
+        if patch.empty:
+            self._entries[i] = None
+            return
+        b = patch.box
+        under = self.base[b.y0 : b.y1, b.x0 : b.x1]
+        p = patch.solid(under)
+        key = (p.x0, p.y0, p.width, p.height, hashlib.sha256(p.pixels.tobytes()).digest())
+        name = f"{PATCH_DIR}/{Path(frame_name(i, len(self._entries))).stem}"
+        name += ".webp" if self.lossy else ".png"
+        first = self._names.setdefault(key, name)
+        if first == name:
+            (self.directory / PATCH_DIR).mkdir(parents=True, exist_ok=True)
+            if self.lossy:
+                write_webp(self.directory / name, p.pixels, (p.pixels != under).any(axis=2))
+            else:
+                write_png(self.directory / name, p.pixels, fast=True)
+        self._entries[i] = (first, p.box)
+
+    @property
+    def box(self) -> Box | None:
+        """The smallest box holding every patch added so far, or None for none."""
+        boxes = [e[1] for e in self._entries if e is not None]
+        return _boxes_union(boxes, (1, 1)) if boxes else None
+
+    def finish(
+        self,
+        *,
+        angles: Sequence[float] | None,
+        rest_index: int,
+        head_box: Box | None,
+        build: Mapping[str, Any] | None = None,
+        pitches: Sequence[float] | None = None,
+        lids: Sequence[float] | None = None,
+    ) -> None:
+        """Write the rest of the set; the arguments are :func:`write_set`'s.
+
+        Raises:
+            FrameSetError: The inputs do not make a valid set (the message names the key).
+            OSError: A file cannot be written.
+        """
+        base, folder = self.base, self.directory
+        size = (base.shape[1], base.shape[0])
+        meta: dict[str, Any] = {"angles": angles, "rest_index": rest_index, "head_box": head_box}
+        meta |= {"build": build, "preview": self.preview, "pitches": pitches, "lids": lids}
+        manifest = _set_manifest(folder, size, self._entries, **meta)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_png(folder / BASE_NAME, base, fast=True)
+        if self.preview is not None:
+            # Halved by box averaging first while still over twice the size (Pillow's
+            # reducing_gap): about a third less CPU than Lanczos on the full base, no visible
+            # difference.
+            small = Image.fromarray(np.ascontiguousarray(base), "RGB").resize(
+                self.preview, Image.Resampling.LANCZOS, reducing_gap=2.0
+            )
+            write_webp(folder / PREVIEW_NAME, np.asarray(small))
+        text = tomli_w.dumps(manifest.model_dump(mode="json", exclude_unset=True))
+        header = "# Frame set for the monalisa appliance (format: appliance/frames.py).\n"
+        (folder / MANIFEST_NAME).write_bytes((header + text).encode("utf-8"))
 
 
 def write_set(
@@ -719,22 +873,16 @@ def write_set(
     pitches: Sequence[float] | None = None,
     lids: Sequence[float] | None = None,
 ) -> None:
-    """Write a version 2 frame set into ``directory`` (created if missing).
+    """Write a version 2 frame set into ``directory`` (created if missing), as :class:`PatchWriter`.
 
-    Writes ``base.png`` once, ``patches/frame_NN.png`` for each distinct non-empty patch
-    (frames with the same pixels in the same box name the first one's file), for a base
-    larger than ``preview_max`` also ``preview.png`` (Lanczos, longest side ``preview_max``),
-    and ``frames.toml`` last (validated by :class:`Manifest` before anything is written, so a
-    set this writes always loads). Same inputs, same bytes: PNGs carry no metadata, the
-    manifest's keys are in a fixed order. Files of an older set already in ``directory`` are
-    not removed: write into an empty folder (the builder writes into a staging folder).
-    :class:`PatchWriter` writes the same set with the patches written as they are made.
+    The manifest is validated before any file is written, so a set this writes always loads.
 
     Args:
         directory: The set's folder.
         base: ``H×W×3`` uint8 RGB, the painting every frame shares.
         patches: Per frame, in index order, its region that differs from ``base``
-            (:data:`EMPTY_PATCH` for a frame equal to it); at least two frames.
+            (:data:`EMPTY_PATCH` for a frame equal to it; a masked one is laid on ``base``);
+            at least two frames.
         angles: Per frame, its gaze angle in degrees (strictly increasing within each block
             of gazes), or None to let the appliance spread the gazes evenly.
         rest_index: The frame shown when nobody is there, ``0 <= rest_index < len(patches)``.
@@ -742,7 +890,8 @@ def write_set(
             for the smallest box that holds them (:func:`union_box`).
         build: How the set was made, written as the ``[build]`` table (numpy scalars and
             tuples allowed).
-        preview_max: Longest side of the preview, pixels (>= 1).
+        preview_max: Longest side of the preview, pixels (>= 1); a larger base has one and
+            lossy patches.
         pitches: Per frame, its vertical gaze in degrees (+ = up), or None for one level row.
         lids: Per frame, its lid phase (0 open .. 1 shut), or None for open eyes throughout.
             With ``pitches``, the frames must form the grid the module describes.
@@ -751,81 +900,15 @@ def write_set(
         FrameSetError: The inputs do not make a valid set (the message names the key).
         OSError: A file cannot be written.
     """
-    names: dict[tuple[Any, ...], str] = {}
-    entries: list[_Entry] = []
-    fresh: list[tuple[str, Patch]] = []
-    for i, p in enumerate(patches):
-        entry, new = _patch_entry(names, i, len(patches), p)
-        entries.append(entry)
-        if entry is not None and new:
-            fresh.append((entry[0], p))
+    writer = PatchWriter(directory, len(patches), base, preview_max)
+    entries = [None if p.empty else (f"{PATCH_DIR}/{i}", p.box) for i, p in enumerate(patches)]
     meta: dict[str, Any] = {"angles": angles, "rest_index": rest_index, "head_box": head_box}
-    meta |= {"build": build, "preview_max": preview_max, "pitches": pitches, "lids": lids}
-    manifest, preview = _set_manifest(directory, base, entries, **meta)
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, p in fresh:
-        _write_patch(directory, name, p)
-    _finish_set(directory, base, manifest, preview)
-
-
-class PatchWriter:
-    """Writes a version 2 set as its frames are made: each patch at once, the rest at the end.
-
-    A builder making hundreds of large frames thus never holds their patches: each is
-    written when added (once for frames with the same pixels in the same box, as
-    :func:`write_set` does). :meth:`finish` validates the manifest and writes the base, the
-    preview and, last, the manifest: a set cut short has no manifest and never loads. Same
-    frames added in the same order, same bytes.
-
-    Args:
-        directory: The set's folder (created if missing; write into an empty one).
-        count: Number of frames.
-    """
-
-    def __init__(self, directory: Path, count: int) -> None:
-        self.directory = directory
-        self._entries: list[_Entry] = [None] * count
-        self._names: dict[tuple[Any, ...], str] = {}
-
-    def add(self, i: int, patch: Patch) -> None:
-        """Frame ``i``'s patch (:data:`EMPTY_PATCH` for a frame equal to the base), written now.
-
-        Raises:
-            OSError: The file cannot be written.
-        """
-        entry, new = _patch_entry(self._names, i, len(self._entries), patch)
-        if entry is not None and new:
-            _write_patch(self.directory, entry[0], patch)
-        self._entries[i] = entry
-
-    @property
-    def box(self) -> Box | None:
-        """The smallest box holding every patch added so far, or None for none."""
-        boxes = [e[1] for e in self._entries if e is not None]
-        return _boxes_union(boxes, (1, 1)) if boxes else None
-
-    def finish(
-        self,
-        base: np.ndarray,
-        *,
-        angles: Sequence[float] | None,
-        rest_index: int,
-        head_box: Box | None,
-        build: Mapping[str, Any] | None = None,
-        preview_max: int = PREVIEW_MAX,
-        pitches: Sequence[float] | None = None,
-        lids: Sequence[float] | None = None,
-    ) -> None:
-        """Write the rest of the set; the arguments are :func:`write_set`'s.
-
-        Raises:
-            FrameSetError: The inputs do not make a valid set (the message names the key).
-            OSError: A file cannot be written.
-        """
-        meta: dict[str, Any] = {"angles": angles, "rest_index": rest_index, "head_box": head_box}
-        meta |= {"build": build, "preview_max": preview_max, "pitches": pitches, "lids": lids}
-        manifest, preview = _set_manifest(self.directory, base, self._entries, **meta)
-        _finish_set(self.directory, base, manifest, preview)
+    meta |= {"build": build, "pitches": pitches, "lids": lids}
+    size = (base.shape[1], base.shape[0])
+    _set_manifest(directory, size, entries, preview=writer.preview, **meta)  # checked first
+    for i, p in enumerate(patches):
+        writer.add(i, p)
+    writer.finish(**meta)
 
 
 # -- reading a set --------------------------------------------------------------------------------
@@ -847,9 +930,11 @@ def _read_sized(folder: Path, name: str, size: tuple[int, int], what: str) -> np
     return np.asarray(_decode_sized(folder, name, size, what), dtype=np.uint8)
 
 
-def _decode_sized(folder: Path, name: str, size: tuple[int, int], what: str) -> Image.Image:
+def _decode_sized(
+    folder: Path, name: str, size: tuple[int, int], what: str, alpha: bool = False
+) -> Image.Image:
     path = folder / name
-    img = decode_rgb(path)
+    img = decode_rgb(path, alpha)
     if img.size != size:
         raise FrameSetError(
             f"{path}: image is {img.width}x{img.height} but "
@@ -879,7 +964,7 @@ def decode_base(folder: Path, manifest: Manifest) -> Image.Image:
 
 
 def read_preview(folder: Path, manifest: Manifest) -> np.ndarray | None:
-    """Decode the set's ``preview.png`` (None when the manifest has no ``preview``).
+    """Decode the set's preview (None when the manifest has no ``preview``).
 
     Raises:
         FrameSetError: The image is missing, unreadable or not ``preview`` in size.
@@ -887,26 +972,31 @@ def read_preview(folder: Path, manifest: Manifest) -> np.ndarray | None:
     if manifest.preview is None:
         return None
     size = (manifest.preview[0], manifest.preview[1])
-    return _read_sized(folder, PREVIEW_NAME, size, "preview")
+    return _read_sized(folder, manifest.preview_file, size, "preview")
 
 
 def image_size(path: Path) -> tuple[int, int]:
     """``(width, height)`` of an image file from its header, nothing decoded.
 
-    A PNG's size is read from its first 24 bytes (signature and ``IHDR``); any other file is
-    opened lazily with Pillow (:func:`open_image`).
+    A PNG's size is read from its first 24 bytes (signature and ``IHDR``), an extended WebP's
+    (``VP8X``, as every WebP with alpha) from its first 30; any other file is opened lazily
+    with Pillow (:func:`open_image`).
 
     Raises:
         FrameSetError: The file is missing or not an image.
     """
     try:
         with path.open("rb") as f:
-            head = f.read(24)
+            head = f.read(30)
     except OSError as err:
         raise FrameSetError(f"{path}: missing image ({err.strerror})") from None
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and len(head) >= 24:
         w, h = struct.unpack(">II", head[16:24])
         return int(w), int(h)
+    if head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and len(head) == 30:
+        # The canvas's width and height minus one, 24-bit little-endian (RFC 9649, 2.7).
+        w = int.from_bytes(head[24:27], "little") + 1
+        return w, int.from_bytes(head[27:30], "little") + 1
     try:
         with open_image(path) as img:
             return img.size
@@ -962,8 +1052,14 @@ class PatchFiles(Sequence[Patch]):
         if entry.patch is None or entry.box is None:
             return EMPTY_PATCH
         x0, y0, x1, y1 = entry.box
-        pixels = _read_sized(self.folder, entry.patch, (x1 - x0, y1 - y0), f"frames[{i}].box size")
-        return Patch(x0, y0, pixels)
+        img = _decode_sized(
+            self.folder, entry.patch, (x1 - x0, y1 - y0), f"frames[{i}].box size", alpha=True
+        )
+        if img.mode == "RGB":
+            return Patch(x0, y0, np.asarray(img, dtype=np.uint8))
+        rgba = np.asarray(img, dtype=np.uint8)
+        mask = rgba[..., 3] >= 128
+        return Patch(x0, y0, np.ascontiguousarray(rgba[..., :3]), None if mask.all() else mask)
 
     def __len__(self) -> int:
         return self.manifest.count
@@ -1103,7 +1199,7 @@ class FrameSet:
         out = self.base.copy()
         p = self.patches[i]
         if not p.empty:
-            out[p.y0 : p.y0 + p.height, p.x0 : p.x0 + p.width] = p.pixels
+            p.paste(out[p.y0 : p.y0 + p.height, p.x0 : p.x0 + p.width])
         return out
 
     def gaze_text(self) -> str:
@@ -1344,7 +1440,7 @@ class Portrait:
             return cls(folder, manifest, fs.patches, base=fs.base, key=None)
         names = [MANIFEST_NAME, BASE_NAME, *(f.patch for f in manifest.frames if f.patch)]
         if manifest.preview is not None:
-            names.append(PREVIEW_NAME)
+            names.append(manifest.preview_file)
         digest = hashlib.sha256()
         for name in names:
             try:

@@ -41,7 +41,7 @@ from PIL import Image
 from skimage import data
 
 from appliance.framebuild.output import CONTACT_SHEET
-from appliance.frames import BASE_NAME, MANIFEST_NAME, PATCH_DIR, PREVIEW_NAME
+from appliance.frames import BASE_NAME, MANIFEST_NAME, OLD_PREVIEW_NAME, PATCH_DIR, PREVIEW_NAME
 from tests.data.paintinglike import museum_painting
 from tests.support.run import MONALISA, REPO, app_env, install_debs
 from tests.support.unit_run import (
@@ -145,7 +145,8 @@ def test_the_role_copies_the_files_the_appliance_reads_of_a_v2_set() -> None:
     found = re.search(r"^monalisa_frames_v2_files: '(.*)'$", role_vars, re.M)
     assert found, role_vars
     keep = re.compile(found.group(1))
-    for name in (MANIFEST_NAME, BASE_NAME, PREVIEW_NAME, CONTACT_SHEET, f"{PATCH_DIR}/x_07.png"):
+    names = (MANIFEST_NAME, BASE_NAME, PREVIEW_NAME, OLD_PREVIEW_NAME, CONTACT_SHEET)
+    for name in (*names, f"{PATCH_DIR}/x_07.png", f"{PATCH_DIR}/x_07.webp"):
         assert keep.fullmatch(name), name
     for stray in ("frame_00.png", "export/frame_00.png", "frames.json", f"{PATCH_DIR}/a/b.png"):
         assert not keep.fullmatch(stray), stray

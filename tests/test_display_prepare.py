@@ -191,9 +191,17 @@ def test_a_large_set_starts_from_its_preview_then_shows_the_full_base(
     tmp_path: Path, frames: list[np.ndarray]
 ) -> None:
     """With a preview (here 128 px for the 512 px painting) nothing full-size is decoded before
-    the first frame; the full base and the patches follow from the worker, exact."""
+    the first frame; the full base and the patches follow from the worker, exact. Such a set's
+    patches are lossy and masked (WebP): the frames shown are the set's own (as exported),
+    and a rotated screen lays the masks right."""
     folder = _write(tmp_path / "set", frames, preview_max=128)
-    assert (folder / "preview.png").is_file()
+    assert (folder / "preview.webp").is_file()
+    assert {p.suffix for p in (folder / "patches").iterdir()} == {".webp"}
+    stored = FrameSet.load(folder)
+    held = [stored.frame(i) for i in range(len(frames))]
+    assert any(not np.array_equal(a, b) for a, b in zip(held, frames, strict=True))  # lossy
+    for a, b in zip(held, frames, strict=True):
+        assert np.abs(a.astype(int) - b).max() <= 48  # and close
     cache = tmp_path / "cache"
     screen = (200, 300)
     config = DisplayConfig(window_size=screen, background=MAGENTA)
@@ -208,10 +216,16 @@ def test_a_large_set_starts_from_its_preview_then_shows_the_full_base(
         ref = frame_on_screen(frames[2], screen, 0, "fit", MAGENTA).astype(int)
         # The same picture, softer (128 px shown 300 px high): close, but not the full base's.
         assert 0.5 < np.abs(first - ref).mean() < 12
-        _show_all(d, screen, 0, "fit", frames)  # flush waits for the full base and patches
+        _show_all(d, screen, 0, "fit", held)  # flush waits for the full base and patches
     finally:
         d.close()
     assert len(list(cache.glob("portrait-*.npz"))) == 1
+    turned = DisplayConfig(window_size=(90, 70), background=MAGENTA, rotation=90, fit="fill")
+    d = Display(turned, Portrait.open(folder), "headless", cache_dir=cache, background=True)
+    try:
+        _show_all(d, (90, 70), 90, "fill", held)
+    finally:
+        d.close()
 
 
 def test_opening_decodes_the_rest_patch_only_and_a_broken_patch_costs_its_frame(

@@ -23,8 +23,12 @@ from appliance.frames import (
     FrameSetError,
     PatchWriter,
     Portrait,
+    convert_set,
     default_frames_dir,
     diff_patch,
+    export_set,
+    image_size,
+    parse_manifest,
     write_set,
 )
 from appliance.runner import DEMO_CLIP
@@ -400,7 +404,7 @@ def test_a_patch_writer_writes_the_same_set_as_write_set(tmp_path: Path) -> None
     frames[4] = frames[0].copy()
     folder = _v2(tmp_path / "whole", frames)
     patches = [diff_patch(frames[2], f) for f in frames]
-    writer = PatchWriter(tmp_path / "streamed", len(frames))
+    writer = PatchWriter(tmp_path / "streamed", len(frames), frames[2])
     for i, patch in enumerate(patches):
         writer.add(i, patch)
     assert not (tmp_path / "streamed" / "frames.toml").exists()
@@ -410,7 +414,6 @@ def test_a_patch_writer_writes_the_same_set_as_write_set(tmp_path: Path) -> None
         "frame_03.png",
     ]
     writer.finish(
-        frames[2],
         angles=[float(a) for a in np.linspace(-30, 30, 5)],
         rest_index=2,
         head_box=Box(*HEAD),
@@ -500,11 +503,12 @@ def test_v2_preview_of_a_large_base_is_checked(tmp_path: Path) -> None:
     folder = _v2(tmp_path / "s", preview_max=100)
     manifest = tomllib.loads((folder / "frames.toml").read_text())
     assert manifest["preview"] == [100, 100]
-    assert Image.open(folder / "preview.png").size == (100, 100)
-    assert not (_v2(tmp_path / "small") / "preview.png").exists()  # 512 px: no preview
+    assert manifest["preview_file"] == "preview.webp"
+    assert Image.open(folder / "preview.webp").size == (100, 100)
+    assert not (_v2(tmp_path / "small") / "preview.webp").exists()  # 512 px: no preview
     FrameSet.load(folder)
-    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(folder / "preview.png")
-    _expect(folder, "preview.png", "10x10", "preview = [100, 100]")
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(folder / "preview.webp")
+    _expect(folder, "preview.webp", "10x10", "preview = [100, 100]")
     text = (folder / "frames.toml").read_text()
     _expect(_edit(folder, "version = 2\n", ""), "preview is a version 2 key")
     (folder / "frames.toml").write_text(text.replace("100,\n    100,", "600,\n    100,"))
@@ -637,3 +641,81 @@ def test_loading_decodes_a_patch_file_several_frames_name_once(monkeypatch):
     once = sum(fs.patches[i].pixels.nbytes for i in first.values())
     assert fs.memory_bytes() == fs.base.nbytes + once
     assert once < sum(p.pixels.nbytes for p in fs.patches)
+
+
+def test_a_large_paintings_patches_are_lossy_webp_that_leave_the_base_exact(
+    tmp_path: Path,
+) -> None:
+    """A set with a preview keeps its patches as lossy WebP whose alpha marks the changed
+    pixels: every pixel a frame does not change is the base's exactly, the changed ones stay
+    close (PSNR over them >= 35 dB on the photo), the alpha survives exactly, and export,
+    the set and convert agree pixel for pixel."""
+    frames = _frames(5)
+    for f in frames:  # a band across each changed region left as the base: a mask with holes
+        f[HEAD[1] + 20 : HEAD[1] + 24] = frames[2][HEAD[1] + 20 : HEAD[1] + 24]
+    folder = _v2(tmp_path / "big", frames, preview_max=256)
+    names = sorted(p.name for p in (folder / "patches").iterdir())
+    assert names == ["frame_00.webp", "frame_01.webp", "frame_03.webp", "frame_04.webp"]
+    fs = FrameSet.load(folder)
+    assert np.array_equal(fs.base, frames[2])
+    errors = []
+    for i, want in enumerate(frames):
+        got = fs.frame(i)
+        same = (want == frames[2]).all(axis=2)
+        assert np.array_equal(got[same], want[same]), i  # unchanged pixels: exactly the base
+        p = fs.patches[i]
+        if not p.empty:
+            assert p.mask is not None and np.array_equal(
+                p.mask, ~same[p.y0 : p.y0 + p.height, p.x0 : p.x0 + p.width]
+            )
+        errors.append(((got[~same].astype(float) - want[~same]) ** 2).ravel())
+    mse = float(np.concatenate(errors).mean())
+    assert mse > 0 and 10 * np.log10(255**2 / mse) >= 35
+    for i in range(5):
+        patch = folder / (fs.manifest.frames[i].patch or "")
+        if patch.is_file():
+            assert image_size(patch) == Image.open(patch).size
+    out = tmp_path / "export"
+    out.mkdir()
+    export_set(fs, out)
+    for i in range(5):
+        exported = np.asarray(Image.open(out / f"frame_{i:02d}.png").convert("RGB"))
+        assert np.array_equal(exported, fs.frame(i))
+    convert_set(fs, tmp_path / "again")  # a small base again: lossless, the same frames
+    again = FrameSet.load(tmp_path / "again")
+    assert all(np.array_equal(again.frame(i), fs.frame(i)) for i in range(5))
+    assert all(p.mask is None for p in again.patches)
+
+
+def test_a_hand_made_patch_with_alpha_covers_its_opaque_pixels_only(tmp_path: Path) -> None:
+    """An RGBA PNG patch (not the builder's, but the format allows it): alpha >= 128 is the
+    frame's pixel, below it the base shows."""
+    frames = _frames(5)
+    folder = _v2(tmp_path / "s", frames)
+    entry = parse_manifest(folder / "frames.toml").frames[0]
+    assert entry.patch is not None and entry.box is not None
+    x0, y0, x1, y1 = entry.box
+    rgb = np.asarray(Image.open(folder / entry.patch).convert("RGB"))
+    alpha = np.zeros(rgb.shape[:2], np.uint8)
+    alpha[:, : rgb.shape[1] // 2] = 200  # the left half opaque enough
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(folder / entry.patch)
+    got = FrameSet.load(folder).frame(0)
+    half = x0 + (x1 - x0) // 2
+    assert np.array_equal(got[y0:y1, x0:half], frames[0][y0:y1, x0:half])
+    assert np.array_equal(got[y0:y1, half:x1], frames[2][y0:y1, half:x1])
+
+
+def test_a_preview_named_by_an_older_manifest_still_loads(tmp_path: Path) -> None:
+    """A set written before ``preview_file`` existed has ``preview.png``; a misplaced
+    ``preview_file`` (no ``preview``) is named."""
+    folder = _v2(tmp_path / "s", preview_max=256)
+    Image.open(folder / "preview.webp").save(folder / "preview.png")
+    (folder / "preview.webp").unlink()
+    _edit(folder, 'preview_file = "preview.webp"\n', "")
+    portrait = Portrait.open(folder)
+    small = portrait.read_preview()
+    assert small is not None and small.shape == (256, 256, 3)
+    text = (folder / "frames.toml").read_text()
+    start, end = text.index("preview = ["), text.index("]", text.index("preview = [")) + 1
+    (folder / "frames.toml").write_text(text[:start] + 'preview_file = "p.png"' + text[end:])
+    _expect(folder, "preview_file", "preview = [w, h]")

@@ -326,10 +326,19 @@ class Renderer:
             hit = intersect(rect, src)
             if hit is not None:
                 crop = crop.copy()
-                pix = rotate_array(patch.pixels, lay.rotation)
-                crop[hit[1] - src[1] : hit[3] - src[1], hit[0] - src[0] : hit[2] - src[0]] = pix[
-                    hit[1] - rect[1] : hit[3] - rect[1], hit[0] - rect[0] : hit[2] - rect[0]
-                ]
+                rows = slice(hit[1] - rect[1], hit[3] - rect[1])
+                cols = slice(hit[0] - rect[0], hit[2] - rect[0])
+                pix = rotate_array(patch.pixels, lay.rotation)[rows, cols]
+                mask = patch.mask
+                part = Patch(
+                    0,
+                    0,
+                    pix,
+                    None if mask is None else rotate_array(mask, lay.rotation)[rows, cols],
+                )
+                part.paste(
+                    crop[hit[1] - src[1] : hit[3] - src[1], hit[0] - src[0] : hit[2] - src[0]]
+                )
         if lay.identity_scale:
             return np.ascontiguousarray(crop)
         return _resample(lay, Image.fromarray(np.ascontiguousarray(crop), "RGB"), src, dest)

@@ -351,7 +351,7 @@ def _build_set(
     kept: list[Patch] = [EMPTY_PATCH] * g.count
     try:
         with staging_dir(opts.out) as tmp:
-            writer = PatchWriter(tmp, g.count)
+            writer = PatchWriter(tmp, g.count, painting)
             for i in frames.order if frames.order is not None else range(g.count):
                 crop = rest_crop if i == rest else render(i)
                 patch = region_patch(painting, crop, x0, y0)
@@ -361,7 +361,6 @@ def _build_set(
                 progress.step()
             head_box = frames.head_box or writer.box or frames.fallback_box
             writer.finish(
-                painting,
                 angles=rounded([frames.angles[i % g.gazes] for i in range(g.count)]),
                 rest_index=rest,
                 head_box=head_box,

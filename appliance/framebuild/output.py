@@ -23,7 +23,15 @@ from appliance.framebuild import FrameBuildError
 
 # frame_name and write_png are the frame set format's (appliance.frames); named here too for the
 # builder's modules.
-from appliance.frames import BASE_NAME, MANIFEST_NAME, PATCH_DIR, PREVIEW_NAME, Patch, diff_patch
+from appliance.frames import (
+    BASE_NAME,
+    MANIFEST_NAME,
+    OLD_PREVIEW_NAME,
+    PATCH_DIR,
+    PREVIEW_NAME,
+    Patch,
+    diff_patch,
+)
 from appliance.frames import frame_name as frame_name
 from appliance.frames import write_png as write_png
 
@@ -33,9 +41,8 @@ CONTACT_SHEET = "contact_sheet.png"
 
 def is_build_output(name: str) -> bool:
     """True for a name a build owns: the v2 set's files and folder, the sheet, v1 frames."""
-    return name in (MANIFEST_NAME, BASE_NAME, PREVIEW_NAME, PATCH_DIR, CONTACT_SHEET) or (
-        name.startswith("frame_") and name.endswith(".png")
-    )
+    owned = (MANIFEST_NAME, BASE_NAME, PREVIEW_NAME, OLD_PREVIEW_NAME, PATCH_DIR, CONTACT_SHEET)
+    return name in owned or (name.startswith("frame_") and name.endswith(".png"))
 
 
 def check_out_dir(out: Path, force: bool) -> None:
@@ -160,7 +167,9 @@ def window(base: np.ndarray, patch: Patch, box: tuple[int, int, int, int]) -> np
     px0, py0 = max(x0, patch.x0), max(y0, patch.y0)
     px1, py1 = min(x1, patch.x0 + patch.width), min(y1, patch.y0 + patch.height)
     if px0 < px1 and py0 < py1:
-        out[py0 - y0 : py1 - y0, px0 - x0 : px1 - x0] = patch.pixels[
-            py0 - patch.y0 : py1 - patch.y0, px0 - patch.x0 : px1 - patch.x0
-        ]
+        rows = slice(py0 - patch.y0, py1 - patch.y0)
+        cols = slice(px0 - patch.x0, px1 - patch.x0)
+        part = patch.pixels[rows, cols]
+        mask = None if patch.mask is None else patch.mask[rows, cols]
+        Patch(px0, py0, part, mask).paste(out[py0 - y0 : py1 - y0, px0 - x0 : px1 - x0])
     return out
