@@ -273,6 +273,12 @@ def _add_frames_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         default=4,
         help="synthesize: lid phases from open to shut, for blinks (default 4; 1 = none)",
     )
+    b.add_argument(
+        "--lossless",
+        action="store_true",
+        help="keep a large painting's patches lossless PNG (about 4x the set on disk) "
+        "instead of lossy WebP",
+    )
     b.add_argument("--heads", help="blend: folder of head frames, eyes sweeping side to side")
     b.add_argument(
         "--eyes", metavar="X1,Y1,X2,Y2", help="eye centres in the painting, pixels (no detector)"
@@ -358,6 +364,7 @@ def _cmd_frames_build(args: argparse.Namespace) -> int:
         colour_match=not args.no_colour_match,
         stabilise=not args.no_stabilise,
         force=args.force,
+        lossless=args.lossless,
     )
     try:
         result = build(opts)

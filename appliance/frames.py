@@ -102,7 +102,7 @@ WEBP_METHOD = 2
 as fast as its PNG, for 5 % more bytes than the default effort 4 (6: 40x the time, 10 % less)."""
 
 PREVIEW_MAX = 1920
-"""Longest side of ``preview.png``, pixels: a full-HD screen, also turned on its side, shows
+"""Longest side of the preview, pixels: a full-HD screen, also turned on its side, shows
 the portrait from it at full sharpness. A base no larger than this has no preview."""
 
 PATCH_DIR = "patches"
@@ -115,7 +115,7 @@ PNG_COMPRESS_LEVEL = 6
 """zlib level for every PNG written (fixed so output bytes do not depend on defaults)."""
 
 FAST_PNG = {"compress_level": 1, "compress_type": 3}
-"""How a set's images (``base.png``, ``preview.png``, the patches) are compressed: zlib's fastest
+"""How a set's PNG images (``base.png``, small paintings' patches) are compressed: zlib's fastest
 level with its run-length strategy (``Z_RLE``). A 14 Mpx painting's base takes 0.8 s of CPU to
 write instead of about 8 s at level 6, for about 10 % more bytes; its patches (656×161) 7.7 ms
 each instead of 55 ms, for 5 % more (``benchmarks/framebuild.py``)."""
@@ -771,13 +771,20 @@ class PatchWriter:
         base: ``H×W×3`` uint8 RGB, the painting every frame shares (not copied: leave it be
             until :meth:`finish`).
         preview_max: Longest side of the preview, pixels (>= 1).
+        lossless: Lossless PNG patches even for a base with a preview.
 
     Raises:
         FrameSetError: ``base`` is not ``H×W×3`` uint8.
     """
 
     def __init__(
-        self, directory: Path, count: int, base: np.ndarray, preview_max: int = PREVIEW_MAX
+        self,
+        directory: Path,
+        count: int,
+        base: np.ndarray,
+        preview_max: int = PREVIEW_MAX,
+        *,
+        lossless: bool = False,
     ) -> None:
         if base.ndim != 3 or base.shape[2] != 3 or base.dtype != np.uint8:
             raise FrameSetError(
@@ -786,13 +793,14 @@ class PatchWriter:
         self.directory = directory
         self.base = base
         self.preview = preview_size((base.shape[1], base.shape[0]), preview_max)
+        self.lossless = lossless
         self._entries: list[_Entry] = [None] * count
         self._names: dict[tuple[Any, ...], str] = {}
 
     @property
     def lossy(self) -> bool:
         """True when the patches are written as lossy WebP (a base with a preview)."""
-        return self.preview is not None
+        return self.preview is not None and not self.lossless
 
     def add(self, i: int, patch: Patch) -> None:
         """Frame ``i``'s patch (:data:`EMPTY_PATCH` for a frame equal to the base), written now.

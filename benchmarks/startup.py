@@ -12,7 +12,7 @@ Sets (all format version 2, as ``monalisa frames convert`` or the builder writes
   3072×4578 = 14 Mpx by default, ``--scale``), whose eyes carry the default set's 33 gaze
   patches scaled by the same factor and by 2 again (eyes of a museum scan's size). Started
   with the cache the unit's ``CacheDirectory=`` gives (a restart), and without (a first start:
-  the rest frame is scaled from ``preview.png`` and the full base decoded after READY in a
+  the rest frame is scaled from the preview and the full base decoded after READY in a
   worker thread; and the same set without a preview, whose base is decoded before READY).
 
 Printed: the median start-up of each, the big set's ratio to the default, the median peak RSS
@@ -199,13 +199,13 @@ def main() -> None:
             t = time.process_time()
             read_rgb(work / "big" / BASE_NAME)
             decode.append(time.process_time() - t)
-        # The same set without preview.png: its first start decodes the base before READY.
+        # The same set without its preview: its first start decodes the base before READY.
         big_set(work / "big-nopreview", args.scale, preview_max=max(size))
         cases: dict[str, tuple[Path, Path | None]] = {
             "default set 512x512": (default_frames_dir(), None),
             f"big set {size[0]}x{size[1]}, cached": (work / "big", work / "cache"),
             f"big set {size[0]}x{size[1]}, first start": (work / "big", None),
-            "  the same without preview.png": (work / "big-nopreview", None),
+            "  the same without a preview": (work / "big-nopreview", None),
         }
         if args.v1:
             write_v1(FrameSet.load(work / "big"), work / "big-v1")

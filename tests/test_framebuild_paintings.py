@@ -144,6 +144,26 @@ def test_a_museum_scan_is_worked_on_at_its_own_resolution(tmp_path: Path) -> Non
     for side in (0, 1):
         assert spearman(xs[side]) >= 0.95, f"eye {side}: {np.round(xs[side], 1)}"
         assert xs[side][-1] - xs[side][0] > 8  # pixels of the halved frame
+    # Larger than 1920 px: lossy WebP patches that leave every unchanged pixel exact; the
+    # same build with --lossless has PNG patches in the same boxes, the frames close to these.
+    assert {p.suffix for p in (out / "patches").iterdir()} == {".webp"}
+    exact_dir = tmp_path / "exact"
+    args = ["frames", "build", str(src), "--out", str(exact_dir), "--count", "9", "--lossless"]
+    assert main([*args, *ONE_ROW]) == 0
+    exact = FrameSet.load(exact_dir)
+    assert {p.suffix for p in (exact_dir / "patches").iterdir()} == {".png"}
+    assert [p.box for p in exact.patches] == [p.box for p in fs.patches]
+    assert np.array_equal(exact.base, fs.base)
+    sq, n = 0.0, 0
+    for i in range(fs.count):
+        want, got = exact.frame(i), fs.frame(i)
+        changed = (want != exact.base).any(axis=2)
+        assert np.array_equal(got[~changed], want[~changed]), f"frame {i}"
+        d = got[changed].astype(np.float64) - want[changed]
+        sq, n = sq + float((d**2).sum()), n + d.size
+    assert n and 10 * np.log10(255**2 * n / sq) >= 38
+    on_disk = [sum(f.stat().st_size for f in (d / "patches").iterdir()) for d in (out, exact_dir)]
+    assert on_disk[0] * 4 < on_disk[1]
 
 
 def test_the_hand_made_finder_misreads_these_paintings() -> None:

@@ -18,7 +18,7 @@ scaling each whole frame would give; the display does that in a worker thread on
 frame is on screen, each patch decoded from its file there (opening the set decodes the rest
 frame's patch only: start-up does not grow with the number of frames); a file several frames
 name (a shut blink at every gaze) is decoded and rendered once, its pieces shared. A large
-painting's set also holds ``preview.png`` (the base at most 1920 px long): on a cache miss the
+painting's set also holds a preview (the base at most 1920 px long): on a cache miss the
 display first shows the rest frame scaled from it, sends READY, and decodes the full base in
 the worker (the eyes follow once it is up: for 100 Mpx on a Pi 4 about a minute, estimated);
 only a set without a preview has the base decoded before the first frame. The cache folder is

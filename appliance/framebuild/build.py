@@ -125,6 +125,8 @@ class BuildOptions:
         colour_match: Blend: match the head frames' colours to the painting.
         stabilise: Blend: undo the head frames' small movements against the first one.
         force: Replace an existing frame set in ``out``.
+        lossless: Keep every patch lossless (PNG) even for a painting with a preview, whose
+            patches are otherwise lossy WebP (:data:`~appliance.frames.PATCH_QUALITY`).
     """
 
     painting: Path
@@ -143,6 +145,7 @@ class BuildOptions:
     colour_match: bool = True
     stabilise: bool = True
     force: bool = False
+    lossless: bool = False
     progress: TextIO | None = field(default=None, repr=False)
 
 
@@ -351,7 +354,7 @@ def _build_set(
     kept: list[Patch] = [EMPTY_PATCH] * g.count
     try:
         with staging_dir(opts.out) as tmp:
-            writer = PatchWriter(tmp, g.count, painting)
+            writer = PatchWriter(tmp, g.count, painting, lossless=opts.lossless)
             for i in frames.order if frames.order is not None else range(g.count):
                 crop = rest_crop if i == rest else render(i)
                 patch = region_patch(painting, crop, x0, y0)
