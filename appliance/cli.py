@@ -655,7 +655,7 @@ def _cmd_band(args: argparse.Namespace) -> int:
     print(f"band_bottom = {bottom:.2f}")
     print(
         f"# camera {cam.width}x{cam.height}, {hfov:.1f}°, {height_m:g} m high, "
-        f"tilted {asked.camera_tilt_deg:g}° down; eyes {eye_min:g}-{eye_max:g} m, "
+        f"tilted {view.tilt_deg:g}° down; eyes {eye_min:g}-{eye_max:g} m, "
         f"visitors {near:g}-{far:g} m away"
     )
     if sensor is not None and fraction < 1.0:

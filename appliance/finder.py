@@ -351,7 +351,7 @@ class Finder:
             "head band %.2f-%.2f of the height: camera %g m up, tilted %g°, %dx%d at %.1f°",
             *band,
             self.config.camera_height_m,
-            self.config.camera_tilt_deg,
+            view.tilt_deg,
             width,
             height,
             view.hfov_deg,

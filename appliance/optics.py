@@ -1,11 +1,12 @@
 """Field of view: what part of the sensor a camera stream shows, and the angle it spans.
 
-Also the pinhole focal length and the head band an installation's geometry gives, gathered in
-one :class:`CameraView`. Pure arithmetic, no camera library. The runner builds the view once
-from the configuration (what the camera is expected to crop); ``config check`` (the
-configuration's validator) and ``monalisa band`` build the same view; the app replaces it when
-the opened camera reports another crop (each reopening may), and hands the new view to the
-finder and the gaze, which use nothing else for the field of view or the band.
+Also the pinhole focal length, the camera's tilt and the head band an installation's geometry
+gives, gathered in one :class:`CameraView`. Pure arithmetic, no camera library. The runner
+builds the view once from the configuration (what the camera is expected to crop, and the
+``[finder]`` settings that place it); ``config check`` (the configuration's validator) and
+``monalisa band`` build the same view; the app replaces it when the opened camera reports
+another crop (each reopening may), and hands the new view to the finder and the gaze, which use
+nothing else for the field of view, the tilt or the band.
 
 The ISP keeps a stream's aspect ratio by cropping the sensor, not by squashing it (picamera2
 issue #450): a 4:3 stream from Camera Module 3's 16:9 sensor loses a quarter of its columns,
@@ -148,6 +149,9 @@ def install_band(
 ) -> tuple[float, float]:
     """The head band that ``config``'s camera height, tilt and visitors give for an image.
 
+    The band of ``CameraView(width, height, hfov_deg, place=config)``
+    (:meth:`CameraView.head_band`).
+
     Args:
         config: The ``[finder]`` settings; ``camera_height_m`` must be set.
         width: Image width, pixels.
@@ -161,19 +165,7 @@ def install_band(
     Raises:
         ValueError: ``camera_height_m`` is not set, or the camera sees none of the faces.
     """
-    if config.camera_height_m is None:
-        raise ValueError("band: camera_height_m is not set")
-    return band_from_geometry(
-        width=width,
-        height=height,
-        hfov_deg=hfov_deg,
-        camera_height_m=config.camera_height_m,
-        tilt_deg=config.camera_tilt_deg,
-        eye_min_m=config.visitor_eyes_m[0],
-        eye_max_m=config.visitor_eyes_m[1],
-        near_m=config.visitor_distance_m[0],
-        far_m=config.visitor_distance_m[1],
-    )
+    return CameraView(width, height, hfov_deg, place=config).head_band()
 
 
 _AS_SOURCE = (-1, -1)
@@ -182,11 +174,11 @@ _AS_SOURCE = (-1, -1)
 
 @dataclass(frozen=True)
 class CameraView:
-    """What the camera's images show: size, sensor crop, field of view, focal length, band.
+    """What the camera's images show: size, sensor crop, field of view, focal length, tilt, band.
 
-    One value for the whole loop (see the module's docstring): the field of view and the head
-    band are worked out here only. A view is immutable; :meth:`seen` gives the view of another
-    image size or crop.
+    One value for the whole loop (see the module's docstring): the field of view, the tilt and
+    the head band are worked out here only. A view is immutable; :meth:`seen` gives the view of
+    another image size or crop (the same place, so the same tilt).
 
     Attributes:
         width: Image width, pixels (> 0).
@@ -198,7 +190,8 @@ class CameraView:
         sensor: The sensor's pixel array (width, height), or None when the image is the whole
             field (webcams, replays, a camera that reported its crop).
         place: The ``[finder]`` settings whose camera height, tilt and visitors give the head
-            band (:meth:`head_band`); None: no band from geometry.
+            band (:meth:`head_band`), and whose tilt levels the gaze (:attr:`tilt_deg`);
+            None: no band from geometry, a level camera.
     """
 
     width: int
@@ -270,19 +263,41 @@ class CameraView:
         """How far away, metres, something ``span_m`` wide (level, facing) spans ``span_px``."""
         return self.focal_px * span_m / span_px
 
+    @property
+    def tilt_deg(self) -> float:
+        """The camera's downward tilt, degrees (-45 to 80; 0 = level, negative = up).
+
+        ``place.camera_tilt_deg``, with or without ``camera_height_m``: the head band is
+        worked out with it, and the gaze levels the vertical angle to a visitor's eyes with it
+        (:mod:`appliance.gaze.geometry`). 0 without a ``place``.
+        """
+        return 0.0 if self.place is None else self.place.camera_tilt_deg
+
     def head_band(self) -> tuple[float, float]:
-        """The head band ``place``'s camera height, tilt and visitors give for these images.
+        """The head band ``place``'s camera height and visitors and :attr:`tilt_deg` give.
 
         Returns:
-            ``(band_top, band_bottom)``, fractions of the height (:func:`install_band`).
+            ``(band_top, band_bottom)``, fractions of the height, for these images' size and
+            field of view (:func:`band_from_geometry`).
 
         Raises:
             ValueError: No ``place``, ``camera_height_m`` is not set, or the camera sees none
                 of the faces.
         """
-        if self.place is None:
+        place = self.place
+        if place is None or place.camera_height_m is None:
             raise ValueError("band: camera_height_m is not set")
-        return install_band(self.place, self.width, self.height, self.hfov_deg)
+        return band_from_geometry(
+            width=self.width,
+            height=self.height,
+            hfov_deg=self.hfov_deg,
+            camera_height_m=place.camera_height_m,
+            tilt_deg=self.tilt_deg,
+            eye_min_m=place.visitor_eyes_m[0],
+            eye_max_m=place.visitor_eyes_m[1],
+            near_m=place.visitor_distance_m[0],
+            far_m=place.visitor_distance_m[1],
+        )
 
 
 def _fraction(value: float) -> float:

@@ -417,8 +417,9 @@ def _build(
         stall_after_s=config.camera.stall_after_s,
         handover_after_s=config.camera.handover_after_s,
     )
-    # What the camera is expected to show (as `config check` and `monalisa band` see it); the
-    # loop hands the finder and the gaze a new view if the opened camera crops otherwise.
+    # What the camera is expected to show (as `config check` and `monalisa band` see it), and
+    # its tilt, from [finder]; the loop hands the finder and the gaze a new view (the same
+    # tilt) if the opened camera crops otherwise.
     view = CameraView.expected(config.camera, config.finder)
     finder = hooks.finder(
         Finder(
@@ -438,7 +439,6 @@ def _build(
         grid.rest_gaze,
         pitches=grid.pitches,
         rest_row=grid.rest_row,
-        tilt_deg=config.finder.camera_tilt_deg,
         view=view,
     )
     blink = BlinkClock(config.gaze, enabled=len(grid.lid_phases) > 1, seed=int(time.time()))

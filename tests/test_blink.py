@@ -9,9 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from appliance.config import CameraConfig, GazeConfig
+from appliance.config import CameraConfig, FinderConfig, GazeConfig
 from appliance.gaze import Gaze
 from appliance.gaze.blink import REFRACTORY_S, BlinkClock, lid_phase
+from appliance.optics import CameraView
 from appliance.types import Box, Face, Point
 
 SIZE = (640, 480)
@@ -99,14 +100,16 @@ def test_a_child_at_2_m_is_looked_down_at_and_a_tall_adult_level() -> None:
 def test_the_row_comes_from_the_camera_geometry(tilt: float, offset_y: float) -> None:
     """A child's eyes 50 cm below the portrait's, 2 m out, are 14° down, and an adult's 10 cm
     above about 3° up, wherever the camera hangs (``offset_y_mm``) and however it is tilted
-    (``[finder] camera_tilt_deg``): the same visitors land elsewhere in the image, the row is
-    the same. Taking the tilted camera as level would be off by the tilt."""
+    (``[finder] camera_tilt_deg``, which the gaze reads off its view): the same visitors land
+    elsewhere in the image, the row is the same. Taking the tilted camera as level would be off
+    by the tilt."""
     from appliance.gaze.geometry import face_at as place
 
     camera = CameraConfig(offset_y_mm=offset_y)
+    view = CameraView.expected(camera, FinderConfig(camera_tilt_deg=tilt), sensor=None)
     cases = ((-500.0, -math.degrees(math.atan(0.25)), 0), (100.0, math.degrees(math.atan(0.05)), 2))
     for y_mm, pitch, row in cases:
-        g = Gaze(GazeConfig(), camera, ANGLES, 16, pitches=PITCHES, rest_row=2, tilt_deg=tilt)
+        g = Gaze(GazeConfig(), camera, ANGLES, 16, pitches=PITCHES, rest_row=2, view=view)
         face = place(300.0, 2000.0, SIZE, g.camera, y_mm=y_mm)
         assert g.pitch_of(face, SIZE) == pytest.approx(pitch, abs=0.01)
         level = Gaze(GazeConfig(), camera, ANGLES, 16, pitches=PITCHES, rest_row=2)

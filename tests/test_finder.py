@@ -582,6 +582,21 @@ def _band_lines(
     return status, (tomllib.loads(cap.out)["finder"] if status == 0 else {}), cap.out, cap.err
 
 
+def test_band_command_works_with_the_tilt_given(
+    capsys: pytest.CaptureFixture[str], tmp_path: object
+) -> None:
+    # --tilt replaces [finder] camera_tilt_deg in the view the band is worked out from.
+    _, level, _, _ = _band_lines(capsys, tmp_path, "width = 1280\nheight = 720")
+    _, tilted, out, _ = _band_lines(capsys, tmp_path, "width = 1280\nheight = 720", "--tilt", "8")
+    assert "1.75 m high, tilted 8° down" in out
+    place = {"width": 1280, "height": 720, "hfov_deg": 66.0, "camera_height_m": 1.75}
+    place |= {"eye_min_m": 1.2, "near_m": 1.2}  # the configuration's defaults
+    wants = [band(**place, tilt_deg=tilt) for tilt in (0.0, 8.0)]
+    for got, want in zip((level, tilted), wants, strict=True):
+        assert (got["band_top"], got["band_bottom"]) == tuple(round(v, 2) for v in want)
+    assert wants[1][0] < wants[0][0] - 0.1  # tilted down, faces sit higher up the image
+
+
 def test_band_command_knows_the_isp_crops_a_4_3_stream_from_camera_module_3(
     capsys: pytest.CaptureFixture[str], tmp_path: object
 ) -> None:

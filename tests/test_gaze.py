@@ -115,6 +115,37 @@ def test_distance_from_eye_spacing_by_hand():
     assert pos.angle_deg == pytest.approx(0.0, abs=1e-9)
 
 
+def test_the_views_tilt_levels_the_pitch_without_a_camera_height():
+    """Eyes at the camera's height, 2 m out, seen by a camera tilted 10° down (``[finder]
+    camera_tilt_deg = 10``, no ``camera_height_m``): the image shows them ``f·tan 10°`` above
+    its centre. The gaze, given the view the runner builds, reports them level (pitch 0), a
+    level camera's gaze 10° up; a new crop of the same view keeps the tilt."""
+    config = parse_config(
+        {"camera": {"source": "webcam", "width": W, "height": H}, "finder": {"camera_tilt_deg": 10}}
+    )
+    view = CameraView.expected(config.camera, config.finder)  # as the runner builds it
+    assert config.finder.camera_height_m is None and view.tilt_deg == 10.0
+    tilt = math.radians(10.0)
+    f = view.focal_px
+    v = H / 2 - f * math.tan(tilt)
+    e = f * 63.0 / (2000.0 * math.cos(tilt))  # 2 m out is 2 m·cos 10° along the lens's axis
+    below = Point(W / 2, v + e)  # nose, mouth and ears: not used here
+    eyes = (Point(W / 2 - e / 2, v), Point(W / 2 + e / 2, v))
+    face = Face(Box(W / 2 - e, v - e, W / 2 + e, v + e), 0.9, (*eyes, below, below, below, below))
+
+    def tilted(view: CameraView | None) -> Gaze:
+        rows = (-10.0, 0.0, 10.0)
+        return Gaze(config.gaze, config.camera, ANGLES, MIDDLE, pitches=rows, rest_row=1, view=view)
+
+    g = tilted(view)
+    recs = [g.update([face], k / FPS, SIZE) for k in range(30)]  # until it is the viewer
+    assert recs[-1].state == "tracking" and recs[-1].pitch_raw == pytest.approx(0.0, abs=1e-9)
+    assert tilted(None).pitch_of(face, SIZE) == pytest.approx(10.0, abs=1e-9)
+    g.set_view(view.seen(width_fraction=0.75))  # the camera reported another crop
+    assert g.camera.tilt_deg == 10.0 and g.camera.hfov_deg == pytest.approx(51.93, abs=0.01)
+    assert CameraView(W, H, 66.0).tilt_deg == 0.0  # no [finder] settings: a level camera
+
+
 def test_a_cropped_sensor_narrows_the_field_of_view_and_angles():
     # Camera Module 3 (66° over 4608 px) giving a 4:3 stream shows 3456 px: 75 % of the width.
     g = gaze(CameraConfig(hfov_deg=66.0))

@@ -10,6 +10,7 @@ from appliance.config import CameraConfig, FinderConfig
 from appliance.optics import (
     CAMERA_MODULE_3_SENSOR,
     CameraView,
+    band_from_geometry,
     default_sensor,
     expected_width_fraction,
     focal_px,
@@ -77,3 +78,25 @@ def test_the_camera_view_is_what_config_band_and_the_running_camera_share() -> N
         CameraView.expected(cam).head_band()
     with pytest.raises(ValueError, match="camera_height_m is not set"):
         CameraView.expected(cam, FinderConfig()).head_band()
+
+
+def test_the_views_tilt_is_its_places_and_places_its_band() -> None:
+    place = FinderConfig(camera_height_m=2.2, camera_tilt_deg=8.0)
+    tilted = CameraView(1280, 720, 66.0, place=place)
+    level = CameraView(1280, 720, 66.0, place=FinderConfig(camera_height_m=2.2))
+    assert (tilted.tilt_deg, level.tilt_deg, CameraView(1280, 720, 66.0).tilt_deg) == (8, 0, 0)
+    assert tilted.seen(640, 480, width_fraction=0.75).tilt_deg == 8.0  # a new crop, same tilt
+    # Tilted 8° down, the band reaches higher up the image (a smaller top) than level.
+    want = band_from_geometry(
+        width=1280,
+        height=720,
+        hfov_deg=66.0,
+        camera_height_m=2.2,
+        tilt_deg=8.0,
+        eye_min_m=place.visitor_eyes_m[0],
+        eye_max_m=place.visitor_eyes_m[1],
+        near_m=place.visitor_distance_m[0],
+        far_m=place.visitor_distance_m[1],
+    )
+    assert tilted.head_band() == want == install_band(place, 1280, 720, 66.0)
+    assert tilted.head_band()[0] < level.head_band()[0]

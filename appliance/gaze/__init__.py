@@ -99,12 +99,13 @@ class Gaze:
             (the default) chooses nothing. The row follows the viewer's eye height with the
             same smoothing and hysteresis as the gaze angle, and eases back to ``rest_row``.
         rest_row: The row shown when nobody is there.
-        tilt_deg: Downward tilt of the camera, degrees (``[finder] camera_tilt_deg``; 0 =
-            level, negative = up): the visitor's eye height, and so the row, is taken from the
-            levelled camera (:mod:`appliance.gaze.geometry`).
         view: What the camera shows (:class:`~appliance.optics.CameraView`): its field of
-            view replaces ``camera.hfov_deg``; None: the lens's whole field. The app passes a
-            new one with :meth:`set_view` when the camera reports another crop.
+            view replaces ``camera.hfov_deg``, and its tilt
+            (:attr:`~appliance.optics.CameraView.tilt_deg`, degrees down, from ``[finder]
+            camera_tilt_deg`` with or without ``camera_height_m``) levels the camera, so the
+            visitor's eye height, and so the row, is taken from the levelled camera
+            (:mod:`appliance.gaze.geometry`). None: the lens's whole field, a level camera. The
+            app passes a new one with :meth:`set_view` when the camera reports another crop.
 
     Raises:
         ValueError: Fewer than 2 frames, angles not finite or not increasing, or the rest
@@ -120,7 +121,6 @@ class Gaze:
         seed: int = 0,
         pitches: Sequence[float] = (0.0,),
         rest_row: int = 0,
-        tilt_deg: float = 0.0,
         view: CameraView | None = None,
     ) -> None:
         self.pitches = tuple(float(p) for p in pitches)
@@ -149,7 +149,7 @@ class Gaze:
             offset_x_mm=camera.offset_x_mm,
             offset_y_mm=camera.offset_y_mm,
             ipd_mm=config.ipd_mm,
-            tilt_deg=tilt_deg,
+            tilt_deg=0.0 if view is None else view.tilt_deg,
         )
         self.rest_index = rest_index
         self.rest_angle = self.angles[rest_index]
@@ -198,8 +198,13 @@ class Gaze:
         self._glance_armed = False
 
     def set_view(self, view: CameraView) -> None:
-        """Use the field of view ``view`` shows (the camera reported another sensor crop)."""
-        self.camera = replace(self.camera, hfov_deg=view.hfov_deg)
+        """Use the field of view and the tilt of ``view`` (the camera reported another crop).
+
+        Args:
+            view: The new view; its ``place`` (and so its tilt) is the one the gaze was built
+                with when it comes from :meth:`~appliance.optics.CameraView.seen`.
+        """
+        self.camera = replace(self.camera, hfov_deg=view.hfov_deg, tilt_deg=view.tilt_deg)
 
     @property
     def switches(self) -> int:

@@ -18,11 +18,11 @@ Sign conventions (used throughout appliance.gaze, and tested):
   unmirrored image is therefore looked at with a low index.
 * A mirrored camera (``[camera] mirror = true``) is unmirrored first: ``u -> w - u``.
 
-* A camera tilted down by ``t`` (``[finder] camera_tilt_deg``, negative = up) is levelled
-  first: the point ``(xc, yc, zc)`` is ``yc·cos t + zc·sin t`` below the lens and
-  ``zc·cos t - yc·sin t`` out from it, so ``Y = offset_y - (yc·cos t + zc·sin t)`` and
-  ``Z = zc·cos t - yc·sin t`` (the band's geometry, :func:`appliance.optics.band_from_geometry`,
-  inverted).
+* A camera tilted down by ``t`` (:attr:`appliance.optics.CameraView.tilt_deg`, from
+  ``[finder] camera_tilt_deg``; negative = up) is levelled first: the point ``(xc, yc, zc)``
+  is ``yc·cos t + zc·sin t`` below the lens and ``zc·cos t - yc·sin t`` out from it, so
+  ``Y = offset_y - (yc·cos t + zc·sin t)`` and ``Z = zc·cos t - yc·sin t`` (the band's
+  geometry, :func:`appliance.optics.band_from_geometry`, inverted).
 
 The distance comes from the eye spacing: ``zc = f_px * ipd / eye_px``. The horizontal angle
 chooses the gaze; the vertical angle ``atan2(Y, Z)`` (+ = the visitor's eyes above the
@@ -56,7 +56,8 @@ class Camera:
         offset_x_mm: Camera position relative to the portrait's eyes, mm; + = visitor's right.
         offset_y_mm: Camera position relative to the portrait's eyes, mm; + = above.
         ipd_mm: Interpupillary distance assumed for every visitor, mm.
-        tilt_deg: Downward tilt of the camera, degrees (0 = level, negative = up).
+        tilt_deg: Downward tilt of the camera, degrees (-45 to 80; 0 = level, negative = up):
+            the view's (:attr:`appliance.optics.CameraView.tilt_deg`).
     """
 
     hfov_deg: float = 66.0
