@@ -325,7 +325,7 @@ def write_set(
             lossy patches.
         pitches: Per frame, its vertical gaze in degrees (+ = up), or None for one level row.
         lids: Per frame, its lid phase (0 open .. 1 shut), or None for open eyes throughout.
-            With ``pitches``, the frames must form the grid the module describes.
+            With ``pitches``, the frames must form the grid :mod:`appliance.frames` describes.
 
     Raises:
         FrameSetError: The inputs do not make a valid set (the message names the key).
