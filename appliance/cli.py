@@ -442,7 +442,7 @@ def _frames_into(command: str, source: str, out: str, write: Callable[[Any, Path
 
 
 def _cmd_frames_convert(args: argparse.Namespace) -> int:
-    from appliance.frames import convert_set
+    from appliance.frameexport import convert_set
 
     status = _frames_into("convert", args.old, args.new, convert_set)
     if status == 0:
@@ -451,7 +451,7 @@ def _cmd_frames_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_frames_export(args: argparse.Namespace) -> int:
-    from appliance.frames import EXPORT_INDEX, export_set
+    from appliance.frameexport import EXPORT_INDEX, export_set
 
     status = _frames_into("export", args.set, args.out, export_set)
     if status == 0:

@@ -1,8 +1,8 @@
-"""Frame sets: the manifest ``frames.toml``, reading and writing, base image + per-frame patches.
+"""Frame sets: the format (the manifest ``frames.toml``, base image + per-frame patches), reading.
 
 A frame set is a folder holding the portrait as the appliance holds it in memory: one base
 image plus, per frame (one per gaze, row and lid phase), the small rectangle where that frame
-differs from it. Format version 2, written by :func:`write_set`::
+differs from it. Format version 2, written by :func:`appliance.framewrite.write_set`::
 
     base.png                         # the painting, full size (every frame shares it)
     patches/frame_000.png            # per frame that differs from the base: its region
@@ -48,6 +48,11 @@ increasing within each block of gazes) or none does. A set without angles has
 
 One pydantic model, :class:`Manifest`, reads both versions (unknown keys refused). Every
 problem raises :class:`FrameSetError` with one line naming the file and the key or value.
+
+Writing a set is :mod:`appliance.framewrite`'s (:func:`~appliance.framewrite.write_set`,
+:class:`~appliance.framewrite.PatchWriter`); exporting one as full frames and converting it to
+version 2 (``monalisa frames export`` and ``convert``), :mod:`appliance.frameexport`'s. Both
+import from this module, never the reverse.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ import hashlib
 import math
 import struct
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,7 +69,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, overload
 
 import numpy as np
-import tomli_w
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -81,7 +85,7 @@ BASE_NAME = "base.png"
 
 PREVIEW_NAME = "preview.webp"
 """The base scaled down, for a fast first start (a version 2 set of a large painting): the file
-:func:`write_set` writes, named by the manifest's ``preview_file``."""
+:func:`~appliance.framewrite.write_set` writes, named by the manifest's ``preview_file``."""
 
 OLD_PREVIEW_NAME = "preview.png"
 """The preview's file in a set whose manifest has no ``preview_file`` (written before 2026-12)."""
@@ -97,10 +101,6 @@ changed pixels keep 42 dB PSNR at full size, and scaled to a full-HD screen they
 most 4 grey levels in 999 of 1000 (``benchmarks/framebuild.py``). Smaller paintings, shown at
 or above their own size, keep lossless PNG patches."""
 
-WEBP_METHOD = 2
-"""libwebp's effort (0 fast .. 6 slow) for what is written lossy: 7 ms a 14 Mpx painting's patch,
-as fast as its PNG, for 5 % more bytes than the default effort 4 (6: 40x the time, 10 % less)."""
-
 PREVIEW_MAX = 1920
 """Longest side of the preview, pixels: a full-HD screen, also turned on its side, shows
 the portrait from it at full sharpness. A base no larger than this has no preview."""
@@ -109,16 +109,7 @@ PATCH_DIR = "patches"
 """The folder of a version 2 set's patch images, inside the set's folder."""
 
 FORMAT_VERSION = 2
-"""The manifest version :func:`write_set` writes."""
-
-PNG_COMPRESS_LEVEL = 6
-"""zlib level for every PNG written (fixed so output bytes do not depend on defaults)."""
-
-FAST_PNG = {"compress_level": 1, "compress_type": 3}
-"""How a set's PNG images (``base.png``, small paintings' patches) are compressed: zlib's fastest
-level with its run-length strategy (``Z_RLE``). A 14 Mpx painting's base takes 0.8 s of CPU to
-write instead of about 8 s at level 6, for about 10 % more bytes; its patches (656×161) 7.7 ms
-each instead of 55 ms, for 5 % more (``benchmarks/framebuild.py``)."""
+"""The manifest version :func:`~appliance.framewrite.write_set` writes."""
 
 MAX_IMAGE_PIXELS = 200_000_000
 """Largest image the builder and the appliance decode, pixels (200 Mpx, 600 MB as RGB). It
@@ -292,18 +283,6 @@ def read_rgb(path: Path) -> np.ndarray:
         FrameSetError: As :func:`decode_rgb`.
     """
     return np.asarray(decode_rgb(path), dtype=np.uint8)
-
-
-def write_png(path: Path, image: np.ndarray, fast: bool = False) -> None:
-    """Write an ``H×W×3`` uint8 RGB array as a metadata-free PNG, deterministically.
-
-    Same pixels in, same bytes out: no time, gamma or text chunk; zlib level
-    :data:`PNG_COMPRESS_LEVEL`, or :data:`FAST_PNG` when ``fast`` (a full-size image).
-    """
-    options: dict[str, int] = dict(FAST_PNG) if fast else {"compress_level": PNG_COMPRESS_LEVEL}
-    Image.fromarray(np.ascontiguousarray(image), "RGB").save(
-        path, format="PNG", optimize=False, **options
-    )
 
 
 def frame_name(i: int, count: int) -> str:
@@ -518,7 +497,10 @@ class Manifest(BaseModel):
 
     @property
     def grid_fields(self) -> dict[str, list[float] | None]:
-        """Per frame, ``angles``, ``pitches`` and ``lids`` as :func:`write_set` takes them."""
+        """Per frame, ``angles``, ``pitches`` and ``lids`` as the writer takes them.
+
+        The keyword arguments of :func:`~appliance.framewrite.write_set` of the same names.
+        """
         frames = self.frames
         angles = None if self.angles is None else [f.angle or 0.0 for f in frames]
         return {
@@ -596,19 +578,6 @@ class Manifest(BaseModel):
         return Box(*self.head_box)
 
 
-def _plain(value: Any) -> Any:
-    """``value`` with numpy scalars, tuples and paths turned into what TOML can hold."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def validate_manifest(data: Any, source: str) -> Manifest:
     """Validate parsed ``frames.toml`` data.
 
@@ -649,274 +618,6 @@ def parse_manifest(path: Path) -> Manifest:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise FrameSetError(f"{path}: cannot read manifest ({err})") from err
     return validate_manifest(data, str(path))
-
-
-def union_box(patches: Sequence[Patch], size: tuple[int, int]) -> Box:
-    """The smallest box holding every non-empty patch; a 1×1 box at the centre when none.
-
-    Args:
-        patches: The frames' patches.
-        size: ``(width, height)`` of the frames, pixels.
-    """
-    return _boxes_union([p.box for p in patches if not p.empty], size)
-
-
-def _boxes_union(boxes: Sequence[Box], size: tuple[int, int]) -> Box:
-    if not boxes:
-        w, h = size
-        return Box(w // 2, h // 2, w // 2 + 1, h // 2 + 1)
-    return Box(
-        min(b.x0 for b in boxes),
-        min(b.y0 for b in boxes),
-        max(b.x1 for b in boxes),
-        max(b.y1 for b in boxes),
-    )
-
-
-_Entry = tuple[str, Box] | None
-"""A frame's patch file and box in a set being written; None for a frame equal to the base."""
-
-
-def preview_size(size: tuple[int, int], preview_max: int = PREVIEW_MAX) -> tuple[int, int] | None:
-    """``(width, height)`` of the preview of a base of ``size``; None when it needs none.
-
-    A base larger than ``preview_max`` on its longest side has one, scaled to that side; its
-    set's patches are then lossy (:data:`PATCH_QUALITY`).
-    """
-    w, h = size
-    scale = min(1.0, preview_max / max(w, h))
-    return (max(1, round(w * scale)), max(1, round(h * scale))) if scale < 1.0 else None
-
-
-def _set_manifest(
-    directory: Path,
-    size: tuple[int, int],
-    entries: Sequence[_Entry],
-    *,
-    angles: Sequence[float] | None,
-    rest_index: int,
-    head_box: Box | None,
-    build: Mapping[str, Any] | None,
-    preview: tuple[int, int] | None,
-    pitches: Sequence[float] | None,
-    lids: Sequence[float] | None,
-) -> Manifest:
-    """The validated manifest of a set (see :func:`write_set`)."""
-    w, h = size
-    count = len(entries)
-    for name, values in (("angles", angles), ("pitches", pitches), ("lids", lids)):
-        if values is not None and len(values) != count:
-            raise FrameSetError(f"{directory}: {len(values)} {name} for {count} frames")
-    boxes = [e[1] for e in entries if e is not None]
-    hb = head_box if head_box is not None else _boxes_union(boxes, (w, h))
-    frames: list[dict[str, Any]] = []
-    for i, e in enumerate(entries):
-        entry: dict[str, Any] = {}
-        if angles is not None:
-            entry["angle"] = float(angles[i])
-        if pitches is not None:
-            entry["pitch"] = float(pitches[i])
-        if lids is not None:
-            entry["lids"] = float(lids[i])
-        if e is not None:
-            entry["patch"] = e[0]
-            entry["box"] = [int(v) for v in (e[1].x0, e[1].y0, e[1].x1, e[1].y1)]
-        frames.append(entry)
-    shown = {"preview": list(preview), "preview_file": PREVIEW_NAME} if preview else {}
-    doc: dict[str, Any] = {
-        "version": FORMAT_VERSION,
-        "count": count,
-        "size": [w, h],
-        "rest_index": rest_index,
-        "head_box": [float(v) for v in hb.as_list(6)],
-        **shown,
-        "frames": frames,
-        "build": _plain(dict(build or {})),
-    }
-    return validate_manifest(doc, str(directory / MANIFEST_NAME))
-
-
-def write_webp(path: Path, image: np.ndarray, mask: np.ndarray | None = None) -> None:
-    """Write an ``H×W×3`` uint8 RGB array as a lossy WebP (:data:`PATCH_QUALITY`), metadata-free.
-
-    Args:
-        path: The file to write.
-        image: The pixels.
-        mask: ``H×W`` bool: kept exactly as the alpha channel (255 True, 0 False), the
-            pixels where it is False left to the encoder. None: no alpha channel.
-    """
-    rgb = np.ascontiguousarray(image)
-    img = Image.fromarray(rgb, "RGB")
-    if mask is not None:
-        img.putalpha(Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), "L"))
-    img.save(path, format="WEBP", quality=PATCH_QUALITY, method=WEBP_METHOD, alpha_quality=100)
-
-
-class PatchWriter:
-    """Writes a version 2 set as its frames are made: each patch at once, the rest at the end.
-
-    A builder making hundreds of large frames thus never holds their patches: each is
-    written when added, once for frames with the same pixels in the same box (e.g. a shut
-    blink at every gaze: they name the first one's file). A base larger than ``preview_max``
-    gets lossy WebP patches (:data:`PATCH_QUALITY`) and a preview; a smaller one lossless PNG
-    patches and none. :meth:`finish` validates the manifest and writes the base, the preview
-    and, last, the manifest: a set cut short has no manifest and never loads. Same frames
-    added in the same order, same bytes (PNGs carry no metadata; the manifest's keys are in a
-    fixed order). :func:`write_set` writes a set whose patches are all at hand.
-
-    Args:
-        directory: The set's folder (created if missing; write into an empty one: files of an
-            older set are not removed).
-        count: Number of frames.
-        base: ``H×W×3`` uint8 RGB, the painting every frame shares (not copied: leave it be
-            until :meth:`finish`).
-        preview_max: Longest side of the preview, pixels (>= 1).
-        lossless: Lossless PNG patches even for a base with a preview.
-
-    Raises:
-        FrameSetError: ``base`` is not ``H×W×3`` uint8.
-    """
-
-    def __init__(
-        self,
-        directory: Path,
-        count: int,
-        base: np.ndarray,
-        preview_max: int = PREVIEW_MAX,
-        *,
-        lossless: bool = False,
-    ) -> None:
-        if base.ndim != 3 or base.shape[2] != 3 or base.dtype != np.uint8:
-            raise FrameSetError(
-                f"{directory}: base must be H×W×3 uint8, not {base.shape} {base.dtype}"
-            )
-        self.directory = directory
-        self.base = base
-        self.preview = preview_size((base.shape[1], base.shape[0]), preview_max)
-        self.lossless = lossless
-        self._entries: list[_Entry] = [None] * count
-        self._names: dict[tuple[Any, ...], str] = {}
-
-    @property
-    def lossy(self) -> bool:
-        """True when the patches are written as lossy WebP (a base with a preview)."""
-        return self.preview is not None and not self.lossless
-
-    def add(self, i: int, patch: Patch) -> None:
-        """Frame ``i``'s patch (:data:`EMPTY_PATCH` for a frame equal to the base), written now.
-
-        Raises:
-            OSError: The file cannot be written.
-        """
-        if patch.empty:
-            self._entries[i] = None
-            return
-        b = patch.box
-        under = self.base[b.y0 : b.y1, b.x0 : b.x1]
-        p = patch.solid(under)
-        key = (p.x0, p.y0, p.width, p.height, hashlib.sha256(p.pixels.tobytes()).digest())
-        name = f"{PATCH_DIR}/{Path(frame_name(i, len(self._entries))).stem}"
-        name += ".webp" if self.lossy else ".png"
-        first = self._names.setdefault(key, name)
-        if first == name:
-            (self.directory / PATCH_DIR).mkdir(parents=True, exist_ok=True)
-            if self.lossy:
-                write_webp(self.directory / name, p.pixels, (p.pixels != under).any(axis=2))
-            else:
-                write_png(self.directory / name, p.pixels, fast=True)
-        self._entries[i] = (first, p.box)
-
-    @property
-    def box(self) -> Box | None:
-        """The smallest box holding every patch added so far, or None for none."""
-        boxes = [e[1] for e in self._entries if e is not None]
-        return _boxes_union(boxes, (1, 1)) if boxes else None
-
-    def finish(
-        self,
-        *,
-        angles: Sequence[float] | None,
-        rest_index: int,
-        head_box: Box | None,
-        build: Mapping[str, Any] | None = None,
-        pitches: Sequence[float] | None = None,
-        lids: Sequence[float] | None = None,
-    ) -> None:
-        """Write the rest of the set; the arguments are :func:`write_set`'s.
-
-        Raises:
-            FrameSetError: The inputs do not make a valid set (the message names the key).
-            OSError: A file cannot be written.
-        """
-        base, folder = self.base, self.directory
-        size = (base.shape[1], base.shape[0])
-        meta: dict[str, Any] = {"angles": angles, "rest_index": rest_index, "head_box": head_box}
-        meta |= {"build": build, "preview": self.preview, "pitches": pitches, "lids": lids}
-        manifest = _set_manifest(folder, size, self._entries, **meta)
-        folder.mkdir(parents=True, exist_ok=True)
-        write_png(folder / BASE_NAME, base, fast=True)
-        if self.preview is not None:
-            # Halved by box averaging first while still over twice the size (Pillow's
-            # reducing_gap): about a third less CPU than Lanczos on the full base, no visible
-            # difference.
-            small = Image.fromarray(np.ascontiguousarray(base), "RGB").resize(
-                self.preview, Image.Resampling.LANCZOS, reducing_gap=2.0
-            )
-            write_webp(folder / PREVIEW_NAME, np.asarray(small))
-        text = tomli_w.dumps(manifest.model_dump(mode="json", exclude_unset=True))
-        header = "# Frame set for the monalisa appliance (format: appliance/frames.py).\n"
-        (folder / MANIFEST_NAME).write_bytes((header + text).encode("utf-8"))
-
-
-def write_set(
-    directory: Path,
-    base: np.ndarray,
-    patches: Sequence[Patch],
-    *,
-    angles: Sequence[float] | None,
-    rest_index: int,
-    head_box: Box | None,
-    build: Mapping[str, Any] | None = None,
-    preview_max: int = PREVIEW_MAX,
-    pitches: Sequence[float] | None = None,
-    lids: Sequence[float] | None = None,
-) -> None:
-    """Write a version 2 frame set into ``directory`` (created if missing), as :class:`PatchWriter`.
-
-    The manifest is validated before any file is written, so a set this writes always loads.
-
-    Args:
-        directory: The set's folder.
-        base: ``H×W×3`` uint8 RGB, the painting every frame shares.
-        patches: Per frame, in index order, its region that differs from ``base``
-            (:data:`EMPTY_PATCH` for a frame equal to it; a masked one is laid on ``base``);
-            at least two frames.
-        angles: Per frame, its gaze angle in degrees (strictly increasing within each block
-            of gazes), or None to let the appliance spread the gazes evenly.
-        rest_index: The frame shown when nobody is there, ``0 <= rest_index < len(patches)``.
-        head_box: The region that changes between frames, pixels, holding every patch; None
-            for the smallest box that holds them (:func:`union_box`).
-        build: How the set was made, written as the ``[build]`` table (numpy scalars and
-            tuples allowed).
-        preview_max: Longest side of the preview, pixels (>= 1); a larger base has one and
-            lossy patches.
-        pitches: Per frame, its vertical gaze in degrees (+ = up), or None for one level row.
-        lids: Per frame, its lid phase (0 open .. 1 shut), or None for open eyes throughout.
-            With ``pitches``, the frames must form the grid the module describes.
-
-    Raises:
-        FrameSetError: The inputs do not make a valid set (the message names the key).
-        OSError: A file cannot be written.
-    """
-    writer = PatchWriter(directory, len(patches), base, preview_max)
-    entries = [None if p.empty else (f"{PATCH_DIR}/{i}", p.box) for i, p in enumerate(patches)]
-    meta: dict[str, Any] = {"angles": angles, "rest_index": rest_index, "head_box": head_box}
-    meta |= {"build": build, "pitches": pitches, "lids": lids}
-    size = (base.shape[1], base.shape[0])
-    _set_manifest(directory, size, entries, preview=writer.preview, **meta)  # checked first
-    for i, p in enumerate(patches):
-        writer.add(i, p)
-    writer.finish(**meta)
 
 
 # -- reading a set --------------------------------------------------------------------------------
@@ -1263,120 +964,6 @@ class FrameSet:
             "full_frames_bytes": self.full_frames_bytes(),
             "build": self.build,
         }
-
-
-# -- export and convert ---------------------------------------------------------------------------
-
-EXPORT_INDEX = "frames.json"
-"""The index file :func:`export_set` writes next to the full frames."""
-
-
-class ExportedFrame(BaseModel):
-    """One frame in ``frames.json``: its full image and every per-frame field of the manifest.
-
-    ``box`` and ``patch`` are the v2 patch's place and file in the source set (None when the
-    frame equals the base, and for a v1 set).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    file: str = Field(description="The exported full image, relative to frames.json.")
-    index: int = Field(description="Frame index, 0 = toward the visitor's left.")
-    angle: float | None = Field(description="Gaze angle, degrees, or None (spread evenly).")
-    pitch: float = Field(description="Vertical gaze, degrees; + = up.")
-    lids: float = Field(description="Blink phase, 0 open .. 1 shut.")
-    gaze: int = Field(description="The frame's gaze index (0 = toward the visitor's left).")
-    row: int = Field(description="The frame's row, 0 = lowest pitch.")
-    lid: int = Field(description="The frame's lid phase index, 0 = open.")
-    box: list[int] | None = Field(description="v2: the patch's [x0, y0, x1, y1] in pixels.")
-    patch: str | None = Field(description="v2: the patch file in the source set.")
-    rest: bool = Field(description="True for the rest frame (shown when nobody is there).")
-
-
-class ExportIndex(BaseModel):
-    """``frames.json``, written by ``monalisa frames export``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    source: str = Field(description="The exported set's folder.")
-    version: int = Field(description="The source manifest's format version.")
-    size: list[int] = Field(description="[width, height] of every frame, pixels.")
-    rest_index: int = Field(description="The rest frame's index.")
-    head_box: list[float] = Field(description="[x0, y0, x1, y1], the region that changes.")
-    frames: list[ExportedFrame] = Field(description="Every frame, in index order.")
-    build: dict[str, Any] = Field(description="The manifest's [build] table.")
-
-
-def export_set(fs: FrameSet, out: Path) -> ExportIndex:
-    """Write every frame of ``fs`` as a full PNG (``frame_NN.png``) plus ``frames.json``.
-
-    The images are :meth:`FrameSet.frame` exactly: the pixels the appliance holds before it
-    scales them to the screen.
-
-    Args:
-        fs: The loaded set.
-        out: An existing, empty folder.
-
-    Returns:
-        The index written to ``out/frames.json``.
-
-    Raises:
-        OSError: A file cannot be written.
-    """
-    entries: list[ExportedFrame] = []
-    for i, entry in enumerate(fs.manifest.frames):
-        name = frame_name(i, fs.count)
-        write_png(out / name, fs.frame(i))
-        entries.append(
-            ExportedFrame(
-                file=name,
-                index=i,
-                angle=entry.angle,
-                pitch=entry.pitch,
-                lids=entry.lids,
-                gaze=i % fs.manifest.gazes,
-                row=i // (fs.manifest.gazes * len(fs.manifest.lid_phases)),
-                lid=i // fs.manifest.gazes % len(fs.manifest.lid_phases),
-                box=entry.box,
-                patch=entry.patch,
-                rest=i == fs.rest_index,
-            )
-        )
-    index = ExportIndex(
-        source=str(fs.directory),
-        version=fs.version,
-        size=list(fs.size),
-        rest_index=fs.rest_index,
-        head_box=fs.head_box.as_list(6),
-        frames=entries,
-        build=fs.build,
-    )
-    (out / EXPORT_INDEX).write_text(index.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    return index
-
-
-def convert_set(fs: FrameSet, out: Path) -> None:
-    """Write ``fs`` (any version) into ``out`` as a version 2 set: same frames, pixel for pixel.
-
-    The angles, per-frame ``pitch`` and ``lids``, rest frame, head box and ``[build]`` table
-    are kept.
-
-    Raises:
-        FrameSetError: The set cannot be written as v2 (should not happen for a loaded set).
-        OSError: A file cannot be written.
-    """
-    fields = fs.manifest.grid_fields
-    write_set(
-        out,
-        np.asarray(fs.base),
-        fs.patches,
-        angles=fields["angles"],
-        pitches=fields["pitches"] if fs.version == 2 else None,
-        lids=fields["lids"] if fs.version == 2 else None,
-        rest_index=fs.rest_index,
-        head_box=fs.head_box,
-        build=fs.build,
-    )
 
 
 # -- a set opened for showing ---------------------------------------------------------------------

@@ -46,9 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.data: t
 from appliance.framebuild.build import BuildOptions, build_blend, build_synthesize
 from appliance.framebuild.eyemodel import face_mesh, find_eyes
 from appliance.framebuild.eyes import detect_face, eyes_left_to_right
-from appliance.framebuild.output import write_png
 from appliance.framebuild.synthesize import EyeRenderer, iris_shifts, synthesize_region
 from appliance.frames import MANIFEST_NAME, FrameSet
+from appliance.framewrite import write_png
 from benchmarks.child import wait_measured
 from tests.data import paintinglike
 

@@ -54,8 +54,8 @@ from appliance.frames import (
     Patch,
     default_frames_dir,
     read_rgb,
-    write_set,
 )
+from appliance.framewrite import write_set
 from appliance.types import Box
 from benchmarks.child import wait_measured
 from tests.data import paintinglike

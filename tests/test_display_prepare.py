@@ -19,7 +19,8 @@ from appliance.config import DisplayConfig
 from appliance.display import Display
 from appliance.display.layout import compute_layout
 from appliance.display.prepare import cache_path, is_cached, prepare_base
-from appliance.frames import FrameSet, FrameSetError, Portrait, diff_patch, write_set
+from appliance.frames import FrameSet, FrameSetError, Portrait, diff_patch
+from appliance.framewrite import write_set
 from appliance.types import Box
 from tests.support.display import frame_on_screen
 from tests.support.frames import png_header

@@ -17,8 +17,9 @@ from skimage import data
 from appliance.cli import main
 from appliance.framebuild import FrameBuildError
 from appliance.framebuild.build import BuildOptions, Progress, build_synthesize
-from appliance.framebuild.output import check_out_dir, write_png
+from appliance.framebuild.output import check_out_dir
 from appliance.frames import FrameSet
+from appliance.framewrite import write_png
 from tests.support.frames import png_header
 from tests.support.run import REPO
 

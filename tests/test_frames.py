@@ -17,20 +17,18 @@ from PIL import Image
 from skimage import data
 
 from appliance.cli import main
+from appliance.frameexport import convert_set, export_set
 from appliance.frames import (
     MAX_IMAGE_PIXELS,
     FrameSet,
     FrameSetError,
-    PatchWriter,
     Portrait,
-    convert_set,
     default_frames_dir,
     diff_patch,
-    export_set,
     image_size,
     parse_manifest,
-    write_set,
 )
+from appliance.framewrite import PatchWriter, write_set
 from appliance.runner import DEMO_CLIP
 from appliance.types import Box
 from tests.support.frames import png_header

@@ -17,6 +17,7 @@ LAYERS: list[set[str]] = [
     {"types", "optics", "loglimit", "rate", "schedule", "localzone", "worker", "screenpower"},
     {"config", "status", "trace"},
     {"camera", "detector", "finder", "gaze", "frames", "hours"},
+    {"framewrite", "frameexport"},
     {"display", "health", "service", "traceplot", "framebuild", "configref", "fleetvars"},
     {"app"},
     {"runner"},

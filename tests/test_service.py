@@ -444,7 +444,8 @@ def test_a_set_with_a_preview_is_ready_without_asking_for_time(
     """A large painting's set (here the default set written with a 256 px preview): the first
     start shows the preview and sends READY=1 without EXTEND_TIMEOUT_USEC; the full base is
     decoded after READY and cached."""
-    from appliance.frames import FrameSet, default_frames_dir, write_set
+    from appliance.frames import FrameSet, default_frames_dir
+    from appliance.framewrite import write_set
 
     fs = FrameSet.load(default_frames_dir())
     folder = tmp_path / "set"

@@ -65,11 +65,9 @@ from appliance.framebuild.output import (
     CONTACT_SHEET,
     check_out_dir,
     commit_out_dir,
-    frame_name,
     region_patch,
     rounded,
     staging_dir,
-    write_png,
 )
 from appliance.framebuild.synthesize import (
     LID_FOLLOW,
@@ -78,7 +76,8 @@ from appliance.framebuild.synthesize import (
     pitch_shift,
     synthesize_region,
 )
-from appliance.frames import EMPTY_PATCH, Patch, PatchWriter
+from appliance.frames import EMPTY_PATCH, Patch, frame_name
+from appliance.framewrite import PatchWriter, write_png
 from appliance.types import Box, Face, Point
 
 
@@ -329,7 +328,7 @@ def _build_set(
     The painting becomes the set's base in place (its rest frame's region pasted in), so a
     build holds one full image. Frames are made one at a time over the region only, kept as
     their patch (the rectangle where they differ from the base) and written at once
-    (:class:`~appliance.frames.PatchWriter`); only the patches the contact sheet shows stay
+    (:class:`~appliance.framewrite.PatchWriter`); only the patches the contact sheet shows stay
     in memory. Everything goes into a staging folder moved into place at the end.
 
     Args:

@@ -2,7 +2,7 @@
 
 A build is written into a temporary sibling folder and moved into place only once every file
 is written (:func:`staging_dir`, :func:`commit_out_dir`): a failed rebuild leaves the old set
-untouched. The set itself is written by :func:`appliance.frames.write_set` (same pixels in,
+untouched. The set itself is written by :func:`appliance.framewrite.write_set` (same pixels in,
 same bytes out); this module adds the folder handling and the frames' patches, computed over
 the region that changes only.
 """
@@ -20,9 +20,6 @@ from typing import Any
 import numpy as np
 
 from appliance.framebuild import FrameBuildError
-
-# frame_name and write_png are the frame set format's (appliance.frames); named here too for the
-# builder's modules.
 from appliance.frames import (
     BASE_NAME,
     MANIFEST_NAME,
@@ -32,8 +29,6 @@ from appliance.frames import (
     Patch,
     diff_patch,
 )
-from appliance.frames import frame_name as frame_name
-from appliance.frames import write_png as write_png
 
 CONTACT_SHEET = "contact_sheet.png"
 """File name of the contact sheet inside a frame set folder."""

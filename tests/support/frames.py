@@ -6,7 +6,8 @@ import struct
 import zlib
 from pathlib import Path
 
-from appliance.frames import FrameSet, frame_name, write_png
+from appliance.frames import FrameSet, frame_name
+from appliance.framewrite import write_png
 
 
 def write_v1(frames: FrameSet, folder: Path) -> Path:
