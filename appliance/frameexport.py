@@ -108,7 +108,8 @@ def convert_set(fs: FrameSet, out: Path) -> None:
     """Write ``fs`` (any version) into ``out`` as a version 2 set: same frames, pixel for pixel.
 
     The angles, per-frame ``pitch`` and ``lids``, rest frame, head box and ``[build]`` table
-    are kept.
+    are kept. The patches are written lossless (PNG) whatever the painting's size: converting
+    changes no pixel (a rebuild from the painting gives a large painting's compact patches).
 
     Raises:
         FrameSetError: The set cannot be written as v2 (should not happen for a loaded set).
@@ -125,4 +126,5 @@ def convert_set(fs: FrameSet, out: Path) -> None:
         rest_index=fs.rest_index,
         head_box=fs.head_box,
         build=fs.build,
+        lossless=True,
     )

@@ -303,6 +303,7 @@ def write_set(
     preview_max: int = PREVIEW_MAX,
     pitches: Sequence[float] | None = None,
     lids: Sequence[float] | None = None,
+    lossless: bool = False,
 ) -> None:
     """Write a version 2 frame set into ``directory`` (created if missing), as :class:`PatchWriter`.
 
@@ -326,12 +327,14 @@ def write_set(
         pitches: Per frame, its vertical gaze in degrees (+ = up), or None for one level row.
         lids: Per frame, its lid phase (0 open .. 1 shut), or None for open eyes throughout.
             With ``pitches``, the frames must form the grid :mod:`appliance.frames` describes.
+        lossless: Lossless PNG patches even for a base with a preview (the frames exactly
+            as given).
 
     Raises:
         FrameSetError: The inputs do not make a valid set (the message names the key).
         OSError: A file cannot be written.
     """
-    writer = PatchWriter(directory, len(patches), base, preview_max)
+    writer = PatchWriter(directory, len(patches), base, preview_max, lossless=lossless)
     entries = [None if p.empty else (f"{PATCH_DIR}/{i}", p.box) for i, p in enumerate(patches)]
     meta: dict[str, Any] = {"angles": angles, "rest_index": rest_index, "head_box": head_box}
     meta |= {"build": build, "pitches": pitches, "lids": lids}

@@ -717,3 +717,24 @@ def test_a_preview_named_by_an_older_manifest_still_loads(tmp_path: Path) -> Non
     start, end = text.index("preview = ["), text.index("]", text.index("preview = [")) + 1
     (folder / "frames.toml").write_text(text[:start] + 'preview_file = "p.png"' + text[end:])
     _expect(folder, "preview_file", "preview = [w, h]")
+
+
+def test_convert_changes_no_pixel_of_a_large_painting(tmp_path: Path) -> None:
+    """``frames convert`` of a painting larger than 1920 px keeps every pixel (lossless PNG
+    patches, beside the preview such a painting gets); the same frames written by the
+    builder's default are lossy WebP."""
+    wide = np.ascontiguousarray(np.tile(data.astronaut()[:140], (1, 4, 1))[:, :2000])
+    frames = []
+    for dx in (-2, -1, 0, 1, 2):
+        f = wide.copy()
+        f[90:120, 220:260] = wide[90:120, 220 - dx : 260 - dx]
+        frames.append(f)
+    v1 = _write_set(tmp_path / "v1", frames, head_box=(200, 80, 280, 130))
+    assert main(["frames", "convert", str(v1), str(tmp_path / "v2")]) == 0
+    converted = FrameSet.load(tmp_path / "v2")
+    assert (tmp_path / "v2" / "preview.webp").is_file()
+    assert {p.suffix for p in (tmp_path / "v2" / "patches").iterdir()} == {".png"}
+    assert all(np.array_equal(converted.frame(i), frames[i]) for i in range(5))
+    patches = [diff_patch(frames[2], f) for f in frames]
+    write_set(tmp_path / "lossy", frames[2], patches, angles=None, rest_index=2, head_box=None)
+    assert {p.suffix for p in (tmp_path / "lossy" / "patches").iterdir()} == {".webp"}
