@@ -521,7 +521,6 @@ class App:
             image_size=self._image_size,
             faces=tuple(faces),
             viewer=None if rec is None else rec.viewer_box,
-            index=None if rec is None else rec.index,
             state="" if rec is None else rec.state,
             regions=() if result is None else tuple(result.regions),
             band=None if result is None else result.band,

@@ -480,25 +480,33 @@ MISTAKES = {
 
 @dataclass
 class Refusal:
-    """A deploy of a mistake: the run, and what it changed in the root (paths, none wanted)."""
+    """A run with a mistake: the run, what it changed in the root (paths, none wanted), and
+    the one line it must stop with."""
 
     run: subprocess.CompletedProcess
     changed: list[str]
+    line: str
 
 
 def refuse_mistakes(work: Path, root: Path, source: Path) -> dict[str, Refusal]:
-    """Deploy (and check) each of :data:`MISTAKES` into ``root``; host_vars fixed afterwards."""
+    """Deploy (and check) each of :data:`MISTAKES` into ``root``, and push the default frame
+    set with ``update-frames.yml`` (and check) with the misspelt one; host_vars fixed after."""
     marker = work / "before-the-mistakes"
+    runs: list[tuple[str, tuple[str, ...], str, str]] = [
+        (name, ("deploy.yml",), host_vars, line) for name, (host_vars, line) in MISTAKES.items()
+    ]
+    frames = ("update-frames.yml", "-e", f"frames={source / 'frames'}")
+    runs.append(("update-frames misspelt", frames, *MISTAKES["misspelt"]))
     refusals = {}
-    for name, (line, _) in MISTAKES.items():
-        inventory = write_inventory(work, root, line)
+    for name, playbook, host_vars, line in runs:
+        inventory = write_inventory(work, root, host_vars)
         for mode in ((), ("--check",)):
             marker.touch()
-            r = _run(_playbook_cmd(inventory, source, "deploy.yml", *mode), timeout=600)
+            r = _run(_playbook_cmd(inventory, source, *playbook, *mode), timeout=600)
             found = subprocess.run(
                 ["find", str(root), "-cnewer", str(marker)], capture_output=True, text=True
             )
-            refusals[" ".join([name, *mode])] = Refusal(r, found.stdout.splitlines())
+            refusals[" ".join([name, *mode])] = Refusal(r, found.stdout.splitlines(), line)
     write_inventory(work, root)  # the technician fixes the host_vars
     return refusals
 
@@ -620,15 +628,16 @@ def test_check_mode_on_the_fresh_root_runs_clean_and_installs_nothing(
 
 def test_mistakes_in_host_vars_stop_the_deploy_before_any_change(deployed: Deployment) -> None:
     """Misspelt, text in a number, out of range, unknown choice: deploy.yml and --check stop
-    on the pristine root with one line naming host, variable and value; nothing changed."""
-    assert len(deployed.refusals) == 2 * len(MISTAKES)
+    on the pristine root with one line naming host, variable and value; nothing changed. So
+    does update-frames.yml (and --check) with the misspelt variable and a good frame set."""
+    assert len(deployed.refusals) == 2 * len(MISTAKES) + 2
     for case, refusal in deployed.refusals.items():
         r = refusal.run
-        line = MISTAKES[case.removesuffix(" --check")][1]
         assert r.returncode != 0, f"{case}: {r.stdout[-3000:]}"
         said = re.findall(rf"^ +({re.escape(HOST)}: .*)$", r.stdout, re.MULTILINE)
-        assert said == [line], f"{case}: {r.stdout[-3000:]}"  # that one line, nothing else
-        assert "Make sure Python" not in r.stdout, f"{case}: a task after the check ran"
+        assert said == [refusal.line], f"{case}: {r.stdout[-3000:]}"  # that line, nothing else
+        tasks = re.findall(r"^TASK \[(.*?)\]", r.stdout, re.MULTILINE)
+        assert "variables are wrong" in tasks[-1], f"{case}: a task after the check ran: {tasks}"
         assert refusal.changed == [], f"{case} changed the root: {refusal.changed[:20]}"
 
 

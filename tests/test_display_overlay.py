@@ -38,7 +38,7 @@ def test_pygame_is_imported_by_the_screen_module_only():
 
 
 def test_text_before_and_with_camera_data():
-    assert ov.text_lines(None, 2, 5) == ["frame 2/4", "no camera data yet"]
+    assert ov.text_lines(None, ov.frame_text(2, 5)) == ["frame 2/4", "no camera data yet"]
     info = Overlay(
         fps=14.96,
         image_size=(1280, 720),
@@ -49,14 +49,26 @@ def test_text_before_and_with_camera_data():
         tiles=(Box(0, 0, 20, 20), Box(20, 0, 40, 20)),
         follow=Box(0, 0, 10, 10),
     )
-    assert ov.text_lines(info, 3, 33) == [
-        "15.0 fps   frame 3/32   tracking",  # no index asked for: the one on screen
+    assert ov.text_lines(info, ov.frame_text(3, 33)) == [
+        "15.0 fps   frame 3/32   tracking",
         "faces 1   viewer yes   inferences 3",
         "camera 1280x720   tiles 2/2   follow yes",
     ]
-    idle = Overlay(index=7)
-    assert ov.text_lines(idle, 3, 33)[0] == "0.0 fps   frame 7/32"
-    assert ov.text_lines(idle, 3, 33)[2] == "camera 640x480   follow no"
+    idle = Overlay()
+    assert ov.text_lines(idle, ov.frame_text(7, 33, 7))[0] == "0.0 fps   frame 7/32"
+    assert ov.text_lines(idle, ov.frame_text(7, 33))[2] == "camera 640x480   follow no"
+
+
+def test_the_frame_drawn_and_the_one_asked_when_they_differ():
+    """While patches are rendered after READY the nearest ready frame is drawn for the one
+    asked: the overlay names the drawn one, the asked one beside it only when it is another."""
+    assert ov.frame_text(318, 660, 318, rendering=True) == "frame 318/659"
+    assert ov.frame_text(318, 660, 312, rendering=True) == "frame 312/659 (asked 318, rendering)"
+    assert ov.frame_text(318, 660, 312) == "frame 312/659 (asked 318, not rendered)"
+    lines = ov.text_lines(Overlay(fps=9.0, state="tracking"), ov.frame_text(318, 660, 312, True))
+    assert lines[0] == "9.0 fps   frame 312/659 (asked 318, rendering)   tracking"
+    before = ov.text_lines(None, ov.frame_text(5, 660, 16, True))
+    assert before == ["frame 16/659 (asked 5, rendering)", "no camera data yet"]
 
 
 def test_inset_follows_the_screen_width_and_the_camera_aspect():

@@ -298,6 +298,57 @@ def test_a_frame_not_rendered_shows_the_nearest_rendered_one() -> None:
     assert [shown[i] for i in range(12) if ready[i]] == [i for i in range(12) if ready[i]]
 
 
+def test_the_overlay_names_the_frame_drawn_and_the_one_asked_while_rendering(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The default grid's patches held back (the worker blocked in a read(2) on a pipe nobody
+    writes to): a frame asked for is drawn as the rest frame and the overlay says both, again
+    when another frame is asked for (the same frame drawn); once the patches are rendered it
+    names the asked frame alone, and nothing new redraws it."""
+    import os
+
+    from appliance.display import overlay as overlay_module
+    from appliance.display import screen as screen_module
+    from appliance.display.prepare import render_stages
+    from appliance.frames import default_frames_dir
+
+    read_end, write_end = os.pipe()
+
+    def held_stages(grid):
+        os.read(read_end, 1)  # blocks until the test lets it go
+        yield from render_stages(grid)
+
+    said: list[str] = []
+
+    def text_lines(info, frame):
+        said.append(frame)
+        return real_text_lines(info, frame)
+
+    real_text_lines = overlay_module.text_lines
+    monkeypatch.setattr(screen_module, "render_stages", held_stages)
+    monkeypatch.setattr(overlay_module, "text_lines", text_lines)
+    portrait = Portrait.open(default_frames_dir())
+    grid, last = portrait.grid, portrait.count - 1
+    left, right = grid.index(0, grid.rest_row), grid.index(grid.gazes - 1, grid.rest_row)
+    assert portrait.rest_index not in (left, right)
+    config = DisplayConfig(window_size=(160, 120), debug_overlay=True)
+    d = Display(config, portrait, "headless", background=True)
+    try:
+        d.show(left, 0.0)
+        assert said[-1] == f"frame {portrait.rest_index}/{last} (asked {left}, rendering)"
+        assert d.show(right, 1.0)  # the same frame drawn: only the overlay changes
+        assert said[-1] == f"frame {portrait.rest_index}/{last} (asked {right}, rendering)"
+        os.write(write_end, b"x")
+        d.flush()  # every stage rendered and taken up, drawn again
+        assert d.drawn_for(right) == right and said[-1] == f"frame {right}/{last}"
+        drawn = len(said)
+        assert not d.show(right, 2.0) and len(said) == drawn  # nothing new: not redrawn
+    finally:
+        d.close()
+        os.close(write_end)
+        os.close(read_end)
+
+
 @pytest.mark.parametrize("rotation", [0, 90])
 def test_a_patch_is_kept_as_one_piece_per_eye(rotation: int) -> None:
     """The default set's frames on a 1280x720 screen: most keep two pieces (the eyes), which

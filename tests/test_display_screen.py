@@ -222,7 +222,6 @@ def test_overlay_toggles_with_d_and_restores_the_portrait(frames, opened):
             image_size=(640, 480),
             faces=(viewer, other),
             viewer=viewer.box,
-            index=2,
             state="tracking",
             regions=(Box(0, 100, 640, 380),),
             band=Box(0, 100, 640, 380),

@@ -1,7 +1,9 @@
 """The fleet's inventory variables: the names the roles define, values by the config model.
 
-Fast (no Ansible run): the same functions ``deploy.yml``'s first task and the role's config
-task call. The playbooks themselves refusing bad input, over the chroot connection, are in
+Fast: the same functions ``deploy.yml``'s first task and the role's config task call, and
+``deploy.yml`` and ``update-frames.yml`` stopping at that check (the role's ``check_vars.yml``)
+before any task on a portrait no task could reach anyway (a few seconds each). The playbooks
+refusing bad input over the chroot connection, nothing changed in a real root, are in
 tests/test_ansible.py.
 """
 
@@ -203,3 +205,54 @@ def test_the_commands_the_playbooks_run() -> None:
 def test_no_defaults_folder_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=re.escape("no */defaults/main.yml")):
         known_variables(tmp_path)
+
+
+# A portrait no task can reach (port 1 on this machine refuses): a task that ran on it after
+# the check would show as unreachable=1 in the recap, and could change nothing here.
+UNREACHABLE = "portrait-2 ansible_host=127.0.0.1 ansible_port=1 ansible_connection=ssh\n"
+MISSPELT = (
+    "monalisa_camera_widht: 640\n",
+    "portrait-2: monalisa_camera_widht: no role has this variable "
+    "(did you mean monalisa_camera_width?)",
+)
+
+
+def _play(tmp_path: Path, playbook: str, host_vars: str, *args: str) -> str:
+    """Run ``playbook`` (from ``ansible/``) on :data:`UNREACHABLE`; its output, rc checked."""
+    from tests.test_ansible import _run, _tool
+
+    (tmp_path / "host_vars").mkdir(exist_ok=True)
+    (tmp_path / "host_vars" / "portrait-2.yml").write_text(f"---\n{host_vars}", encoding="utf-8")
+    (tmp_path / "inventory.ini").write_text(UNREACHABLE, encoding="utf-8")
+    (tmp_path / "set").mkdir(exist_ok=True)  # no frames.toml: refused after the check
+    cmd = [_tool("ansible-playbook"), "-i", str(tmp_path / "inventory.ini"), playbook]
+    cmd += ["-e", f"frames={tmp_path / 'set'}"]
+    cmd += ["-e", f"ansible_python_interpreter={sys.executable}"]
+    r = _run([*cmd, *args], timeout=300)
+    assert r.returncode != 0, r.stdout[-3000:]  # every run here is refused, one way or another
+    recap = re.search(r"^portrait-2\s*:.*\bchanged=(\d+)\s+unreachable=(\d+)", r.stdout, re.M)
+    assert recap and recap.groups() == ("0", "0"), r.stdout[-3000:] + r.stderr[-3000:]
+    out: str = r.stdout
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("playbook", ["deploy.yml", "update-frames.yml"])
+@pytest.mark.parametrize("mode", [(), ("--check",)], ids=["run", "check"])
+def test_a_misspelt_variable_stops_each_playbook_before_any_host_task(
+    tmp_path: Path, playbook: str, mode: tuple[str, ...]
+) -> None:
+    """Both playbooks run the role's check_vars.yml first: the one line, and no host task."""
+    out = _play(tmp_path, playbook, MISSPELT[0], *mode)
+    said = re.findall(r"^ +(portrait-2: .*)$", out, re.MULTILINE)
+    assert said == [MISSPELT[1]], out[-3000:]
+    tasks = re.findall(r"^TASK \[(.*?)\]", out, re.MULTILINE)
+    assert tasks[-1].startswith("monalisa : Stop if any portrait's variables are wrong"), tasks
+
+
+@pytest.mark.slow
+def test_update_frames_goes_on_past_the_check_with_good_variables(tmp_path: Path) -> None:
+    """The control: without the mistake, the check passes and the next refusal is reached."""
+    out = _play(tmp_path, "update-frames.yml", "monalisa_camera_width: 640\n")
+    assert "no frames.toml (build one with `monalisa frames build`)" in out, out[-3000:]
+    assert not re.search(r"^ +portrait-2: ", out, re.MULTILINE), out[-3000:]

@@ -53,7 +53,6 @@ class Overlay:
         image_size: ``(width, height)`` of the camera image the boxes refer to, pixels.
         faces: Faces found in that image (boxes and eye keypoints are drawn).
         viewer: The chosen viewer's face box, or None.
-        index: The frame index gaze asked for, or None (the displayed one is shown then).
         state: Gaze state (``tracking``, ``holding``, ``idle``) or empty.
         regions: Where the finder ran the detector this frame (follow crop, sweep tiles, the
             whole-frame pass), camera pixels; drawn bright.
@@ -67,7 +66,6 @@ class Overlay:
     image_size: tuple[int, int] = (640, 480)
     faces: tuple[Face, ...] = ()
     viewer: Box | None = None
-    index: int | None = None
     state: str = ""
     regions: tuple[Box, ...] = ()
     band: Box | None = None
@@ -124,22 +122,37 @@ def inset_size(upright: tuple[int, int], info: Overlay | None) -> tuple[int, int
     return iw, max(1, round(iw * cam_h / max(cam_w, 1)))
 
 
-def text_lines(info: Overlay | None, shown: int, count: int) -> list[str]:
+def frame_text(asked: int, count: int, drawn: int | None = None, rendering: bool = False) -> str:
+    """``frame i/count-1``: the frame drawn, and the one asked for when it is another.
+
+    Args:
+        asked: The frame index the display was asked for, 0 … ``count - 1``.
+        count: Frames in the set.
+        drawn: The frame drawn for it (the nearest rendered one while the asked frame's patch
+            is not rendered); None = ``asked``.
+        rendering: Whether patches are still being rendered (the asked frame may come yet);
+            otherwise a frame drawn for another was not rendered (its patch unreadable).
+    """
+    if drawn is None or drawn == asked:
+        return f"frame {asked}/{count - 1}"
+    why = "rendering" if rendering else "not rendered"
+    return f"frame {drawn}/{count - 1} (asked {asked}, {why})"
+
+
+def text_lines(info: Overlay | None, frame: str) -> list[str]:
     """The overlay's text under the inset.
 
     Args:
         info: The latest figures, or None before the first camera frame.
-        shown: The frame index on screen, used when ``info`` names none.
-        count: Frames in the set (the text reads ``frame i/count-1``).
+        frame: The frame on screen, as :func:`frame_text` says it.
     """
     if info is None:
-        return [f"frame {shown}/{count - 1}", "no camera data yet"]
+        return [frame, "no camera data yet"]
     cam_w, cam_h = info.image_size
-    idx = shown if info.index is None else info.index
     sweeps = len(info.regions) - (info.follow is not None)
     tiles = f"   tiles {sweeps}/{len(info.tiles)}" if info.tiles else ""
     return [
-        f"{info.fps:.1f} fps   frame {idx}/{count - 1}   {info.state}".rstrip(),
+        f"{info.fps:.1f} fps   {frame}   {info.state}".rstrip(),
         f"faces {len(info.faces)}   viewer {'yes' if info.viewer else 'none'}"
         f"   inferences {len(info.regions)}",
         f"camera {cam_w}x{cam_h}{tiles}   follow {'yes' if info.follow else 'no'}",

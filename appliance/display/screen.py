@@ -199,6 +199,7 @@ class Display:
         self._debug = config.debug_overlay
         self._overlay_info: Overlay | None = None
         self._overlay_dirty = True
+        self._overlay_frame: str | None = None  # the frame text the overlay last showed
         self._overlay_surface: pygame.Surface | None = None
         self._overlay_rect: pygame.Rect | None = None
         self._font: pygame.font.Font | None = None
@@ -484,6 +485,8 @@ class Display:
             raise IndexError(f"frame index {index} out of range 0..{self.frames.count - 1}")
         self._target = index
         self._take_up()
+        if self._debug and self._frame_text() != self._overlay_frame:
+            self._overlay_dirty = True  # another frame asked or drawn: the overlay says so
         if self._current is None:
             self._draw_full()
             self._last_draw = now
@@ -767,7 +770,8 @@ class Display:
         font = self._font
         if self._legend is None:
             self._legend = self._render_legend(font)
-        lines = ov.text_lines(info, self._target, self.frames.count)
+        self._overlay_frame = self._frame_text()
+        lines = ov.text_lines(info, self._overlay_frame)
         texts = [font.render(line, True, ov.TEXT) for line in lines]
         if info is not None:
             texts.append(self._legend)
@@ -792,6 +796,13 @@ class Display:
             surf = pygame.transform.rotate(surf, -rotation)
         x0, y0, x1, y1 = ov.placement((width, height), upright, rotation)
         return surf, pygame.Rect(x0, y0, x1 - x0, y1 - y0)
+
+    def _frame_text(self) -> str:
+        """The overlay's frame figure: the frame drawn, and the one asked when it is another."""
+        target = self._target
+        return ov.frame_text(
+            target, self.frames.count, self._shown_for[target], self._pending is not None
+        )
 
     @staticmethod
     def _render_legend(font: pygame.font.Font) -> pygame.Surface:
