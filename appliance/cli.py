@@ -373,9 +373,14 @@ def _cmd_frames_build(args: argparse.Namespace) -> int:
         return 2
     for warning in result.warnings:
         print(f"monalisa frames build: warning: {warning}", file=sys.stderr)
+    from appliance.frames import PATCH_QUALITY
+
+    lossy = (
+        f"; patches lossy WebP, quality {PATCH_QUALITY} (--lossless: PNG)" if result.lossy else ""
+    )
     print(
         f"{result.out}: {len(result.files)} frames, gaze {result.angles[0]:+.1f}° .. "
-        f"{result.angles[-1]:+.1f}°, rest {result.rest_index}; review {result.contact_sheet}"
+        f"{result.angles[-1]:+.1f}°, rest {result.rest_index}{lossy}; review {result.contact_sheet}"
     )
     return 0
 

@@ -45,10 +45,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from skimage import data
 
+from appliance.frames import FrameSet, diff_patch
+from appliance.framewrite import write_set
 from tests.support import arm64_single
 from tests.support.run import install_debs
 from tests.support.unit_run import (
@@ -398,6 +401,33 @@ def test_detect_agrees_with_x86(arm64: Arm64Root, model: str, tmp_path: Path) ->
     assert len(here["astronaut.png"]) == 1 and len(here["camera-gray.png"]) == 1, here
     assert here["coffee.png"] == []
     assert _differences(here, there) == []
+
+
+def test_a_large_paintings_lossy_set_reads_the_same_on_arm64(arm64: Arm64Root) -> None:
+    """A set written as a large painting's is (lossy WebP patches, alpha masks, a WebP
+    preview), loaded and exported by the root's own Pillow and libwebp under qemu: every frame
+    is the one this machine holds, and the pixels a frame does not change are the base's."""
+    frames = [np.ascontiguousarray(data.astronaut()) for _ in range(5)]
+    for i, f in enumerate(frames):
+        f[190:240, 200:290] = data.astronaut()[190:240, 200 + 2 * (i - 2) : 290 + 2 * (i - 2)]
+    inside = arm64.root / "srv/lossy"
+    for old in (inside, arm64.root / "srv/lossy-out"):
+        shutil.rmtree(old, ignore_errors=True)
+    patches = [diff_patch(frames[2], f) for f in frames]
+    write_set(inside, frames[2], patches, angles=None, rest_index=2, head_box=None, preview_max=256)
+    assert {p.suffix for p in (inside / "patches").iterdir()} == {".webp"}
+    t0 = time.monotonic()  # export loads the set as `frames check` does: every patch decoded
+    r = arm64.chroot(
+        "/usr/local/bin/monalisa", "frames", "export", "/srv/lossy", "--out", "/srv/lossy-out"
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    arm64.timed("frames export of a lossy set", t0)
+    here = FrameSet.load(inside)
+    for i, f in enumerate(frames):
+        there = np.asarray(Image.open(arm64.root / f"srv/lossy-out/frame_{i:02d}.png"))
+        assert np.array_equal(there, here.frame(i)), f"frame {i}"
+        same = (f == frames[2]).all(axis=2)
+        assert np.array_equal(there[same], frames[2][same]), f"frame {i}"
 
 
 # What `monalisa health` expects of a Pi, scaled to an emulated one: under qemu (on a shared

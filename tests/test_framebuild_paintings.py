@@ -119,7 +119,9 @@ def test_outside_the_eye_openings_the_frames_are_the_painting(built: tuple) -> N
         assert frac <= 0.002, f"{name} frame {i}: {100 * frac:.2f} % differ outside the eyes"
 
 
-def test_a_museum_scan_is_worked_on_at_its_own_resolution(tmp_path: Path) -> None:
+def test_a_museum_scan_is_worked_on_at_its_own_resolution(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A 2048×3052 scan: eyes over 300 px wide are rendered without supersampling, every patch
     lies in the eyes' box (a sliver of the canvas), and the irises, measured by the face mesh
     on each frame halved, still move monotonically between the lids."""
@@ -128,6 +130,7 @@ def test_a_museum_scan_is_worked_on_at_its_own_resolution(tmp_path: Path) -> Non
     Image.fromarray(painting).save(src, compress_level=1)
     out = tmp_path / "set"
     assert main(["frames", "build", str(src), "--out", str(out), "--count", "9", *ONE_ROW]) == 0
+    assert "patches lossy WebP, quality 90 (--lossless: PNG)" in capsys.readouterr().out
     fs = FrameSet.load(out)
     hb = fs.head_box
     assert hb.x1 - hb.x0 >= 2 * 300 and hb.area < 0.03 * painting.shape[0] * painting.shape[1]
@@ -147,11 +150,14 @@ def test_a_museum_scan_is_worked_on_at_its_own_resolution(tmp_path: Path) -> Non
     # Larger than 1920 px: lossy WebP patches that leave every unchanged pixel exact; the
     # same build with --lossless has PNG patches in the same boxes, the frames close to these.
     assert {p.suffix for p in (out / "patches").iterdir()} == {".webp"}
+    assert fs.build["patches"] == "webp"
     exact_dir = tmp_path / "exact"
     args = ["frames", "build", str(src), "--out", str(exact_dir), "--count", "9", "--lossless"]
     assert main([*args, *ONE_ROW]) == 0
+    assert "lossy" not in capsys.readouterr().out
     exact = FrameSet.load(exact_dir)
     assert {p.suffix for p in (exact_dir / "patches").iterdir()} == {".png"}
+    assert exact.build["patches"] == "png"
     assert [p.box for p in exact.patches] == [p.box for p in fs.patches]
     assert np.array_equal(exact.base, fs.base)
     sq, n = 0.0, 0

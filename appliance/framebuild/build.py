@@ -161,6 +161,8 @@ class BuildResult:
         contact_sheet: Path of the contact sheet.
         warnings: One line each about what the build left as it found it (e.g. a head frame
             moved too far to be held still).
+        lossy: True when the patches were written as lossy WebP (a painting larger than
+            :data:`~appliance.frames.PREVIEW_MAX`, without ``--lossless``).
     """
 
     out: Path
@@ -170,6 +172,7 @@ class BuildResult:
     head_box: Box
     contact_sheet: Path
     warnings: tuple[str, ...] = ()
+    lossy: bool = False
 
 
 def _sha256(path: Path) -> str:
@@ -366,7 +369,7 @@ def _build_set(
                 angles=rounded([frames.angles[i % g.gazes] for i in range(g.count)]),
                 rest_index=rest,
                 head_box=head_box,
-                build=rounded(frames.build),
+                build=rounded({**frames.build, "patches": "webp" if writer.lossy else "png"}),
                 pitches=rounded([g.pitch(i) for i in range(g.count)]) if g.rows > 1 else None,
                 lids=rounded([g.lids(i) for i in range(g.count)]) if g.phases > 1 else None,
             )
@@ -379,7 +382,13 @@ def _build_set(
         raise FrameBuildError(f"--out {opts.out}: cannot write the frame set ({err})") from err
     files = tuple(frame_name(i, g.count) for i in range(g.count))
     return BuildResult(
-        opts.out, files, tuple(frames.angles), rest, head_box, opts.out / CONTACT_SHEET
+        opts.out,
+        files,
+        tuple(frames.angles),
+        rest,
+        head_box,
+        opts.out / CONTACT_SHEET,
+        lossy=writer.lossy,
     )
 
 
