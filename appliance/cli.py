@@ -55,9 +55,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.file)
     except ConfigError as err:
-        for line in err.lines:
-            print(line, file=sys.stderr)
-        return EX_CONFIG
+        return err.report()
     missing = _missing_models(config)
     for line in missing:
         print(f"{args.file}: {line}", file=sys.stderr)
@@ -93,14 +91,12 @@ def _missing_models(config: Config) -> list[str]:
 
 
 def _cmd_config_show(args: argparse.Namespace) -> int:
-    from appliance.config import EX_CONFIG, ConfigError, dump_config, load_config
+    from appliance.config import ConfigError, dump_config, load_config
 
     try:
         cfg = load_config(args.file)
     except ConfigError as err:
-        for line in err.lines:
-            print(line, file=sys.stderr)
-        return EX_CONFIG
+        return err.report()
     print(dump_config(cfg), end="")
     return 0
 
@@ -604,16 +600,14 @@ def _sensor_size(spec: str) -> tuple[int, int] | None:
 def _cmd_band(args: argparse.Namespace) -> int:
     import math
 
-    from appliance.config import EX_CONFIG, ConfigError
+    from appliance.config import ConfigError
     from appliance.finder import band_tiles, tile_reach_m
     from appliance.optics import CameraView
 
     try:
         cfg, _ = _config_or_installed(args.config)
     except ConfigError as err:
-        for line in err.lines:
-            print(line, file=sys.stderr)
-        return EX_CONFIG
+        return err.report()
     cam, fc = cfg.camera, cfg.finder
     height_m = args.camera_height if args.camera_height is not None else fc.camera_height_m
     if height_m is None:
@@ -758,7 +752,7 @@ def _add_schedule_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
 def _cmd_schedule(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from appliance.config import EX_CONFIG, ConfigError
+    from appliance.config import ConfigError
     from appliance.localzone import resolve_zone
     from appliance.schedule import Schedule, format_until, week_lines
 
@@ -769,9 +763,7 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
         config, config_path = _config_or_installed(args.config)
         section = config.schedule
     except ConfigError as err:
-        for line in err.lines:
-            print(line, file=sys.stderr)
-        return EX_CONFIG
+        return err.report()
     zone, zone_name = resolve_zone(section.timezone)
     schedule = Schedule.parse(section.open, section.closed, zone)
     try:

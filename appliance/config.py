@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,16 @@ class ConfigError(ValueError):
     def __init__(self, lines: list[str]) -> None:
         super().__init__("\n".join(lines))
         self.lines = lines
+
+    def report(self) -> int:
+        """Print each line to stderr, as a command that cannot use the configuration does.
+
+        Returns:
+            :data:`EX_CONFIG` (78), the exit status for it.
+        """
+        for line in self.lines:
+            print(line, file=sys.stderr)
+        return EX_CONFIG
 
 
 class Section(BaseModel):

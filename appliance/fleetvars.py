@@ -31,7 +31,6 @@ import tomli_w
 from pydantic import ValidationError
 
 from appliance.config import (
-    EX_CONFIG,
     Config,
     ConfigError,
     KeyName,
@@ -287,9 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             sys.stdout.write(render(args.host, data, args.models_dir, args.frames_dir))
     except ConfigError as err:
-        for line in err.lines:
-            print(line, file=sys.stderr)
-        return EX_CONFIG
+        return err.report()
     return 0
 
 

@@ -145,9 +145,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     try:
         config = apply_overrides(load_config(args.config), args)
     except ConfigError as err:
-        for line in err.lines:
-            print(line, file=sys.stderr)
-        return EX_CONFIG
+        return err.report()
     setup_logging(logging.DEBUG if verbose else config.service.log_level)
     return run(
         config,
