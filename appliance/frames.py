@@ -839,7 +839,24 @@ def read_patches(folder: Path, manifest: Manifest, base: np.ndarray | None = Non
     return patches
 
 
-class FrameSet:
+class _ManifestFields:
+    """The fields :class:`FrameSet` and :class:`Portrait` copy from their manifest once, alike.
+
+    Attributes are those the subclasses' docstrings name: ``manifest``, ``count``, ``size``,
+    ``rest_index``, ``head_box``, ``angles`` and ``grid``.
+    """
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        self.count = manifest.count
+        self.size = (manifest.size[0], manifest.size[1])
+        self.rest_index = manifest.rest
+        self.head_box = manifest.box
+        self.angles = manifest.angles
+        self.grid = manifest
+
+
+class FrameSet(_ManifestFields):
     """A validated frame set held as one base image plus per-frame patches.
 
     Attributes:
@@ -864,15 +881,9 @@ class FrameSet:
     def __init__(
         self, directory: Path, manifest: Manifest, base: np.ndarray, patches: Sequence[Patch]
     ):
+        super().__init__(manifest)
         self.directory = directory
-        self.manifest = manifest
         self.version = manifest.version
-        self.count = manifest.count
-        self.size = (manifest.size[0], manifest.size[1])
-        self.rest_index = manifest.rest
-        self.head_box = manifest.box
-        self.angles = manifest.angles
-        self.grid = manifest
         self.build = manifest.build
         self.base = base
         self.base.setflags(write=False)
@@ -969,7 +980,7 @@ class FrameSet:
 # -- a set opened for showing ---------------------------------------------------------------------
 
 
-class Portrait:
+class Portrait(_ManifestFields):
     """A frame set opened for the screen: manifest and rest patch read, the rest on demand.
 
     Opening a version 2 set reads the manifest, every patch file's header (its size against its
@@ -1009,14 +1020,8 @@ class Portrait:
         base: np.ndarray | None = None,
         key: str | None = None,
     ) -> None:
+        super().__init__(manifest)
         self.directory = directory
-        self.manifest = manifest
-        self.count = manifest.count
-        self.size = (manifest.size[0], manifest.size[1])
-        self.rest_index = manifest.rest
-        self.head_box = manifest.box
-        self.angles = manifest.angles
-        self.grid = manifest
         self.patches = patches
         self.key = key
         self._base = base
