@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -111,27 +112,47 @@ def preview_size(size: tuple[int, int], preview_max: int = PREVIEW_MAX) -> tuple
     return (max(1, round(w * scale)), max(1, round(h * scale))) if scale < 1.0 else None
 
 
+@dataclass(frozen=True)
+class SetMeta:
+    """A set's metadata beside its frames: what :meth:`PatchWriter.finish` writes.
+
+    Attributes:
+        angles: Per frame, its gaze angle in degrees (strictly increasing within each block
+            of gazes), or None to let the appliance spread the gazes evenly.
+        rest_index: The frame shown when nobody is there, ``0 <= rest_index < count``.
+        head_box: The region that changes between frames, pixels, holding every patch; None
+            for the smallest box that holds them (:func:`union_box`).
+        build: How the set was made, written as the ``[build]`` table (numpy scalars and
+            tuples allowed).
+        pitches: Per frame, its vertical gaze in degrees (+ = up), or None for one level row.
+        lids: Per frame, its lid phase (0 open .. 1 shut), or None for open eyes throughout.
+            With ``pitches``, the frames must form the grid :mod:`appliance.frames` describes.
+    """
+
+    angles: Sequence[float] | None
+    rest_index: int
+    head_box: Box | None
+    build: Mapping[str, Any] | None = None
+    pitches: Sequence[float] | None = None
+    lids: Sequence[float] | None = None
+
+
 def _set_manifest(
     directory: Path,
     size: tuple[int, int],
     entries: Sequence[_Entry],
-    *,
-    angles: Sequence[float] | None,
-    rest_index: int,
-    head_box: Box | None,
-    build: Mapping[str, Any] | None,
+    meta: SetMeta,
     preview: tuple[int, int] | None,
-    pitches: Sequence[float] | None,
-    lids: Sequence[float] | None,
 ) -> Manifest:
     """The validated manifest of a set (see :func:`write_set`)."""
+    angles, pitches, lids = meta.angles, meta.pitches, meta.lids
     w, h = size
     count = len(entries)
     for name, values in (("angles", angles), ("pitches", pitches), ("lids", lids)):
         if values is not None and len(values) != count:
             raise FrameSetError(f"{directory}: {len(values)} {name} for {count} frames")
     boxes = [e[1] for e in entries if e is not None]
-    hb = head_box if head_box is not None else _boxes_union(boxes, (w, h))
+    hb = meta.head_box if meta.head_box is not None else _boxes_union(boxes, (w, h))
     frames: list[dict[str, Any]] = []
     for i, e in enumerate(entries):
         entry: dict[str, Any] = {}
@@ -150,11 +171,11 @@ def _set_manifest(
         "version": FORMAT_VERSION,
         "count": count,
         "size": [w, h],
-        "rest_index": rest_index,
+        "rest_index": meta.rest_index,
         "head_box": [float(v) for v in hb.as_list(6)],
         **shown,
         "frames": frames,
-        "build": _plain(dict(build or {})),
+        "build": _plain(dict(meta.build or {})),
     }
     return validate_manifest(doc, str(directory / MANIFEST_NAME))
 
@@ -255,17 +276,8 @@ class PatchWriter:
         boxes = [e[1] for e in self._entries if e is not None]
         return _boxes_union(boxes, (1, 1)) if boxes else None
 
-    def finish(
-        self,
-        *,
-        angles: Sequence[float] | None,
-        rest_index: int,
-        head_box: Box | None,
-        build: Mapping[str, Any] | None = None,
-        pitches: Sequence[float] | None = None,
-        lids: Sequence[float] | None = None,
-    ) -> None:
-        """Write the rest of the set; the arguments are :func:`write_set`'s.
+    def finish(self, meta: SetMeta) -> None:
+        """Write the rest of the set: the base, the preview and the manifest with ``meta``.
 
         Raises:
             FrameSetError: The inputs do not make a valid set (the message names the key).
@@ -273,9 +285,7 @@ class PatchWriter:
         """
         base, folder = self.base, self.directory
         size = (base.shape[1], base.shape[0])
-        meta: dict[str, Any] = {"angles": angles, "rest_index": rest_index, "head_box": head_box}
-        meta |= {"build": build, "preview": self.preview, "pitches": pitches, "lids": lids}
-        manifest = _set_manifest(folder, size, self._entries, **meta)
+        manifest = _set_manifest(folder, size, self._entries, meta, self.preview)
         folder.mkdir(parents=True, exist_ok=True)
         write_png(folder / BASE_NAME, base, fast=True)
         if self.preview is not None:
@@ -315,18 +325,14 @@ def write_set(
         patches: Per frame, in index order, its region that differs from ``base``
             (:data:`EMPTY_PATCH` for a frame equal to it; a masked one is laid on ``base``);
             at least two frames.
-        angles: Per frame, its gaze angle in degrees (strictly increasing within each block
-            of gazes), or None to let the appliance spread the gazes evenly.
-        rest_index: The frame shown when nobody is there, ``0 <= rest_index < len(patches)``.
-        head_box: The region that changes between frames, pixels, holding every patch; None
-            for the smallest box that holds them (:func:`union_box`).
-        build: How the set was made, written as the ``[build]`` table (numpy scalars and
-            tuples allowed).
+        angles: As :class:`SetMeta`'s.
+        rest_index: As :class:`SetMeta`'s, ``< len(patches)``.
+        head_box: As :class:`SetMeta`'s.
+        build: As :class:`SetMeta`'s.
         preview_max: Longest side of the preview, pixels (>= 1); a larger base has one and
             lossy patches.
-        pitches: Per frame, its vertical gaze in degrees (+ = up), or None for one level row.
-        lids: Per frame, its lid phase (0 open .. 1 shut), or None for open eyes throughout.
-            With ``pitches``, the frames must form the grid :mod:`appliance.frames` describes.
+        pitches: As :class:`SetMeta`'s.
+        lids: As :class:`SetMeta`'s.
         lossless: Lossless PNG patches even for a base with a preview (the frames exactly
             as given).
 
@@ -336,10 +342,9 @@ def write_set(
     """
     writer = PatchWriter(directory, len(patches), base, preview_max, lossless=lossless)
     entries = [None if p.empty else (f"{PATCH_DIR}/{i}", p.box) for i, p in enumerate(patches)]
-    meta: dict[str, Any] = {"angles": angles, "rest_index": rest_index, "head_box": head_box}
-    meta |= {"build": build, "pitches": pitches, "lids": lids}
+    meta = SetMeta(angles, rest_index, head_box, build, pitches, lids)
     size = (base.shape[1], base.shape[0])
-    _set_manifest(directory, size, entries, preview=writer.preview, **meta)  # checked first
+    _set_manifest(directory, size, entries, meta, writer.preview)  # checked first
     for i, p in enumerate(patches):
         writer.add(i, p)
-    writer.finish(**meta)
+    writer.finish(meta)

@@ -28,7 +28,7 @@ from appliance.frames import (
     image_size,
     parse_manifest,
 )
-from appliance.framewrite import PatchWriter, write_set
+from appliance.framewrite import PatchWriter, SetMeta, write_set
 from appliance.runner import DEMO_CLIP
 from appliance.types import Box
 from tests.support.frames import png_header
@@ -412,10 +412,12 @@ def test_a_patch_writer_writes_the_same_set_as_write_set(tmp_path: Path) -> None
         "frame_03.png",
     ]
     writer.finish(
-        angles=[float(a) for a in np.linspace(-30, 30, 5)],
-        rest_index=2,
-        head_box=Box(*HEAD),
-        build={"mode": "test", "scale": np.float32(0.5), "eyes": (1, 2)},
+        SetMeta(
+            angles=[float(a) for a in np.linspace(-30, 30, 5)],
+            rest_index=2,
+            head_box=Box(*HEAD),
+            build={"mode": "test", "scale": np.float32(0.5), "eyes": (1, 2)},
+        )
     )
     for p in sorted(folder.rglob("*")):
         if p.is_file():

@@ -77,7 +77,7 @@ from appliance.framebuild.synthesize import (
     synthesize_region,
 )
 from appliance.frames import EMPTY_PATCH, Patch, frame_name
-from appliance.framewrite import PatchWriter, write_png
+from appliance.framewrite import PatchWriter, SetMeta, write_png
 from appliance.types import Box, Face, Point
 
 
@@ -365,7 +365,7 @@ def _build_set(
                     kept[i] = patch
                 progress.step()
             head_box = frames.head_box or writer.box or frames.fallback_box
-            writer.finish(
+            meta = SetMeta(
                 angles=rounded([frames.angles[i % g.gazes] for i in range(g.count)]),
                 rest_index=rest,
                 head_box=head_box,
@@ -373,6 +373,7 @@ def _build_set(
                 pitches=rounded([g.pitch(i) for i in range(g.count)]) if g.rows > 1 else None,
                 lids=rounded([g.lids(i) for i in range(g.count)]) if g.phases > 1 else None,
             )
+            writer.finish(meta)
             progress.step()
             sheet = contact_sheet(painting, kept, frames.angles, rest, frames.eye_box, strips)
             write_png(tmp / CONTACT_SHEET, np.asarray(sheet))
