@@ -1024,7 +1024,7 @@ def _copies_of(deployed: Deployment, name: str) -> list[str]:
 
 def test_a_set_pushed_again_under_the_live_name(deployed: Deployment, tmp_path: Path) -> None:
     """Same name, other content: a broken set changes nothing, a good one goes live + restart;
-    a file lost from the live store is put back."""
+    a file lost from the live store is put back, and so are modes and owners changed there."""
     live = os.readlink(deployed.root / "opt/monalisa/frames")
     name = Path(live).name
     before = _live_frames(deployed)
@@ -1100,6 +1100,23 @@ def test_a_set_pushed_again_under_the_live_name(deployed: Deployment, tmp_path: 
     assert _live_frames(deployed) == before
     assert (lost.stat().st_mode & 0o7777, lost.stat().st_uid) == (0o644, 0)
     assert (lost.parent.stat().st_mode & 0o7777, lost.parent.stat().st_uid) == (0o755, 0)
+
+    # Content intact, but a patch no longer readable by the service user, a file and folders
+    # (the store folder, patches/: tar alone does not put back a folder's owner) given to the
+    # Pi's first user: all put back as the archive has them (and the service restarted).
+    unreadable = store / "patches/frame_006.png"
+    unreadable.chmod(0o600)
+    given = [store / "base.png", store / "patches", store]
+    for path in given:
+        os.chown(path, 1000, 1000)
+    r = push(original)
+    assert r.returncode == 0, r.stdout[-4000:]
+    assert RESTART_HANDLER in r.stdout, r.stdout[-4000:]
+    assert _live_frames(deployed) == before
+    for path in [unreadable, *given]:
+        st = path.stat()
+        expected = 0o755 if path.is_dir() else 0o644
+        assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (expected, 0, 0), path
     r = push(original)
     assert r.returncode == 0, r.stdout[-4000:]
     assert _recap(r.stdout)["changed"] == 0, _recap_line(r.stdout)
