@@ -1024,7 +1024,7 @@ def _copies_of(deployed: Deployment, name: str) -> list[str]:
 
 def test_a_set_pushed_again_under_the_live_name(deployed: Deployment, tmp_path: Path) -> None:
     """Same name, other content: a broken set changes nothing, a good one goes live + restart;
-    a file lost from the live store is put back."""
+    a file lost from the live store is put back, and so are modes and owners changed there."""
     live = os.readlink(deployed.root / "opt/monalisa/frames")
     name = Path(live).name
     before = _live_frames(deployed)
@@ -1090,7 +1090,7 @@ def test_a_set_pushed_again_under_the_live_name(deployed: Deployment, tmp_path: 
     assert _live_frames(deployed) == before
 
     # A patch lost on the Pi from the live store is put back (and the service restarted),
-    # with its mode and owner; the push after that copies nothing and restarts nothing.
+    # with its mode and owner.
     store = deployed.root / os.readlink(deployed.root / live.lstrip("/")).lstrip("/")
     lost = store / "patches/frame_005.png"
     lost.unlink()
@@ -1100,6 +1100,30 @@ def test_a_set_pushed_again_under_the_live_name(deployed: Deployment, tmp_path: 
     assert _live_frames(deployed) == before
     assert (lost.stat().st_mode & 0o7777, lost.stat().st_uid) == (0o644, 0)
     assert (lost.parent.stat().st_mode & 0o7777, lost.parent.stat().st_uid) == (0o755, 0)
+
+    # Content intact, but given to the Pi's first user or no longer readable by the service
+    # user: put back as the archive has them, and the service restarted. First patches/ alone,
+    # its owner only (tar --diff does not see it), then a patch's mode, a file's and the store
+    # folder's owner.
+    def pushed_back(*paths: Path) -> None:
+        r = push(original)
+        assert r.returncode == 0, r.stdout[-4000:]
+        assert RESTART_HANDLER in r.stdout, r.stdout[-4000:]
+        assert _live_frames(deployed) == before
+        for path in paths:
+            st = path.stat()
+            expected = 0o755 if path.is_dir() else 0o644
+            assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (expected, 0, 0), path
+
+    os.chown(store / "patches", 1000, 1000)
+    pushed_back(store / "patches")
+    unreadable = store / "patches/frame_006.png"
+    unreadable.chmod(0o600)
+    given = [store / "base.png", store]
+    for path in given:
+        os.chown(path, 1000, 1000)
+    pushed_back(unreadable, *given)
+    # The push after that copies nothing and restarts nothing.
     r = push(original)
     assert r.returncode == 0, r.stdout[-4000:]
     assert _recap(r.stdout)["changed"] == 0, _recap_line(r.stdout)
