@@ -75,17 +75,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def union_box(patches: Sequence[Patch], size: tuple[int, int]) -> Box:
-    """The smallest box holding every non-empty patch; a 1×1 box at the centre when none.
-
-    Args:
-        patches: The frames' patches.
-        size: ``(width, height)`` of the frames, pixels.
-    """
-    return _boxes_union([p.box for p in patches if not p.empty], size)
-
-
 def _boxes_union(boxes: Sequence[Box], size: tuple[int, int]) -> Box:
+    """The smallest box holding ``boxes``; a 1×1 box at the centre of ``size`` when none."""
     if not boxes:
         w, h = size
         return Box(w // 2, h // 2, w // 2 + 1, h // 2 + 1)
@@ -121,7 +112,7 @@ class SetMeta:
             of gazes), or None to let the appliance spread the gazes evenly.
         rest_index: The frame shown when nobody is there, ``0 <= rest_index < count``.
         head_box: The region that changes between frames, pixels, holding every patch; None
-            for the smallest box that holds them (:func:`union_box`).
+            for the smallest box that holds them (1×1 at the centre when there are none).
         build: How the set was made, written as the ``[build]`` table (numpy scalars and
             tuples allowed).
         pitches: Per frame, its vertical gaze in degrees (+ = up), or None for one level row.
